@@ -1,0 +1,44 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * tsguard: actions (syslog, exec, webhook) behind one small interface.
+ *
+ * tsg_actions_fire() never blocks the event side: it renders everything an
+ * action needs at once (argv, environment, body: no pointer into the alert
+ * or the ruleset is kept, so a reload may free the old ruleset) and queues
+ * it. Queues are bounded; overflow is counted and logged.
+ */
+#ifndef TSG_ACTION_H
+#define TSG_ACTION_H
+
+#include "../engine/alert.h"
+#include <stdio.h>
+
+struct tsg_actions;
+
+struct tsg_actions_opts {
+	bool dry_run;      /* print what would run to dry_out; run nothing */
+	FILE *dry_out;     /* default stdout */
+	size_t webhook_queue; /* default 1024 */
+	size_t exec_queue;    /* per action; default 256 */
+	uint64_t am_resend_ns; /* Alertmanager re-send period while firing; default 60s */
+};
+
+/* Per action results, for metrics and logs. */
+struct tsg_action_stats {
+	uint64_t sent, failed, timed_out, retried, dropped;
+	uint64_t queued_now;
+};
+
+int tsg_actions_new(const struct tsg_ruleset *rs, const struct tsg_actions_opts *opts,
+		    struct tsg_actions **out);
+/* Runs (or, in dry run, prints) every action of a->rule for this notification. */
+void tsg_actions_fire(struct tsg_actions *acts, const struct tsg_alert *a);
+/* Reload: new action definitions; in-flight work finishes under the old ones. */
+int tsg_actions_swap(struct tsg_actions *acts, const struct tsg_ruleset *rs);
+/* Stats of the action named `name` (0 or -ENOENT). */
+int tsg_actions_get_stats(const struct tsg_actions *acts, const char *name,
+			  struct tsg_action_stats *st);
+/* Stops: pending work gets its timeout to finish, then everything is freed. */
+void tsg_actions_free(struct tsg_actions *acts);
+
+#endif

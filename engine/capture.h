@@ -1,0 +1,52 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * tsguard: live capture from the kernel (bpf/). Loads and attaches the BPF
+ * programs, pushes the plan into the filter maps, and delivers normalised
+ * transitions: TIME_WAIT entry and exit derived, owners attributed, the
+ * startup snapshot synthesised as events with from = TSG_STATE_NONE.
+ */
+#ifndef TSG_CAPTURE_H
+#define TSG_CAPTURE_H
+
+#include "plan.h"
+#include "tsg.h"
+
+struct tsg_capture;
+
+typedef void (*tsg_event_fn)(void *ctx, const struct tsg_event *ev);
+
+struct tsg_capture_opts {
+	bool verbose;
+	uint32_t ringbuf_bytes;   /* default 8 MiB */
+	uint32_t max_sockets;     /* socket-storage-independent maps (timewait join); default 262144 */
+	uint32_t tw_scan_ms;      /* TIME_WAIT exit scan period; default 1000 */
+};
+
+struct tsg_capture_stats {
+	uint64_t seen;      /* transitions the BPF program saw */
+	uint64_t filtered;  /* dropped in the kernel: no rule cares */
+	uint64_t sent;      /* written to the ring buffer */
+	uint64_t lost;      /* ring buffer full */
+	uint64_t map_full;  /* bounded map overflow */
+	uint64_t tw_entered, tw_exited;
+	uint64_t snapshot_sockets;
+};
+
+/*
+ * Loads BPF (tp_btf, falling back to the classic tracepoint), applies the
+ * plan, attaches. -EPERM when not privileged, -EOPNOTSUPP when BPF or BTF is
+ * unavailable; a message has been logged.
+ */
+int tsg_capture_new(const struct tsg_plan *plan, const struct tsg_capture_opts *opts,
+		    struct tsg_capture **out);
+/* Delivers the startup snapshot (sockets that exist now) as events. */
+int tsg_capture_snapshot(struct tsg_capture *c, tsg_event_fn cb, void *ctx);
+/* Polls the ring buffer up to timeout_ms, delivering events; also runs the
+ * TIME_WAIT exit scan when due. Returns events delivered or -errno (-EINTR ok). */
+int tsg_capture_poll(struct tsg_capture *c, int timeout_ms, tsg_event_fn cb, void *ctx);
+/* Swaps the kernel filter to a new plan without detaching (reload). */
+int tsg_capture_update_plan(struct tsg_capture *c, const struct tsg_plan *plan);
+void tsg_capture_get_stats(const struct tsg_capture *c, struct tsg_capture_stats *st);
+void tsg_capture_free(struct tsg_capture *c);
+
+#endif

@@ -1,0 +1,70 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * tsguard: the evaluation engine. Feeds normalised transitions (live or
+ * replay) through the rules, keeps per-socket and per-key state, runs the
+ * alert lifecycle on the event clock, and hands notifications to a callback.
+ *
+ * Single-threaded. Timers (time in state, `for`, rate windows) fire from
+ * tsg_engine_advance(); a live loop sleeps until tsg_engine_next_deadline().
+ * At one instant, events are applied before timers due at that instant (a
+ * socket leaving exactly at its threshold has not been there "longer than").
+ */
+#ifndef TSG_ENGINE_H
+#define TSG_ENGINE_H
+
+#include "alert.h"
+#include "ruleset.h"
+
+struct tsg_engine;
+
+typedef void (*tsg_notify_fn)(void *ctx, const struct tsg_alert *alert);
+
+struct tsg_engine_opts {
+	size_t max_sockets;       /* tracked sockets; default 1M */
+	size_t max_keys_per_rule; /* count/rate/cooldown keys per rule; default 65536 */
+	bool dry_run;             /* copied into alerts */
+	const char *host;         /* default tsg_hostname() */
+};
+
+struct tsg_engine_stats {
+	uint64_t events;          /* fed */
+	uint64_t events_matched;  /* reached at least one rule */
+	uint64_t sockets;         /* tracked now */
+	uint64_t sockets_dropped; /* socket table full */
+	uint64_t keys_dropped;    /* per-rule key limit hit */
+	uint64_t notifications;
+	uint64_t suppressed;      /* by cooldown */
+	uint64_t out_of_order;    /* events older than the clock (clamped) */
+	uint64_t per_state[TSG_NSTATES]; /* tracked sockets per state */
+};
+
+/* The ruleset must outlive the engine (or until tsg_engine_swap_rules). */
+int tsg_engine_new(const struct tsg_ruleset *rs, const struct tsg_engine_opts *opts,
+		   tsg_notify_fn notify, void *ctx, struct tsg_engine **out);
+void tsg_engine_free(struct tsg_engine *e);
+
+/* Applies an event: first runs timers due strictly before ev->ts_ns. */
+void tsg_engine_feed(struct tsg_engine *e, const struct tsg_event *ev);
+/* Runs the clock to now_ns, firing every timer due at or before it. */
+void tsg_engine_advance(struct tsg_engine *e, uint64_t now_ns);
+/* Earliest pending timer, UINT64_MAX when none. */
+uint64_t tsg_engine_next_deadline(const struct tsg_engine *e);
+uint64_t tsg_engine_now(const struct tsg_engine *e);
+
+/*
+ * Reload: switches to `rs`. Alerts and counters of rules whose digest is
+ * unchanged keep their state; removed or changed rules are dropped (a firing
+ * alert of a removed rule gets no resolved notification; it is logged).
+ */
+int tsg_engine_swap_rules(struct tsg_engine *e, const struct tsg_ruleset *rs);
+
+void tsg_engine_get_stats(const struct tsg_engine *e, struct tsg_engine_stats *st);
+
+/* Per-rule alert counts for metrics: firing now, notifications sent. */
+struct tsg_rule_stats {
+	uint64_t firing_now, fired, resolved, suppressed, keys, keys_dropped;
+};
+void tsg_engine_rule_stats(const struct tsg_engine *e, size_t rule_index,
+			   struct tsg_rule_stats *st);
+
+#endif

@@ -1,0 +1,71 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * tsguard: the compiled plan: the part of a rule set that the kernel can
+ * decide, shaped as BPF map contents.
+ *
+ * Rules are assigned to 64 slots (rule index % 64; with more than 64 rules a
+ * slot is the union of its rules, so the kernel filter stays a superset of
+ * what user space matches). The kernel computes, per transition,
+ *
+ *   bits = trans[from][to] & family[f] & lport[lp] & rport[rp]
+ *          & lpm(laddr) & lpm(raddr) & comm(c) & uid(u)
+ *
+ * and sends the event to user space only when bits != 0 (or when the socket
+ * already sent an event and now ends: ->CLOSE, ->TIME_WAIT). Fields the
+ * kernel cannot decide (regex comm, cgroup prefixes) are all-ones here and
+ * matched in user space.
+ */
+#ifndef TSG_PLAN_H
+#define TSG_PLAN_H
+
+#include "ruleset.h"
+
+#define TSG_PLAN_SLOTS 64
+
+struct tsg_plan_lpm {
+	uint8_t addr[16]; /* IPv6 / IPv4-mapped */
+	uint8_t plen;     /* 0..128 */
+	uint64_t bits;
+};
+
+struct tsg_plan_comm {
+	char comm[TSG_COMM_LEN];
+	uint64_t bits;
+};
+
+struct tsg_plan_uid {
+	uint32_t uid;
+	uint64_t bits;
+};
+
+struct tsg_plan {
+	uint64_t all_slots;                       /* bits of slots in use */
+	uint64_t trans[TSG_NSTATES][TSG_NSTATES]; /* [from][to] */
+	uint64_t family[2];                       /* [0] ipv4, [1] ipv6 */
+	uint64_t *lport;                          /* [65536] */
+	uint64_t *rport;                          /* [65536] */
+	struct tsg_plan_lpm *laddr, *raddr;       /* always hold ::/0 */
+	size_t nladdr, nraddr;
+	struct tsg_plan_comm *comm;
+	size_t ncomm;
+	uint64_t comm_default; /* for a comm not in comm[] */
+	struct tsg_plan_uid *uid;
+	size_t nuid;
+	uint64_t uid_default;
+	bool record_all; /* --record: every transition crosses */
+	/* per rule: its slot, and which of its fields are left to user space */
+	uint8_t *slot_of_rule;
+	uint32_t *user_fields_of_rule; /* TSG_HAVE(TSG_SF_*) bits */
+	size_t nrules;
+};
+
+/* 0 or -ENOMEM. `record_all` makes every transition cross. */
+int tsg_plan_build(const struct tsg_ruleset *rs, bool record_all, struct tsg_plan **out);
+void tsg_plan_free(struct tsg_plan *p);
+/* The user-space reference of the kernel decision (tests, replay stats). */
+uint64_t tsg_plan_eval(const struct tsg_plan *p, uint8_t from, uint8_t to,
+		       const struct tsg_sockinfo *info);
+/* `--check --explain`: rule by rule, kernel maps/entries and user-space part. */
+void tsg_plan_explain(const struct tsg_plan *p, const struct tsg_ruleset *rs, FILE *out);
+
+#endif

@@ -1,0 +1,124 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * tsguard: core types shared by every user-space module.
+ *
+ * Everything here is plain data: TCP states, the normalised transition
+ * event that the kernel capture and the replay reader both produce, and the
+ * socket attributes that rules match on.
+ */
+#ifndef TSG_TSG_H
+#define TSG_TSG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define TSG_VERSION "0.1.0"
+
+/* TCP states, numbered as the kernel numbers them (include/net/tcp_states.h). */
+enum tsg_state {
+	TSG_STATE_NONE = 0, /* unknown / not yet seen */
+	TSG_ESTABLISHED = 1,
+	TSG_SYN_SENT,
+	TSG_SYN_RECV,
+	TSG_FIN_WAIT1,
+	TSG_FIN_WAIT2,
+	TSG_TIME_WAIT,
+	TSG_CLOSE,
+	TSG_CLOSE_WAIT,
+	TSG_LAST_ACK,
+	TSG_LISTEN,
+	TSG_CLOSING,
+	TSG_NEW_SYN_RECV,
+	TSG_NSTATES
+};
+
+typedef uint16_t tsg_statemask; /* bit (1u << state) per state */
+#define TSG_STATEMASK_ALL ((tsg_statemask)(((1u << TSG_NSTATES) - 1) & ~1u))
+
+/* "SYN_SENT" etc.; "NONE" for 0; NULL when out of range. */
+const char *tsg_state_name(int state);
+/* Case-insensitive, '-' accepted for '_'. Returns the state or -EINVAL. */
+int tsg_state_parse(const char *s);
+
+#define TSG_FAM_IPV4 4
+#define TSG_FAM_IPV6 6
+
+/* Socket attribute fields: used for `have` masks, `by:` keys and templates. */
+enum tsg_sfield {
+	TSG_SF_COMM = 0,
+	TSG_SF_PID,
+	TSG_SF_UID,
+	TSG_SF_CGROUP,
+	TSG_SF_LADDR,
+	TSG_SF_LPORT,
+	TSG_SF_RADDR,
+	TSG_SF_RPORT,
+	TSG_SF_FAMILY,
+	TSG_SF_N
+};
+#define TSG_HAVE(f) (1u << (f))
+#define TSG_HAVE_ALL ((1u << TSG_SF_N) - 1)
+
+/* Name of a socket field ("comm", "pid", ...), and its parse (-EINVAL). */
+const char *tsg_sfield_name(int f);
+int tsg_sfield_parse(const char *s);
+
+#define TSG_COMM_LEN 16
+
+/*
+ * What is known about a socket. Addresses are 16 bytes: IPv6, or IPv4 as
+ * IPv4-mapped IPv6 (::ffff:a.b.c.d). `family` is TSG_FAM_IPV4 for an IPv4
+ * peer even on a dual-stack (AF_INET6) socket.
+ */
+struct tsg_sockinfo {
+	uint32_t have; /* TSG_HAVE(TSG_SF_*) bits: which fields are known */
+	uint8_t family;
+	uint16_t lport, rport;
+	uint8_t laddr[16];
+	uint8_t raddr[16];
+	uint32_t pid, uid;
+	char comm[TSG_COMM_LEN]; /* NUL-terminated */
+	const char *cgroup;      /* interned (tsg_intern), or NULL */
+};
+
+/*
+ * A normalised TCP state transition: what the kernel capture (with TIME_WAIT
+ * derived) and the replay reader deliver to the engine.
+ */
+struct tsg_event {
+	uint64_t ts_ns;    /* event clock (CLOCK_MONOTONIC live; file ts in replay) */
+	uint64_t sk;       /* socket identity for its lifetime */
+	uint8_t from, to;  /* enum tsg_state; from may be TSG_STATE_NONE (unknown) */
+	uint8_t snapshot;  /* 1: synthesised from the startup snapshot */
+	uint64_t since_ns; /* when sk entered `from`, 0 if unknown */
+	struct tsg_sockinfo info; /* fields listed in info.have; merged into what is known */
+};
+
+/* Socket id for a string name (replay "sk"): stable within the process. */
+uint64_t tsg_sk_from_string(const char *s);
+/* Inverse where known (replay), else formats the number; buf >= 32 bytes. */
+const char *tsg_sk_to_string(uint64_t sk, char *buf, size_t len);
+
+/*
+ * Process-wide string interning (cgroup paths, socket names). Bounded: at
+ * the bound NULL is returned and tsg_intern_dropped() counts it.
+ */
+const char *tsg_intern(const char *s);
+uint64_t tsg_intern_dropped(void);
+
+/* Address helpers: "10.0.0.1" / "fd00::1" -> 16 bytes (v4 mapped); 0 or -EINVAL. */
+int tsg_addr_parse(const char *s, uint8_t out[16], uint8_t *family);
+bool tsg_addr_is_v4mapped(const uint8_t a[16]);
+/* Formats v4-mapped as dotted quad. buf >= 46 bytes. */
+const char *tsg_addr_format(const uint8_t a[16], char *buf, size_t len);
+
+/* "500ms" "1.5s" "10m" "2h" -> ns; 0 or -EINVAL (also for negative/overflow). */
+int tsg_duration_parse(const char *s, uint64_t *out_ns);
+/* ns -> "500ms", "1.5s", "5m", "5m30s", "1h2m"; buf >= 32 bytes. */
+const char *tsg_duration_format(uint64_t ns, char *buf, size_t len);
+
+#define TSG_NSEC_PER_SEC 1000000000ull
+#define TSG_NSEC_PER_MSEC 1000000ull
+
+#endif
