@@ -1,0 +1,294 @@
+/* SPDX-License-Identifier: MIT */
+/* tsguard: small utilities declared in tsg.h. */
+#include "tsg.h"
+
+#include <arpa/inet.h>
+#include <ctype.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char *const state_names[TSG_NSTATES] = {
+	[TSG_STATE_NONE] = "NONE",	   [TSG_ESTABLISHED] = "ESTABLISHED",
+	[TSG_SYN_SENT] = "SYN_SENT",	   [TSG_SYN_RECV] = "SYN_RECV",
+	[TSG_FIN_WAIT1] = "FIN_WAIT1",	   [TSG_FIN_WAIT2] = "FIN_WAIT2",
+	[TSG_TIME_WAIT] = "TIME_WAIT",	   [TSG_CLOSE] = "CLOSE",
+	[TSG_CLOSE_WAIT] = "CLOSE_WAIT",   [TSG_LAST_ACK] = "LAST_ACK",
+	[TSG_LISTEN] = "LISTEN",	   [TSG_CLOSING] = "CLOSING",
+	[TSG_NEW_SYN_RECV] = "NEW_SYN_RECV",
+};
+
+const char *tsg_state_name(int state)
+{
+	if (state < 0 || state >= TSG_NSTATES)
+		return NULL;
+	return state_names[state];
+}
+
+int tsg_state_parse(const char *s)
+{
+	char buf[32];
+	size_t i;
+
+	if (!s)
+		return -EINVAL;
+	for (i = 0; s[i] && i < sizeof(buf) - 1; i++)
+		buf[i] = s[i] == '-' ? '_' : (char)toupper((unsigned char)s[i]);
+	if (s[i])
+		return -EINVAL;
+	buf[i] = 0;
+	for (int st = 1; st < TSG_NSTATES; st++)
+		if (!strcmp(buf, state_names[st]))
+			return st;
+	return -EINVAL;
+}
+
+static const char *const sfield_names[TSG_SF_N] = {
+	[TSG_SF_COMM] = "comm",	  [TSG_SF_PID] = "pid",	    [TSG_SF_UID] = "uid",
+	[TSG_SF_CGROUP] = "cgroup", [TSG_SF_LADDR] = "laddr", [TSG_SF_LPORT] = "lport",
+	[TSG_SF_RADDR] = "raddr", [TSG_SF_RPORT] = "rport", [TSG_SF_FAMILY] = "family",
+};
+
+const char *tsg_sfield_name(int f)
+{
+	if (f < 0 || f >= TSG_SF_N)
+		return NULL;
+	return sfield_names[f];
+}
+
+int tsg_sfield_parse(const char *s)
+{
+	for (int f = 0; f < TSG_SF_N; f++)
+		if (s && !strcmp(s, sfield_names[f]))
+			return f;
+	return -EINVAL;
+}
+
+/* ---- interning ------------------------------------------------------------ */
+
+#define INTERN_MAX (1u << 20)
+
+static struct {
+	char **slot; /* open addressing, power of two */
+	size_t cap, n;
+	uint64_t dropped;
+} intern_tab;
+
+static uint64_t fnv1a(const char *s)
+{
+	uint64_t h = 1469598103934665603ull;
+
+	for (; *s; s++) {
+		h ^= (unsigned char)*s;
+		h *= 1099511628211ull;
+	}
+	return h;
+}
+
+static int intern_grow(void)
+{
+	size_t ncap = intern_tab.cap ? intern_tab.cap * 2 : 1024;
+	char **ns = calloc(ncap, sizeof(*ns));
+
+	if (!ns)
+		return -ENOMEM;
+	for (size_t i = 0; i < intern_tab.cap; i++) {
+		char *s = intern_tab.slot[i];
+		size_t j;
+
+		if (!s)
+			continue;
+		for (j = fnv1a(s) & (ncap - 1); ns[j]; j = (j + 1) & (ncap - 1))
+			;
+		ns[j] = s;
+	}
+	free(intern_tab.slot);
+	intern_tab.slot = ns;
+	intern_tab.cap = ncap;
+	return 0;
+}
+
+const char *tsg_intern(const char *s)
+{
+	size_t j;
+
+	if (!s)
+		return NULL;
+	if (intern_tab.n * 2 >= intern_tab.cap) {
+		if (intern_tab.n >= INTERN_MAX || intern_grow() < 0)
+			goto lookup_only;
+	}
+	for (j = fnv1a(s) & (intern_tab.cap - 1); intern_tab.slot[j];
+	     j = (j + 1) & (intern_tab.cap - 1))
+		if (!strcmp(intern_tab.slot[j], s))
+			return intern_tab.slot[j];
+	intern_tab.slot[j] = strdup(s);
+	if (!intern_tab.slot[j]) {
+		intern_tab.dropped++;
+		return NULL;
+	}
+	intern_tab.n++;
+	return intern_tab.slot[j];
+
+lookup_only:
+	if (intern_tab.cap)
+		for (j = fnv1a(s) & (intern_tab.cap - 1); intern_tab.slot[j];
+		     j = (j + 1) & (intern_tab.cap - 1))
+			if (!strcmp(intern_tab.slot[j], s))
+				return intern_tab.slot[j];
+	intern_tab.dropped++;
+	return NULL;
+}
+
+uint64_t tsg_intern_dropped(void)
+{
+	return intern_tab.dropped;
+}
+
+/* ---- socket ids ------------------------------------------------------------ */
+
+/*
+ * Replay names sockets with strings. An interned string's address is stable
+ * for the process and distinct per string, so it serves as the id; the top
+ * bit marks it so that it never collides with a kernel socket cookie in
+ * practice (cookies count up from 1).
+ */
+#define SK_STRING_BIT (1ull << 63)
+
+uint64_t tsg_sk_from_string(const char *s)
+{
+	const char *i = tsg_intern(s);
+
+	if (!i) /* table full: fall back to a hash */
+		return SK_STRING_BIT | (fnv1a(s) >> 1);
+	return SK_STRING_BIT | (uint64_t)(uintptr_t)i;
+}
+
+const char *tsg_sk_to_string(uint64_t sk, char *buf, size_t len)
+{
+	if ((sk & SK_STRING_BIT) && (sk & ~SK_STRING_BIT) < (1ull << 48)) {
+		const char *s = (const char *)(uintptr_t)(sk & ~SK_STRING_BIT);
+
+		/* only ids made from an interned pointer: verify membership */
+		if (intern_tab.cap) {
+			for (size_t j = fnv1a(s) & (intern_tab.cap - 1); intern_tab.slot[j];
+			     j = (j + 1) & (intern_tab.cap - 1))
+				if (intern_tab.slot[j] == s)
+					return s;
+		}
+	}
+	snprintf(buf, len, "%" PRIu64, sk);
+	return buf;
+}
+
+/* ---- addresses ---------------------------------------------------------------- */
+
+static const uint8_t v4mapped_prefix[12] = { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff };
+
+int tsg_addr_parse(const char *s, uint8_t out[16], uint8_t *family)
+{
+	struct in_addr a4;
+	uint8_t a6[16];
+
+	if (!s)
+		return -EINVAL;
+	if (inet_pton(AF_INET, s, &a4) == 1) {
+		memcpy(out, v4mapped_prefix, 12);
+		memcpy(out + 12, &a4, 4);
+		if (family)
+			*family = TSG_FAM_IPV4;
+		return 0;
+	}
+	if (inet_pton(AF_INET6, s, a6) == 1) {
+		memcpy(out, a6, 16);
+		if (family)
+			*family = tsg_addr_is_v4mapped(a6) ? TSG_FAM_IPV4 : TSG_FAM_IPV6;
+		return 0;
+	}
+	return -EINVAL;
+}
+
+bool tsg_addr_is_v4mapped(const uint8_t a[16])
+{
+	return !memcmp(a, v4mapped_prefix, 12);
+}
+
+const char *tsg_addr_format(const uint8_t a[16], char *buf, size_t len)
+{
+	if (tsg_addr_is_v4mapped(a)) {
+		if (!inet_ntop(AF_INET, a + 12, buf, (socklen_t)len))
+			snprintf(buf, len, "?");
+	} else if (!inet_ntop(AF_INET6, a, buf, (socklen_t)len)) {
+		snprintf(buf, len, "?");
+	}
+	return buf;
+}
+
+/* ---- durations -------------------------------------------------------------- */
+
+int tsg_duration_parse(const char *s, uint64_t *out_ns)
+{
+	const char *p = s;
+	double v, mult;
+	char *end;
+
+	if (!s || !*s || isspace((unsigned char)*s) || *s == '-' || *s == '+')
+		return -EINVAL;
+	for (; *p && (isdigit((unsigned char)*p) || *p == '.'); p++)
+		;
+	if (p == s)
+		return -EINVAL;
+	errno = 0;
+	v = strtod(s, &end);
+	if (errno || end != p || !isfinite(v) || v < 0)
+		return -EINVAL;
+	if (!strcmp(p, "ms"))
+		mult = 1e6;
+	else if (!strcmp(p, "s"))
+		mult = 1e9;
+	else if (!strcmp(p, "m"))
+		mult = 60e9;
+	else if (!strcmp(p, "h"))
+		mult = 3600e9;
+	else
+		return -EINVAL;
+	v = v * mult;
+	if (v > 1e18) /* ~31 years */
+		return -EINVAL;
+	*out_ns = (uint64_t)llround(v);
+	return 0;
+}
+
+const char *tsg_duration_format(uint64_t ns, char *buf, size_t len)
+{
+	uint64_t ms = (ns + 500000) / 1000000;
+
+	if (ms < 1000) {
+		snprintf(buf, len, "%" PRIu64 "ms", ms);
+	} else if (ms < 60000) {
+		if (ms % 1000 == 0)
+			snprintf(buf, len, "%" PRIu64 "s", ms / 1000);
+		else if (ms % 100 == 0)
+			snprintf(buf, len, "%" PRIu64 ".%" PRIu64 "s", ms / 1000, (ms % 1000) / 100);
+		else
+			snprintf(buf, len, "%" PRIu64 ".%03" PRIu64 "s", ms / 1000, ms % 1000);
+	} else if (ms < 3600000) {
+		uint64_t m = ms / 60000, sec = (ms % 60000) / 1000;
+
+		if (sec)
+			snprintf(buf, len, "%" PRIu64 "m%" PRIu64 "s", m, sec);
+		else
+			snprintf(buf, len, "%" PRIu64 "m", m);
+	} else {
+		uint64_t h = ms / 3600000, m = (ms % 3600000) / 60000;
+
+		if (m)
+			snprintf(buf, len, "%" PRIu64 "h%" PRIu64 "m", h, m);
+		else
+			snprintf(buf, len, "%" PRIu64 "h", h);
+	}
+	return buf;
+}
