@@ -13,6 +13,7 @@ enum tsg_status { TSG_FIRING = 0, TSG_RESOLVED };
 
 struct tsg_alert {
 	const struct tsg_rule *rule;
+	const struct tsg_ruleset *rs; /* the rule's set (action names) */
 	int status;              /* enum tsg_status */
 	uint64_t ts_ns;          /* event clock */
 	int64_t wall_ns;         /* CLOCK_REALTIME of the notification */
@@ -48,6 +49,11 @@ size_t tsg_template_render(const struct tsg_template *t, const struct tsg_alert 
 const char *tsg_alert_summary(const struct tsg_alert *a, char *buf, size_t len);
 /* The alert object of rules.md (new reference). `actions` listed from the rule. */
 json_t *tsg_alert_to_json(const struct tsg_alert *a);
+/* Flags for json_dumps of alert objects: compact, 15 significant digits for
+ * reals (so ts 1234.512 prints as 1234.512). */
+#define TSG_JSON_FLAGS (JSON_COMPACT | JSON_REAL_PRECISION(15))
+/* The alert object as one compact JSON line (malloc'd), NULL on ENOMEM. */
+char *tsg_alert_json_dumps(const struct tsg_alert *a);
 /* One readable line, no newline. */
 const char *tsg_alert_to_text(const struct tsg_alert *a, char *buf, size_t len);
 /* ISO 8601 UTC with milliseconds, "2026-11-27T10:00:00.512Z"; buf >= 32. */

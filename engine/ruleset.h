@@ -233,7 +233,7 @@ struct tsg_ruleset {
 };
 
 /*
- * Loads every path (file, or directory of *.yaml/*.yml in name order). On
+ * Loads every path (a file, or a directory of .yaml and .yml files in name order). On
  * any error nothing is returned: -EINVAL with diagnostics in *diags (which
  * may also hold warnings on success). -errno for I/O errors (also diagnosed).
  * `as_root`: refuse files/dirs that are not root-owned or are group/other

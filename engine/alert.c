@@ -1,0 +1,396 @@
+/* SPDX-License-Identifier: MIT */
+/* tsguard: alert renderings (template fields, JSON object, text line). */
+#include "alert.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+const char *tsg_status_name(int st)
+{
+	return st == TSG_RESOLVED ? "resolved" : "firing";
+}
+
+const char *tsg_hostname(void)
+{
+	static char host[256];
+
+	if (!host[0]) {
+		if (gethostname(host, sizeof(host) - 1) < 0 || !host[0])
+			snprintf(host, sizeof(host), "localhost");
+		host[sizeof(host) - 1] = 0;
+	}
+	return host;
+}
+
+const char *tsg_format_time(int64_t wall_ns, char *buf, size_t len)
+{
+	time_t sec = (time_t)(wall_ns / 1000000000);
+	int ms = (int)((wall_ns % 1000000000) / 1000000);
+	struct tm tm;
+
+	if (wall_ns < 0) {
+		sec = 0;
+		ms = 0;
+	}
+	gmtime_r(&sec, &tm);
+	snprintf(buf, len, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900,
+		 tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, ms);
+	return buf;
+}
+
+static bool have(const struct tsg_alert *a, int sf)
+{
+	return a->info.have & TSG_HAVE(sf);
+}
+
+static const char *family_name(uint8_t f)
+{
+	return f == TSG_FAM_IPV6 ? "ipv6" : "ipv4";
+}
+
+static void format_endpoint(const uint8_t addr[16], uint16_t port, bool have_addr,
+			    bool have_port, char *buf, size_t len)
+{
+	char a[64];
+
+	if (!have_addr)
+		snprintf(a, sizeof(a), "?");
+	else
+		tsg_addr_format(addr, a, sizeof(a));
+	if (have_addr && !tsg_addr_is_v4mapped(addr))
+		snprintf(buf, len, "[%s]:%s%u", a, have_port ? "" : "?", have_port ? port : 0);
+	else
+		snprintf(buf, len, "%s:%s%u", a, have_port ? "" : "?", have_port ? port : 0);
+	if (!have_port) {
+		char *c = strrchr(buf, ':');
+		if (c)
+			snprintf(c + 1, len - (size_t)(c + 1 - buf), "?");
+	}
+}
+
+static const char *sock_string(const struct tsg_alert *a, char *buf, size_t len)
+{
+	char l[80], r[80];
+
+	format_endpoint(a->info.laddr, a->info.lport, have(a, TSG_SF_LADDR),
+			have(a, TSG_SF_LPORT), l, sizeof(l));
+	format_endpoint(a->info.raddr, a->info.rport, have(a, TSG_SF_RADDR),
+			have(a, TSG_SF_RPORT), r, sizeof(r));
+	snprintf(buf, len, "%s-%s", l, r);
+	return buf;
+}
+
+/* Value of one socket field as text; -ENOENT when unknown. */
+static int sfield_text(const struct tsg_alert *a, int sf, char *buf, size_t len)
+{
+	if (!have(a, sf))
+		return -ENOENT;
+	switch (sf) {
+	case TSG_SF_COMM:
+		snprintf(buf, len, "%s", a->info.comm);
+		break;
+	case TSG_SF_PID:
+		snprintf(buf, len, "%" PRIu32, a->info.pid);
+		break;
+	case TSG_SF_UID:
+		snprintf(buf, len, "%" PRIu32, a->info.uid);
+		break;
+	case TSG_SF_CGROUP:
+		snprintf(buf, len, "%s", a->info.cgroup ? a->info.cgroup : "");
+		break;
+	case TSG_SF_LADDR:
+		tsg_addr_format(a->info.laddr, buf, len);
+		break;
+	case TSG_SF_RADDR:
+		tsg_addr_format(a->info.raddr, buf, len);
+		break;
+	case TSG_SF_LPORT:
+		snprintf(buf, len, "%u", a->info.lport);
+		break;
+	case TSG_SF_RPORT:
+		snprintf(buf, len, "%u", a->info.rport);
+		break;
+	case TSG_SF_FAMILY:
+		snprintf(buf, len, "%s", family_name(a->info.family));
+		break;
+	default:
+		return -ENOENT;
+	}
+	return 0;
+}
+
+const char *tsg_alert_key_string(const struct tsg_alert *a, char *buf, size_t len)
+{
+	size_t off = 0;
+
+	buf[0] = 0;
+	if (a->key_is_sock)
+		return sock_string(a, buf, len);
+	for (int sf = 0; sf < TSG_SF_N && off < len; sf++) {
+		char v[128];
+
+		if (!(a->rule->by & TSG_HAVE(sf)))
+			continue;
+		if (sfield_text(a, sf, v, sizeof(v)) < 0)
+			snprintf(v, sizeof(v), "?");
+		off += (size_t)snprintf(buf + off, len - off, "%s%s=%s", off ? "," : "",
+					tsg_sfield_name(sf), v);
+	}
+	return buf;
+}
+
+static int tf_to_sf(int f)
+{
+	switch (f) {
+	case TSG_TF_COMM: return TSG_SF_COMM;
+	case TSG_TF_PID: return TSG_SF_PID;
+	case TSG_TF_UID: return TSG_SF_UID;
+	case TSG_TF_CGROUP: return TSG_SF_CGROUP;
+	case TSG_TF_FAMILY: return TSG_SF_FAMILY;
+	case TSG_TF_LADDR: return TSG_SF_LADDR;
+	case TSG_TF_LPORT: return TSG_SF_LPORT;
+	case TSG_TF_RADDR: return TSG_SF_RADDR;
+	case TSG_TF_RPORT: return TSG_SF_RPORT;
+	default: return -1;
+	}
+}
+
+int tsg_alert_field(const struct tsg_alert *a, int field, const char *label, char *buf,
+		    size_t len)
+{
+	int sf = tf_to_sf(field);
+
+	buf[0] = 0;
+	if (sf >= 0)
+		return sfield_text(a, sf, buf, len);
+	switch (field) {
+	case TSG_TF_RULE:
+		snprintf(buf, len, "%s", a->rule->name);
+		return 0;
+	case TSG_TF_SEVERITY:
+		snprintf(buf, len, "%s", tsg_severity_name(a->rule->severity));
+		return 0;
+	case TSG_TF_STATUS:
+		snprintf(buf, len, "%s", tsg_status_name(a->status));
+		return 0;
+	case TSG_TF_SUMMARY:
+		tsg_alert_summary(a, buf, len);
+		return 0;
+	case TSG_TF_HOST:
+		snprintf(buf, len, "%s", a->host ? a->host : tsg_hostname());
+		return 0;
+	case TSG_TF_TIME:
+		tsg_format_time(a->wall_ns, buf, len);
+		return 0;
+	case TSG_TF_STATE:
+		if (!a->state)
+			return -ENOENT;
+		snprintf(buf, len, "%s", tsg_state_name(a->state));
+		return 0;
+	case TSG_TF_FROM:
+		if (!a->from)
+			return -ENOENT;
+		snprintf(buf, len, "%s", tsg_state_name(a->from));
+		return 0;
+	case TSG_TF_TO:
+		if (!a->to)
+			return -ENOENT;
+		snprintf(buf, len, "%s", tsg_state_name(a->to));
+		return 0;
+	case TSG_TF_DURATION:
+		if (!a->has_duration)
+			return -ENOENT;
+		tsg_duration_format(a->duration_ns, buf, len);
+		return 0;
+	case TSG_TF_DURATION_MS:
+		if (!a->has_duration)
+			return -ENOENT;
+		snprintf(buf, len, "%" PRIu64, (a->duration_ns + 500000) / 1000000);
+		return 0;
+	case TSG_TF_COUNT:
+		if (!a->has_count)
+			return -ENOENT;
+		snprintf(buf, len, "%" PRIu64, a->count);
+		return 0;
+	case TSG_TF_RATE:
+		if (!a->has_rate)
+			return -ENOENT;
+		snprintf(buf, len, "%.3g", a->rate);
+		return 0;
+	case TSG_TF_KEY:
+		tsg_alert_key_string(a, buf, len);
+		return 0;
+	case TSG_TF_LABEL:
+		for (size_t i = 0; label && i < a->rule->nlabels; i++)
+			if (!strcmp(a->rule->labels[i].name, label)) {
+				snprintf(buf, len, "%s", a->rule->labels[i].value);
+				return 0;
+			}
+		return -ENOENT;
+	}
+	return -ENOENT;
+}
+
+size_t tsg_template_render(const struct tsg_template *t, const struct tsg_alert *a, char *buf,
+			   size_t len)
+{
+	size_t off = 0;
+	char v[1024];
+
+	if (len)
+		buf[0] = 0;
+	for (size_t i = 0; i < t->nseg; i++) {
+		const char *piece;
+		size_t n;
+
+		if (t->seg[i].field < 0) {
+			piece = t->seg[i].text;
+		} else {
+			/* summary inside a template: render it (never recursive: a
+			 * summary cannot contain {{summary}}, the loader refuses it) */
+			tsg_alert_field(a, t->seg[i].field, t->seg[i].text, v, sizeof(v));
+			piece = v;
+		}
+		n = strlen(piece);
+		if (len && off < len - 1) {
+			size_t c = n < len - 1 - off ? n : len - 1 - off;
+			memcpy(buf + off, piece, c);
+			buf[off + c] = 0;
+		}
+		off += n;
+	}
+	return off;
+}
+
+const char *tsg_alert_summary(const struct tsg_alert *a, char *buf, size_t len)
+{
+	if (!a->rule->summary.nseg) {
+		snprintf(buf, len, "%s %s", a->rule->name, tsg_status_name(a->status));
+		return buf;
+	}
+	tsg_template_render(&a->rule->summary, a, buf, len);
+	return buf;
+}
+
+static json_t *sfield_json(const struct tsg_alert *a, int sf)
+{
+	char v[128];
+
+	switch (sf) {
+	case TSG_SF_PID:
+		return json_integer(a->info.pid);
+	case TSG_SF_UID:
+		return json_integer(a->info.uid);
+	case TSG_SF_LPORT:
+		return json_integer(a->info.lport);
+	case TSG_SF_RPORT:
+		return json_integer(a->info.rport);
+	default:
+		if (sfield_text(a, sf, v, sizeof(v)) < 0)
+			return json_null();
+		return json_string(v);
+	}
+}
+
+/* json_object_set_new that tolerates a NULL value (ENOMEM): skips it. */
+static void jset(json_t *o, const char *k, json_t *v)
+{
+	if (v)
+		json_object_set_new(o, k, v);
+}
+
+json_t *tsg_alert_to_json(const struct tsg_alert *a)
+{
+	static const int order[] = { TSG_SF_COMM,  TSG_SF_PID,	 TSG_SF_UID,
+				     TSG_SF_CGROUP, TSG_SF_FAMILY, TSG_SF_LADDR,
+				     TSG_SF_LPORT, TSG_SF_RADDR,  TSG_SF_RPORT };
+	json_t *o = json_object(), *key, *labels, *acts;
+	char buf[1024];
+
+	if (!o)
+		return NULL;
+	jset(o, "time", json_string(tsg_format_time(a->wall_ns, buf, sizeof(buf))));
+	jset(o, "ts", json_real(round((double)a->ts_ns / 1e6) / 1e3));
+	jset(o, "rule", json_string(a->rule->name));
+	jset(o, "status", json_string(tsg_status_name(a->status)));
+	jset(o, "severity", json_string(tsg_severity_name(a->rule->severity)));
+	jset(o, "summary", json_string(tsg_alert_summary(a, buf, sizeof(buf))));
+	key = json_object();
+	if (key) {
+		if (a->key_is_sock) {
+			jset(key, "sock", json_string(sock_string(a, buf, sizeof(buf))));
+		} else {
+			for (int sf = 0; sf < TSG_SF_N; sf++)
+				if (a->rule->by & TSG_HAVE(sf))
+					jset(key, tsg_sfield_name(sf), sfield_json(a, sf));
+		}
+		json_object_set_new(o, "key", key);
+	}
+	labels = json_object();
+	if (labels) {
+		for (size_t i = 0; i < a->rule->nlabels; i++)
+			jset(labels, a->rule->labels[i].name,
+			     json_string(a->rule->labels[i].value));
+		json_object_set_new(o, "labels", labels);
+	}
+	for (size_t i = 0; i < sizeof(order) / sizeof(order[0]); i++)
+		if (have(a, order[i]))
+			jset(o, tsg_sfield_name(order[i]), sfield_json(a, order[i]));
+	if (a->state)
+		jset(o, "state", json_string(tsg_state_name(a->state)));
+	if (a->from)
+		jset(o, "from", json_string(tsg_state_name(a->from)));
+	if (a->to)
+		jset(o, "to", json_string(tsg_state_name(a->to)));
+	if (a->has_duration)
+		jset(o, "duration_ms", json_integer((json_int_t)((a->duration_ns + 500000) / 1000000)));
+	if (a->has_count)
+		jset(o, "count", json_integer((json_int_t)a->count));
+	if (a->has_rate)
+		jset(o, "rate", json_real(a->rate));
+	if (a->suppressed)
+		jset(o, "suppressed", json_integer((json_int_t)a->suppressed));
+	jset(o, "host", json_string(a->host ? a->host : tsg_hostname()));
+	acts = json_array();
+	if (acts) {
+		for (size_t i = 0; i < a->rule->nactions; i++)
+			if (a->rs && a->rule->actions[i] < a->rs->nactions)
+				json_array_append_new(
+					acts, json_string(a->rs->actions[a->rule->actions[i]].name));
+		json_object_set_new(o, "actions", acts);
+	}
+	jset(o, "dry_run", json_boolean(a->dry_run));
+	return o;
+}
+
+char *tsg_alert_json_dumps(const struct tsg_alert *a)
+{
+	json_t *o = tsg_alert_to_json(a);
+	char *s;
+
+	if (!o)
+		return NULL;
+	s = json_dumps(o, TSG_JSON_FLAGS);
+	json_decref(o);
+	return s;
+}
+
+const char *tsg_alert_to_text(const struct tsg_alert *a, char *buf, size_t len)
+{
+	char t[40], sum[512], key[256], sup[48] = "";
+
+	if (a->suppressed)
+		snprintf(sup, sizeof(sup), " (%" PRIu64 " suppressed)", a->suppressed);
+	snprintf(buf, len, "%s %.3f %s %s %s: %s [%s]%s", tsg_format_time(a->wall_ns, t, sizeof(t)),
+		 (double)a->ts_ns / 1e9, a->status == TSG_FIRING ? "FIRING" : "RESOLVED",
+		 tsg_severity_name(a->rule->severity), a->rule->name,
+		 tsg_alert_summary(a, sum, sizeof(sum)), tsg_alert_key_string(a, key, sizeof(key)),
+		 sup);
+	return buf;
+}

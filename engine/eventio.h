@@ -1,0 +1,31 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * tsguard: the event file format (cli.md "Event file"): JSON Lines, one
+ * transition per line. Used by --replay, --record and rule tests.
+ */
+#ifndef TSG_EVENTIO_H
+#define TSG_EVENTIO_H
+
+#include "tsg.h"
+#include <jansson.h>
+#include <stdio.h>
+
+/* Longest line accepted; longer lines are an error (and skipped). */
+#define TSG_EVENT_LINE_MAX 65536
+
+/*
+ * Parses one line. Returns 0 with *ev filled, 1 for a blank line (nothing to
+ * do), -EINVAL with a message in err: not JSON, not an object, ts/sk/to
+ * missing, a field of the wrong type, an unknown state or family, a bad
+ * address or port.
+ */
+int tsg_event_parse_line(const char *line, size_t len, struct tsg_event *ev, char *err,
+			 size_t errlen);
+/* Same for an already parsed JSON object (rule tests convert YAML to JSON). */
+int tsg_event_from_json(json_t *o, struct tsg_event *ev, char *err, size_t errlen);
+/* Writes *ev as one line (with '\n'). 0 or -errno. */
+int tsg_event_write(FILE *f, const struct tsg_event *ev);
+/* The event as a JSON object (new reference). */
+json_t *tsg_event_to_json(const struct tsg_event *ev);
+
+#endif
