@@ -24,6 +24,10 @@ struct tsg_engine_opts {
 	size_t max_keys_per_rule; /* count/rate/cooldown keys per rule; default 65536 */
 	bool dry_run;             /* copied into alerts */
 	const char *host;         /* default tsg_hostname() */
+	/* Keep an entry for every socket until it closes, so that later events
+	 * may omit its fields (replay). Live capture sends full attributes on
+	 * every event, so it keeps only sockets that a time or count rule holds. */
+	bool keep_idle_sockets;
 };
 
 struct tsg_engine_stats {

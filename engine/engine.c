@@ -1,0 +1,1310 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * tsguard: the evaluation engine.
+ *
+ * Data:
+ *   - sockets: open-addressing table sk -> struct sock_ent (state, since,
+ *     attributes, memberships). A membership ties a socket to a time rule
+ *     (its alert and timer) or to a count rule's key (its contribution).
+ *   - per rule: a hash of keys (struct key_ent): count, rate window ring,
+ *     alert state, cooldown bookkeeping, one timer.
+ *   - timers: an indexed binary min-heap; cancelled timers leave the heap.
+ *   - index: rules by transition (transition, rate) and by state (time,
+ *     count), so an event costs the rules that can match it.
+ *
+ * All tables are bounded (max_sockets, max_keys_per_rule); what does not fit
+ * is counted.
+ */
+#include "engine.h"
+#include "match.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+enum { A_INACTIVE = 0, A_PENDING, A_FIRING };
+enum { T_TIME = 1, T_KEY };
+
+struct timer {
+	uint64_t deadline;
+	uint32_t heap_idx; /* UINT32_MAX: not armed */
+	uint8_t type;
+};
+
+struct key_ent;
+
+/* A socket's membership in a time rule (alert) or a count rule (contribution). */
+struct memb {
+	struct memb *next;
+	struct timer tm;       /* T_TIME */
+	struct sock_ent *sock;
+	struct key_ent *key;   /* count rules */
+	uint32_t rule;
+	uint8_t astate;        /* time rules: A_INACTIVE / A_FIRING */
+	bool silenced;         /* firing suppressed by cooldown */
+};
+
+/* Per-socket cooldown of a time rule (key = the socket). */
+struct sock_cd {
+	uint32_t rule;
+	uint64_t last_fire;
+	uint64_t suppressed;
+};
+
+struct sock_ent {
+	uint64_t sk;
+	uint64_t since;
+	struct tsg_sockinfo info;
+	struct memb *memb;
+	struct sock_cd *cd;
+	uint8_t ncd;
+	uint8_t state;
+};
+
+struct key_ent {
+	struct key_ent *next; /* hash chain */
+	struct timer tm;      /* T_KEY: `for` deadline and rate window expiry */
+	uint64_t hash;
+	struct tsg_sockinfo key; /* the `by` fields (key.have) */
+	uint32_t rule;
+	uint64_t count;       /* count rules: sockets in the state now */
+	uint64_t *ring;       /* rate rules: last <= threshold+1 timestamps */
+	uint32_t rcap, rhead, rn;
+	uint8_t astate;
+	bool silenced;
+	bool fired_once;
+	uint64_t pending_since;
+	uint64_t last_fire;
+	uint64_t suppressed;
+	uint64_t last_touch;
+};
+
+struct rule_rt {
+	const struct tsg_rule *r;
+	struct key_ent **buckets;
+	size_t nbuckets, nkeys;
+	struct tsg_rule_stats st;
+	bool overflow_logged;
+};
+
+struct idx_list {
+	uint32_t *v;
+	size_t n;
+};
+
+struct tsg_engine {
+	const struct tsg_ruleset *rs;
+	struct tsg_engine_opts opts;
+	tsg_notify_fn notify;
+	void *ctx;
+	uint64_t now;
+	bool started;
+
+	struct rule_rt *rules;
+	size_t nrules;
+	struct idx_list trans_idx[TSG_NSTATES][TSG_NSTATES]; /* transition + rate rules */
+	struct idx_list state_idx[TSG_NSTATES];              /* time + count rules */
+
+	struct sock_ent **socks; /* open addressing, linear probing */
+	size_t scap, nsocks;
+
+	struct timer **heap;
+	size_t nheap, heapcap;
+
+	struct memb *memb_free;
+	struct tsg_engine_stats st;
+	bool keep_idle;
+};
+
+/* ---- time ---------------------------------------------------------------- */
+
+static int64_t wall_now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+/* ---- timer heap ---------------------------------------------------------- */
+
+static void heap_swap(struct tsg_engine *e, size_t a, size_t b)
+{
+	struct timer *t = e->heap[a];
+
+	e->heap[a] = e->heap[b];
+	e->heap[b] = t;
+	e->heap[a]->heap_idx = (uint32_t)a;
+	e->heap[b]->heap_idx = (uint32_t)b;
+}
+
+static void heap_up(struct tsg_engine *e, size_t i)
+{
+	while (i > 0) {
+		size_t p = (i - 1) / 2;
+
+		if (e->heap[p]->deadline <= e->heap[i]->deadline)
+			break;
+		heap_swap(e, i, p);
+		i = p;
+	}
+}
+
+static void heap_down(struct tsg_engine *e, size_t i)
+{
+	for (;;) {
+		size_t l = 2 * i + 1, r = l + 1, m = i;
+
+		if (l < e->nheap && e->heap[l]->deadline < e->heap[m]->deadline)
+			m = l;
+		if (r < e->nheap && e->heap[r]->deadline < e->heap[m]->deadline)
+			m = r;
+		if (m == i)
+			break;
+		heap_swap(e, i, m);
+		i = m;
+	}
+}
+
+static void timer_cancel(struct tsg_engine *e, struct timer *t)
+{
+	size_t i = t->heap_idx;
+
+	if (i == UINT32_MAX)
+		return;
+	t->heap_idx = UINT32_MAX;
+	e->nheap--;
+	if (i == e->nheap)
+		return;
+	e->heap[i] = e->heap[e->nheap];
+	e->heap[i]->heap_idx = (uint32_t)i;
+	heap_up(e, i);
+	heap_down(e, e->heap[i]->heap_idx);
+}
+
+static int timer_arm(struct tsg_engine *e, struct timer *t, uint64_t deadline)
+{
+	if (t->heap_idx != UINT32_MAX) {
+		uint64_t old = t->deadline;
+
+		t->deadline = deadline;
+		if (deadline < old)
+			heap_up(e, t->heap_idx);
+		else
+			heap_down(e, t->heap_idx);
+		return 0;
+	}
+	if (e->nheap == e->heapcap) {
+		size_t ncap = e->heapcap ? e->heapcap * 2 : 1024;
+		struct timer **nh = realloc(e->heap, ncap * sizeof(*nh));
+
+		if (!nh)
+			return -ENOMEM;
+		e->heap = nh;
+		e->heapcap = ncap;
+	}
+	t->deadline = deadline;
+	t->heap_idx = (uint32_t)e->nheap;
+	e->heap[e->nheap++] = t;
+	heap_up(e, e->nheap - 1);
+	return 0;
+}
+
+/* ---- notifications ------------------------------------------------------- */
+
+static void notify(struct tsg_engine *e, struct tsg_alert *a)
+{
+	struct rule_rt *rt = &e->rules[a->rule->index];
+
+	a->rs = e->rs;
+	a->ts_ns = e->now;
+	a->wall_ns = wall_now();
+	a->host = e->opts.host;
+	a->dry_run = e->opts.dry_run;
+	if (a->status == TSG_FIRING)
+		rt->st.fired++;
+	else
+		rt->st.resolved++;
+	e->st.notifications++;
+	if (e->notify)
+		e->notify(e->ctx, a);
+}
+
+static void alert_init(struct tsg_alert *a, const struct tsg_rule *r, int status)
+{
+	memset(a, 0, sizeof(*a));
+	a->rule = r;
+	a->status = status;
+}
+
+/* ---- key tables ---------------------------------------------------------- */
+
+static uint64_t mix(uint64_t h, uint64_t v)
+{
+	h ^= v + 0x9e3779b97f4a7c15ull + (h << 6) + (h >> 2);
+	return h * 0xff51afd7ed558ccdull;
+}
+
+static uint64_t hash_bytes(uint64_t h, const void *p, size_t n)
+{
+	const unsigned char *c = p;
+
+	for (size_t i = 0; i < n; i++) {
+		h ^= c[i];
+		h *= 1099511628211ull;
+	}
+	return h;
+}
+
+/* Projects a socket's info onto the `by` fields. */
+static void key_project(uint32_t by, const struct tsg_sockinfo *in, struct tsg_sockinfo *k)
+{
+	memset(k, 0, sizeof(*k));
+	k->have = in->have & by;
+	if (k->have & TSG_HAVE(TSG_SF_COMM))
+		memcpy(k->comm, in->comm, sizeof(k->comm));
+	if (k->have & TSG_HAVE(TSG_SF_PID))
+		k->pid = in->pid;
+	if (k->have & TSG_HAVE(TSG_SF_UID))
+		k->uid = in->uid;
+	if (k->have & TSG_HAVE(TSG_SF_CGROUP))
+		k->cgroup = in->cgroup;
+	if (k->have & TSG_HAVE(TSG_SF_LADDR))
+		memcpy(k->laddr, in->laddr, 16);
+	if (k->have & TSG_HAVE(TSG_SF_RADDR))
+		memcpy(k->raddr, in->raddr, 16);
+	if (k->have & TSG_HAVE(TSG_SF_LPORT))
+		k->lport = in->lport;
+	if (k->have & TSG_HAVE(TSG_SF_RPORT))
+		k->rport = in->rport;
+	if (k->have & TSG_HAVE(TSG_SF_FAMILY))
+		k->family = in->family;
+}
+
+static uint64_t key_hash(const struct tsg_sockinfo *k)
+{
+	uint64_t h = mix(1469598103934665603ull, k->have);
+
+	if (k->have & TSG_HAVE(TSG_SF_COMM))
+		h = hash_bytes(h, k->comm, strnlen(k->comm, sizeof(k->comm)));
+	h = mix(h, ((uint64_t)k->pid << 32) | k->uid);
+	h = mix(h, (uint64_t)(uintptr_t)k->cgroup); /* interned: pointer identity */
+	h = hash_bytes(h, k->laddr, 16);
+	h = hash_bytes(h, k->raddr, 16);
+	h = mix(h, ((uint64_t)k->lport << 24) | ((uint64_t)k->rport << 8) | k->family);
+	return h;
+}
+
+static bool key_equal(const struct tsg_sockinfo *a, const struct tsg_sockinfo *b)
+{
+	return a->have == b->have && !strncmp(a->comm, b->comm, sizeof(a->comm)) &&
+	       a->pid == b->pid && a->uid == b->uid && a->cgroup == b->cgroup &&
+	       !memcmp(a->laddr, b->laddr, 16) && !memcmp(a->raddr, b->raddr, 16) &&
+	       a->lport == b->lport && a->rport == b->rport && a->family == b->family;
+}
+
+static void key_free(struct tsg_engine *e, struct key_ent *k)
+{
+	timer_cancel(e, &k->tm);
+	free(k->ring);
+	free(k);
+}
+
+static void key_unlink_free(struct tsg_engine *e, struct rule_rt *rt, struct key_ent *k)
+{
+	struct key_ent **pp = &rt->buckets[k->hash & (rt->nbuckets - 1)];
+
+	for (; *pp; pp = &(*pp)->next)
+		if (*pp == k) {
+			*pp = k->next;
+			break;
+		}
+	rt->nkeys--;
+	key_free(e, k);
+}
+
+/* Can this key be forgotten without losing anything a user would notice? */
+static bool key_idle(const struct tsg_engine *e, const struct rule_rt *rt, const struct key_ent *k)
+{
+	const struct tsg_rule *r = rt->r;
+
+	if (k->astate != A_INACTIVE || k->count)
+		return false;
+	if (k->rn && k->ring[(k->rhead + k->rcap - 1) % k->rcap] + r->per_ns > e->now)
+		return false;
+	if (r->cooldown_ns && k->fired_once && e->now - k->last_fire < r->cooldown_ns)
+		return false;
+	if (k->suppressed)
+		return false;
+	return true;
+}
+
+static size_t key_sweep(struct tsg_engine *e, struct rule_rt *rt)
+{
+	size_t freed = 0;
+
+	for (size_t b = 0; b < rt->nbuckets; b++) {
+		struct key_ent **pp = &rt->buckets[b];
+
+		while (*pp) {
+			struct key_ent *k = *pp;
+
+			if (key_idle(e, rt, k)) {
+				*pp = k->next;
+				rt->nkeys--;
+				key_free(e, k);
+				freed++;
+			} else {
+				pp = &k->next;
+			}
+		}
+	}
+	return freed;
+}
+
+static int key_grow(struct rule_rt *rt)
+{
+	size_t nb = rt->nbuckets ? rt->nbuckets * 2 : 64;
+	struct key_ent **b = calloc(nb, sizeof(*b));
+
+	if (!b)
+		return -ENOMEM;
+	for (size_t i = 0; i < rt->nbuckets; i++) {
+		struct key_ent *k = rt->buckets[i], *n;
+
+		for (; k; k = n) {
+			n = k->next;
+			k->next = b[k->hash & (nb - 1)];
+			b[k->hash & (nb - 1)] = k;
+		}
+	}
+	free(rt->buckets);
+	rt->buckets = b;
+	rt->nbuckets = nb;
+	return 0;
+}
+
+static struct key_ent *key_get(struct tsg_engine *e, struct rule_rt *rt,
+			       const struct tsg_sockinfo *info)
+{
+	struct tsg_sockinfo k;
+	struct key_ent *ke;
+	uint64_t h;
+
+	key_project(rt->r->by, info, &k);
+	h = key_hash(&k);
+	if (rt->nbuckets) {
+		for (ke = rt->buckets[h & (rt->nbuckets - 1)]; ke; ke = ke->next)
+			if (ke->hash == h && key_equal(&ke->key, &k))
+				return ke;
+	}
+	if (rt->nkeys >= e->opts.max_keys_per_rule && !key_sweep(e, rt)) {
+		rt->st.keys_dropped++;
+		e->st.keys_dropped++;
+		if (!rt->overflow_logged) {
+			fprintf(stderr,
+				"tsguard: warning: rule %s: more than %zu keys; new keys are not "
+				"tracked (counted in keys_dropped)\n",
+				rt->r->name, e->opts.max_keys_per_rule);
+			rt->overflow_logged = true;
+		}
+		return NULL;
+	}
+	if (rt->nkeys >= rt->nbuckets && key_grow(rt) < 0)
+		return NULL;
+	ke = calloc(1, sizeof(*ke));
+	if (!ke)
+		return NULL;
+	ke->tm.heap_idx = UINT32_MAX;
+	ke->tm.type = T_KEY;
+	ke->hash = h;
+	ke->key = k;
+	ke->rule = rt->r->index;
+	ke->next = rt->buckets[h & (rt->nbuckets - 1)];
+	rt->buckets[h & (rt->nbuckets - 1)] = ke;
+	rt->nkeys++;
+	return ke;
+}
+
+/* Cooldown gate for a firing notification. Returns true to send it. */
+static bool cooldown_pass(struct tsg_engine *e, const struct tsg_rule *r, bool *fired_once,
+			  uint64_t *last_fire, uint64_t *suppressed, struct tsg_alert *a)
+{
+	if (r->cooldown_ns && *fired_once && e->now - *last_fire < r->cooldown_ns) {
+		(*suppressed)++;
+		e->st.suppressed++;
+		e->rules[r->index].st.suppressed++;
+		return false;
+	}
+	*fired_once = true;
+	*last_fire = e->now;
+	a->suppressed = *suppressed;
+	*suppressed = 0;
+	return true;
+}
+
+/* ---- count and rate alerts ------------------------------------------------ */
+
+static void key_alert(struct tsg_engine *e, struct key_ent *k, int status)
+{
+	struct rule_rt *rt = &e->rules[k->rule];
+	const struct tsg_rule *r = rt->r;
+	struct tsg_alert a;
+
+	alert_init(&a, r, status);
+	a.info = k->key;
+	a.has_count = true;
+	if (r->kind == TSG_KIND_COUNT) {
+		a.state = r->state;
+		a.count = k->count;
+	} else {
+		uint64_t n = 0;
+
+		for (uint32_t i = 0; i < k->rn; i++)
+			if (k->ring[(k->rhead + k->rcap - 1 - i) % k->rcap] + r->per_ns > e->now)
+				n++;
+		a.count = n;
+		a.has_rate = true;
+		a.rate = (double)n / ((double)r->per_ns / 1e9);
+	}
+	if (status == TSG_FIRING) {
+		if (!cooldown_pass(e, r, &k->fired_once, &k->last_fire, &k->suppressed, &a)) {
+			k->silenced = true;
+			return;
+		}
+		k->silenced = false;
+		rt->st.firing_now++;
+	} else {
+		if (k->silenced) {
+			k->suppressed++;
+			e->st.suppressed++;
+			rt->st.suppressed++;
+			return;
+		}
+		rt->st.firing_now--;
+		a.suppressed = k->suppressed;
+		k->suppressed = 0;
+	}
+	notify(e, &a);
+}
+
+/* Rate: count of ring timestamps still in the window. */
+static uint64_t rate_in_window(const struct tsg_engine *e, const struct tsg_rule *r,
+			       const struct key_ent *k, uint64_t *next_expiry)
+{
+	uint64_t n = 0;
+
+	*next_expiry = UINT64_MAX;
+	for (uint32_t i = 0; i < k->rn; i++) {
+		uint64_t ts = k->ring[(k->rhead + k->rcap - k->rn + i) % k->rcap];
+
+		if (ts + r->per_ns > e->now) {
+			if (ts + r->per_ns < *next_expiry)
+				*next_expiry = ts + r->per_ns;
+			n++;
+		}
+	}
+	return n;
+}
+
+/*
+ * Re-evaluates a count or rate key at e->now: lifecycle transitions and the
+ * key's timer (the earlier of the `for` deadline and, for rate rules, the
+ * moment the window next loses an event while that matters).
+ */
+static void key_eval(struct tsg_engine *e, struct key_ent *k)
+{
+	const struct tsg_rule *r = e->rules[k->rule].r;
+	uint64_t n, expiry = UINT64_MAX, deadline = UINT64_MAX;
+	bool cond;
+
+	if (r->kind == TSG_KIND_COUNT)
+		n = k->count;
+	else
+		n = rate_in_window(e, r, k, &expiry);
+	cond = n > r->threshold;
+
+	switch (k->astate) {
+	case A_INACTIVE:
+		if (!cond)
+			break;
+		if (r->for_ns) {
+			k->astate = A_PENDING;
+			k->pending_since = e->now;
+		} else {
+			k->astate = A_FIRING;
+			key_alert(e, k, TSG_FIRING);
+		}
+		break;
+	case A_PENDING:
+		if (!cond) {
+			k->astate = A_INACTIVE;
+		} else if (e->now >= k->pending_since + r->for_ns) {
+			k->astate = A_FIRING;
+			key_alert(e, k, TSG_FIRING);
+		}
+		break;
+	case A_FIRING: {
+		uint64_t below = r->kind == TSG_KIND_COUNT ? r->resolve_below : r->threshold;
+
+		if (n <= below) {
+			k->astate = A_INACTIVE;
+			key_alert(e, k, TSG_RESOLVED);
+		}
+		break;
+	}
+	}
+
+	if (k->astate == A_PENDING)
+		deadline = k->pending_since + r->for_ns;
+	if (r->kind == TSG_KIND_RATE && k->astate != A_INACTIVE && expiry < deadline)
+		deadline = expiry;
+	if (deadline == UINT64_MAX)
+		timer_cancel(e, &k->tm);
+	else
+		timer_arm(e, &k->tm, deadline);
+}
+
+static void rate_push(struct tsg_engine *e, struct rule_rt *rt, const struct tsg_sockinfo *info)
+{
+	const struct tsg_rule *r = rt->r;
+	struct key_ent *k = key_get(e, rt, info);
+	uint64_t want;
+
+	if (!k)
+		return;
+	/* keep the last threshold+1 timestamps: enough to know whether more than
+	 * `threshold` happened within the window, and when that stops */
+	want = r->threshold + 1;
+	if (want > UINT32_MAX / 2)
+		want = UINT32_MAX / 2;
+	if (k->rn == k->rcap && k->rcap < want) {
+		uint32_t ncap = k->rcap ? k->rcap * 2 : 4;
+		uint64_t *nr;
+
+		if (ncap > want)
+			ncap = (uint32_t)want;
+		nr = malloc(ncap * sizeof(*nr));
+		if (nr) {
+			/* unroll the ring in order, oldest first */
+			for (uint32_t i = 0; i < k->rn; i++)
+				nr[i] = k->ring[(k->rhead + k->rcap - k->rn + i) % k->rcap];
+			free(k->ring);
+			k->ring = nr;
+			k->rcap = ncap;
+			k->rhead = k->rn % ncap;
+		}
+	}
+	if (!k->rcap)
+		return;
+	k->ring[k->rhead] = e->now;
+	k->rhead = (k->rhead + 1) % k->rcap;
+	if (k->rn < k->rcap)
+		k->rn++;
+	k->last_touch = e->now;
+	key_eval(e, k);
+}
+
+/* ---- sockets -------------------------------------------------------------- */
+
+static uint64_t sk_hash(uint64_t sk)
+{
+	sk ^= sk >> 33;
+	sk *= 0xff51afd7ed558ccdull;
+	sk ^= sk >> 33;
+	return sk;
+}
+
+static int socks_grow(struct tsg_engine *e)
+{
+	size_t ncap = e->scap ? e->scap * 2 : 4096;
+	struct sock_ent **ns = calloc(ncap, sizeof(*ns));
+
+	if (!ns)
+		return -ENOMEM;
+	for (size_t i = 0; i < e->scap; i++) {
+		struct sock_ent *s = e->socks[i];
+		size_t j;
+
+		if (!s)
+			continue;
+		for (j = sk_hash(s->sk) & (ncap - 1); ns[j]; j = (j + 1) & (ncap - 1))
+			;
+		ns[j] = s;
+	}
+	free(e->socks);
+	e->socks = ns;
+	e->scap = ncap;
+	return 0;
+}
+
+static struct sock_ent *sock_find(struct tsg_engine *e, uint64_t sk, size_t *slot)
+{
+	size_t j;
+
+	if (!e->scap)
+		return NULL;
+	for (j = sk_hash(sk) & (e->scap - 1); e->socks[j]; j = (j + 1) & (e->scap - 1))
+		if (e->socks[j]->sk == sk) {
+			if (slot)
+				*slot = j;
+			return e->socks[j];
+		}
+	return NULL;
+}
+
+static struct sock_ent *sock_add(struct tsg_engine *e, uint64_t sk)
+{
+	struct sock_ent *s;
+	size_t j;
+
+	if (e->nsocks >= e->opts.max_sockets) {
+		if (!e->st.sockets_dropped)
+			fprintf(stderr,
+				"tsguard: warning: more than %zu tracked sockets; new sockets are "
+				"not tracked (counted in sockets_dropped)\n",
+				e->opts.max_sockets);
+		e->st.sockets_dropped++;
+		return NULL;
+	}
+	if ((e->nsocks + 1) * 2 > e->scap && socks_grow(e) < 0)
+		return NULL;
+	s = calloc(1, sizeof(*s));
+	if (!s)
+		return NULL;
+	s->sk = sk;
+	for (j = sk_hash(sk) & (e->scap - 1); e->socks[j]; j = (j + 1) & (e->scap - 1))
+		;
+	e->socks[j] = s;
+	e->nsocks++;
+	return s;
+}
+
+/* Removes slot j with backward-shift deletion (no tombstones). */
+static void sock_remove_slot(struct tsg_engine *e, size_t j)
+{
+	size_t mask = e->scap - 1, i = j;
+
+	e->socks[j] = NULL;
+	for (;;) {
+		size_t h;
+
+		i = (i + 1) & mask;
+		if (!e->socks[i])
+			break;
+		h = sk_hash(e->socks[i]->sk) & mask;
+		/* move it back if its home is not in (j, i] cyclically */
+		if ((j < i) ? (h <= j || h > i) : (h <= j && h > i)) {
+			e->socks[j] = e->socks[i];
+			e->socks[i] = NULL;
+			j = i;
+		}
+	}
+	e->nsocks--;
+}
+
+static struct memb *memb_new(struct tsg_engine *e)
+{
+	struct memb *m = e->memb_free;
+
+	if (m)
+		e->memb_free = m->next;
+	else
+		m = malloc(sizeof(*m));
+	if (m) {
+		memset(m, 0, sizeof(*m));
+		m->tm.heap_idx = UINT32_MAX;
+		m->tm.type = T_TIME;
+	}
+	return m;
+}
+
+static void memb_release(struct tsg_engine *e, struct memb *m)
+{
+	timer_cancel(e, &m->tm);
+	m->next = e->memb_free;
+	e->memb_free = m;
+}
+
+static struct sock_cd *sock_cd_get(struct sock_ent *s, uint32_t rule)
+{
+	struct sock_cd *n;
+
+	for (uint8_t i = 0; i < s->ncd; i++)
+		if (s->cd[i].rule == rule)
+			return &s->cd[i];
+	if (s->ncd == UINT8_MAX)
+		return NULL;
+	n = realloc(s->cd, (s->ncd + 1u) * sizeof(*n));
+	if (!n)
+		return NULL;
+	s->cd = n;
+	n = &s->cd[s->ncd++];
+	memset(n, 0, sizeof(*n));
+	n->rule = rule;
+	return n;
+}
+
+static void time_alert(struct tsg_engine *e, struct memb *m, int status)
+{
+	struct rule_rt *rt = &e->rules[m->rule];
+	const struct tsg_rule *r = rt->r;
+	struct sock_ent *s = m->sock;
+	struct tsg_alert a;
+
+	alert_init(&a, r, status);
+	a.info = s->info;
+	a.key_is_sock = true;
+	a.sk = s->sk;
+	a.state = r->state;
+	a.has_duration = true;
+	a.duration_ns = e->now - s->since;
+	if (status == TSG_FIRING) {
+		struct sock_cd *cd = r->cooldown_ns ? sock_cd_get(s, m->rule) : NULL;
+
+		if (cd) {
+			bool once = cd->last_fire || cd->suppressed;
+
+			if (!cooldown_pass(e, r, &once, &cd->last_fire, &cd->suppressed, &a)) {
+				m->silenced = true;
+				m->astate = A_FIRING;
+				return;
+			}
+		}
+		m->astate = A_FIRING;
+		rt->st.firing_now++;
+	} else {
+		m->astate = A_INACTIVE;
+		if (m->silenced) {
+			struct sock_cd *cd = sock_cd_get(s, m->rule);
+
+			if (cd)
+				cd->suppressed++;
+			e->st.suppressed++;
+			rt->st.suppressed++;
+			return;
+		}
+		rt->st.firing_now--;
+		if (r->cooldown_ns) {
+			struct sock_cd *cd = sock_cd_get(s, m->rule);
+
+			if (cd) {
+				a.suppressed = cd->suppressed;
+				cd->suppressed = 0;
+			}
+		}
+	}
+	notify(e, &a);
+}
+
+/* The socket leaves its state: every membership ends. */
+static void sock_leave(struct tsg_engine *e, struct sock_ent *s)
+{
+	struct memb *m = s->memb, *n;
+
+	s->memb = NULL;
+	for (; m; m = n) {
+		n = m->next;
+		if (e->rules[m->rule].r->kind == TSG_KIND_TIME) {
+			if (m->astate == A_FIRING)
+				time_alert(e, m, TSG_RESOLVED);
+		} else if (m->key) {
+			struct rule_rt *rt = &e->rules[m->rule];
+
+			if (m->key->count)
+				m->key->count--;
+			key_eval(e, m->key);
+			if (key_idle(e, rt, m->key))
+				key_unlink_free(e, rt, m->key);
+		}
+		memb_release(e, m);
+	}
+}
+
+static void sock_enter(struct tsg_engine *e, struct sock_ent *s, uint8_t state, uint64_t since)
+{
+	const struct idx_list *l = &e->state_idx[state];
+
+	s->state = state;
+	s->since = since;
+	e->st.per_state[state]++;
+	for (size_t i = 0; i < l->n; i++) {
+		struct rule_rt *rt = &e->rules[l->v[i]];
+		const struct tsg_rule *r = rt->r;
+		struct memb *m;
+
+		if (!tsg_match_sock(&r->match, &s->info))
+			continue;
+		e->st.events_matched++;
+		m = memb_new(e);
+		if (!m)
+			continue;
+		m->sock = s;
+		m->rule = l->v[i];
+		if (r->kind == TSG_KIND_TIME) {
+			uint64_t deadline = since + r->longer_than_ns;
+
+			m->next = s->memb;
+			s->memb = m;
+			if (deadline <= e->now)
+				time_alert(e, m, TSG_FIRING);
+			else
+				timer_arm(e, &m->tm, deadline);
+		} else {
+			struct key_ent *k = key_get(e, rt, &s->info);
+
+			if (!k) {
+				memb_release(e, m);
+				continue;
+			}
+			m->key = k;
+			m->next = s->memb;
+			s->memb = m;
+			k->count++;
+			k->last_touch = e->now;
+			key_eval(e, k);
+		}
+	}
+}
+
+static void sock_free(struct tsg_engine *e, struct sock_ent *s)
+{
+	size_t slot;
+
+	if (sock_find(e, s->sk, &slot) == s)
+		sock_remove_slot(e, slot);
+	free(s->cd);
+	free(s);
+}
+
+static void info_merge(struct tsg_sockinfo *dst, const struct tsg_sockinfo *src)
+{
+	uint32_t h = src->have;
+
+	if (h & TSG_HAVE(TSG_SF_COMM))
+		memcpy(dst->comm, src->comm, sizeof(dst->comm));
+	if (h & TSG_HAVE(TSG_SF_PID))
+		dst->pid = src->pid;
+	if (h & TSG_HAVE(TSG_SF_UID))
+		dst->uid = src->uid;
+	if (h & TSG_HAVE(TSG_SF_CGROUP))
+		dst->cgroup = src->cgroup;
+	if (h & TSG_HAVE(TSG_SF_LADDR))
+		memcpy(dst->laddr, src->laddr, 16);
+	if (h & TSG_HAVE(TSG_SF_RADDR))
+		memcpy(dst->raddr, src->raddr, 16);
+	if (h & TSG_HAVE(TSG_SF_LPORT))
+		dst->lport = src->lport;
+	if (h & TSG_HAVE(TSG_SF_RPORT))
+		dst->rport = src->rport;
+	if (h & TSG_HAVE(TSG_SF_FAMILY))
+		dst->family = src->family;
+	dst->have |= h;
+}
+
+/* ---- transition rules ------------------------------------------------------ */
+
+static void transition_fire(struct tsg_engine *e, struct rule_rt *rt, const struct tsg_sockinfo *info,
+			    uint64_t sk, uint8_t from, uint8_t to, uint64_t since)
+{
+	const struct tsg_rule *r = rt->r;
+	struct tsg_alert a;
+
+	alert_init(&a, r, TSG_FIRING);
+	a.info = *info;
+	a.key_is_sock = !r->by;
+	a.sk = sk;
+	a.from = from;
+	a.to = to;
+	a.state = to;
+	if (since && since <= e->now) {
+		a.has_duration = true;
+		a.duration_ns = e->now - since;
+	}
+	if (r->cooldown_ns) {
+		struct key_ent *k = key_get(e, rt, info);
+
+		if (k && !cooldown_pass(e, r, &k->fired_once, &k->last_fire, &k->suppressed, &a))
+			return;
+	}
+	notify(e, &a);
+}
+
+/* ---- timers ------------------------------------------------------------------ */
+
+static void run_timers(struct tsg_engine *e, uint64_t until, bool inclusive)
+{
+	while (e->nheap) {
+		struct timer *t = e->heap[0];
+
+		if (inclusive ? t->deadline > until : t->deadline >= until)
+			break;
+		if (t->deadline > e->now)
+			e->now = t->deadline;
+		timer_cancel(e, t);
+		if (t->type == T_TIME) {
+			struct memb *m = (struct memb *)((char *)t - offsetof(struct memb, tm));
+
+			if (m->astate == A_INACTIVE)
+				time_alert(e, m, TSG_FIRING);
+		} else {
+			struct key_ent *k = (struct key_ent *)((char *)t - offsetof(struct key_ent, tm));
+			struct rule_rt *rt = &e->rules[k->rule];
+
+			key_eval(e, k);
+			if (key_idle(e, rt, k))
+				key_unlink_free(e, rt, k);
+		}
+	}
+}
+
+void tsg_engine_advance(struct tsg_engine *e, uint64_t now_ns)
+{
+	run_timers(e, now_ns, true);
+	if (now_ns > e->now)
+		e->now = now_ns;
+}
+
+uint64_t tsg_engine_next_deadline(const struct tsg_engine *e)
+{
+	return e->nheap ? e->heap[0]->deadline : UINT64_MAX;
+}
+
+uint64_t tsg_engine_now(const struct tsg_engine *e)
+{
+	return e->now;
+}
+
+/* ---- events ------------------------------------------------------------------ */
+
+void tsg_engine_feed(struct tsg_engine *e, const struct tsg_event *ev)
+{
+	struct sock_ent *s;
+	struct tsg_sockinfo tmp;
+	const struct tsg_sockinfo *info;
+	uint8_t from, to = ev->to;
+	uint64_t since;
+
+	e->st.events++;
+	if (ev->ts_ns < e->now) {
+		e->st.out_of_order++;
+	} else {
+		run_timers(e, ev->ts_ns, false);
+		e->now = ev->ts_ns;
+	}
+	if (to == TSG_STATE_NONE || to >= TSG_NSTATES)
+		return;
+
+	s = sock_find(e, ev->sk, NULL);
+	if (s) {
+		info_merge(&s->info, &ev->info);
+		info = &s->info;
+		/* the event's own `from` is the truth (live); else what we saw */
+		from = ev->from ? ev->from : s->state;
+		since = ev->since_ns ? ev->since_ns : (s->state == from ? s->since : 0);
+	} else {
+		tmp = ev->info;
+		info = &tmp;
+		from = ev->from;
+		since = ev->since_ns;
+	}
+
+	/* transition and rate rules: real transitions only, not the snapshot */
+	if (!ev->snapshot) {
+		const struct idx_list *l = &e->trans_idx[from < TSG_NSTATES ? from : 0][to];
+
+		for (size_t i = 0; i < l->n; i++) {
+			struct rule_rt *rt = &e->rules[l->v[i]];
+
+			if (!tsg_match_sock(&rt->r->match, info))
+				continue;
+			e->st.events_matched++;
+			if (rt->r->kind == TSG_KIND_RATE)
+				rate_push(e, rt, info);
+			else
+				transition_fire(e, rt, info, ev->sk, from, to, since);
+		}
+	}
+
+	if (s && s->state == to && !ev->snapshot)
+		return; /* no state change (a duplicate) */
+	if (s) {
+		sock_leave(e, s);
+		if (e->st.per_state[s->state])
+			e->st.per_state[s->state]--;
+		s->state = TSG_STATE_NONE;
+	}
+	if (to == TSG_CLOSE) {
+		if (s)
+			sock_free(e, s);
+		return;
+	}
+	if (!s) {
+		/* live: only sockets that some time or count rule watches need an entry */
+		if (!e->keep_idle && !e->state_idx[to].n)
+			return;
+		s = sock_add(e, ev->sk);
+		if (!s)
+			return;
+		s->info = tmp;
+	}
+	sock_enter(e, s, to, ev->snapshot && ev->since_ns ? ev->since_ns : e->now);
+	if (!e->keep_idle && !s->memb) {
+		e->st.per_state[s->state]--;
+		sock_free(e, s);
+	}
+}
+
+/* ---- setup ------------------------------------------------------------------------ */
+
+static int idx_push(struct idx_list *l, uint32_t v)
+{
+	uint32_t *n = realloc(l->v, (l->n + 1) * sizeof(*n));
+
+	if (!n)
+		return -ENOMEM;
+	l->v = n;
+	l->v[l->n++] = v;
+	return 0;
+}
+
+static void index_free(struct tsg_engine *e)
+{
+	for (int f = 0; f < TSG_NSTATES; f++) {
+		for (int t = 0; t < TSG_NSTATES; t++) {
+			free(e->trans_idx[f][t].v);
+			e->trans_idx[f][t].v = NULL;
+			e->trans_idx[f][t].n = 0;
+		}
+		free(e->state_idx[f].v);
+		e->state_idx[f].v = NULL;
+		e->state_idx[f].n = 0;
+	}
+}
+
+static int index_build(struct tsg_engine *e)
+{
+	for (size_t i = 0; i < e->nrules; i++) {
+		const struct tsg_rule *r = e->rules[i].r;
+
+		if (!r->enabled)
+			continue;
+		if (r->kind == TSG_KIND_TIME || r->kind == TSG_KIND_COUNT) {
+			if (idx_push(&e->state_idx[r->state], (uint32_t)i) < 0)
+				return -ENOMEM;
+			continue;
+		}
+		for (int f = 0; f < TSG_NSTATES; f++) {
+			/* from unknown (0) matches only rules without a from */
+			if (f == 0 ? r->from != 0 : (r->from && !(r->from & (1u << f))))
+				continue;
+			for (int t = 1; t < TSG_NSTATES; t++) {
+				if (r->to && !(r->to & (1u << t)))
+					continue;
+				if (idx_push(&e->trans_idx[f][t], (uint32_t)i) < 0)
+					return -ENOMEM;
+			}
+		}
+	}
+	return 0;
+}
+
+int tsg_engine_new(const struct tsg_ruleset *rs, const struct tsg_engine_opts *opts,
+		   tsg_notify_fn notify_fn, void *ctx, struct tsg_engine **out)
+{
+	struct tsg_engine *e = calloc(1, sizeof(*e));
+
+	if (!e)
+		return -ENOMEM;
+	if (opts)
+		e->opts = *opts;
+	if (!e->opts.max_sockets)
+		e->opts.max_sockets = 1u << 20;
+	if (!e->opts.max_keys_per_rule)
+		e->opts.max_keys_per_rule = 65536;
+	if (!e->opts.host)
+		e->opts.host = tsg_hostname();
+	e->keep_idle = opts && opts->keep_idle_sockets;
+	e->notify = notify_fn;
+	e->ctx = ctx;
+	e->rs = rs;
+	e->nrules = rs->nrules;
+	e->rules = calloc(rs->nrules ? rs->nrules : 1, sizeof(*e->rules));
+	if (!e->rules)
+		goto fail;
+	for (size_t i = 0; i < rs->nrules; i++)
+		e->rules[i].r = &rs->rules[i];
+	if (index_build(e) < 0)
+		goto fail;
+	*out = e;
+	return 0;
+fail:
+	tsg_engine_free(e);
+	return -ENOMEM;
+}
+
+static void rules_rt_free(struct tsg_engine *e, struct rule_rt *rules, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		struct rule_rt *rt = &rules[i];
+
+		for (size_t b = 0; b < rt->nbuckets; b++) {
+			struct key_ent *k = rt->buckets[b], *nx;
+
+			for (; k; k = nx) {
+				nx = k->next;
+				key_free(e, k);
+			}
+		}
+		free(rt->buckets);
+	}
+	free(rules);
+}
+
+void tsg_engine_free(struct tsg_engine *e)
+{
+	struct memb *m, *n;
+
+	if (!e)
+		return;
+	for (size_t i = 0; i < e->scap; i++) {
+		struct sock_ent *s = e->socks[i];
+
+		if (!s)
+			continue;
+		for (m = s->memb; m; m = n) {
+			n = m->next;
+			free(m);
+		}
+		free(s->cd);
+		free(s);
+	}
+	free(e->socks);
+	e->nheap = 0; /* timers die with their owners */
+	if (e->rules)
+		rules_rt_free(e, e->rules, e->nrules);
+	index_free(e);
+	for (m = e->memb_free; m; m = n) {
+		n = m->next;
+		free(m);
+	}
+	free(e->heap);
+	free(e);
+}
+
+/* ---- reload --------------------------------------------------------------------- */
+
+int tsg_engine_swap_rules(struct tsg_engine *e, const struct tsg_ruleset *rs)
+{
+	struct rule_rt *nr = calloc(rs->nrules ? rs->nrules : 1, sizeof(*nr));
+	uint32_t *map; /* old rule index -> new index, UINT32_MAX: gone */
+
+	if (!nr)
+		return -ENOMEM;
+	map = malloc((e->nrules ? e->nrules : 1) * sizeof(*map));
+	if (!map) {
+		free(nr);
+		return -ENOMEM;
+	}
+	for (size_t i = 0; i < rs->nrules; i++)
+		nr[i].r = &rs->rules[i];
+	for (size_t o = 0; o < e->nrules; o++) {
+		const struct tsg_rule *or = e->rules[o].r;
+
+		map[o] = UINT32_MAX;
+		for (size_t i = 0; i < rs->nrules; i++) {
+			const struct tsg_rule *r = &rs->rules[i];
+
+			if (!strcmp(r->name, or->name) && r->digest == or->digest &&
+			    r->enabled == or->enabled && !nr[i].buckets) {
+				map[o] = (uint32_t)i;
+				break;
+			}
+		}
+	}
+
+	/* sockets: remap memberships, end those of rules that went away */
+	for (size_t i = 0; i < e->scap; i++) {
+		struct sock_ent *s = e->socks[i];
+		struct memb **pp;
+
+		if (!s)
+			continue;
+		pp = &s->memb;
+		while (*pp) {
+			struct memb *m = *pp;
+
+			if (map[m->rule] == UINT32_MAX) {
+				*pp = m->next;
+				if (m->key && m->key->count)
+					m->key->count--;
+				memb_release(e, m);
+				continue;
+			}
+			m->rule = map[m->rule];
+			pp = &m->next;
+		}
+		for (uint8_t c = 0; c < s->ncd;) {
+			if (map[s->cd[c].rule] == UINT32_MAX) {
+				s->cd[c] = s->cd[--s->ncd];
+				continue;
+			}
+			s->cd[c].rule = map[s->cd[c].rule];
+			c++;
+		}
+	}
+	/* key tables move with unchanged rules; the others are dropped */
+	for (size_t o = 0; o < e->nrules; o++) {
+		struct rule_rt *ort = &e->rules[o];
+
+		if (map[o] == UINT32_MAX) {
+			if (ort->st.firing_now)
+				fprintf(stderr,
+					"tsguard: info: rule %s changed or removed on reload: "
+					"%llu firing alert(s) dropped without a resolved notification\n",
+					ort->r->name, (unsigned long long)ort->st.firing_now);
+			for (size_t b = 0; b < ort->nbuckets; b++) {
+				struct key_ent *k = ort->buckets[b], *nx;
+
+				for (; k; k = nx) {
+					nx = k->next;
+					key_free(e, k);
+				}
+			}
+			free(ort->buckets);
+			continue;
+		}
+		nr[map[o]].buckets = ort->buckets;
+		nr[map[o]].nbuckets = ort->nbuckets;
+		nr[map[o]].nkeys = ort->nkeys;
+		nr[map[o]].st = ort->st;
+		for (size_t b = 0; b < ort->nbuckets; b++)
+			for (struct key_ent *k = ort->buckets[b]; k; k = k->next)
+				k->rule = map[o];
+	}
+	free(e->rules);
+	free(map);
+	index_free(e);
+	e->rules = nr;
+	e->nrules = rs->nrules;
+	e->rs = rs;
+	return index_build(e);
+}
+
+void tsg_engine_get_stats(const struct tsg_engine *e, struct tsg_engine_stats *st)
+{
+	*st = e->st;
+	st->sockets = e->nsocks;
+}
+
+void tsg_engine_rule_stats(const struct tsg_engine *e, size_t rule_index,
+			   struct tsg_rule_stats *st)
+{
+	memset(st, 0, sizeof(*st));
+	if (rule_index >= e->nrules)
+		return;
+	*st = e->rules[rule_index].st;
+	st->keys = e->rules[rule_index].nkeys;
+}
