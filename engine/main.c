@@ -1,8 +1,534 @@
 /* SPDX-License-Identifier: MIT */
-/* tsguard: command line (being written). */
+/*
+ * tsguard: command line and main loop (cli.md).
+ *
+ *   tsguard -r PATH [-r PATH ...] [options]   live (needs root and BPF)
+ *   tsguard --check [--explain] -r PATH        validate, print the plan
+ *   tsguard --replay FILE [--until S] -r PATH  evaluate an event file
+ *   tsguard test FILE...                       rule tests
+ */
+#include "engine.h"
+#include "eventio.h"
+#include "log.h"
+#include "plan.h"
+#include "ruletest.h"
+#include "ruleset.h"
+#ifdef TSG_HAVE_ACTIONS
+#include "../actions/action.h"
+#endif
+#ifdef TSG_HAVE_CAPTURE
+#include "capture.h"
+#endif
+#ifdef TSG_HAVE_METRICS
+#include "metrics.h"
+#endif
+
+#include <errno.h>
+#include <getopt.h>
+#include <math.h>
+#include <signal.h>
 #include <stdio.h>
-int main(void)
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#define EXIT_RUNTIME 1
+#define EXIT_USAGE 2
+#define MAX_RULE_PATHS 64
+
+struct opts {
+	const char *rules[MAX_RULE_PATHS];
+	size_t nrules;
+	bool dry_run, check, explain, json, quiet;
+	const char *replay, *record, *metrics;
+	double until;
+	bool has_until;
+	int verbose;
+};
+
+struct ctx {
+	struct opts *o;
+	struct tsg_ruleset *rs;
+	struct tsg_engine *engine;
+#ifdef TSG_HAVE_ACTIONS
+	struct tsg_actions *actions;
+#endif
+	FILE *record;
+	uint64_t record_errors;
+};
+
+static volatile sig_atomic_t sig_stop, sig_reload;
+
+static void on_signal(int sig)
 {
-	fprintf(stderr, "tsguard: not yet built\n");
-	return 1;
+	if (sig == SIGHUP)
+		sig_reload = 1;
+	else
+		sig_stop = 1;
+}
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+		"usage: tsguard -r PATH [-r PATH ...] [options]\n"
+		"       tsguard test FILE...\n"
+		"\n"
+		"  -r, --rules PATH       rule file or directory (repeatable; default /etc/tsguard/rules.d)\n"
+		"  -n, --dry-run          evaluate and print what each action would run; run nothing\n"
+		"      --check            validate the rules and exit (0 valid, 2 invalid)\n"
+		"      --explain          with --check: print the compiled plan rule by rule\n"
+		"      --replay FILE      read events from FILE ('-': standard input) on a virtual clock\n"
+		"      --until SECONDS    with --replay: run the clock on to this time at the end\n"
+		"      --record FILE      also write every TCP state transition to FILE\n"
+		"  -o, --output FORMAT    alerts on standard output as text (default) or json\n"
+		"      --metrics ADDR:PORT  serve /metrics and /healthz\n"
+		"  -v, --verbose          more log output\n"
+		"  -q, --quiet            only warnings and errors\n"
+		"      --version          print the version\n"
+		"  -h, --help             this help\n"
+		"\n"
+		"Signals: SIGHUP reloads the rules; SIGTERM and SIGINT stop.\n"
+		"Exit status: 0 success, 1 runtime failure, 2 usage error or invalid rules.\n");
+}
+
+static int parse_args(int argc, char **argv, struct opts *o)
+{
+	enum { OPT_CHECK = 256, OPT_EXPLAIN, OPT_REPLAY, OPT_UNTIL, OPT_RECORD, OPT_METRICS,
+	       OPT_VERSION };
+	static const struct option longopts[] = {
+		{ "rules", required_argument, NULL, 'r' },
+		{ "dry-run", no_argument, NULL, 'n' },
+		{ "check", no_argument, NULL, OPT_CHECK },
+		{ "explain", no_argument, NULL, OPT_EXPLAIN },
+		{ "replay", required_argument, NULL, OPT_REPLAY },
+		{ "until", required_argument, NULL, OPT_UNTIL },
+		{ "record", required_argument, NULL, OPT_RECORD },
+		{ "output", required_argument, NULL, 'o' },
+		{ "metrics", required_argument, NULL, OPT_METRICS },
+		{ "verbose", no_argument, NULL, 'v' },
+		{ "quiet", no_argument, NULL, 'q' },
+		{ "version", no_argument, NULL, OPT_VERSION },
+		{ "help", no_argument, NULL, 'h' },
+		{ 0 },
+	};
+	int c;
+
+	while ((c = getopt_long(argc, argv, "r:no:vqh", longopts, NULL)) != -1) {
+		switch (c) {
+		case 'r':
+			if (o->nrules == MAX_RULE_PATHS) {
+				fprintf(stderr, "tsguard: at most %d -r paths\n", MAX_RULE_PATHS);
+				return -EINVAL;
+			}
+			o->rules[o->nrules++] = optarg;
+			break;
+		case 'n':
+			o->dry_run = true;
+			break;
+		case OPT_CHECK:
+			o->check = true;
+			break;
+		case OPT_EXPLAIN:
+			o->explain = true;
+			break;
+		case OPT_REPLAY:
+			o->replay = optarg;
+			break;
+		case OPT_UNTIL: {
+			char *end;
+
+			o->until = strtod(optarg, &end);
+			if (*end || !isfinite(o->until) || o->until < 0 || o->until > 1e9) {
+				fprintf(stderr, "tsguard: --until wants seconds, not \"%s\"\n", optarg);
+				return -EINVAL;
+			}
+			o->has_until = true;
+			break;
+		}
+		case OPT_RECORD:
+			o->record = optarg;
+			break;
+		case 'o':
+			if (!strcmp(optarg, "json"))
+				o->json = true;
+			else if (strcmp(optarg, "text")) {
+				fprintf(stderr, "tsguard: --output is text or json, not \"%s\"\n", optarg);
+				return -EINVAL;
+			}
+			break;
+		case OPT_METRICS:
+			o->metrics = optarg;
+			break;
+		case 'v':
+			o->verbose++;
+			break;
+		case 'q':
+			o->quiet = true;
+			break;
+		case OPT_VERSION:
+			printf("tsguard %s\n", TSG_VERSION);
+			exit(0);
+		case 'h':
+			usage(stdout);
+			exit(0);
+		default:
+			usage(stderr);
+			return -EINVAL;
+		}
+	}
+	if (optind < argc) {
+		fprintf(stderr, "tsguard: unexpected argument \"%s\"\n", argv[optind]);
+		usage(stderr);
+		return -EINVAL;
+	}
+	if (o->explain && !o->check) {
+		fprintf(stderr, "tsguard: --explain goes with --check\n");
+		return -EINVAL;
+	}
+	if (o->has_until && !o->replay) {
+		fprintf(stderr, "tsguard: --until goes with --replay\n");
+		return -EINVAL;
+	}
+	if (o->record && o->replay) {
+		fprintf(stderr, "tsguard: --record records live transitions; it does not combine "
+				"with --replay\n");
+		return -EINVAL;
+	}
+	if (!o->nrules)
+		o->rules[o->nrules++] = "/etc/tsguard/rules.d";
+	return 0;
+}
+
+static int load_rules(const struct opts *o, bool as_root, struct tsg_ruleset **out)
+{
+	struct tsg_diags d;
+	int rc;
+
+	tsg_diags_init(&d);
+	rc = tsg_ruleset_load(o->rules, o->nrules, as_root, &d, out);
+	tsg_diags_print(&d, stderr);
+	if (rc < 0 && !d.nerrors)
+		fprintf(stderr, "tsguard: error: cannot load rules: %s\n", strerror(-rc));
+	tsg_diags_fini(&d);
+	return rc;
+}
+
+/* ---- notifications ------------------------------------------------------------ */
+
+static void on_alert(void *vctx, const struct tsg_alert *a)
+{
+	struct ctx *c = vctx;
+
+	if (c->o->json) {
+		char *s = tsg_alert_json_dumps(a);
+
+		if (s) {
+			fputs(s, stdout);
+			fputc('\n', stdout);
+			free(s);
+		}
+	} else {
+		char line[2048];
+
+		puts(tsg_alert_to_text(a, line, sizeof(line)));
+	}
+#ifdef TSG_HAVE_ACTIONS
+	if (c->actions)
+		tsg_actions_fire(c->actions, a);
+#endif
+	fflush(stdout);
+}
+
+static void on_event(void *vctx, const struct tsg_event *ev)
+{
+	struct ctx *c = vctx;
+
+	if (c->record && !ev->snapshot) {
+		if (tsg_event_write(c->record, ev) < 0 && !c->record_errors++)
+			log_err("--record: cannot write: %s", strerror(errno));
+	}
+	tsg_engine_feed(c->engine, ev);
+}
+
+static int setup_actions(struct ctx *c)
+{
+#ifdef TSG_HAVE_ACTIONS
+	struct tsg_actions_opts ao = { .dry_run = c->o->dry_run, .dry_out = stdout };
+	int rc = tsg_actions_new(c->rs, &ao, &c->actions);
+
+	if (rc < 0) {
+		log_err("cannot set up actions: %s", strerror(-rc));
+		return rc;
+	}
+#else
+	(void)c;
+#endif
+	return 0;
+}
+
+static void teardown(struct ctx *c)
+{
+#ifdef TSG_HAVE_ACTIONS
+	tsg_actions_free(c->actions);
+	c->actions = NULL;
+#endif
+	tsg_engine_free(c->engine);
+	c->engine = NULL;
+	tsg_ruleset_free(c->rs);
+	c->rs = NULL;
+}
+
+/* ---- replay ---------------------------------------------------------------------- */
+
+static int run_replay(struct ctx *c)
+{
+	const struct opts *o = c->o;
+	FILE *f = strcmp(o->replay, "-") ? fopen(o->replay, "r") : stdin;
+	const char *name = strcmp(o->replay, "-") ? o->replay : "<stdin>";
+	char *line = NULL, err[256];
+	size_t cap = 0, lineno = 0, bad = 0;
+	uint64_t last = 0;
+	ssize_t len;
+
+	if (!f) {
+		log_err("cannot open %s: %s", o->replay, strerror(errno));
+		return EXIT_RUNTIME;
+	}
+	while (!sig_stop && (len = getline(&line, &cap, f)) >= 0) {
+		struct tsg_event ev;
+		int rc;
+
+		lineno++;
+		rc = tsg_event_parse_line(line, (size_t)len, &ev, err, sizeof(err));
+		if (rc == 1)
+			continue;
+		if (rc == 0 && ev.ts_ns < last) {
+			snprintf(err, sizeof(err), "ts goes backwards (events must be in "
+						   "non-decreasing ts)");
+			rc = -EINVAL;
+		}
+		if (rc < 0) {
+			fprintf(stderr, "%s:%zu: error: %s\n", name, lineno, err);
+			bad++;
+			continue;
+		}
+		tsg_engine_feed(c->engine, &ev);
+		last = ev.ts_ns;
+	}
+	free(line);
+	if (ferror(f)) {
+		log_err("reading %s: %s", name, strerror(errno));
+		bad++;
+	}
+	if (f != stdin)
+		fclose(f);
+	if (o->has_until && (uint64_t)llround(o->until * 1e9) > last)
+		last = (uint64_t)llround(o->until * 1e9);
+	tsg_engine_advance(c->engine, last);
+	if (bad) {
+		fprintf(stderr, "tsguard: %zu bad line(s) in %s\n", bad, name);
+		return EXIT_USAGE;
+	}
+	return 0;
+}
+
+/* ---- live ------------------------------------------------------------------------ */
+
+#ifdef TSG_HAVE_CAPTURE
+static uint64_t mono_now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * TSG_NSEC_PER_SEC + (uint64_t)ts.tv_nsec;
+}
+
+static void reload(struct ctx *c, struct tsg_capture *cap)
+{
+	struct tsg_ruleset *nrs = NULL;
+	struct tsg_plan *plan = NULL;
+	int rc;
+
+	log_info("SIGHUP: reloading rules");
+	if (load_rules(c->o, geteuid() == 0, &nrs) < 0) {
+		log_err("reload rejected: the new rules have errors; the old rules keep running");
+		return;
+	}
+	rc = tsg_plan_build(nrs, c->record != NULL, &plan);
+	if (rc == 0)
+		rc = tsg_capture_update_plan(cap, plan);
+	if (rc < 0) {
+		log_err("reload failed: cannot update the kernel filter: %s; the old rules keep "
+			"running", strerror(-rc));
+		tsg_plan_free(plan);
+		tsg_ruleset_free(nrs);
+		return;
+	}
+	tsg_plan_free(plan);
+	rc = tsg_engine_swap_rules(c->engine, nrs);
+#ifdef TSG_HAVE_ACTIONS
+	if (rc == 0)
+		rc = tsg_actions_swap(c->actions, nrs);
+#endif
+	if (rc < 0) {
+		log_err("reload failed: %s", strerror(-rc));
+		return;
+	}
+	tsg_ruleset_free(c->rs);
+	c->rs = nrs;
+	log_info("reloaded: %zu rules", nrs->nrules);
+}
+
+static int run_live(struct ctx *c)
+{
+	struct tsg_capture_opts co = { .verbose = c->o->verbose > 0 };
+	struct tsg_capture *cap = NULL;
+	struct tsg_plan *plan = NULL;
+	struct tsg_capture_stats cs;
+	uint64_t last_lost = 0;
+	int rc;
+
+	rc = tsg_plan_build(c->rs, c->record != NULL, &plan);
+	if (rc < 0) {
+		log_err("cannot build the kernel plan: %s", strerror(-rc));
+		return EXIT_RUNTIME;
+	}
+	rc = tsg_capture_new(plan, &co, &cap);
+	tsg_plan_free(plan);
+	if (rc < 0)
+		return EXIT_RUNTIME; /* the capture logged why */
+	tsg_engine_advance(c->engine, mono_now());
+	rc = tsg_capture_snapshot(cap, on_event, c);
+	if (rc < 0)
+		log_warn("startup snapshot failed: %s; sockets that exist now are unknown",
+			 strerror(-rc));
+	log_info("watching: %zu rules%s", c->rs->nrules, c->o->dry_run ? " (dry run)" : "");
+
+	while (!sig_stop) {
+		uint64_t now = mono_now(), next = tsg_engine_next_deadline(c->engine);
+		int timeout = 1000;
+
+		if (next != UINT64_MAX) {
+			uint64_t ms = next > now ? (next - now + 999999) / 1000000 : 0;
+			if (ms < (uint64_t)timeout)
+				timeout = (int)ms;
+		}
+		rc = tsg_capture_poll(cap, timeout, on_event, c);
+		if (rc < 0 && rc != -EINTR) {
+			log_err("capture failed: %s", strerror(-rc));
+			break;
+		}
+		tsg_engine_advance(c->engine, mono_now());
+		if (sig_reload) {
+			sig_reload = 0;
+			reload(c, cap);
+		}
+		tsg_capture_get_stats(cap, &cs);
+		if (cs.lost > last_lost) {
+			log_warn("%llu events lost (ring buffer full), %llu in all",
+				 (unsigned long long)(cs.lost - last_lost),
+				 (unsigned long long)cs.lost);
+			last_lost = cs.lost;
+		}
+#ifdef TSG_HAVE_METRICS
+		tsg_metrics_update(c->engine, cap, c->rs);
+#endif
+	}
+	tsg_capture_get_stats(cap, &cs);
+	log_info("stopping: %llu transitions seen, %llu filtered in the kernel, %llu sent, %llu lost",
+		 (unsigned long long)cs.seen, (unsigned long long)cs.filtered,
+		 (unsigned long long)cs.sent, (unsigned long long)cs.lost);
+	tsg_capture_free(cap);
+	return rc < 0 && rc != -EINTR ? EXIT_RUNTIME : 0;
+}
+#endif
+
+int main(int argc, char **argv)
+{
+	struct opts o = { 0 };
+	struct ctx c = { .o = &o };
+	struct sigaction sa = { .sa_handler = on_signal };
+	struct tsg_engine_opts eo = { 0 };
+	int rc;
+
+	if (argc >= 2 && !strcmp(argv[1], "test")) {
+		if (argc < 3) {
+			fprintf(stderr, "usage: tsguard test FILE...\n");
+			return EXIT_USAGE;
+		}
+		return tsg_ruletest_run((const char *const *)argv + 2, (size_t)argc - 2, stdout);
+	}
+	if (parse_args(argc, argv, &o) < 0)
+		return EXIT_USAGE;
+	tsg_log_set_level(o.quiet ? LOG_WARNING : o.verbose ? LOG_DEBUG : LOG_INFO);
+
+	if (o.check) {
+		struct tsg_plan *plan = NULL;
+
+		if (load_rules(&o, false, &c.rs) < 0)
+			return EXIT_USAGE;
+		if (o.explain) {
+			if (tsg_plan_build(c.rs, false, &plan) < 0) {
+				log_err("cannot build the plan");
+				tsg_ruleset_free(c.rs);
+				return EXIT_RUNTIME;
+			}
+			tsg_plan_explain(plan, c.rs, stdout);
+			tsg_plan_free(plan);
+		}
+		if (!o.quiet)
+			fprintf(stderr, "tsguard: %zu rule(s), %zu action(s): OK\n", c.rs->nrules,
+				c.rs->nactions);
+		tsg_ruleset_free(c.rs);
+		return 0;
+	}
+
+	/* live runs as root refuse rule files others can write; replay runs no
+	 * kernel code but may run actions, so it applies the same check as root */
+	if (load_rules(&o, geteuid() == 0, &c.rs) < 0)
+		return EXIT_USAGE;
+
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGHUP, &sa, NULL);
+	signal(SIGPIPE, SIG_IGN);
+
+	eo.dry_run = o.dry_run;
+	eo.keep_idle_sockets = o.replay != NULL;
+	rc = tsg_engine_new(c.rs, &eo, on_alert, &c, &c.engine);
+	if (rc < 0) {
+		log_err("cannot start the engine: %s", strerror(-rc));
+		tsg_ruleset_free(c.rs);
+		return EXIT_RUNTIME;
+	}
+	if (setup_actions(&c) < 0) {
+		teardown(&c);
+		return EXIT_RUNTIME;
+	}
+
+	if (o.replay) {
+		rc = run_replay(&c);
+	} else {
+#ifdef TSG_HAVE_CAPTURE
+		if (o.record) {
+			c.record = strcmp(o.record, "-") ? fopen(o.record, "w") : stdout;
+			if (!c.record) {
+				log_err("cannot open %s: %s", o.record, strerror(errno));
+				teardown(&c);
+				return EXIT_RUNTIME;
+			}
+		}
+		rc = run_live(&c);
+		if (c.record && c.record != stdout && fclose(c.record) != 0) {
+			log_err("--record: %s", strerror(errno));
+			rc = EXIT_RUNTIME;
+		}
+#else
+		log_err("this build has no live capture (built without BPF); use --replay");
+		rc = EXIT_RUNTIME;
+#endif
+	}
+	teardown(&c);
+	return rc;
 }
