@@ -240,7 +240,7 @@ static void on_alert(void *vctx, const struct tsg_alert *a)
 	fflush(stdout);
 }
 
-static void on_event(void *vctx, const struct tsg_event *ev)
+static __attribute__((unused)) void on_event(void *vctx, const struct tsg_event *ev)
 {
 	struct ctx *c = vctx;
 
