@@ -723,7 +723,8 @@ static void explain_trans(FILE *out, const struct tsg_rule *r)
 					first = false;
 				}
 	}
-	fprintf(out, "  (%u pairs of trans[from][to]; ANY includes NONE = snapshot)\n", npairs);
+	fprintf(out, "  (%u pair%s of trans[from][to]; ANY includes NONE = snapshot)\n", npairs,
+		npairs == 1 ? "" : "s");
 	if (tw)
 		fputs("              TIME_WAIT pairs are derived by the capture: FIN_WAIT2->TIME_WAIT,"
 		      " CLOSING->TIME_WAIT, TIME_WAIT->CLOSE\n",
