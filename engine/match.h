@@ -29,6 +29,9 @@ int tsg_regex_new(const char *pattern, struct tsg_regex **out, size_t *err_off,
 		  char *err_msg, size_t err_len);
 void tsg_regex_free(struct tsg_regex *re);
 bool tsg_regex_match(struct tsg_regex *re, const char *subject);
+/* Result cache counters of one regex (tests, metrics). */
+void tsg_regex_stats(const struct tsg_regex *re, uint64_t *hits, uint64_t *misses,
+		     uint64_t *clears, size_t *entries);
 
 void tsg_match_fini(struct tsg_match *m);
 

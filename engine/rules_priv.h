@@ -1,0 +1,113 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * tsguard: internals of the rule loader, shared by engine/rules_*.c only.
+ */
+#ifndef TSG_RULES_PRIV_H
+#define TSG_RULES_PRIV_H
+
+#include "match.h"
+#include "ruleset.h"
+
+#include <sys/types.h>
+#include <yaml.h>
+
+#define TSG_NAME_MAX 64
+
+struct ld_file {
+	char *path;        /* as given / built from the directory */
+	const char *ipath; /* interned (or the ruleset's copy) */
+	dev_t dev;
+	ino_t ino;
+	bool loaded;
+	yaml_document_t doc;
+	yaml_node_t *lists, *actions, *rules; /* top-level values or NULL */
+};
+
+/* One list or match item as written, after $list references are expanded. */
+struct ritem {
+	const char *text;  /* scalar value without "!" (borrowed from the YAML doc) */
+	bool regex;        /* a {regex: P} item; text = P */
+	bool neg;          /* exclusion */
+	yaml_node_t *node; /* where it is written */
+	struct ld_file *f;
+	size_t text_off;   /* offset of text in the node's value ("!" skipped) */
+	const char *list;  /* name of the list it comes from, or NULL */
+};
+
+struct ritems {
+	struct ritem *v;
+	size_t n, cap;
+};
+
+struct list_def {
+	const char *name; /* borrowed from the YAML doc */
+	struct ld_file *f;
+	yaml_node_t *key, *val;
+	int state; /* 0 unresolved, 1 resolving, 2 resolved, 3 failed */
+	struct ritem *items;
+	size_t nitems;
+};
+
+struct ld {
+	struct tsg_diags *d;
+	struct tsg_ruleset *rs;
+	bool as_root;
+	bool oom;
+	int io_err;
+	struct ld_file *files;
+	size_t nfiles;
+	struct list_def *lists;
+	size_t nlists;
+};
+
+/* helpers (rules_load.c) */
+yaml_node_t *ld_node(const struct ld_file *f, int idx);
+void ld_pos(const yaml_node_t *n, int *line, int *col);
+void ld_off_pos(const yaml_node_t *n, size_t off, int *line, int *col);
+void ld_err(struct ld *L, const struct ld_file *f, const yaml_node_t *n, const char *fmt,
+	    ...) __attribute__((format(printf, 4, 5)));
+void ld_warn(struct ld *L, const struct ld_file *f, const yaml_node_t *n, const char *fmt,
+	     ...) __attribute__((format(printf, 4, 5)));
+void ld_err_at(struct ld *L, const struct ld_file *f, const yaml_node_t *n, size_t off,
+	       const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+const char *ld_dym(const char *word, const char *const *cands, char *buf, size_t len);
+const char *ld_join(const char *const *words, char *buf, size_t len);
+bool ld_is_null(const yaml_node_t *n);
+const char *ld_scalar(struct ld *L, const struct ld_file *f, const yaml_node_t *n,
+		      const char *what);
+bool ld_name_ok(const char *s);
+const char *ld_name(struct ld *L, const struct ld_file *f, const yaml_node_t *n,
+		    const char *what);
+int ld_uint(struct ld *L, const struct ld_file *f, const yaml_node_t *n, const char *what,
+	    uint64_t max, uint64_t *out);
+int ld_bool(struct ld *L, const struct ld_file *f, const yaml_node_t *n, const char *what,
+	    bool *out);
+int ld_duration(struct ld *L, const struct ld_file *f, const yaml_node_t *n,
+		const char *what, bool positive, uint64_t *out);
+bool ld_map(struct ld *L, const struct ld_file *f, const yaml_node_t *n, const char *what,
+	    const char *const *keys, yaml_node_t **kn, yaml_node_t **vn);
+
+/* lists (rules_lists.c) */
+int ld_lists(struct ld *L);
+/* Items of a match field value (scalar, sequence, {regex:} mapping) with
+ * $list references expanded. -EINVAL (diagnosed) or -ENOMEM. */
+int ld_items(struct ld *L, struct ld_file *f, yaml_node_t *n, const char *what,
+	     struct ritems *out);
+/* "FILE:LINE:COL" of where a list item came from, for notes. */
+
+/* match sets (rules_match.c) */
+int ld_match(struct ld *L, struct ld_file *f, yaml_node_t *n, const char *rule,
+	     struct tsg_match *m);
+
+/* actions (rules_actions.c), rules (rules_rules.c) */
+int ld_actions(struct ld *L);
+int ld_rules(struct ld *L);
+int ld_template(struct ld *L, struct ld_file *f, yaml_node_t *n, const char *what,
+		struct tsg_template *t);
+
+/* shared with the rest of the loader */
+int tsg_sfield_to_tfield(int sf);
+void tsg_rule_fini(struct tsg_rule *r);
+void tsg_action_def_fini(struct tsg_action_def *a);
+
+#endif

@@ -1,0 +1,807 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * tsguard: `rules:` (rules.md "rules"): fields, the four kinds of `when`,
+ * default summaries, template checks against what a rule's alerts have,
+ * and the digest that tells a reload which rules are unchanged.
+ */
+#include "rules_priv.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <syslog.h>
+
+static const char *const state_cands[] = {
+	"ESTABLISHED", "SYN_SENT", "SYN_RECV",	 "FIN_WAIT1", "FIN_WAIT2",    "TIME_WAIT",
+	"CLOSE",       "CLOSE_WAIT", "LAST_ACK", "LISTEN",    "CLOSING",      "NEW_SYN_RECV",
+	NULL,
+};
+static const char *const by_cands[] = { "comm",	 "pid",	  "uid",   "cgroup", "laddr",
+					"lport", "raddr", "rport", "family", NULL };
+static const char *const kind_names[] = { "transition", "time", "count", "rate" };
+
+/* ---- states and by ------------------------------------------------------- */
+
+static int parse_state(struct ld *L, struct ld_file *f, yaml_node_t *n, const char *what)
+{
+	const char *s;
+	char w[96], dym[96];
+	int st;
+
+	snprintf(w, sizeof(w), "a TCP state for %s", what);
+	s = ld_scalar(L, f, n, w);
+	if (!s)
+		return -EINVAL;
+	st = tsg_state_parse(s);
+	if (st > 0)
+		return st;
+	ld_err(L, f, n,
+	       "unknown state \"%s\" for %s: expected ESTABLISHED, SYN_SENT, SYN_RECV, FIN_WAIT1, FIN_WAIT2, TIME_WAIT, CLOSE, CLOSE_WAIT, LAST_ACK, LISTEN, CLOSING or NEW_SYN_RECV%s",
+	       s, what, ld_dym(s, state_cands, dym, sizeof(dym)));
+	return -EINVAL;
+}
+
+static int parse_states(struct ld *L, struct ld_file *f, yaml_node_t *n, const char *what,
+			tsg_statemask *out)
+{
+	tsg_statemask m = 0;
+	int r = 0;
+
+	if (n && n->type == YAML_SEQUENCE_NODE) {
+		if (n->data.sequence.items.start == n->data.sequence.items.top) {
+			ld_err(L, f, n, "expected a state or a list of states for %s", what);
+			return -EINVAL;
+		}
+		for (yaml_node_item_t *i = n->data.sequence.items.start;
+		     i < n->data.sequence.items.top; i++) {
+			int st = parse_state(L, f, ld_node(f, *i), what);
+
+			if (st < 0)
+				r = st;
+			else
+				m |= (tsg_statemask)(1u << st);
+		}
+	} else {
+		int st = parse_state(L, f, n, what);
+
+		if (st < 0)
+			r = st;
+		else
+			m |= (tsg_statemask)(1u << st);
+	}
+	*out = m;
+	return r;
+}
+
+static int parse_by1(struct ld *L, struct ld_file *f, yaml_node_t *n, uint32_t *by)
+{
+	const char *s = ld_scalar(L, f, n, "a field name for by");
+	char dym[96];
+	int sf;
+
+	if (!s)
+		return -EINVAL;
+	sf = tsg_sfield_parse(s);
+	if (sf < 0) {
+		ld_err(L, f, n,
+		       "unknown field \"%s\" for by: expected comm, pid, uid, cgroup, laddr, lport, raddr, rport or family%s",
+		       s, ld_dym(s, by_cands, dym, sizeof(dym)));
+		return -EINVAL;
+	}
+	*by |= TSG_HAVE(sf);
+	return 0;
+}
+
+static int parse_by(struct ld *L, struct ld_file *f, yaml_node_t *n, uint32_t *by)
+{
+	int r = 0;
+
+	*by = 0;
+	if (n && n->type == YAML_SEQUENCE_NODE) {
+		if (n->data.sequence.items.start == n->data.sequence.items.top) {
+			ld_err(L, f, n, "expected a field or a list of fields for by");
+			return -EINVAL;
+		}
+		for (yaml_node_item_t *i = n->data.sequence.items.start;
+		     i < n->data.sequence.items.top; i++)
+			if (parse_by1(L, f, ld_node(f, *i), by) < 0)
+				r = -EINVAL;
+		return r;
+	}
+	return parse_by1(L, f, n, by);
+}
+
+/* ---- when ---------------------------------------------------------------- */
+
+static const char *const when_keys[] = { "from",	  "to",		   "state", "longer_than",
+					 "count_above",	  "resolve_below", "by",    "for",
+					 "rate_above",	  "per",	   NULL };
+enum { WK_FROM, WK_TO, WK_STATE, WK_LONGER, WK_COUNT, WK_RESOLVE, WK_BY, WK_FOR, WK_RATE,
+       WK_PER, WK_N };
+
+/* which when keys each kind allows */
+static const uint32_t kind_allows[] = {
+	[TSG_KIND_TRANSITION] = 1u << WK_FROM | 1u << WK_TO | 1u << WK_BY,
+	[TSG_KIND_TIME] = 1u << WK_STATE | 1u << WK_LONGER,
+	[TSG_KIND_COUNT] = 1u << WK_STATE | 1u << WK_COUNT | 1u << WK_RESOLVE | 1u << WK_BY |
+			   1u << WK_FOR,
+	[TSG_KIND_RATE] = 1u << WK_FROM | 1u << WK_TO | 1u << WK_RATE | 1u << WK_PER |
+			  1u << WK_BY | 1u << WK_FOR,
+};
+static const char *const kind_example[] = {
+	[TSG_KIND_TRANSITION] = "{from: SYN_SENT, to: CLOSE}",
+	[TSG_KIND_TIME] = "{state: SYN_SENT, longer_than: 500ms}",
+	[TSG_KIND_COUNT] = "{state: TIME_WAIT, count_above: 500, by: comm}",
+	[TSG_KIND_RATE] = "{from: SYN_SENT, to: CLOSE, rate_above: 50, per: 10s, by: raddr}",
+};
+
+static int ld_when(struct ld *L, struct ld_file *f, yaml_node_t *n, struct tsg_rule *r)
+{
+	yaml_node_t *kn[WK_N], *vn[WK_N];
+	char what[128];
+	int kind, rc = 0;
+	const int kind_key[] = { -1, WK_LONGER, WK_COUNT, WK_RATE };
+	int first = -1;
+
+	snprintf(what, sizeof(what), "when of rule \"%s\"", r->name);
+	if (!ld_map(L, f, n, what, when_keys, kn, vn))
+		return -EINVAL;
+
+	/* the kind: by its defining key */
+	kind = TSG_KIND_TRANSITION;
+	for (int k = TSG_KIND_TIME; k <= TSG_KIND_RATE; k++) {
+		if (!kn[kind_key[k]])
+			continue;
+		if (first < 0) {
+			first = k;
+			kind = k;
+			continue;
+		}
+		ld_err(L, f, kn[kind_key[k]],
+		       "\"%s\" (a %s rule) cannot be combined with \"%s\" (a %s rule): a when has exactly one kind",
+		       when_keys[kind_key[k]], kind_names[k], when_keys[kind_key[first]],
+		       kind_names[first]);
+		return -EINVAL;
+	}
+	r->kind = kind;
+
+	for (int k = 0; k < WK_N; k++) {
+		if (!kn[k] || (kind_allows[kind] & (1u << k)))
+			continue;
+		if (k == WK_BY && kind == TSG_KIND_TIME)
+			ld_err(L, f, kn[k],
+			       "\"by\" is not allowed in a time rule (when with longer_than): its key is the socket");
+		else if (kind == TSG_KIND_TRANSITION && k == WK_STATE)
+			ld_err(L, f, kn[k],
+			       "\"state\" needs longer_than (time in state: %s) or count_above (count: %s)",
+			       kind_example[TSG_KIND_TIME], kind_example[TSG_KIND_COUNT]);
+		else if (kind == TSG_KIND_TRANSITION && (k == WK_FOR || k == WK_RESOLVE || k == WK_PER))
+			ld_err(L, f, kn[k],
+			       "\"%s\" is not allowed in a transition rule; it qualifies count_above or rate_above",
+			       when_keys[k]);
+		else
+			ld_err(L, f, kn[k],
+			       "\"%s\" is not allowed in a %s rule (e.g. when: %s)", when_keys[k],
+			       kind_names[kind], kind_example[kind]);
+		rc = -EINVAL;
+	}
+
+	/* required parts */
+	switch (kind) {
+	case TSG_KIND_TRANSITION:
+		if (!kn[WK_FROM] && !kn[WK_TO] && !kn[WK_STATE]) {
+			ld_err(L, f, n,
+			       "when of rule \"%s\" needs a condition: from/to (transition), state + longer_than (time), state + count_above + by (count) or from/to + rate_above + per + by (rate)",
+			       r->name);
+			rc = -EINVAL;
+		}
+		break;
+	case TSG_KIND_TIME:
+		if (!kn[WK_STATE]) {
+			ld_err(L, f, n, "a time rule needs state (e.g. when: %s)",
+			       kind_example[kind]);
+			rc = -EINVAL;
+		}
+		break;
+	case TSG_KIND_COUNT:
+		if (!kn[WK_STATE] || !kn[WK_BY]) {
+			ld_err(L, f, n, "a count rule needs %s (e.g. when: %s)",
+			       !kn[WK_STATE] && !kn[WK_BY] ? "state and by"
+			       : !kn[WK_STATE]		   ? "state"
+							   : "by",
+			       kind_example[kind]);
+			rc = -EINVAL;
+		}
+		break;
+	case TSG_KIND_RATE: {
+		char miss[64] = "";
+
+		if (!kn[WK_FROM] && !kn[WK_TO])
+			strcat(miss, "from and/or to");
+		if (!kn[WK_PER])
+			strcat(strcat(miss, miss[0] ? ", " : ""), "per");
+		if (!kn[WK_BY])
+			strcat(strcat(miss, miss[0] ? ", " : ""), "by");
+		if (miss[0]) {
+			ld_err(L, f, n, "a rate rule needs %s (e.g. when: %s)", miss,
+			       kind_example[kind]);
+			rc = -EINVAL;
+		}
+		break;
+	}
+	}
+
+	/* values */
+	if (kn[WK_FROM] && parse_states(L, f, vn[WK_FROM], "from", &r->from) < 0)
+		rc = -EINVAL;
+	if (kn[WK_TO] && parse_states(L, f, vn[WK_TO], "to", &r->to) < 0)
+		rc = -EINVAL;
+	if (kn[WK_STATE] && kind != TSG_KIND_TRANSITION) {
+		int st = parse_state(L, f, vn[WK_STATE], "state");
+
+		if (st < 0)
+			rc = -EINVAL;
+		else
+			r->state = (uint8_t)st;
+	}
+	if (kn[WK_LONGER] &&
+	    ld_duration(L, f, vn[WK_LONGER], "longer_than", true, &r->longer_than_ns) < 0)
+		rc = -EINVAL;
+	if (kn[WK_COUNT] &&
+	    ld_uint(L, f, vn[WK_COUNT], "count_above", UINT32_MAX, &r->threshold) < 0)
+		rc = -EINVAL;
+	if (kn[WK_RATE] && ld_uint(L, f, vn[WK_RATE], "rate_above", UINT32_MAX, &r->threshold) < 0)
+		rc = -EINVAL;
+	r->resolve_below = r->threshold;
+	if (kn[WK_RESOLVE] && kind == TSG_KIND_COUNT) {
+		if (ld_uint(L, f, vn[WK_RESOLVE], "resolve_below", UINT32_MAX, &r->resolve_below) < 0) {
+			rc = -EINVAL;
+		} else if (kn[WK_COUNT] && r->resolve_below > r->threshold) {
+			ld_err(L, f, vn[WK_RESOLVE],
+			       "resolve_below (%llu) must not be above count_above (%llu)",
+			       (unsigned long long)r->resolve_below,
+			       (unsigned long long)r->threshold);
+			rc = -EINVAL;
+		}
+	}
+	if (kn[WK_PER] && ld_duration(L, f, vn[WK_PER], "per", true, &r->per_ns) < 0)
+		rc = -EINVAL;
+	if (kn[WK_FOR] && ld_duration(L, f, vn[WK_FOR], "for", false, &r->for_ns) < 0)
+		rc = -EINVAL;
+	if (kn[WK_BY] && kind != TSG_KIND_TIME && parse_by(L, f, vn[WK_BY], &r->by) < 0)
+		rc = -EINVAL;
+	return rc;
+}
+
+/* ---- summaries and template checks ---------------------------------------------- */
+
+static void mask_names(tsg_statemask m, char *buf, size_t len)
+{
+	size_t o = 0;
+
+	buf[0] = 0;
+	if (!m) {
+		snprintf(buf, len, "any");
+		return;
+	}
+	for (int st = 1; st < TSG_NSTATES && o < len; st++) {
+		if (!(m & (1u << st)))
+			continue;
+		int w = snprintf(buf + o, len - o, "%s%s", o ? "|" : "", tsg_state_name(st));
+
+		if (w < 0)
+			break;
+		o += (size_t)w;
+	}
+}
+
+static int default_summary(struct tsg_rule *r)
+{
+	char buf[512], from[160], to[160], per[32];
+	const char *msg;
+	size_t off;
+
+	switch (r->kind) {
+	case TSG_KIND_TRANSITION:
+		snprintf(buf, sizeof(buf),
+			 "{{comm}} ({{pid}}) {{laddr}}:{{lport}} -> {{raddr}}:{{rport}} {{from}} -> {{to}}");
+		break;
+	case TSG_KIND_TIME:
+		snprintf(buf, sizeof(buf),
+			 "{{comm}} ({{pid}}) {{laddr}}:{{lport}} -> {{raddr}}:{{rport}} in {{state}} for {{duration}}");
+		break;
+	case TSG_KIND_COUNT:
+		snprintf(buf, sizeof(buf), "{{count}} sockets in {{state}} for {{key}}");
+		break;
+	default:
+		mask_names(r->from, from, sizeof(from));
+		mask_names(r->to, to, sizeof(to));
+		snprintf(buf, sizeof(buf), "{{count}} transitions %s -> %s within %s for {{key}}",
+			 from, to, tsg_duration_format(r->per_ns, per, sizeof(per)));
+		break;
+	}
+	return tsg_template_parse(buf, &r->summary, &off, &msg);
+}
+
+static void fields_list(uint32_t m, char *buf, size_t len)
+{
+	size_t o = 0;
+
+	buf[0] = 0;
+	for (int tf = 0; tf < TSG_TF_N && o < len; tf++) {
+		int w;
+
+		if (!(m & (1u << tf)))
+			continue;
+		w = snprintf(buf + o, len - o, "%s%s%s", o ? " " : "", tsg_tfield_name(tf),
+			     tf == TSG_TF_LABEL ? ".NAME" : "");
+		if (w < 0)
+			break;
+		o += (size_t)w;
+	}
+}
+
+static bool has_label(const struct tsg_rule *r, const char *name)
+{
+	for (size_t i = 0; i < r->nlabels; i++)
+		if (!strcmp(r->labels[i].name, name))
+			return true;
+	return false;
+}
+
+static void check_summary(struct ld *L, struct ld_file *f, yaml_node_t *n, struct tsg_rule *r)
+{
+	uint32_t miss = r->summary.fields_used & ~r->fields_avail;
+	char have[512];
+
+	if (r->summary.fields_used & (1u << TSG_TF_SUMMARY)) {
+		ld_err(L, f, n, "the summary of rule \"%s\" cannot use {{summary}} (itself)", r->name);
+		miss &= ~(1u << TSG_TF_SUMMARY);
+	}
+	fields_list(r->fields_avail, have, sizeof(have));
+	for (int tf = 0; tf < TSG_TF_N; tf++)
+		if (miss & (1u << tf))
+			ld_err(L, f, n,
+			       "summary of %s rule \"%s\" uses {{%s}}, which its alerts never have (they have: %s)",
+			       kind_names[r->kind], r->name, tsg_tfield_name(tf), have);
+	for (size_t i = 0; i < r->summary.nlabels_used; i++)
+		if (!has_label(r, r->summary.labels_used[i]))
+			ld_err(L, f, n, "summary uses {{labels.%s}} but rule \"%s\" has no label \"%s\"",
+			       r->summary.labels_used[i], r->name, r->summary.labels_used[i]);
+}
+
+static void check_action(struct ld *L, struct ld_file *f, yaml_node_t *n,
+			 const struct tsg_rule *r, const struct tsg_action_def *a)
+{
+	uint32_t miss = a->fields_used & ~r->fields_avail;
+	char have[512];
+
+	fields_list(r->fields_avail, have, sizeof(have));
+	for (int tf = 0; tf < TSG_TF_N; tf++)
+		if (miss & (1u << tf))
+			ld_err(L, f, n,
+			       "action \"%s\" uses {{%s}}, which alerts of %s rule \"%s\" never have (they have: %s)",
+			       a->name, tsg_tfield_name(tf), kind_names[r->kind], r->name, have);
+	for (size_t i = 0; i < a->nlabels_used; i++)
+		if (!has_label(r, a->labels_used[i]))
+			ld_err(L, f, n, "action \"%s\" uses {{labels.%s}} but rule \"%s\" has no label \"%s\"",
+			       a->name, a->labels_used[i], r->name, a->labels_used[i]);
+}
+
+/* ---- digest -------------------------------------------------------------------- */
+
+struct hasher {
+	uint64_t h;
+};
+
+static void h_bytes(struct hasher *h, const void *p, size_t n)
+{
+	const unsigned char *b = p;
+
+	for (size_t i = 0; i < n; i++) {
+		h->h ^= b[i];
+		h->h *= 1099511628211ull;
+	}
+}
+
+static void h_u64(struct hasher *h, uint64_t v)
+{
+	h_bytes(h, &v, sizeof(v));
+}
+
+static void h_str(struct hasher *h, const char *s)
+{
+	if (!s) {
+		h_u64(h, UINT64_MAX);
+		return;
+	}
+	h_u64(h, strlen(s));
+	h_bytes(h, s, strlen(s));
+}
+
+static uint64_t rule_digest(const struct tsg_rule *r, const struct tsg_ruleset *rs)
+{
+	struct hasher h = { 1469598103934665603ull };
+	const struct tsg_match *m = &r->match;
+
+	h_str(&h, r->name);
+	h_str(&h, r->description);
+	h_str(&h, r->summary.src);
+	h_u64(&h, (uint64_t)r->severity);
+	h_u64(&h, r->enabled);
+	h_u64(&h, r->nlabels);
+	for (size_t i = 0; i < r->nlabels; i++) {
+		h_str(&h, r->labels[i].name);
+		h_str(&h, r->labels[i].value);
+	}
+	h_u64(&h, m->family_mask);
+	h_u64(&h, m->lport.n);
+	for (size_t i = 0; i < m->lport.n; i++)
+		h_u64(&h, (uint64_t)m->lport.v[i].lo << 32 | (uint64_t)m->lport.v[i].hi << 1 |
+				  m->lport.v[i].neg);
+	h_u64(&h, m->rport.n);
+	for (size_t i = 0; i < m->rport.n; i++)
+		h_u64(&h, (uint64_t)m->rport.v[i].lo << 32 | (uint64_t)m->rport.v[i].hi << 1 |
+				  m->rport.v[i].neg);
+	h_u64(&h, m->laddr.n);
+	for (size_t i = 0; i < m->laddr.n; i++) {
+		h_bytes(&h, m->laddr.v[i].addr, 16);
+		h_u64(&h, (uint64_t)m->laddr.v[i].plen << 1 | m->laddr.v[i].neg);
+	}
+	h_u64(&h, m->raddr.n);
+	for (size_t i = 0; i < m->raddr.n; i++) {
+		h_bytes(&h, m->raddr.v[i].addr, 16);
+		h_u64(&h, (uint64_t)m->raddr.v[i].plen << 1 | m->raddr.v[i].neg);
+	}
+	h_u64(&h, m->comm.n);
+	for (size_t i = 0; i < m->comm.n; i++) {
+		h_str(&h, m->comm.v[i].s);
+		h_u64(&h, (uint64_t)(m->comm.v[i].re != NULL) << 1 | m->comm.v[i].neg);
+	}
+	h_u64(&h, m->uid.n);
+	for (size_t i = 0; i < m->uid.n; i++)
+		h_u64(&h, (uint64_t)m->uid.v[i].uid << 1 | m->uid.v[i].neg);
+	h_u64(&h, m->cgroup.n);
+	for (size_t i = 0; i < m->cgroup.n; i++) {
+		h_str(&h, m->cgroup.v[i].s);
+		h_u64(&h, m->cgroup.v[i].neg);
+	}
+	h_u64(&h, (uint64_t)r->kind);
+	h_u64(&h, r->from);
+	h_u64(&h, r->to);
+	h_u64(&h, r->state);
+	h_u64(&h, r->longer_than_ns);
+	h_u64(&h, r->threshold);
+	h_u64(&h, r->resolve_below);
+	h_u64(&h, r->per_ns);
+	h_u64(&h, r->by);
+	h_u64(&h, r->for_ns);
+	h_u64(&h, r->cooldown_ns);
+	h_u64(&h, r->nactions);
+	for (size_t i = 0; i < r->nactions; i++)
+		h_str(&h, rs->actions[r->actions[i]].name);
+	return h.h;
+}
+
+/* ---- one rule ---------------------------------------------------------------- */
+
+static const char *const rule_keys[] = { "name",   "description", "summary", "severity",
+					 "enabled", "labels",	   "match",   "when",
+					 "cooldown", "actions",	   NULL };
+enum { RK_NAME, RK_DESC, RK_SUMMARY, RK_SEV, RK_ENABLED, RK_LABELS, RK_MATCH, RK_WHEN,
+       RK_COOLDOWN, RK_ACTIONS, RK_N };
+
+static bool label_name_ok(const char *s)
+{
+	size_t n = strlen(s);
+
+	if (!n || n > TSG_NAME_MAX || !(isalpha((unsigned char)s[0]) || s[0] == '_'))
+		return false;
+	for (size_t i = 1; i < n; i++)
+		if (!(isalnum((unsigned char)s[i]) || s[i] == '_'))
+			return false;
+	return true;
+}
+
+static int ld_labels(struct ld *L, struct ld_file *f, yaml_node_t *n, struct tsg_rule *r)
+{
+	size_t cnt;
+	int rc = 0;
+
+	if (!n || n->type != YAML_MAPPING_NODE) {
+		ld_err(L, f, n, "expected a mapping of label names to values for labels (e.g. {team: edge})");
+		return -EINVAL;
+	}
+	cnt = (size_t)(n->data.mapping.pairs.top - n->data.mapping.pairs.start);
+	r->labels = calloc(cnt ? cnt : 1, sizeof(*r->labels));
+	if (!r->labels)
+		return -ENOMEM;
+	for (size_t i = 0; i < cnt; i++) {
+		yaml_node_pair_t *p = &n->data.mapping.pairs.start[i];
+		yaml_node_t *k = ld_node(f, p->key), *v = ld_node(f, p->value);
+		const char *ks = ld_scalar(L, f, k, "a label name");
+		const char *vs;
+
+		if (!ks) {
+			rc = -EINVAL;
+			continue;
+		}
+		if (!label_name_ok(ks)) {
+			ld_err(L, f, k, "bad label name \"%s\": expected [a-zA-Z_][a-zA-Z0-9_]*", ks);
+			rc = -EINVAL;
+			continue;
+		}
+		if (has_label(r, ks)) {
+			ld_err(L, f, k, "duplicate label \"%s\"", ks);
+			rc = -EINVAL;
+			continue;
+		}
+		if (!v || v->type != YAML_SCALAR_NODE) {
+			ld_err(L, f, v, "expected a string for label %s", ks);
+			rc = -EINVAL;
+			continue;
+		}
+		vs = (const char *)v->data.scalar.value;
+		r->labels[r->nlabels].name = strdup(ks);
+		r->labels[r->nlabels].value = strdup(vs);
+		if (!r->labels[r->nlabels].name || !r->labels[r->nlabels].value) {
+			free(r->labels[r->nlabels].name);
+			free(r->labels[r->nlabels].value);
+			return -ENOMEM;
+		}
+		r->nlabels++;
+	}
+	return rc;
+}
+
+static const struct tsg_rule *find_rule(struct ld *L, const char *name)
+{
+	for (size_t i = 0; i < L->rs->nrules; i++)
+		if (!strcmp(L->rs->rules[i].name, name))
+			return &L->rs->rules[i];
+	return NULL;
+}
+
+static int find_action_idx(struct ld *L, const char *name)
+{
+	for (size_t i = 0; i < L->rs->nactions; i++)
+		if (!strcmp(L->rs->actions[i].name, name))
+			return (int)i;
+	return -1;
+}
+
+static int ld_rule_actions(struct ld *L, struct ld_file *f, yaml_node_t *n, struct tsg_rule *r,
+			   yaml_node_t ***nodes_out)
+{
+	yaml_node_t *one[1] = { n }, **items;
+	size_t cnt;
+	int rc = 0;
+
+	if (n && n->type == YAML_SEQUENCE_NODE) {
+		cnt = (size_t)(n->data.sequence.items.top - n->data.sequence.items.start);
+	} else if (n && n->type == YAML_SCALAR_NODE && !ld_is_null(n)) {
+		cnt = 1;
+	} else {
+		ld_err(L, f, n, "expected a list of action names for actions (e.g. [syslog])");
+		return -EINVAL;
+	}
+	items = calloc(cnt ? cnt : 1, sizeof(*items));
+	r->actions = calloc(cnt ? cnt : 1, sizeof(*r->actions));
+	if (!items || !r->actions) {
+		free(items);
+		return -ENOMEM;
+	}
+	for (size_t i = 0; i < cnt; i++) {
+		yaml_node_t *in = n->type == YAML_SEQUENCE_NODE
+					  ? ld_node(f, n->data.sequence.items.start[i])
+					  : one[0];
+		const char *s = ld_scalar(L, f, in, "an action name");
+		int idx;
+
+		if (!s) {
+			rc = -EINVAL;
+			continue;
+		}
+		idx = find_action_idx(L, s);
+		if (idx < 0) {
+			const char **cands = calloc(L->rs->nactions + 1, sizeof(*cands));
+			char dym[128] = "";
+
+			if (cands) {
+				for (size_t j = 0; j < L->rs->nactions; j++)
+					cands[j] = L->rs->actions[j].name;
+				ld_dym(s, cands, dym, sizeof(dym));
+			}
+			free(cands);
+			ld_err(L, f, in, "undefined action \"%s\" in rule \"%s\"%s", s, r->name, dym);
+			rc = -EINVAL;
+			continue;
+		}
+		for (size_t j = 0; j < r->nactions; j++) {
+			if (r->actions[j] == (size_t)idx) {
+				ld_err(L, f, in, "action \"%s\" is listed twice", s);
+				rc = -EINVAL;
+				idx = -1;
+				break;
+			}
+		}
+		if (idx < 0)
+			continue;
+		items[r->nactions] = in;
+		r->actions[r->nactions++] = (size_t)idx;
+	}
+	*nodes_out = items;
+	return rc;
+}
+
+static int ld_rule(struct ld *L, struct ld_file *f, yaml_node_t *rn)
+{
+	yaml_node_t *kn[RK_N], *vn[RK_N], *name_node = NULL, **act_nodes = NULL;
+	struct tsg_rule r = { 0 };
+	bool when_ok = true, bad = false;
+	const struct tsg_rule *prev;
+	char what[128];
+	const char *name;
+	int rc;
+
+	if (!rn || rn->type != YAML_MAPPING_NODE) {
+		ld_err(L, f, rn, "expected a rule (a mapping with name, when, ...)");
+		return -EINVAL;
+	}
+	for (yaml_node_pair_t *p = rn->data.mapping.pairs.start; p < rn->data.mapping.pairs.top;
+	     p++) {
+		yaml_node_t *k = ld_node(f, p->key);
+
+		if (k && k->type == YAML_SCALAR_NODE && !name_node &&
+		    !strcmp((const char *)k->data.scalar.value, "name"))
+			name_node = ld_node(f, p->value);
+	}
+	name = name_node ? ld_name(L, f, name_node, "rule") : NULL;
+	if (!name_node)
+		ld_err(L, f, rn, "a rule needs a name");
+	snprintf(what, sizeof(what), "rule \"%s\"", name ? name : "?");
+	ld_map(L, f, rn, what, rule_keys, kn, vn);
+	if (!name)
+		return -EINVAL;
+	prev = find_rule(L, name);
+	if (prev) {
+		ld_err(L, f, name_node, "duplicate rule name \"%s\" (first defined at %s:%d:%d)", name,
+		       prev->file, prev->line, prev->col);
+		return -EINVAL;
+	}
+	r.name = strdup(name);
+	if (!r.name)
+		return -ENOMEM;
+	r.file = f->ipath;
+	ld_pos(rn, &r.line, &r.col);
+	r.severity = LOG_WARNING;
+	r.enabled = true;
+
+#define CHECK(expr)                          \
+	do {                                 \
+		int _r = (expr);             \
+		if (_r == -ENOMEM)           \
+			goto nomem;          \
+		if (_r < 0)                  \
+			bad = true;          \
+	} while (0)
+
+	if (vn[RK_DESC]) {
+		const char *s = ld_scalar(L, f, vn[RK_DESC], "a string for description");
+
+		if (!s)
+			bad = true;
+		else if (!(r.description = strdup(s)))
+			goto nomem;
+	}
+	if (vn[RK_SEV]) {
+		static const char *const sevs[] = { "emergency", "alert", "critical", "error",
+						    "warning",	 "notice", "info",     "debug",
+						    NULL };
+		const char *s = ld_scalar(L, f, vn[RK_SEV], "a severity");
+		int sev = s ? tsg_severity_parse(s) : -EINVAL;
+		char dym[96];
+
+		if (s && sev < 0)
+			ld_err(L, f, vn[RK_SEV],
+			       "unknown severity \"%s\": expected emergency, alert, critical, error, warning, notice, info or debug%s",
+			       s, ld_dym(s, sevs, dym, sizeof(dym)));
+		if (sev < 0)
+			bad = true;
+		else
+			r.severity = sev;
+	}
+	if (vn[RK_ENABLED])
+		CHECK(ld_bool(L, f, vn[RK_ENABLED], "enabled", &r.enabled));
+	if (kn[RK_LABELS])
+		CHECK(ld_labels(L, f, vn[RK_LABELS], &r));
+	if (kn[RK_MATCH]) {
+		if (ld_is_null(vn[RK_MATCH]))
+			; /* `match:` with nothing: every socket */
+		else
+			CHECK(ld_match(L, f, vn[RK_MATCH], r.name, &r.match));
+	}
+	if (!kn[RK_WHEN]) {
+		ld_err(L, f, rn, "rule \"%s\" needs a when (e.g. when: {state: SYN_SENT, longer_than: 500ms})",
+		       r.name);
+		when_ok = false;
+	} else {
+		rc = ld_when(L, f, vn[RK_WHEN], &r);
+		if (rc == -ENOMEM)
+			goto nomem;
+		when_ok = rc == 0;
+	}
+	if (vn[RK_COOLDOWN])
+		CHECK(ld_duration(L, f, vn[RK_COOLDOWN], "cooldown", false, &r.cooldown_ns));
+	if (kn[RK_ACTIONS]) {
+		CHECK(ld_rule_actions(L, f, vn[RK_ACTIONS], &r, &act_nodes));
+	} else {
+		int idx = find_action_idx(L, "syslog");
+
+		r.actions = calloc(1, sizeof(*r.actions));
+		if (!r.actions)
+			goto nomem;
+		if (idx >= 0)
+			r.actions[r.nactions++] = (size_t)idx;
+	}
+	r.fields_avail = tsg_rule_fields_avail(&r);
+	if (vn[RK_SUMMARY]) {
+		rc = ld_template(L, f, vn[RK_SUMMARY], "summary", &r.summary);
+		if (rc == -ENOMEM)
+			goto nomem;
+		if (rc < 0)
+			bad = true;
+		else if (when_ok)
+			check_summary(L, f, vn[RK_SUMMARY], &r);
+	} else if (when_ok && default_summary(&r) < 0) {
+		goto nomem;
+	}
+	if (when_ok && act_nodes) {
+		for (size_t i = 0; i < r.nactions; i++)
+			check_action(L, f, act_nodes[i], &r, &L->rs->actions[r.actions[i]]);
+	} else if (when_ok) {
+		for (size_t i = 0; i < r.nactions; i++)
+			check_action(L, f, kn[RK_ACTIONS] ? kn[RK_ACTIONS] : rn, &r,
+				     &L->rs->actions[r.actions[i]]);
+	}
+#undef CHECK
+	free(act_nodes);
+	act_nodes = NULL;
+	r.digest = rule_digest(&r, L->rs);
+	{
+		struct tsg_rule *nr = realloc(L->rs->rules, (L->rs->nrules + 1) * sizeof(*nr));
+
+		if (!nr)
+			goto nomem;
+		L->rs->rules = nr;
+		r.index = (uint32_t)L->rs->nrules;
+		nr[L->rs->nrules++] = r;
+	}
+	return bad || !when_ok ? -EINVAL : 0;
+nomem:
+	free(act_nodes);
+	tsg_rule_fini(&r);
+	L->oom = true;
+	return -ENOMEM;
+}
+
+int ld_rules(struct ld *L)
+{
+	for (size_t fi = 0; fi < L->nfiles; fi++) {
+		struct ld_file *f = &L->files[fi];
+		yaml_node_t *n = f->rules;
+
+		if (!n || ld_is_null(n))
+			continue;
+		if (n->type != YAML_SEQUENCE_NODE) {
+			ld_err(L, f, n, "expected a list of rules (- name: ...) for rules");
+			continue;
+		}
+		for (yaml_node_item_t *i = n->data.sequence.items.start;
+		     i < n->data.sequence.items.top; i++)
+			if (ld_rule(L, f, ld_node(f, *i)) == -ENOMEM)
+				return -ENOMEM;
+	}
+	return 0;
+}
