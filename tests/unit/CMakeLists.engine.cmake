@@ -1,0 +1,4 @@
+# Engine unit tests (lead's area).
+add_executable(test_engine ${CMAKE_CURRENT_LIST_DIR}/test_engine.c)
+target_link_libraries(test_engine PRIVATE tsg_core PkgConfig::CMOCKA)
+add_test(NAME unit.engine COMMAND test_engine)

@@ -1,0 +1,450 @@
+/* SPDX-License-Identifier: MIT */
+/* tsguard: engine unit tests: each `when` kind at its edges, for, cooldown,
+ * bounds, reload. Rules are written as YAML and loaded by the real loader. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include "engine.h"
+#include "ruleset.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define MS(x) ((uint64_t)(x) * 1000000ull)
+#define SEC(x) ((uint64_t)(x) * 1000000000ull)
+
+struct note {
+	char rule[65];
+	int status;
+	uint64_t ts;
+	uint64_t count, suppressed, duration;
+	char comm[16];
+};
+
+struct rec {
+	struct note v[256];
+	size_t n;
+};
+
+static void on_note(void *ctx, const struct tsg_alert *a)
+{
+	struct rec *r = ctx;
+	struct note *n;
+
+	assert_true(r->n < 256);
+	n = &r->v[r->n++];
+	snprintf(n->rule, sizeof(n->rule), "%s", a->rule->name);
+	n->status = a->status;
+	n->ts = a->ts_ns;
+	n->count = a->count;
+	n->suppressed = a->suppressed;
+	n->duration = a->duration_ns;
+	snprintf(n->comm, sizeof(n->comm), "%s", a->info.comm);
+}
+
+static struct tsg_ruleset *load(const char *yaml)
+{
+	char path[] = "/tmp/tsg-test-engine-XXXXXX.yaml";
+	int fd = mkstemps(path, 5);
+	struct tsg_ruleset *rs = NULL;
+	struct tsg_diags d;
+	const char *paths[1] = { path };
+
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, yaml, strlen(yaml)), (ssize_t)strlen(yaml));
+	close(fd);
+	tsg_diags_init(&d);
+	if (tsg_ruleset_load(paths, 1, false, &d, &rs) < 0)
+		tsg_diags_print(&d, stderr);
+	tsg_diags_fini(&d);
+	unlink(path);
+	assert_non_null(rs);
+	return rs;
+}
+
+struct fx {
+	struct tsg_ruleset *rs;
+	struct tsg_engine *e;
+	struct rec rec;
+};
+
+static void fx_start(struct fx *f, const char *yaml, size_t max_keys, size_t max_socks)
+{
+	struct tsg_engine_opts o = { .keep_idle_sockets = true,
+				     .max_keys_per_rule = max_keys,
+				     .max_sockets = max_socks };
+
+	memset(f, 0, sizeof(*f));
+	f->rs = load(yaml);
+	assert_int_equal(tsg_engine_new(f->rs, &o, on_note, &f->rec, &f->e), 0);
+}
+
+static void fx_stop(struct fx *f)
+{
+	tsg_engine_free(f->e);
+	tsg_ruleset_free(f->rs);
+}
+
+static void ev(struct fx *f, uint64_t ts, const char *sk, int from, int to, const char *comm,
+	       int rport)
+{
+	struct tsg_event e = { .ts_ns = ts, .sk = tsg_sk_from_string(sk), .from = (uint8_t)from,
+			       .to = (uint8_t)to };
+
+	if (comm) {
+		snprintf(e.info.comm, sizeof(e.info.comm), "%s", comm);
+		e.info.have |= TSG_HAVE(TSG_SF_COMM);
+	}
+	if (rport >= 0) {
+		e.info.rport = (uint16_t)rport;
+		e.info.have |= TSG_HAVE(TSG_SF_RPORT);
+		tsg_addr_parse("10.0.0.9", e.info.raddr, &e.info.family);
+		e.info.have |= TSG_HAVE(TSG_SF_RADDR) | TSG_HAVE(TSG_SF_FAMILY);
+	}
+	tsg_engine_feed(f->e, &e);
+}
+
+static void expect(struct fx *f, size_t i, const char *rule, int status, uint64_t ts)
+{
+	assert_true(i < f->rec.n);
+	assert_string_equal(f->rec.v[i].rule, rule);
+	assert_int_equal(f->rec.v[i].status, status);
+	assert_int_equal(f->rec.v[i].ts, ts);
+}
+
+static const char *TIME_RULE = "rules:\n"
+			       "  - name: slow\n"
+			       "    match: {rport: 443}\n"
+			       "    when: {state: SYN_SENT, longer_than: 500ms}\n";
+
+static void test_time_fires_at_threshold(void **state)
+{
+	struct fx f;
+
+	fx_start(&f, TIME_RULE, 0, 0);
+	ev(&f, 0, "s1", TSG_CLOSE, TSG_SYN_SENT, "curl", 443);
+	tsg_engine_advance(f.e, MS(499));
+	assert_int_equal(f.rec.n, 0);
+	assert_int_equal(tsg_engine_next_deadline(f.e), MS(500));
+	tsg_engine_advance(f.e, MS(500));
+	assert_int_equal(f.rec.n, 1);
+	expect(&f, 0, "slow", TSG_FIRING, MS(500));
+	assert_int_equal(f.rec.v[0].duration, MS(500));
+	assert_string_equal(f.rec.v[0].comm, "curl");
+	ev(&f, MS(900), "s1", TSG_SYN_SENT, TSG_ESTABLISHED, NULL, -1);
+	assert_int_equal(f.rec.n, 2);
+	expect(&f, 1, "slow", TSG_RESOLVED, MS(900));
+	assert_int_equal(f.rec.v[1].duration, MS(900));
+	fx_stop(&f);
+}
+
+static void test_time_leave_at_threshold_instant(void **state)
+{
+	struct fx f;
+
+	fx_start(&f, TIME_RULE, 0, 0);
+	ev(&f, 0, "s1", TSG_CLOSE, TSG_SYN_SENT, "curl", 443);
+	/* leaves exactly at 500 ms: it was not there *longer* than 500 ms */
+	ev(&f, MS(500), "s1", TSG_SYN_SENT, TSG_ESTABLISHED, NULL, -1);
+	tsg_engine_advance(f.e, SEC(5));
+	assert_int_equal(f.rec.n, 0);
+	/* one nanosecond later it would have fired first */
+	ev(&f, SEC(6), "s2", TSG_CLOSE, TSG_SYN_SENT, "curl", 443);
+	ev(&f, SEC(6) + MS(500) + 1, "s2", TSG_SYN_SENT, TSG_CLOSE, NULL, -1);
+	assert_int_equal(f.rec.n, 2);
+	expect(&f, 0, "slow", TSG_FIRING, SEC(6) + MS(500));
+	expect(&f, 1, "slow", TSG_RESOLVED, SEC(6) + MS(500) + 1);
+	fx_stop(&f);
+}
+
+static void test_time_no_match_no_alert(void **state)
+{
+	struct fx f;
+	struct tsg_engine_stats st;
+
+	fx_start(&f, TIME_RULE, 0, 0);
+	ev(&f, 0, "s1", TSG_CLOSE, TSG_SYN_SENT, "curl", 80);
+	tsg_engine_advance(f.e, SEC(10));
+	assert_int_equal(f.rec.n, 0);
+	ev(&f, SEC(11), "s1", TSG_SYN_SENT, TSG_CLOSE, NULL, -1);
+	tsg_engine_get_stats(f.e, &st);
+	assert_int_equal(st.sockets, 0); /* entries end with the socket */
+	fx_stop(&f);
+}
+
+static const char *COUNT_RULE = "rules:\n"
+				"  - name: tw\n"
+				"    when: {state: TIME_WAIT, count_above: 2, by: comm}\n";
+
+static void test_count_up_and_down(void **state)
+{
+	struct fx f;
+
+	fx_start(&f, COUNT_RULE, 0, 0);
+	ev(&f, SEC(1), "a", TSG_FIN_WAIT2, TSG_TIME_WAIT, "web", -1);
+	ev(&f, SEC(2), "b", TSG_FIN_WAIT2, TSG_TIME_WAIT, "web", -1);
+	ev(&f, SEC(2), "x", TSG_FIN_WAIT2, TSG_TIME_WAIT, "other", -1);
+	assert_int_equal(f.rec.n, 0); /* exactly at the threshold: not above */
+	ev(&f, SEC(3), "c", TSG_FIN_WAIT2, TSG_TIME_WAIT, "web", -1);
+	assert_int_equal(f.rec.n, 1);
+	expect(&f, 0, "tw", TSG_FIRING, SEC(3));
+	assert_int_equal(f.rec.v[0].count, 3);
+	assert_string_equal(f.rec.v[0].comm, "web");
+	ev(&f, SEC(4), "d", TSG_FIN_WAIT2, TSG_TIME_WAIT, "web", -1);
+	assert_int_equal(f.rec.n, 1); /* still firing: no new notification */
+	ev(&f, SEC(5), "a", TSG_TIME_WAIT, TSG_CLOSE, NULL, -1);
+	assert_int_equal(f.rec.n, 1); /* 3 > 2 */
+	ev(&f, SEC(6), "b", TSG_TIME_WAIT, TSG_CLOSE, NULL, -1);
+	assert_int_equal(f.rec.n, 2); /* 2 <= resolve_below (2) */
+	expect(&f, 1, "tw", TSG_RESOLVED, SEC(6));
+	assert_int_equal(f.rec.v[1].count, 2);
+	fx_stop(&f);
+}
+
+static void test_count_resolve_below(void **state)
+{
+	struct fx f;
+
+	fx_start(&f,
+		 "rules:\n"
+		 "  - name: est\n"
+		 "    when: {state: ESTABLISHED, count_above: 2, resolve_below: 1, by: comm}\n",
+		 0, 0);
+	ev(&f, SEC(1), "a", TSG_SYN_SENT, TSG_ESTABLISHED, "db", -1);
+	ev(&f, SEC(1), "b", TSG_SYN_SENT, TSG_ESTABLISHED, "db", -1);
+	ev(&f, SEC(1), "c", TSG_SYN_SENT, TSG_ESTABLISHED, "db", -1);
+	assert_int_equal(f.rec.n, 1);
+	ev(&f, SEC(2), "a", TSG_ESTABLISHED, TSG_FIN_WAIT1, NULL, -1);
+	assert_int_equal(f.rec.n, 1); /* 2 > resolve_below 1: still firing */
+	ev(&f, SEC(3), "a", TSG_FIN_WAIT1, TSG_CLOSE, NULL, -1);
+	ev(&f, SEC(4), "b", TSG_ESTABLISHED, TSG_CLOSE_WAIT, NULL, -1);
+	assert_int_equal(f.rec.n, 2);
+	expect(&f, 1, "est", TSG_RESOLVED, SEC(4));
+	fx_stop(&f);
+}
+
+static void test_count_for_interrupted_and_held(void **state)
+{
+	struct fx f;
+
+	fx_start(&f,
+		 "rules:\n"
+		 "  - name: cw\n"
+		 "    when: {state: CLOSE_WAIT, count_above: 1, by: comm, for: 10s}\n",
+		 0, 0);
+	ev(&f, SEC(0), "a", TSG_ESTABLISHED, TSG_CLOSE_WAIT, "app", -1);
+	ev(&f, SEC(1), "b", TSG_ESTABLISHED, TSG_CLOSE_WAIT, "app", -1);
+	/* pending from 1 s; interrupted at 5 s */
+	ev(&f, SEC(5), "b", TSG_CLOSE_WAIT, TSG_LAST_ACK, NULL, -1);
+	tsg_engine_advance(f.e, SEC(20));
+	assert_int_equal(f.rec.n, 0);
+	/* held: pending from 21 s, fires at exactly 31 s */
+	ev(&f, SEC(21), "c", TSG_ESTABLISHED, TSG_CLOSE_WAIT, "app", -1);
+	tsg_engine_advance(f.e, SEC(31) - 1);
+	assert_int_equal(f.rec.n, 0);
+	tsg_engine_advance(f.e, SEC(40));
+	assert_int_equal(f.rec.n, 1);
+	expect(&f, 0, "cw", TSG_FIRING, SEC(31));
+	fx_stop(&f);
+}
+
+static const char *RATE_RULE = "rules:\n"
+			       "  - name: refused\n"
+			       "    when: {from: SYN_SENT, to: CLOSE, rate_above: 2, per: 10s, by: [raddr, rport]}\n";
+
+static void test_rate_window_slides(void **state)
+{
+	struct fx f;
+	char sk[8];
+
+	fx_start(&f, RATE_RULE, 0, 0);
+	for (int i = 0; i < 3; i++) {
+		snprintf(sk, sizeof(sk), "r%d", i);
+		ev(&f, SEC(i), sk, TSG_CLOSE, TSG_SYN_SENT, "c", 80);
+		ev(&f, SEC(i), sk, TSG_SYN_SENT, TSG_CLOSE, NULL, -1);
+	}
+	assert_int_equal(f.rec.n, 1);
+	expect(&f, 0, "refused", TSG_FIRING, SEC(2));
+	assert_int_equal(f.rec.v[0].count, 3);
+	/* the event at 0 s leaves the window at exactly 10 s */
+	tsg_engine_advance(f.e, SEC(10) - 1);
+	assert_int_equal(f.rec.n, 1);
+	tsg_engine_advance(f.e, SEC(10));
+	assert_int_equal(f.rec.n, 2);
+	expect(&f, 1, "refused", TSG_RESOLVED, SEC(10));
+	assert_int_equal(f.rec.v[1].count, 2);
+	/* another key does not share the window */
+	ev(&f, SEC(11), "o1", TSG_CLOSE, TSG_SYN_SENT, "c", 81);
+	ev(&f, SEC(11), "o1", TSG_SYN_SENT, TSG_CLOSE, NULL, -1);
+	assert_int_equal(f.rec.n, 2);
+	fx_stop(&f);
+}
+
+static void test_rate_for(void **state)
+{
+	struct fx f;
+	char sk[8];
+
+	fx_start(&f,
+		 "rules:\n"
+		 "  - name: r\n"
+		 "    when: {to: CLOSE, rate_above: 1, per: 5s, by: comm, for: 2s}\n",
+		 0, 0);
+	/* one failure per second for 6 s: above 1 per 5 s from t=1 */
+	for (int i = 0; i < 6; i++) {
+		snprintf(sk, sizeof(sk), "q%d", i);
+		ev(&f, SEC(i), sk, TSG_SYN_SENT, TSG_CLOSE, "c", -1);
+	}
+	assert_int_equal(f.rec.n, 1);
+	expect(&f, 0, "r", TSG_FIRING, SEC(3));
+	/* last event at 5 s; window holds 4..5 until 9 s, then 1 event: resolved */
+	tsg_engine_advance(f.e, SEC(30));
+	assert_int_equal(f.rec.n, 2);
+	expect(&f, 1, "r", TSG_RESOLVED, SEC(9));
+	fx_stop(&f);
+}
+
+static void test_cooldown_counts_suppressed(void **state)
+{
+	struct fx f;
+
+	fx_start(&f,
+		 "rules:\n"
+		 "  - name: failed\n"
+		 "    when: {from: SYN_SENT, to: CLOSE}\n"
+		 "    cooldown: 10s\n",
+		 0, 0);
+	ev(&f, SEC(0), "a", TSG_SYN_SENT, TSG_CLOSE, "c", 80);
+	ev(&f, SEC(1), "b", TSG_SYN_SENT, TSG_CLOSE, "c", 80);
+	ev(&f, SEC(9), "c", TSG_SYN_SENT, TSG_CLOSE, "c", 80);
+	assert_int_equal(f.rec.n, 1);
+	assert_int_equal(f.rec.v[0].suppressed, 0);
+	ev(&f, SEC(10), "d", TSG_SYN_SENT, TSG_CLOSE, "c", 80);
+	assert_int_equal(f.rec.n, 2);
+	expect(&f, 1, "failed", TSG_FIRING, SEC(10));
+	assert_int_equal(f.rec.v[1].suppressed, 2);
+	fx_stop(&f);
+}
+
+static void test_key_limit_counted(void **state)
+{
+	struct fx f;
+	struct tsg_engine_stats st;
+	char sk[8], comm[8];
+
+	fx_start(&f, COUNT_RULE, 2, 0);
+	for (int i = 0; i < 3; i++) {
+		snprintf(sk, sizeof(sk), "k%d", i);
+		snprintf(comm, sizeof(comm), "c%d", i);
+		ev(&f, SEC(1), sk, TSG_FIN_WAIT2, TSG_TIME_WAIT, comm, -1);
+	}
+	tsg_engine_get_stats(f.e, &st);
+	assert_int_equal(st.keys_dropped, 1);
+	fx_stop(&f);
+}
+
+static void test_socket_limit_counted(void **state)
+{
+	struct fx f;
+	struct tsg_engine_stats st;
+	char sk[8];
+
+	fx_start(&f, TIME_RULE, 0, 4);
+	for (int i = 0; i < 6; i++) {
+		snprintf(sk, sizeof(sk), "s%d", i);
+		ev(&f, 0, sk, TSG_CLOSE, TSG_SYN_SENT, "curl", 443);
+	}
+	tsg_engine_get_stats(f.e, &st);
+	assert_int_equal(st.sockets, 4);
+	assert_int_equal(st.sockets_dropped, 2);
+	tsg_engine_advance(f.e, SEC(1));
+	assert_int_equal(f.rec.n, 4);
+	fx_stop(&f);
+}
+
+static void test_reload_keeps_unchanged_state(void **state)
+{
+	struct fx f;
+	struct tsg_ruleset *rs2;
+
+	fx_start(&f, COUNT_RULE, 0, 0);
+	ev(&f, SEC(1), "a", TSG_FIN_WAIT2, TSG_TIME_WAIT, "web", -1);
+	ev(&f, SEC(1), "b", TSG_FIN_WAIT2, TSG_TIME_WAIT, "web", -1);
+	ev(&f, SEC(1), "c", TSG_FIN_WAIT2, TSG_TIME_WAIT, "web", -1);
+	assert_int_equal(f.rec.n, 1);
+	rs2 = load(COUNT_RULE);
+	assert_int_equal(tsg_engine_swap_rules(f.e, rs2), 0);
+	tsg_ruleset_free(f.rs);
+	f.rs = rs2;
+	/* the firing alert survived: leaving resolves it, no second firing */
+	ev(&f, SEC(2), "d", TSG_FIN_WAIT2, TSG_TIME_WAIT, "web", -1);
+	assert_int_equal(f.rec.n, 1);
+	ev(&f, SEC(3), "a", TSG_TIME_WAIT, TSG_CLOSE, NULL, -1);
+	ev(&f, SEC(3), "b", TSG_TIME_WAIT, TSG_CLOSE, NULL, -1);
+	assert_int_equal(f.rec.n, 2);
+	expect(&f, 1, "tw", TSG_RESOLVED, SEC(3));
+	fx_stop(&f);
+}
+
+static void test_reload_changed_rule_starts_fresh(void **state)
+{
+	struct fx f;
+	struct tsg_ruleset *rs2;
+
+	fx_start(&f, COUNT_RULE, 0, 0);
+	ev(&f, SEC(1), "a", TSG_FIN_WAIT2, TSG_TIME_WAIT, "web", -1);
+	ev(&f, SEC(1), "b", TSG_FIN_WAIT2, TSG_TIME_WAIT, "web", -1);
+	ev(&f, SEC(1), "c", TSG_FIN_WAIT2, TSG_TIME_WAIT, "web", -1);
+	assert_int_equal(f.rec.n, 1);
+	rs2 = load("rules:\n"
+		   "  - name: tw\n"
+		   "    when: {state: TIME_WAIT, count_above: 5, by: comm}\n");
+	assert_int_equal(tsg_engine_swap_rules(f.e, rs2), 0);
+	tsg_ruleset_free(f.rs);
+	f.rs = rs2;
+	ev(&f, SEC(3), "a", TSG_TIME_WAIT, TSG_CLOSE, NULL, -1);
+	assert_int_equal(f.rec.n, 1); /* no resolved for the dropped alert */
+	fx_stop(&f);
+}
+
+static void test_snapshot_age_counts_from_since(void **state)
+{
+	struct fx f;
+	struct tsg_event e = { .ts_ns = SEC(100), .sk = tsg_sk_from_string("old"),
+			       .to = TSG_SYN_SENT, .snapshot = 1, .since_ns = SEC(100) };
+
+	fx_start(&f, TIME_RULE, 0, 0);
+	e.info.rport = 443;
+	e.info.have = TSG_HAVE(TSG_SF_RPORT);
+	tsg_engine_feed(f.e, &e);
+	tsg_engine_advance(f.e, SEC(101));
+	assert_int_equal(f.rec.n, 1);
+	expect(&f, 0, "slow", TSG_FIRING, SEC(100) + MS(500));
+	fx_stop(&f);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_time_fires_at_threshold),
+		cmocka_unit_test(test_time_leave_at_threshold_instant),
+		cmocka_unit_test(test_time_no_match_no_alert),
+		cmocka_unit_test(test_count_up_and_down),
+		cmocka_unit_test(test_count_resolve_below),
+		cmocka_unit_test(test_count_for_interrupted_and_held),
+		cmocka_unit_test(test_rate_window_slides),
+		cmocka_unit_test(test_rate_for),
+		cmocka_unit_test(test_cooldown_counts_suppressed),
+		cmocka_unit_test(test_key_limit_counted),
+		cmocka_unit_test(test_socket_limit_counted),
+		cmocka_unit_test(test_reload_keeps_unchanged_state),
+		cmocka_unit_test(test_reload_changed_rule_starts_fresh),
+		cmocka_unit_test(test_snapshot_age_counts_from_since),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
