@@ -1,0 +1,343 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * tsguard: the actions object: dispatch of a notification to the rule's
+ * actions, dry run, per action counters, logging and rendering helpers.
+ */
+#include "action_impl.h"
+
+#include <curl/curl.h>
+#include <errno.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+struct tsg_actions {
+	struct tsg_actions_opts opts;
+	const struct tsg_ruleset *rs;
+	pthread_mutex_t stats_lock;
+	struct tsg_act_stat *stats; /* list; entries live until tsg_actions_free */
+	size_t nstats;
+	/* runners start on first use; dry run never starts any */
+	struct tsg_syslog_runner *sl;
+	struct tsg_exec_runner *ex;
+	struct tsg_webhook_runner *wh;
+	bool sl_failed, ex_failed, wh_failed;
+};
+
+/* Bound on distinct action names counted (a reload may bring new ones). */
+#define TSG_ACT_MAX_STATS 4096
+
+void tsg_act_log(const char *level, const char *fmt, ...)
+{
+	char msg[2048];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	/* one write per line so that lines of concurrent threads never mix */
+	fprintf(stderr, "tsguard: %s: %s\n", level, msg);
+}
+
+uint64_t tsg_act_now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * TSG_NSEC_PER_SEC + (uint64_t)ts.tv_nsec;
+}
+
+int64_t tsg_act_wall_now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * (int64_t)TSG_NSEC_PER_SEC + ts.tv_nsec;
+}
+
+int tsg_act_thread_start(pthread_t *t, void *(*fn)(void *), void *arg)
+{
+	sigset_t all, old;
+	int err;
+
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, &old);
+	err = pthread_create(t, NULL, fn, arg);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	return -err;
+}
+
+char *tsg_act_render(const struct tsg_template *t, const struct tsg_alert *a)
+{
+	char small[512];
+	size_t n = tsg_template_render(t, a, small, sizeof(small));
+	char *s;
+
+	if (n < sizeof(small))
+		return strdup(small);
+	if (n >= TSG_ACT_RENDER_MAX)
+		n = TSG_ACT_RENDER_MAX - 1;
+	s = malloc(n + 1);
+	if (s)
+		tsg_template_render(t, a, s, n + 1);
+	return s;
+}
+
+char *tsg_act_quote(const char *s)
+{
+	json_t *j = json_string(s ? s : "");
+	char *out;
+
+	if (!j) /* not UTF-8: keep the bytes, escaped by jansson as far as it can */
+		j = json_stringn_nocheck(s, strlen(s));
+	if (!j)
+		return NULL;
+	out = json_dumps(j, JSON_ENCODE_ANY | JSON_COMPACT);
+	json_decref(j);
+	return out;
+}
+
+char *tsg_act_quote_vec(char *const *v)
+{
+	json_t *arr = json_array();
+	char *out;
+
+	if (!arr)
+		return NULL;
+	for (size_t i = 0; v && v[i]; i++) {
+		json_t *j = json_string(v[i]);
+		if (!j)
+			j = json_stringn_nocheck(v[i], strlen(v[i]));
+		json_array_append_new(arr, j);
+	}
+	out = json_dumps(arr, JSON_COMPACT);
+	json_decref(arr);
+	return out;
+}
+
+const char *tsg_act_ctx_json(struct tsg_act_ctx *c)
+{
+	if (!c->json)
+		c->json = tsg_alert_json_dumps(c->a);
+	return c->json ? c->json : "{}";
+}
+
+/* Finds or adds the counters of `name`. NULL only on ENOMEM or at the bound. */
+static struct tsg_act_stat *stat_get(struct tsg_actions *acts, const char *name)
+{
+	struct tsg_act_stat *s;
+
+	pthread_mutex_lock(&acts->stats_lock);
+	for (s = acts->stats; s; s = s->next)
+		if (!strcmp(s->name, name))
+			goto out;
+	if (acts->nstats >= TSG_ACT_MAX_STATS) {
+		s = NULL;
+		goto out;
+	}
+	s = calloc(1, sizeof(*s));
+	if (s && !(s->name = strdup(name))) {
+		free(s);
+		s = NULL;
+	}
+	if (s) {
+		s->next = acts->stats;
+		acts->stats = s;
+		acts->nstats++;
+	}
+out:
+	pthread_mutex_unlock(&acts->stats_lock);
+	return s;
+}
+
+static void stats_add_set(struct tsg_actions *acts, const struct tsg_ruleset *rs)
+{
+	for (size_t i = 0; rs && i < rs->nactions; i++)
+		stat_get(acts, rs->actions[i].name);
+}
+
+int tsg_actions_new(const struct tsg_ruleset *rs, const struct tsg_actions_opts *opts,
+		    struct tsg_actions **out)
+{
+	struct tsg_actions *acts = calloc(1, sizeof(*acts));
+
+	if (!acts)
+		return -ENOMEM;
+	if (opts)
+		acts->opts = *opts;
+	if (!acts->opts.dry_out)
+		acts->opts.dry_out = stdout;
+	if (!acts->opts.webhook_queue)
+		acts->opts.webhook_queue = 1024;
+	if (!acts->opts.exec_queue)
+		acts->opts.exec_queue = 256;
+	if (!acts->opts.am_resend_ns)
+		acts->opts.am_resend_ns = 60 * TSG_NSEC_PER_SEC;
+	pthread_mutex_init(&acts->stats_lock, NULL);
+	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
+		pthread_mutex_destroy(&acts->stats_lock);
+		free(acts);
+		return -ENOMEM;
+	}
+	acts->rs = rs;
+	stats_add_set(acts, rs);
+	*out = acts;
+	return 0;
+}
+
+int tsg_actions_swap(struct tsg_actions *acts, const struct tsg_ruleset *rs)
+{
+	if (!acts)
+		return -EINVAL;
+	acts->rs = rs;
+	stats_add_set(acts, rs);
+	if (acts->wh)
+		tsg_webhook_swap(acts->wh, rs);
+	return 0;
+}
+
+static const char *type_name(int type)
+{
+	switch (type) {
+	case TSG_ACT_SYSLOG: return "syslog";
+	case TSG_ACT_EXEC: return "exec";
+	case TSG_ACT_WEBHOOK: return "webhook";
+	}
+	return "?";
+}
+
+/* Starts a runner on first use; a runner that cannot start is reported once. */
+static bool runner_ready(struct tsg_actions *acts, int type)
+{
+	int err = 0;
+
+	switch (type) {
+	case TSG_ACT_SYSLOG:
+		if (!acts->sl && !acts->sl_failed &&
+		    (err = tsg_syslog_runner_new(acts->opts.webhook_queue, &acts->sl)) < 0)
+			acts->sl_failed = true;
+		return acts->sl;
+	case TSG_ACT_EXEC:
+		if (!acts->ex && !acts->ex_failed &&
+		    (err = tsg_exec_runner_new(acts->opts.exec_queue, &acts->ex)) < 0)
+			acts->ex_failed = true;
+		return acts->ex;
+	case TSG_ACT_WEBHOOK:
+		if (!acts->wh && !acts->wh_failed &&
+		    (err = tsg_webhook_runner_new(acts->opts.webhook_queue, acts->opts.am_resend_ns,
+						  &acts->wh)) < 0)
+			acts->wh_failed = true;
+		return acts->wh;
+	}
+	(void)err;
+	return false;
+}
+
+void tsg_actions_fire(struct tsg_actions *acts, const struct tsg_alert *a)
+{
+	const struct tsg_ruleset *rs;
+	struct tsg_act_ctx c = { 0 };
+
+	if (!acts || !a || !a->rule)
+		return;
+	rs = a->rs ? a->rs : acts->rs;
+	c.a = a;
+	c.dry = acts->opts.dry_run || a->dry_run;
+	c.out = acts->opts.dry_out;
+	for (size_t i = 0; i < a->rule->nactions; i++) {
+		const struct tsg_action_def *d;
+		struct tsg_act_stat *st;
+		size_t idx = a->rule->actions[i];
+
+		if (!rs || idx >= rs->nactions) {
+			act_err("rule %s: action #%zu is not defined; skipped", a->rule->name, idx);
+			continue;
+		}
+		d = &rs->actions[idx];
+		if (c.dry) {
+			switch (d->type) {
+			case TSG_ACT_SYSLOG: tsg_syslog_dry(&c, d); break;
+			case TSG_ACT_EXEC: tsg_exec_dry(&c, d); break;
+			case TSG_ACT_WEBHOOK: tsg_webhook_dry(&c, d, acts->opts.am_resend_ns); break;
+			}
+			continue;
+		}
+		st = stat_get(acts, d->name);
+		if (!st) {
+			act_err("rule %s action %s: cannot count results (out of memory or too many "
+				"actions); skipped", a->rule->name, d->name);
+			continue;
+		}
+		if (!runner_ready(acts, d->type)) {
+			atomic_fetch_add(&st->failed, 1);
+			act_err("rule %s action %s: the %s runner could not start", a->rule->name,
+				d->name, type_name(d->type));
+			continue;
+		}
+		switch (d->type) {
+		case TSG_ACT_SYSLOG: tsg_syslog_fire(acts->sl, &c, d, st); break;
+		case TSG_ACT_EXEC: tsg_exec_fire(acts->ex, &c, d, st); break;
+		case TSG_ACT_WEBHOOK: tsg_webhook_fire(acts->wh, &c, d, st); break;
+		}
+	}
+	if (c.dry && c.out)
+		fflush(c.out);
+	free(c.json);
+}
+
+int tsg_actions_get_stats(const struct tsg_actions *acts, const char *name,
+			  struct tsg_action_stats *st)
+{
+	struct tsg_actions *m = (struct tsg_actions *)acts; /* the lock only */
+	const struct tsg_act_stat *s;
+	int ret = -ENOENT;
+
+	if (!acts || !name)
+		return -EINVAL;
+	pthread_mutex_lock(&m->stats_lock);
+	for (s = acts->stats; s; s = s->next) {
+		if (strcmp(s->name, name))
+			continue;
+		if (st) {
+			int64_t q = atomic_load(&s->queued_now);
+
+			st->sent = atomic_load(&s->sent);
+			st->failed = atomic_load(&s->failed);
+			st->timed_out = atomic_load(&s->timed_out);
+			st->retried = atomic_load(&s->retried);
+			st->dropped = atomic_load(&s->dropped);
+			st->queued_now = q > 0 ? (uint64_t)q : 0;
+		}
+		ret = 0;
+		break;
+	}
+	pthread_mutex_unlock(&m->stats_lock);
+	return ret;
+}
+
+void tsg_actions_free(struct tsg_actions *acts)
+{
+	struct tsg_act_stat *s, *n;
+
+	if (!acts)
+		return;
+	/* all runners drain in parallel, each bounded by its own deadline */
+	if (acts->ex)
+		tsg_exec_runner_stop(acts->ex);
+	if (acts->wh)
+		tsg_webhook_runner_stop(acts->wh);
+	if (acts->sl)
+		tsg_syslog_runner_stop(acts->sl);
+	tsg_exec_runner_free(acts->ex);
+	tsg_webhook_runner_free(acts->wh);
+	tsg_syslog_runner_free(acts->sl);
+	for (s = acts->stats; s; s = n) {
+		n = s->next;
+		free(s->name);
+		free(s);
+	}
+	pthread_mutex_destroy(&acts->stats_lock);
+	curl_global_cleanup();
+	free(acts);
+}

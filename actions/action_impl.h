@@ -1,0 +1,103 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * tsguard: internals shared by the action runners (not a public API).
+ *
+ * action.c owns the tsg_actions object, the per-action counters, logging and
+ * the rendering helpers; syslog.c, exec.c and webhook.c each own one runner
+ * (a worker thread with a bounded queue). A job owns every byte it needs: no
+ * pointer into an alert or a ruleset survives tsg_actions_fire().
+ */
+#ifndef TSG_ACTION_IMPL_H
+#define TSG_ACTION_IMPL_H
+
+#include "action.h"
+
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+
+/* ---- logging (one place, easy to switch to the lead's log API) -------- */
+
+void tsg_act_log(const char *level, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+#define act_err(...) tsg_act_log("error", __VA_ARGS__)
+#define act_warn(...) tsg_act_log("warning", __VA_ARGS__)
+#define act_info(...) tsg_act_log("info", __VA_ARGS__)
+
+/* ---- per action counters ---------------------------------------------- */
+
+struct tsg_act_stat {
+	char *name;
+	atomic_uint_least64_t sent, failed, timed_out, retried, dropped;
+	atomic_int_least64_t queued_now;
+	struct tsg_act_stat *next;
+};
+
+/* ---- time --------------------------------------------------------------- */
+
+uint64_t tsg_act_now(void);       /* CLOCK_MONOTONIC ns */
+int64_t tsg_act_wall_now(void);   /* CLOCK_REALTIME ns */
+
+/* Blocks every signal while creating a thread, so workers never take the
+ * main program's signals (SIGHUP, SIGTERM, SIGPIPE ...). */
+int tsg_act_thread_start(pthread_t *t, void *(*fn)(void *), void *arg);
+
+/* ---- rendering ------------------------------------------------------------ */
+
+/* Bound on one rendered template (argv element, header value, body). */
+#define TSG_ACT_RENDER_MAX (64 * 1024)
+
+/* A template rendered into a new string (truncated at TSG_ACT_RENDER_MAX). */
+char *tsg_act_render(const struct tsg_template *t, const struct tsg_alert *a);
+/* `s` as a JSON string literal (malloc'd), for unambiguous printing. */
+char *tsg_act_quote(const char *s);
+/* NULL-terminated string vector as a JSON array (malloc'd). */
+char *tsg_act_quote_vec(char *const *v);
+
+/* What one tsg_actions_fire() call computes once for all its actions. */
+struct tsg_act_ctx {
+	const struct tsg_alert *a;
+	bool dry;
+	FILE *out;       /* dry run output */
+	char *json;      /* the alert object, compact, lazily made */
+};
+const char *tsg_act_ctx_json(struct tsg_act_ctx *c);
+
+/* ---- runners ------------------------------------------------------------ *
+ * _stop asks a runner to finish (non-blocking); _free joins and frees it
+ * (bounded: pending work gets its timeout, then it is abandoned). */
+
+struct tsg_syslog_runner;
+struct tsg_exec_runner;
+struct tsg_webhook_runner;
+
+int tsg_syslog_runner_new(size_t cap, struct tsg_syslog_runner **out);
+void tsg_syslog_fire(struct tsg_syslog_runner *r, struct tsg_act_ctx *c,
+		     const struct tsg_action_def *d, struct tsg_act_stat *st);
+void tsg_syslog_runner_stop(struct tsg_syslog_runner *r);
+void tsg_syslog_runner_free(struct tsg_syslog_runner *r);
+
+int tsg_exec_runner_new(size_t queue_cap, struct tsg_exec_runner **out);
+void tsg_exec_fire(struct tsg_exec_runner *r, struct tsg_act_ctx *c,
+		   const struct tsg_action_def *d, struct tsg_act_stat *st);
+void tsg_exec_runner_stop(struct tsg_exec_runner *r);
+void tsg_exec_runner_free(struct tsg_exec_runner *r);
+
+int tsg_webhook_runner_new(size_t queue_cap, uint64_t am_resend_ns,
+			   struct tsg_webhook_runner **out);
+void tsg_webhook_fire(struct tsg_webhook_runner *r, struct tsg_act_ctx *c,
+		      const struct tsg_action_def *d, struct tsg_act_stat *st);
+/* Reload: forget Alertmanager re-sends of actions/rules that no longer exist. */
+void tsg_webhook_swap(struct tsg_webhook_runner *r, const struct tsg_ruleset *rs);
+void tsg_webhook_runner_stop(struct tsg_webhook_runner *r);
+void tsg_webhook_runner_free(struct tsg_webhook_runner *r);
+
+/* Dry run printers (no runner needed). */
+void tsg_syslog_dry(struct tsg_act_ctx *c, const struct tsg_action_def *d);
+void tsg_exec_dry(struct tsg_act_ctx *c, const struct tsg_action_def *d);
+void tsg_webhook_dry(struct tsg_act_ctx *c, const struct tsg_action_def *d, uint64_t am_resend_ns);
+
+/* Grace between SIGTERM and SIGKILL, and for joins at shutdown. */
+#define TSG_ACT_GRACE_NS (2 * TSG_NSEC_PER_SEC)
+
+#endif
