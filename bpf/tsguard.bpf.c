@@ -1,0 +1,566 @@
+// SPDX-License-Identifier: GPL-2.0 OR MIT
+/*
+ * tsguard kernel side: TCP state transitions, filtered in the kernel by the
+ * plan (engine/plan.h), owners attributed in process context, TIME_WAIT
+ * entry derived. See docs/kernel.md.
+ */
+#include "vmlinux.h"
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_tracing.h>
+#include <bpf/bpf_core_read.h>
+#include <bpf/bpf_endian.h>
+#include "tsguard_bpf.h"
+
+#define AF_INET 2
+#define AF_INET6 10
+#define NS TSG_BPF_NSTATES
+
+char LICENSE[] SEC("license") = "Dual MIT/GPL";
+
+/* Set before load. */
+const volatile __u32 netns_ino = 0; /* only this network namespace; 0: all */
+
+/* Written by user space at run time. */
+struct tsg_bpf_cfg cfg = {};
+__u32 iter_tw_only = 0;
+__u64 fb_next_id = 0;
+
+/* ---- plan maps ---------------------------------------------------------- */
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, NS * NS);
+	__type(key, __u32);
+	__type(value, __u64);
+} trans SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 2);
+	__type(key, __u32);
+	__type(value, __u64);
+} family SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 65536);
+	__type(key, __u32);
+	__type(value, __u64);
+} lport SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 65536);
+	__type(key, __u32);
+	__type(value, __u64);
+} rport SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
+	__uint(max_entries, 16384);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, struct tsg_bpf_lpm_key);
+	__type(value, __u64);
+} laddr SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
+	__uint(max_entries, 16384);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, struct tsg_bpf_lpm_key);
+	__type(value, __u64);
+} raddr SEC(".maps");
+
+struct comm_key {
+	char comm[TSG_BPF_COMM_LEN];
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 4096);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, struct comm_key);
+	__type(value, __u64);
+} comm SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 4096);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, __u32);
+	__type(value, __u64);
+} uid SEC(".maps");
+
+/* ---- state --------------------------------------------------------------- */
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, TSG_BPF_C_N);
+	__type(key, __u32);
+	__type(value, __u64);
+} counters SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 8 << 20); /* resized by user space */
+} events SEC(".maps");
+
+/* Per socket: owner, cached verdict, time of the current state. */
+struct sk_state {
+	__u64 cookie; /* of the socket the value belongs to (clones differ) */
+	__u64 since;  /* when the socket entered its current state; 0 unknown */
+	__u64 cgroup_id;
+	__u64 bits;   /* cached attribute verdict (without trans) */
+	__u32 gen;    /* cfg.gen of `bits`; 0: none */
+	__u32 pid;
+	__u16 lport, rport; /* the ports `bits` was computed for */
+	__u8 owner;
+	__u8 sent;    /* an event of this socket crossed: its end crosses too */
+	__u8 rst;     /* a reset was sent: ->CLOSE is not TIME_WAIT */
+	__u8 pad;
+	char comm[TSG_BPF_COMM_LEN];
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_SK_STORAGE);
+	__uint(map_flags, BPF_F_NO_PREALLOC | BPF_F_CLONE);
+	__type(key, int);
+	__type(value, struct sk_state);
+} sk_stor SEC(".maps");
+
+/* Classic tracepoint fallback: no socket storage there, key by address. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 262144); /* set by user space */
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, __u64);
+	__type(value, struct sk_state);
+} fb_socks SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 4096);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, __u32); /* listening port */
+	__type(value, struct sk_state);
+} fb_listen SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct sk_state);
+} scratch SEC(".maps");
+
+/* ---- helpers ------------------------------------------------------------- */
+
+static __always_inline void count(__u32 idx)
+{
+	__u64 *v = bpf_map_lookup_elem(&counters, &idx);
+
+	if (v)
+		*v += 1;
+}
+
+static __always_inline __u64 lookup_u64(void *map, const void *key)
+{
+	__u64 *v = bpf_map_lookup_elem(map, key);
+
+	return v ? *v : 0;
+}
+
+static __always_inline bool our_netns(const struct sock_common *skc)
+{
+	if (!netns_ino)
+		return true;
+	return BPF_CORE_READ(skc, skc_net.net, ns.inum) == netns_ino;
+}
+
+struct tuple {
+	__u8 laddr[16];
+	__u8 raddr[16];
+	__u16 lport, rport;
+	__u8 family;
+};
+
+static __always_inline void map_v4(__u8 *dst, __u32 a)
+{
+	__builtin_memset(dst, 0, 10);
+	dst[10] = 0xff;
+	dst[11] = 0xff;
+	__builtin_memcpy(dst + 12, &a, 4);
+}
+
+static __always_inline bool is_v4mapped(const __u8 *a)
+{
+	__u64 hi;
+	__u32 mid;
+
+	__builtin_memcpy(&hi, a, 8);
+	__builtin_memcpy(&mid, a + 8, 4);
+	return hi == 0 && mid == bpf_htonl(0x0000ffff);
+}
+
+/* Works on full and timewait sockets (both start with sock_common). */
+static __always_inline void read_tuple(const struct sock_common *skc, struct tuple *t)
+{
+	__u16 fam = BPF_CORE_READ(skc, skc_family);
+
+	t->lport = BPF_CORE_READ(skc, skc_num);
+	t->rport = bpf_ntohs(BPF_CORE_READ(skc, skc_dport));
+	if (fam == AF_INET) {
+		map_v4(t->laddr, BPF_CORE_READ(skc, skc_rcv_saddr));
+		map_v4(t->raddr, BPF_CORE_READ(skc, skc_daddr));
+		t->family = 4;
+	} else {
+		BPF_CORE_READ_INTO(&t->laddr, skc, skc_v6_rcv_saddr.in6_u.u6_addr8);
+		BPF_CORE_READ_INTO(&t->raddr, skc, skc_v6_daddr.in6_u.u6_addr8);
+		t->family = is_v4mapped(t->raddr) ? 4 : 6;
+	}
+}
+
+/* The socket-attribute part of the plan: everything but trans. */
+static __always_inline __u64 attr_bits(const struct tuple *t, const struct sk_state *st,
+				       __u32 suid)
+{
+	struct tsg_bpf_lpm_key k = { .prefixlen = 128 };
+	__u32 i;
+	__u64 b;
+
+	i = t->family == 4 ? 0 : 1;
+	b = lookup_u64(&family, &i);
+	if (!b)
+		return 0;
+	i = t->lport;
+	b &= lookup_u64(&lport, &i);
+	i = t->rport;
+	b &= lookup_u64(&rport, &i);
+	if (!b)
+		return 0;
+	__builtin_memcpy(k.addr, t->laddr, 16);
+	b &= lookup_u64(&laddr, &k);
+	__builtin_memcpy(k.addr, t->raddr, 16);
+	b &= lookup_u64(&raddr, &k);
+	if (!b)
+		return 0;
+	if (st->owner) {
+		struct comm_key ck;
+		__u64 *v;
+
+		__builtin_memcpy(ck.comm, st->comm, TSG_BPF_COMM_LEN);
+		v = bpf_map_lookup_elem(&comm, &ck);
+		b &= v ? *v : cfg.comm_default;
+	} else {
+		b &= cfg.comm_default; /* as tsg_plan_eval() for an unknown comm */
+	}
+	{
+		__u64 *v = bpf_map_lookup_elem(&uid, &suid);
+
+		b &= v ? *v : cfg.uid_default;
+	}
+	return b;
+}
+
+/*
+ * FIN_WAIT2/CLOSING -> CLOSE: did the socket become a timewait socket?
+ * tcp_time_wait() leaves no mark on the full socket, so exclude the other
+ * ways there: a received reset or a timeout set sk_err, a sent reset was
+ * marked by tcp_send_reset, linger2 < 0 aborts, and with the timewait
+ * buckets exhausted no timewait socket is created.
+ */
+static __always_inline bool became_timewait(struct sock *sk, const struct sk_state *st)
+{
+	struct net *net;
+	int tw, max;
+
+	if (BPF_CORE_READ(sk, sk_err))
+		return false;
+	if (st->rst)
+		return false;
+	if (BPF_CORE_READ((struct tcp_sock *)sk, linger2) < 0)
+		return false;
+	net = BPF_CORE_READ(sk, __sk_common.skc_net.net);
+	tw = BPF_CORE_READ(net, ipv4.tcp_death_row.tw_refcount.refs.counter);
+	max = BPF_CORE_READ(net, ipv4.tcp_death_row.sysctl_max_tw_buckets);
+	if (tw - 1 > max)
+		return false;
+	return true;
+}
+
+static __always_inline void record_owner(struct sk_state *st)
+{
+	st->pid = bpf_get_current_pid_tgid() >> 32;
+	bpf_get_current_comm(st->comm, sizeof(st->comm));
+	st->cgroup_id = bpf_get_current_cgroup_id();
+	st->owner = 1;
+	st->gen = 0;
+}
+
+static __always_inline int process(struct sock *sk, int oldstate, int newstate,
+				   struct sk_state *st, __u64 cookie, __u8 flags)
+{
+	struct tsg_bpf_event *e;
+	struct tuple t = {};
+	__u64 now = bpf_ktime_get_ns(), bits, since, tb;
+	__u32 gen, suid, from, to, idx;
+	bool end;
+
+	if (oldstate == TSG_BPF_TCP_CLOSE &&
+	    (newstate == TSG_BPF_TCP_SYN_SENT || newstate == TSG_BPF_TCP_LISTEN))
+		record_owner(st); /* connect() / listen(): the owning process runs */
+
+	read_tuple(&sk->__sk_common, &t);
+	/* ->CLOSE runs after inet_put_port(): the local port is already 0 */
+	if (!t.lport && st->lport && oldstate != TSG_BPF_TCP_CLOSE)
+		t.lport = st->lport;
+	suid = BPF_CORE_READ(sk, sk_uid.val);
+	gen = cfg.gen;
+	if (st->gen != gen || st->lport != t.lport || st->rport != t.rport) {
+		st->bits = attr_bits(&t, st, suid);
+		st->gen = gen;
+		st->lport = t.lport;
+		st->rport = t.rport;
+	}
+
+	from = oldstate;
+	to = newstate;
+	if (to == TSG_BPF_TCP_CLOSE &&
+	    (from == TSG_BPF_TCP_FIN_WAIT2 || from == TSG_BPF_TCP_CLOSING) &&
+	    became_timewait(sk, st)) {
+		to = TSG_BPF_TCP_TIME_WAIT;
+		flags |= TSG_BPF_F_TW;
+		count(TSG_BPF_C_TW);
+	}
+	if (from >= NS || to >= NS)
+		return 0;
+	idx = from * NS + to;
+	tb = lookup_u64(&trans, &idx);
+	if (to == TSG_BPF_TCP_TIME_WAIT) {
+		/* user space must know the entry to report the exit */
+		idx = TSG_BPF_TCP_TIME_WAIT * NS + TSG_BPF_TCP_CLOSE;
+		tb |= lookup_u64(&trans, &idx);
+	}
+	bits = tb & st->bits;
+	end = to == TSG_BPF_TCP_CLOSE || to == TSG_BPF_TCP_TIME_WAIT;
+	since = st->since;
+	st->since = now;
+	if (!bits && !cfg.record_all && !(st->sent && end)) {
+		count(TSG_BPF_C_FILTERED);
+		return 0;
+	}
+	st->sent = 1;
+	e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
+	if (!e) {
+		count(TSG_BPF_C_LOST);
+		return 0;
+	}
+	e->ts_ns = now;
+	e->since_ns = since;
+	e->cookie = cookie;
+	e->cgroup_id = st->owner ? st->cgroup_id : 0;
+	e->pid = st->owner ? st->pid : 0;
+	e->uid = suid;
+	__builtin_memcpy(e->laddr, t.laddr, 16);
+	__builtin_memcpy(e->raddr, t.raddr, 16);
+	e->lport = t.lport;
+	e->rport = t.rport;
+	e->family = t.family;
+	e->from = from;
+	e->to = to;
+	if (st->owner) {
+		flags |= TSG_BPF_F_OWNER;
+		__builtin_memcpy(e->comm, st->comm, TSG_BPF_COMM_LEN);
+	} else {
+		__builtin_memset(e->comm, 0, TSG_BPF_COMM_LEN);
+	}
+	e->flags = flags;
+	bpf_ringbuf_submit(e, 0);
+	count(TSG_BPF_C_SENT);
+	return 0;
+}
+
+static __always_inline struct sk_state *scratch_state(void)
+{
+	__u32 zero = 0;
+	struct sk_state *st = bpf_map_lookup_elem(&scratch, &zero);
+
+	if (st)
+		__builtin_memset(st, 0, sizeof(*st));
+	return st;
+}
+
+/* ---- BTF tracepoint (preferred) --------------------------------------------- */
+
+SEC("tp_btf/inet_sock_set_state")
+int BPF_PROG(tsg_set_state_btf, struct sock *sk, int oldstate, int newstate)
+{
+	struct sk_state *st;
+	__u64 cookie;
+
+	if (sk->sk_protocol != IPPROTO_TCP)
+		return 0;
+	if (!our_netns(&sk->__sk_common)) {
+		count(TSG_BPF_C_OTHER_NS);
+		return 0;
+	}
+	count(TSG_BPF_C_SEEN);
+	cookie = bpf_get_socket_cookie(sk);
+	st = bpf_sk_storage_get(&sk_stor, sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
+	if (!st) {
+		count(TSG_BPF_C_MAP_FULL);
+		st = scratch_state();
+		if (!st)
+			return 0;
+		st->sent = 1; /* unknown: let the end through */
+		st->cookie = cookie;
+	}
+	if (st->cookie != cookie) {
+		/* fresh (0), or cloned from the listener: keep only the owner */
+		st->cookie = cookie;
+		st->since = 0;
+		st->gen = 0;
+		st->sent = 0;
+		st->rst = 0;
+	}
+	return process(sk, oldstate, newstate, st, cookie, 0);
+}
+
+SEC("tp_btf/tcp_send_reset")
+int BPF_PROG(tsg_send_reset_btf, struct sock *sk)
+{
+	struct sk_state *st;
+
+	if (!sk)
+		return 0;
+	st = bpf_sk_storage_get(&sk_stor, sk, 0, 0);
+	if (st)
+		st->rst = 1;
+	return 0;
+}
+
+/* ---- classic tracepoint (fallback) ------------------------------------------- */
+
+SEC("tracepoint/sock/inet_sock_set_state")
+int tsg_set_state_tp(struct trace_event_raw_inet_sock_set_state *ctx)
+{
+	struct sock *sk = (struct sock *)ctx->skaddr;
+	__u64 key = (__u64)ctx->skaddr, cookie;
+	int oldstate = ctx->oldstate, newstate = ctx->newstate;
+	struct sk_state *st, *lst;
+	__u32 lp;
+
+	if (ctx->protocol != IPPROTO_TCP)
+		return 0;
+	if (!our_netns(&sk->__sk_common)) {
+		count(TSG_BPF_C_OTHER_NS);
+		return 0;
+	}
+	count(TSG_BPF_C_SEEN);
+	st = bpf_map_lookup_elem(&fb_socks, &key);
+	if (!st) {
+		struct sk_state *z = scratch_state();
+
+		if (!z)
+			return 0;
+		cookie = BPF_CORE_READ(sk, __sk_common.skc_cookie.counter);
+		if (!cookie)
+			cookie = (1ull << 63) | __sync_fetch_and_add(&fb_next_id, 1);
+		z->cookie = cookie;
+		if (oldstate == TSG_BPF_TCP_LISTEN) {
+			/* an accepted child: the listener's owner */
+			lp = BPF_CORE_READ(sk, __sk_common.skc_num);
+			lst = bpf_map_lookup_elem(&fb_listen, &lp);
+			if (lst && lst->owner) {
+				z->owner = 1;
+				z->pid = lst->pid;
+				z->cgroup_id = lst->cgroup_id;
+				__builtin_memcpy(z->comm, lst->comm, TSG_BPF_COMM_LEN);
+			}
+		}
+		if (bpf_map_update_elem(&fb_socks, &key, z, BPF_NOEXIST) == 0)
+			st = bpf_map_lookup_elem(&fb_socks, &key);
+		if (!st) {
+			count(TSG_BPF_C_MAP_FULL);
+			st = z;
+			st->sent = 1;
+		}
+	}
+	cookie = st->cookie;
+	process(sk, oldstate, newstate, st, cookie, TSG_BPF_F_FALLBACK);
+	if (newstate == TSG_BPF_TCP_LISTEN && oldstate == TSG_BPF_TCP_CLOSE) {
+		lp = BPF_CORE_READ(sk, __sk_common.skc_num);
+		bpf_map_update_elem(&fb_listen, &lp, st, BPF_ANY);
+	} else if (oldstate == TSG_BPF_TCP_LISTEN && newstate == TSG_BPF_TCP_CLOSE) {
+		lp = BPF_CORE_READ(sk, __sk_common.skc_num);
+		bpf_map_delete_elem(&fb_listen, &lp);
+	}
+	if (newstate == TSG_BPF_TCP_CLOSE)
+		bpf_map_delete_elem(&fb_socks, &key);
+	return 0;
+}
+
+SEC("tracepoint/tcp/tcp_send_reset")
+int tsg_send_reset_tp(struct trace_event_raw_tcp_send_reset *ctx)
+{
+	__u64 key = (__u64)ctx->skaddr;
+	struct sk_state *st;
+
+	if (!key)
+		return 0;
+	st = bpf_map_lookup_elem(&fb_socks, &key);
+	if (st)
+		st->rst = 1;
+	return 0;
+}
+
+/* ---- socket iterator: snapshot and TIME_WAIT scan ------------------------------ */
+
+static __always_inline __u64 sock_ino(const struct sock *sk)
+{
+	const struct socket *s = BPF_CORE_READ(sk, sk_socket);
+	const struct inode *inode;
+
+	if (!s)
+		return 0;
+	inode = &container_of(s, struct socket_alloc, socket)->vfs_inode;
+	return BPF_CORE_READ(inode, i_ino);
+}
+
+SEC("iter/tcp")
+int tsg_iter_tcp(struct bpf_iter__tcp *ctx)
+{
+	struct sock_common *skc = ctx->sk_common;
+	struct seq_file *seq = ctx->meta->seq;
+	struct tsg_bpf_iter_rec r = {};
+	struct tuple t = {};
+	struct tcp_sock *tp;
+	__u8 state;
+
+	if (!skc)
+		return 0;
+	state = BPF_CORE_READ(skc, skc_state);
+	if (iter_tw_only && state != TSG_BPF_TCP_TIME_WAIT)
+		return 0;
+	if (state == TSG_BPF_TCP_NEW_SYN_RECV)
+		return 0; /* request sockets: not full sockets, never traced */
+	read_tuple(skc, &t);
+	if (state == TSG_BPF_TCP_TIME_WAIT) {
+		r.timewait = 1;
+		r.cookie = BPF_CORE_READ(skc, skc_cookie.counter);
+	} else {
+		tp = bpf_skc_to_tcp_sock(skc);
+		if (!tp)
+			return 0;
+		r.cookie = bpf_get_socket_cookie(skc);
+		r.ino = sock_ino((struct sock *)tp);
+		r.uid = BPF_CORE_READ((struct sock *)tp, sk_uid.val);
+	}
+	__builtin_memcpy(r.laddr, t.laddr, 16);
+	__builtin_memcpy(r.raddr, t.raddr, 16);
+	r.lport = t.lport;
+	r.rport = t.rport;
+	r.family = t.family;
+	r.state = state;
+	bpf_seq_write(seq, &r, sizeof(r));
+	return 0;
+}

@@ -1,0 +1,93 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * tsguard: types shared by the BPF programs (tsguard.bpf.c) and user space
+ * (engine/capture.c). Fixed-width types only; the layout is the ABI between
+ * the two halves and is checked by _Static_assert in capture.c.
+ */
+#ifndef TSGUARD_BPF_H
+#define TSGUARD_BPF_H
+
+#ifndef __VMLINUX_H__
+#include <linux/types.h>
+#endif
+
+#define TSG_BPF_NSTATES 13 /* TCP_ESTABLISHED (1) .. TCP_NEW_SYN_RECV (12), 0 unused */
+#define TSG_BPF_COMM_LEN 16
+
+/* Kernel TCP state numbers used by the BPF side. */
+#define TSG_BPF_TCP_ESTABLISHED 1
+#define TSG_BPF_TCP_SYN_SENT 2
+#define TSG_BPF_TCP_SYN_RECV 3
+#define TSG_BPF_TCP_FIN_WAIT1 4
+#define TSG_BPF_TCP_FIN_WAIT2 5
+#define TSG_BPF_TCP_TIME_WAIT 6
+#define TSG_BPF_TCP_CLOSE 7
+#define TSG_BPF_TCP_CLOSE_WAIT 8
+#define TSG_BPF_TCP_LAST_ACK 9
+#define TSG_BPF_TCP_LISTEN 10
+#define TSG_BPF_TCP_CLOSING 11
+#define TSG_BPF_TCP_NEW_SYN_RECV 12
+
+/* tsg_bpf_event.flags */
+#define TSG_BPF_F_OWNER 0x01   /* pid/comm/cgroup_id are the socket's owner */
+#define TSG_BPF_F_TW 0x02      /* `to` is TIME_WAIT derived from ->CLOSE */
+#define TSG_BPF_F_FALLBACK 0x04 /* sent by the classic tracepoint program */
+
+/* One transition, ring buffer record. Addresses are IPv6 or IPv4-mapped. */
+struct tsg_bpf_event {
+	__u64 ts_ns;     /* bpf_ktime_get_ns(): CLOCK_MONOTONIC */
+	__u64 since_ns;  /* when the socket entered `from`; 0 unknown */
+	__u64 cookie;    /* socket cookie: the socket's id */
+	__u64 cgroup_id; /* owner's cgroup v2 id; 0 unknown */
+	__u32 pid;       /* owner's tgid */
+	__u32 uid;       /* sk_uid (socket creator) */
+	__u8 laddr[16];
+	__u8 raddr[16];
+	__u16 lport, rport; /* host byte order */
+	__u8 family;        /* 4 or 6 (an IPv4-mapped peer is 4) */
+	__u8 from, to;
+	__u8 flags; /* TSG_BPF_F_* */
+	char comm[TSG_BPF_COMM_LEN];
+};
+
+/* Kernel counters: per-CPU array indices. */
+enum tsg_bpf_counter {
+	TSG_BPF_C_SEEN = 0,  /* TCP transitions of our network namespace */
+	TSG_BPF_C_FILTERED,  /* dropped: no rule slot wants it */
+	TSG_BPF_C_SENT,      /* written to the ring buffer */
+	TSG_BPF_C_LOST,      /* ring buffer reserve failed */
+	TSG_BPF_C_MAP_FULL,  /* socket state could not be stored */
+	TSG_BPF_C_TW,        /* ->CLOSE reported as ->TIME_WAIT */
+	TSG_BPF_C_OTHER_NS,  /* transitions of other network namespaces (ignored) */
+	TSG_BPF_C_N
+};
+
+/* LPM trie key for laddr / raddr. */
+struct tsg_bpf_lpm_key {
+	__u32 prefixlen; /* 0..128 */
+	__u8 addr[16];
+};
+
+/* Settings written by user space (in .bss, read with READ_ONCE). */
+struct tsg_bpf_cfg {
+	__u64 comm_default; /* slots for a comm not in the comm map */
+	__u64 uid_default;  /* slots for a uid not in the uid map */
+	__u32 gen;          /* plan generation; cached verdicts of other generations are stale */
+	__u32 record_all;   /* send every transition */
+};
+
+/* iter/tcp record (snapshot and TIME_WAIT scan), written with bpf_seq_write. */
+struct tsg_bpf_iter_rec {
+	__u64 cookie; /* full socket: its cookie; timewait: the cookie it inherited (0: none) */
+	__u64 ino;    /* full socket: socket inode (/proc/PID/fd), 0 if none */
+	__u32 uid;    /* full socket: sk_uid */
+	__u8 laddr[16];
+	__u8 raddr[16];
+	__u16 lport, rport;
+	__u8 family;
+	__u8 state; /* TIME_WAIT for timewait sockets */
+	__u8 timewait; /* 1: a timewait socket */
+	__u8 pad;
+};
+
+#endif
