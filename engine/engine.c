@@ -89,9 +89,24 @@ struct rule_rt {
 	bool overflow_logged;
 };
 
+/* A rule keyed by one port of its match (secondary index). */
+struct port_ent {
+	uint16_t port;
+	uint32_t rule;
+};
+
+/*
+ * Rules that can match one transition (or entry into one state). Rules whose
+ * rport (else lport) set is a few positive ports are found by the event's
+ * port (binary search); the rest are checked one by one. So an event costs
+ * the rules that can match it, not every rule loaded.
+ */
 struct idx_list {
-	uint32_t *v;
+	uint32_t *v; /* generic */
 	size_t n;
+	struct port_ent *rp, *lp; /* sorted by port */
+	size_t nrp, nlp;
+	size_t total; /* rules in this list */
 };
 
 struct tsg_engine {
@@ -823,50 +838,92 @@ static void sock_leave(struct tsg_engine *e, struct sock_ent *s)
 	}
 }
 
+static void enter_rule(struct tsg_engine *e, struct sock_ent *s, uint32_t ri, uint64_t since)
+{
+	struct rule_rt *rt = &e->rules[ri];
+	const struct tsg_rule *r = rt->r;
+	struct memb *m;
+
+	if (!tsg_match_sock(&r->match, &s->info))
+		return;
+	e->st.events_matched++;
+	m = memb_new(e);
+	if (!m)
+		return;
+	m->sock = s;
+	m->rule = ri;
+	if (r->kind == TSG_KIND_TIME) {
+		uint64_t deadline = since + r->longer_than_ns;
+
+		m->next = s->memb;
+		s->memb = m;
+		if (deadline <= e->now)
+			time_alert(e, m, TSG_FIRING);
+		else
+			timer_arm(e, &m->tm, deadline);
+	} else {
+		struct key_ent *k = key_get(e, rt, &s->info);
+
+		if (!k) {
+			memb_release(e, m);
+			return;
+		}
+		m->key = k;
+		m->next = s->memb;
+		s->memb = m;
+		k->count++;
+		k->last_touch = e->now;
+		key_eval(e, k);
+	}
+}
+
+/* First entry with this port in a sorted array, or end. */
+static const struct port_ent *port_lower(const struct port_ent *v, size_t n, uint16_t port)
+{
+	size_t lo = 0, hi = n;
+
+	while (lo < hi) {
+		size_t mid = (lo + hi) / 2;
+
+		if (v[mid].port < port)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return v + lo;
+}
+
+/* Calls fn for every rule of l that may match info (each at most once). */
+#define IDX_FOREACH(l, info, ri, body)                                                       \
+	do {                                                                                 \
+		const struct idx_list *l_ = (l);                                             \
+		const struct tsg_sockinfo *i_ = (info);                                      \
+		for (size_t k_ = 0; k_ < l_->n; k_++) {                                      \
+			uint32_t ri = l_->v[k_];                                             \
+			body;                                                                \
+		}                                                                            \
+		if (l_->nrp && (i_->have & TSG_HAVE(TSG_SF_RPORT))) {                        \
+			const struct port_ent *p_ = port_lower(l_->rp, l_->nrp, i_->rport);  \
+			for (; p_ < l_->rp + l_->nrp && p_->port == i_->rport; p_++) {       \
+				uint32_t ri = p_->rule;                                      \
+				body;                                                        \
+			}                                                                    \
+		}                                                                            \
+		if (l_->nlp && (i_->have & TSG_HAVE(TSG_SF_LPORT))) {                        \
+			const struct port_ent *p_ = port_lower(l_->lp, l_->nlp, i_->lport);  \
+			for (; p_ < l_->lp + l_->nlp && p_->port == i_->lport; p_++) {       \
+				uint32_t ri = p_->rule;                                      \
+				body;                                                        \
+			}                                                                    \
+		}                                                                            \
+	} while (0)
+
 static void sock_enter(struct tsg_engine *e, struct sock_ent *s, uint8_t state, uint64_t since)
 {
-	const struct idx_list *l = &e->state_idx[state];
-
 	s->state = state;
 	s->since = since;
 	e->st.per_state[state]++;
-	for (size_t i = 0; i < l->n; i++) {
-		struct rule_rt *rt = &e->rules[l->v[i]];
-		const struct tsg_rule *r = rt->r;
-		struct memb *m;
-
-		if (!tsg_match_sock(&r->match, &s->info))
-			continue;
-		e->st.events_matched++;
-		m = memb_new(e);
-		if (!m)
-			continue;
-		m->sock = s;
-		m->rule = l->v[i];
-		if (r->kind == TSG_KIND_TIME) {
-			uint64_t deadline = since + r->longer_than_ns;
-
-			m->next = s->memb;
-			s->memb = m;
-			if (deadline <= e->now)
-				time_alert(e, m, TSG_FIRING);
-			else
-				timer_arm(e, &m->tm, deadline);
-		} else {
-			struct key_ent *k = key_get(e, rt, &s->info);
-
-			if (!k) {
-				memb_release(e, m);
-				continue;
-			}
-			m->key = k;
-			m->next = s->memb;
-			s->memb = m;
-			k->count++;
-			k->last_touch = e->now;
-			key_eval(e, k);
-		}
-	}
+	IDX_FOREACH(&e->state_idx[state], &s->info, ri, enter_rule(e, s, ri, since));
 }
 
 static void sock_free(struct tsg_engine *e, struct sock_ent *s)
@@ -1013,19 +1070,17 @@ void tsg_engine_feed(struct tsg_engine *e, const struct tsg_event *ev)
 
 	/* transition and rate rules: real transitions only, not the snapshot */
 	if (!ev->snapshot) {
-		const struct idx_list *l = &e->trans_idx[from < TSG_NSTATES ? from : 0][to];
+		IDX_FOREACH(&e->trans_idx[from < TSG_NSTATES ? from : 0][to], info, ri, {
+			struct rule_rt *rt = &e->rules[ri];
 
-		for (size_t i = 0; i < l->n; i++) {
-			struct rule_rt *rt = &e->rules[l->v[i]];
-
-			if (!tsg_match_sock(&rt->r->match, info))
-				continue;
-			e->st.events_matched++;
-			if (rt->r->kind == TSG_KIND_RATE)
-				rate_push(e, rt, info);
-			else
-				transition_fire(e, rt, info, ev->sk, from, to, since);
-		}
+			if (tsg_match_sock(&rt->r->match, info)) {
+				e->st.events_matched++;
+				if (rt->r->kind == TSG_KIND_RATE)
+					rate_push(e, rt, info);
+				else
+					transition_fire(e, rt, info, ev->sk, from, to, since);
+			}
+		});
 	}
 
 	if (s && s->state == to && !ev->snapshot)
@@ -1043,7 +1098,7 @@ void tsg_engine_feed(struct tsg_engine *e, const struct tsg_event *ev)
 	}
 	if (!s) {
 		/* live: only sockets that some time or count rule watches need an entry */
-		if (!e->keep_idle && !e->state_idx[to].n)
+		if (!e->keep_idle && !e->state_idx[to].total)
 			return;
 		s = sock_add(e, ev->sk);
 		if (!s)
@@ -1059,10 +1114,50 @@ void tsg_engine_feed(struct tsg_engine *e, const struct tsg_event *ev)
 
 /* ---- setup ------------------------------------------------------------------------ */
 
-static int idx_push(struct idx_list *l, uint32_t v)
-{
-	uint32_t *n = realloc(l->v, (l->n + 1) * sizeof(*n));
+/* Up to this many ports of one rule go into a port index. */
+#define IDX_MAX_PORTS 256
 
+/* The ports of a set made of positive items only and few ports, else 0. */
+static size_t small_portset(const struct tsg_portset *ps)
+{
+	size_t n = 0;
+
+	if (!ps->n)
+		return 0;
+	for (size_t i = 0; i < ps->n; i++) {
+		if (ps->v[i].neg)
+			return 0;
+		n += (size_t)ps->v[i].hi - ps->v[i].lo + 1;
+		if (n > IDX_MAX_PORTS)
+			return 0;
+	}
+	return n;
+}
+
+static int port_push(struct port_ent **v, size_t *n, const struct tsg_portset *ps, uint32_t rule)
+{
+	size_t add = small_portset(ps);
+	struct port_ent *nv = realloc(*v, (*n + add) * sizeof(*nv));
+
+	if (!nv)
+		return -ENOMEM;
+	*v = nv;
+	for (size_t i = 0; i < ps->n; i++)
+		for (uint32_t p = ps->v[i].lo; p <= ps->v[i].hi; p++)
+			nv[(*n)++] = (struct port_ent){ .port = (uint16_t)p, .rule = rule };
+	return 0;
+}
+
+static int idx_push(struct idx_list *l, const struct tsg_rule *r, uint32_t v)
+{
+	uint32_t *n;
+
+	l->total++;
+	if (small_portset(&r->match.rport))
+		return port_push(&l->rp, &l->nrp, &r->match.rport, v);
+	if (small_portset(&r->match.lport))
+		return port_push(&l->lp, &l->nlp, &r->match.lport, v);
+	n = realloc(l->v, (l->n + 1) * sizeof(*n));
 	if (!n)
 		return -ENOMEM;
 	l->v = n;
@@ -1070,17 +1165,37 @@ static int idx_push(struct idx_list *l, uint32_t v)
 	return 0;
 }
 
+static int port_cmp(const void *a, const void *b)
+{
+	const struct port_ent *x = a, *y = b;
+
+	if (x->port != y->port)
+		return x->port < y->port ? -1 : 1;
+	return x->rule < y->rule ? -1 : x->rule > y->rule;
+}
+
+static void idx_sort(struct idx_list *l)
+{
+	if (l->nrp)
+		qsort(l->rp, l->nrp, sizeof(*l->rp), port_cmp);
+	if (l->nlp)
+		qsort(l->lp, l->nlp, sizeof(*l->lp), port_cmp);
+}
+
+static void idx_free(struct idx_list *l)
+{
+	free(l->v);
+	free(l->rp);
+	free(l->lp);
+	memset(l, 0, sizeof(*l));
+}
+
 static void index_free(struct tsg_engine *e)
 {
 	for (int f = 0; f < TSG_NSTATES; f++) {
-		for (int t = 0; t < TSG_NSTATES; t++) {
-			free(e->trans_idx[f][t].v);
-			e->trans_idx[f][t].v = NULL;
-			e->trans_idx[f][t].n = 0;
-		}
-		free(e->state_idx[f].v);
-		e->state_idx[f].v = NULL;
-		e->state_idx[f].n = 0;
+		for (int t = 0; t < TSG_NSTATES; t++)
+			idx_free(&e->trans_idx[f][t]);
+		idx_free(&e->state_idx[f]);
 	}
 }
 
@@ -1092,7 +1207,7 @@ static int index_build(struct tsg_engine *e)
 		if (!r->enabled)
 			continue;
 		if (r->kind == TSG_KIND_TIME || r->kind == TSG_KIND_COUNT) {
-			if (idx_push(&e->state_idx[r->state], (uint32_t)i) < 0)
+			if (idx_push(&e->state_idx[r->state], r, (uint32_t)i) < 0)
 				return -ENOMEM;
 			continue;
 		}
@@ -1103,10 +1218,15 @@ static int index_build(struct tsg_engine *e)
 			for (int t = 1; t < TSG_NSTATES; t++) {
 				if (r->to && !(r->to & (1u << t)))
 					continue;
-				if (idx_push(&e->trans_idx[f][t], (uint32_t)i) < 0)
+				if (idx_push(&e->trans_idx[f][t], r, (uint32_t)i) < 0)
 					return -ENOMEM;
 			}
 		}
+	}
+	for (int f = 0; f < TSG_NSTATES; f++) {
+		for (int t = 0; t < TSG_NSTATES; t++)
+			idx_sort(&e->trans_idx[f][t]);
+		idx_sort(&e->state_idx[f]);
 	}
 	return 0;
 }
