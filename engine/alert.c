@@ -33,14 +33,21 @@ const char *tsg_format_time(int64_t wall_ns, char *buf, size_t len)
 	time_t sec = (time_t)(wall_ns / 1000000000);
 	int ms = (int)((wall_ns % 1000000000) / 1000000);
 	struct tm tm;
+	char tmp[96];
 
 	if (wall_ns < 0) {
 		sec = 0;
 		ms = 0;
 	}
 	gmtime_r(&sec, &tm);
-	snprintf(buf, len, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900,
+	snprintf(tmp, sizeof(tmp), "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900,
 		 tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, ms);
+	if (len) {
+		size_t n = strlen(tmp) < len - 1 ? strlen(tmp) : len - 1;
+
+		memcpy(buf, tmp, n);
+		buf[n] = 0;
+	}
 	return buf;
 }
 
