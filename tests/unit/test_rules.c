@@ -1,0 +1,1017 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Unit tests of the rule loader (engine/rules_*.c, template.c, diag.c).
+ *
+ * Error cases are a table: YAML text, the expected "LINE:COL" of the first
+ * error and words its message must hold. Each case is its own cmocka test,
+ * and each asserts that nothing was loaded.
+ */
+#include <errno.h>
+#include <limits.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <syslog.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "match.h"
+#include "ruleset.h"
+
+#ifndef RULES_CASES
+#error RULES_CASES must name tests/unit/rules_cases
+#endif
+
+/* ---- helpers --------------------------------------------------------------- */
+
+struct tmp {
+	char dir[256];
+	char path[8][512];
+	int n;
+};
+
+static int tmp_setup(void **state)
+{
+	struct tmp *t = calloc(1, sizeof(*t));
+
+	assert_non_null(t);
+	snprintf(t->dir, sizeof(t->dir), "/tmp/tsg-rules-XXXXXX");
+	assert_non_null(mkdtemp(t->dir));
+	chmod(t->dir, 0755);
+	*state = t;
+	return 0;
+}
+
+static int tmp_teardown(void **state)
+{
+	struct tmp *t = *state;
+
+	for (int i = 0; i < t->n; i++)
+		unlink(t->path[i]);
+	rmdir(t->dir);
+	free(t);
+	return 0;
+}
+
+static const char *tmp_write(struct tmp *t, const char *name, const char *text)
+{
+	char *p = t->path[t->n++];
+	char buf[512];
+	FILE *f;
+
+	snprintf(buf, sizeof(buf), "%.200s/%.200s", t->dir, name);
+	memcpy(p, buf, sizeof(buf));
+	f = fopen(p, "w");
+	assert_non_null(f);
+	fputs(text, f);
+	fclose(f);
+	chmod(p, 0644);
+	return p;
+}
+
+static void dump(const struct tsg_diags *d)
+{
+	for (size_t i = 0; i < d->n; i++)
+		fprintf(stderr, "  | %s\n", d->msg[i]);
+}
+
+/* The message that starts with `prefix` and holds every word, or NULL. */
+static const char *find_msg(const struct tsg_diags *d, const char *prefix,
+			    const char *const *words)
+{
+	for (size_t i = 0; i < d->n; i++) {
+		bool ok = !strncmp(d->msg[i], prefix, strlen(prefix));
+
+		for (size_t w = 0; ok && words && words[w]; w++)
+			ok = strstr(d->msg[i], words[w]) != NULL;
+		if (ok)
+			return d->msg[i];
+	}
+	return NULL;
+}
+
+static int load1(const char *path, bool as_root, struct tsg_diags *d, struct tsg_ruleset **rs)
+{
+	const char *paths[] = { path };
+
+	return tsg_ruleset_load(paths, 1, as_root, d, rs);
+}
+
+/* ---- error cases ----------------------------------------------------------- */
+
+struct ecase {
+	const char *yaml;
+	const char *loc; /* "LINE:COL" or "" (file only) */
+	const char *words[5];
+};
+
+static void run_ecase(void **state, const struct ecase *c)
+{
+	struct tmp *t = *state;
+	struct tsg_ruleset *rs = (void *)0x1;
+	struct tsg_diags d;
+	char prefix[PATH_MAX + 64];
+	const char *path = tmp_write(t, "case.yaml", c->yaml);
+	int r;
+
+	tsg_diags_init(&d);
+	r = load1(path, false, &d, &rs);
+	if (c->loc[0])
+		snprintf(prefix, sizeof(prefix), "%s:%s: error: ", path, c->loc);
+	else
+		snprintf(prefix, sizeof(prefix), "%s: error: ", path);
+	if (!find_msg(&d, prefix, c->words)) {
+		fprintf(stderr, "expected \"%s\" with", prefix);
+		for (size_t w = 0; c->words[w]; w++)
+			fprintf(stderr, " [%s]", c->words[w]);
+		fprintf(stderr, "\ngot:\n");
+		dump(&d);
+		fail();
+	}
+	assert_int_equal(r, -EINVAL);
+	assert_ptr_equal(rs, (void *)0x1); /* untouched: nothing loaded */
+	assert_true(d.nerrors >= 1);
+	tsg_diags_fini(&d);
+}
+
+#define ECASE(fname, ...)                                      \
+	static void fname(void **state)                        \
+	{                                                      \
+		static const struct ecase c = __VA_ARGS__;     \
+		run_ecase(state, &c);                          \
+	}
+
+ECASE(err_unknown_top_key, { "rule:\n  - name: x\n    when: {to: CLOSE}\n", "1:1",
+			     { "unknown field \"rule\"", "did you mean \"rules\"?" } })
+
+ECASE(err_misspelled_field, { "rules:\n"
+			      "  - name: slow\n"
+			      "    when: {state: SYN_SENT, longer_then: 500ms}\n",
+			      "3:29",
+			      { "unknown field \"longer_then\"", "when of rule \"slow\"",
+				"did you mean \"longer_than\"?" } })
+
+ECASE(err_misspelled_rule_field, { "rules:\n"
+				   "  - name: slow\n"
+				   "    sumary: hi\n"
+				   "    when: {to: CLOSE}\n",
+				   "3:5",
+				   { "unknown field \"sumary\"", "did you mean \"summary\"?" } })
+
+ECASE(err_wrong_type, { "rules:\n"
+			"  - name: tw\n"
+			"    when: {state: TIME_WAIT, count_above: many, by: comm}\n",
+			"3:43",
+			{ "bad value \"many\"", "count_above", "whole number" } })
+
+ECASE(err_wrong_type_mapping, { "rules:\n"
+				"  - name: tw\n"
+				"    labels: [edge]\n"
+				"    when: {to: CLOSE}\n",
+				"3:13",
+				{ "expected a mapping", "labels" } })
+
+ECASE(err_bad_duration, { "rules:\n"
+			  "  - name: slow\n"
+			  "    when:\n"
+			  "      state: SYN_SENT\n"
+			  "      longer_than: 5 mins\n",
+			  "5:20",
+			  { "bad duration \"5 mins\"", "longer_than", "ms, s, m or h" } })
+
+ECASE(err_unknown_state, { "rules:\n"
+			   "  - name: slow\n"
+			   "    when:\n"
+			   "      state: SYN_SNET\n"
+			   "      longer_than: 1s\n",
+			   "4:14",
+			   { "unknown state \"SYN_SNET\"", "ESTABLISHED",
+			     "did you mean \"SYN_SENT\"?" } })
+
+ECASE(err_undefined_list, { "rules:\n"
+			    "  - name: web\n"
+			    "    match: {rport: $web_prots}\n"
+			    "    when: {from: SYN_SENT, to: CLOSE}\n"
+			    "lists:\n"
+			    "  web_ports: [80, 443]\n",
+			    "3:20",
+			    { "undefined list \"$web_prots\"", "did you mean \"$web_ports\"?" } })
+
+ECASE(err_undefined_action, { "actions:\n"
+			      "  - {name: ops-log, type: syslog}\n"
+			      "rules:\n"
+			      "  - name: r\n"
+			      "    when: {to: CLOSE}\n"
+			      "    actions: [syslog, ops-lgo]\n",
+			      "6:23",
+			      { "undefined action \"ops-lgo\"", "did you mean \"ops-log\"?" } })
+
+ECASE(err_bad_name, { "rules:\n"
+		      "  - name: Slow_Connect\n"
+		      "    when: {to: CLOSE}\n",
+		      "2:11",
+		      { "bad rule name \"Slow_Connect\"", "[a-z0-9][a-z0-9_.-]*", "64" } })
+
+ECASE(err_name_too_long, { "rules:\n"
+			   "  - name: a234567890123456789012345678901234567890123456789012345678901234x\n"
+			   "    when: {to: CLOSE}\n",
+			   "2:11",
+			   { "bad rule name", "at most 64" } })
+
+ECASE(err_two_when_kinds, { "rules:\n"
+			    "  - name: two\n"
+			    "    when: {state: SYN_SENT, longer_than: 1s, count_above: 5, by: comm}\n",
+			    "3:46",
+			    { "\"count_above\" (a count rule)", "\"longer_than\" (a time rule)",
+			      "exactly one kind" } })
+
+ECASE(err_missing_when_parts, { "rules:\n"
+				"  - name: tw\n"
+				"    when: {state: TIME_WAIT, count_above: 5}\n",
+				"3:11",
+				{ "a count rule needs by" } })
+
+ECASE(err_missing_rate_parts, { "rules:\n"
+				"  - name: rt\n"
+				"    when: {rate_above: 5, by: comm}\n",
+				"3:11",
+				{ "a rate rule needs from and/or to, per" } })
+
+ECASE(err_state_alone, { "rules:\n"
+			 "  - name: st\n"
+			 "    when: {state: ESTABLISHED}\n",
+			 "3:12",
+			 { "\"state\" needs longer_than", "count_above" } })
+
+ECASE(err_missing_when, { "rules:\n"
+			  "  - name: nowhen\n"
+			  "    severity: info\n",
+			  "2:5",
+			  { "rule \"nowhen\" needs a when" } })
+
+ECASE(err_by_on_time_rule, { "rules:\n"
+			     "  - name: slow\n"
+			     "    when: {state: SYN_SENT, longer_than: 1s, by: comm}\n",
+			     "3:46",
+			     { "\"by\" is not allowed in a time rule", "key is the socket" } })
+
+ECASE(err_for_on_time_rule, { "rules:\n"
+			      "  - name: slow\n"
+			      "    when: {state: SYN_SENT, longer_than: 1s, for: 5s}\n",
+			      "3:46",
+			      { "\"for\" is not allowed in a time rule" } })
+
+ECASE(err_template_unknown_field, { "rules:\n"
+				    "  - name: slow\n"
+				    "    summary: \"{{comm}} waits for {{ rpot }}\"\n"
+				    "    when: {state: SYN_SENT, longer_than: 1s}\n",
+				    "3:37",
+				    { "unknown template field \"rpot\"", "summary",
+				      "did you mean \"rport\"?" } })
+
+ECASE(err_template_unclosed, { "rules:\n"
+			       "  - name: slow\n"
+			       "    summary: 'waits {{duration'\n"
+			       "    when: {state: SYN_SENT, longer_than: 1s}\n",
+			       "3:21",
+			       { "bad template for summary", "without a closing" } })
+
+ECASE(err_template_field_unavailable, { "rules:\n"
+					"  - name: tw\n"
+					"    summary: \"{{count}} in TIME_WAIT to {{raddr}}\"\n"
+					"    when: {state: TIME_WAIT, count_above: 500, by: comm}\n",
+					"3:14",
+					{ "summary of count rule \"tw\" uses {{raddr}}",
+					  "never have", "comm" } })
+
+ECASE(err_template_summary_self, { "rules:\n"
+				   "  - name: tw\n"
+				   "    summary: \"{{summary}}\"\n"
+				   "    when: {to: CLOSE}\n",
+				   "3:14",
+				   { "cannot use {{summary}}" } })
+
+ECASE(err_template_undefined_label, { "rules:\n"
+				      "  - name: tw\n"
+				      "    summary: \"{{labels.team}} {{comm}}\"\n"
+				      "    labels: {owner: ops}\n"
+				      "    when: {to: CLOSE}\n",
+				      "3:14",
+				      { "{{labels.team}}", "no label \"team\"" } })
+
+ECASE(err_action_field_unavailable, { "actions:\n"
+				      "  - name: kick\n"
+				      "    type: exec\n"
+				      "    argv: [/usr/local/sbin/kick-peer, \"{{raddr}}\"]\n"
+				      "rules:\n"
+				      "  - name: tw\n"
+				      "    when: {state: TIME_WAIT, count_above: 500, by: comm}\n"
+				      "    actions: [syslog, kick]\n",
+				      "8:23",
+				      { "action \"kick\" uses {{raddr}}", "count rule \"tw\"",
+					"never have" } })
+
+ECASE(err_resolve_above_count, { "rules:\n"
+				 "  - name: est\n"
+				 "    when: {state: ESTABLISHED, count_above: 800, resolve_below: 1000, by: comm}\n",
+				 "3:65",
+				 { "resolve_below (1000)", "count_above (800)" } })
+
+ECASE(err_bad_cidr_prefix, { "rules:\n"
+			     "  - name: c\n"
+			     "    match: {raddr: [10.0.0.0/8, 10.0.0.0/33]}\n"
+			     "    when: {to: CLOSE}\n",
+			     "3:42",
+			     { "bad prefix length in \"10.0.0.0/33\"", "/0 to /32" } })
+
+ECASE(err_bad_address, { "rules:\n"
+			 "  - name: c\n"
+			 "    match: {laddr: \"10.0.0.300\"}\n"
+			 "    when: {to: CLOSE}\n",
+			 "3:21",
+			 { "bad address \"10.0.0.300\"", "laddr", "CIDR" } })
+
+ECASE(err_bad_port_range, { "rules:\n"
+			    "  - name: p\n"
+			    "    match: {rport: \"9000-8000\"}\n"
+			    "    when: {to: CLOSE}\n",
+			    "3:21",
+			    { "bad port range \"9000-8000\"", "start 9000 is above the end 8000" } })
+
+ECASE(err_bad_port, { "rules:\n"
+		      "  - name: p\n"
+		      "    match: {lport: [80, 70000]}\n"
+		      "    when: {to: CLOSE}\n",
+		      "3:25",
+		      { "bad port \"70000\"", "0 to 65535" } })
+
+ECASE(err_bad_port_in_list, { "lists:\n"
+			      "  ports: [80, http]\n"
+			      "rules:\n"
+			      "  - name: p\n"
+			      "    match: {lport: $ports}\n"
+			      "    when: {to: CLOSE}\n",
+			      "2:15",
+			      { "bad port \"http\"", "(in list \"ports\")" } })
+
+ECASE(err_bad_regex, { "rules:\n"
+		       "  - name: re\n"
+		       "    match: {comm: {regex: \"ab(c\"}}\n"
+		       "    when: {to: CLOSE}\n",
+		       "3:32",
+		       { "bad regex \"ab(c\"", "at offset 4", "parenthesis" } })
+
+ECASE(err_unquoted_exclusion, { "rules:\n"
+				"  - name: ex\n"
+				"    match:\n"
+				"      rport:\n"
+				"        - 443\n"
+				"        - !80\n"
+				"    when: {to: CLOSE}\n",
+				"6:11",
+				{ "YAML tag \"!80\"", "quoted" } })
+
+ECASE(err_list_cycle, { "lists:\n"
+			"  a: [1, $b]\n"
+			"  b: [2, $a]\n",
+			"2:3",
+			{ "list \"a\" refers to itself" } })
+
+ECASE(err_exclude_list_with_exclusions, { "lists:\n"
+					  "  a: [1, \"!2\"]\n"
+					  "rules:\n"
+					  "  - name: ex\n"
+					  "    match: {rport: \"!$a\"}\n"
+					  "    when: {to: CLOSE}\n",
+					  "5:20",
+					  { "\"!$a\"", "holds exclusions" } })
+
+ECASE(err_unknown_severity, { "rules:\n"
+			      "  - name: s\n"
+			      "    severity: warnig\n"
+			      "    when: {to: CLOSE}\n",
+			      "3:15",
+			      { "unknown severity \"warnig\"", "did you mean \"warning\"?" } })
+
+ECASE(err_comm_too_long, { "rules:\n"
+			   "  - name: s\n"
+			   "    match: {comm: a-very-long-process-name}\n"
+			   "    when: {to: CLOSE}\n",
+			   "3:19",
+			   { "longer than 15 characters" } })
+
+ECASE(err_by_unknown_field, { "rules:\n"
+			      "  - name: s\n"
+			      "    when: {state: TIME_WAIT, count_above: 5, by: [comm, rprot]}\n",
+			      "3:57",
+			      { "unknown field \"rprot\" for by", "did you mean \"rport\"?" } })
+
+ECASE(err_action_unknown_facility, { "actions:\n"
+				     "  - name: l\n"
+				     "    type: syslog\n"
+				     "    facility: deamon\n",
+				     "4:15",
+				     { "unknown syslog facility \"deamon\"",
+				       "did you mean \"daemon\"?" } })
+
+ECASE(err_action_unknown_type, { "actions:\n"
+				 "  - name: l\n"
+				 "    type: webhok\n",
+				 "3:11",
+				 { "unknown action type \"webhok\"", "did you mean \"webhook\"?" } })
+
+ECASE(err_action_field_of_other_type, { "actions:\n"
+					"  - name: l\n"
+					"    type: syslog\n"
+					"    url: http://x/\n",
+					"4:5",
+					{ "unknown field \"url\"", "syslog action \"l\"" } })
+
+ECASE(err_action_bad_url, { "actions:\n"
+			    "  - name: w\n"
+			    "    type: webhook\n"
+			    "    url: ftp://127.0.0.1/\n",
+			    "4:10",
+			    { "bad url \"ftp://127.0.0.1/\"", "http://", "https://" } })
+
+ECASE(err_action_body_without_template, { "actions:\n"
+					  "  - name: w\n"
+					  "    type: webhook\n"
+					  "    url: http://127.0.0.1/\n"
+					  "    format: json\n"
+					  "    body: '{{summary}}'\n",
+					  "6:11",
+					  { "body is only used with format: template" } })
+
+ECASE(err_action_template_without_body, { "actions:\n"
+					  "  - name: w\n"
+					  "    type: webhook\n"
+					  "    url: http://127.0.0.1/\n"
+					  "    format: template\n",
+					  "5:13",
+					  { "needs a body" } })
+
+ECASE(err_action_relative_argv0, { "actions:\n"
+				   "  - name: k\n"
+				   "    type: exec\n"
+				   "    argv: [kick-peer, \"{{raddr}}\"]\n",
+				   "4:12",
+				   { "argv[0] \"kick-peer\"", "absolute path" } })
+
+ECASE(err_action_empty_argv, { "actions:\n"
+			       "  - name: k\n"
+			       "    type: exec\n"
+			       "    argv: []\n",
+			       "4:11",
+			       { "non-empty list for argv" } })
+
+ECASE(err_action_unknown_user, { "actions:\n"
+				 "  - name: k\n"
+				 "    type: exec\n"
+				 "    argv: [/bin/true]\n"
+				 "    user: no-such-user-tsg\n",
+				 "5:11",
+				 { "unknown user \"no-such-user-tsg\"" } })
+
+ECASE(err_yaml_syntax, { "rules:\n"
+			 "  - name: [oops\n"
+			 "    when: {to: CLOSE}\n",
+			 "3:9",
+			 { "YAML:" } })
+
+/* ---- errors that need more than one file ------------------------------------ */
+
+static void err_duplicate_across_files(void **state)
+{
+	struct tmp *t = *state;
+	struct tsg_ruleset *rs = NULL;
+	struct tsg_diags d;
+	char prefix[PATH_MAX + 64], first[PATH_MAX + 64];
+	const char *words[] = { "duplicate rule name \"x\"", first, NULL };
+	const char *a, *b;
+
+	a = tmp_write(t, "a.yaml", "rules:\n  - name: x\n    when: {to: CLOSE}\n");
+	b = tmp_write(t, "b.yml", "rules:\n  - name: y\n    when: {to: CLOSE}\n"
+				  "  - name: x\n    when: {from: SYN_SENT}\n");
+	snprintf(prefix, sizeof(prefix), "%s:4:11: error: ", b);
+	snprintf(first, sizeof(first), "first defined at %s:2:5", a);
+	tsg_diags_init(&d);
+	assert_int_equal(load1(t->dir, false, &d, &rs), -EINVAL);
+	assert_null(rs);
+	if (!find_msg(&d, prefix, words)) {
+		dump(&d);
+		fail();
+	}
+	tsg_diags_fini(&d);
+}
+
+static void err_duplicate_action_and_list(void **state)
+{
+	struct tmp *t = *state;
+	struct tsg_ruleset *rs = NULL;
+	struct tsg_diags d;
+	char prefix[PATH_MAX + 64];
+	const char *w1[] = { "duplicate action name \"log\"", "first defined at", NULL };
+	const char *w2[] = { "duplicate list name \"ports\"", "first defined at", NULL };
+	const char *b;
+
+	tmp_write(t, "a.yaml", "lists:\n  ports: [1]\nactions:\n  - {name: log, type: syslog}\n");
+	b = tmp_write(t, "b.yaml", "lists:\n  ports: [2]\nactions:\n  - {name: log, type: syslog}\n");
+	tsg_diags_init(&d);
+	assert_int_equal(load1(t->dir, false, &d, &rs), -EINVAL);
+	assert_null(rs);
+	snprintf(prefix, sizeof(prefix), "%s:4:12: error: ", b);
+	assert_non_null(find_msg(&d, prefix, w1));
+	snprintf(prefix, sizeof(prefix), "%s:2:3: error: ", b);
+	assert_non_null(find_msg(&d, prefix, w2));
+	tsg_diags_fini(&d);
+}
+
+static void err_permissions_as_root(void **state)
+{
+	struct tmp *t = *state;
+	struct tsg_ruleset *rs = NULL;
+	struct tsg_diags d;
+	char prefix[PATH_MAX + 64];
+	const char *words[] = { "writable by group or others", "refusing it", NULL };
+	const char *p = tmp_write(t, "open.yaml", "rules:\n  - name: x\n    when: {to: CLOSE}\n");
+
+	chmod(p, 0666);
+	snprintf(prefix, sizeof(prefix), "%s: error: ", p);
+
+	/* as root: an error, nothing loaded */
+	tsg_diags_init(&d);
+	assert_int_equal(load1(p, true, &d, &rs), -EINVAL);
+	assert_null(rs);
+	if (!find_msg(&d, prefix, words)) {
+		dump(&d);
+		fail();
+	}
+	tsg_diags_fini(&d);
+
+	/* not as root: a warning, and it loads */
+	tsg_diags_init(&d);
+	assert_int_equal(load1(p, false, &d, &rs), 0);
+	assert_non_null(rs);
+	assert_int_equal(d.nerrors, 0);
+	assert_true(d.nwarnings >= 1);
+	snprintf(prefix, sizeof(prefix), "%s: warning: ", p);
+	assert_non_null(find_msg(&d, prefix, (const char *const[]){ "writable", NULL }));
+	tsg_ruleset_free(rs);
+	tsg_diags_fini(&d);
+
+	/* the directory itself is checked too */
+	chmod(p, 0644);
+	chmod(t->dir, 0777);
+	tsg_diags_init(&d);
+	rs = NULL;
+	assert_int_equal(load1(t->dir, true, &d, &rs), -EINVAL);
+	assert_null(rs);
+	snprintf(prefix, sizeof(prefix), "%s: error: ", t->dir);
+	assert_non_null(find_msg(&d, prefix, words));
+	chmod(t->dir, 0755);
+	tsg_diags_fini(&d);
+
+	/* owned by someone else than root */
+	if (geteuid() == 0) {
+		assert_int_equal(chown(p, 65534, 65534), 0);
+		tsg_diags_init(&d);
+		rs = NULL;
+		assert_int_equal(load1(p, true, &d, &rs), -EINVAL);
+		assert_null(rs);
+		snprintf(prefix, sizeof(prefix), "%s: error: ", p);
+		assert_non_null(find_msg(&d, prefix,
+					 (const char *const[]){ "owned by uid 65534", NULL }));
+		tsg_diags_fini(&d);
+	}
+}
+
+static void err_missing_path(void **state)
+{
+	struct tmp *t = *state;
+	struct tsg_ruleset *rs = NULL;
+	struct tsg_diags d;
+	char p[PATH_MAX + 16], prefix[PATH_MAX + 64];
+
+	snprintf(p, sizeof(p), "%s/nope.yaml", t->dir);
+	snprintf(prefix, sizeof(prefix), "%s: error: ", p);
+	tsg_diags_init(&d);
+	assert_int_equal(load1(p, false, &d, &rs), -ENOENT);
+	assert_null(rs);
+	assert_non_null(find_msg(&d, prefix, (const char *const[]){ "No such file", NULL }));
+	tsg_diags_fini(&d);
+}
+
+/* every error of a file is reported, not only the first */
+static void err_all_collected(void **state)
+{
+	struct tmp *t = *state;
+	struct tsg_ruleset *rs = NULL;
+	struct tsg_diags d;
+	const char *p = tmp_write(t, "many.yaml",
+				  "rules:\n"
+				  "  - name: a\n"
+				  "    severity: loud\n"
+				  "    when: {to: CLOSEE}\n"
+				  "  - name: b\n"
+				  "    when: {state: SYN_SENT, longer_than: 3x}\n"
+				  "    actions: [nope]\n");
+	char prefix[PATH_MAX + 64];
+
+	tsg_diags_init(&d);
+	assert_int_equal(load1(p, false, &d, &rs), -EINVAL);
+	assert_null(rs);
+	assert_int_equal(d.nerrors, 4);
+	snprintf(prefix, sizeof(prefix), "%s:3:15: error: ", p);
+	assert_non_null(find_msg(&d, prefix, (const char *const[]){ "severity", NULL }));
+	snprintf(prefix, sizeof(prefix), "%s:4:16: error: ", p);
+	assert_non_null(find_msg(&d, prefix, (const char *const[]){ "did you mean \"CLOSE\"?", NULL }));
+	snprintf(prefix, sizeof(prefix), "%s:6:42: error: ", p);
+	assert_non_null(find_msg(&d, prefix, (const char *const[]){ "bad duration", NULL }));
+	snprintf(prefix, sizeof(prefix), "%s:7:15: error: ", p);
+	assert_non_null(find_msg(&d, prefix, (const char *const[]){ "undefined action", NULL }));
+	tsg_diags_fini(&d);
+}
+
+/* ---- positive: the examples of rules.md ------------------------------------ */
+
+static const struct tsg_rule *rule(const struct tsg_ruleset *rs, const char *name)
+{
+	for (size_t i = 0; i < rs->nrules; i++)
+		if (!strcmp(rs->rules[i].name, name))
+			return &rs->rules[i];
+	fail_msg("no rule %s", name);
+	return NULL;
+}
+
+static const struct tsg_action_def *action(const struct tsg_ruleset *rs, const char *name)
+{
+	for (size_t i = 0; i < rs->nactions; i++)
+		if (!strcmp(rs->actions[i].name, name))
+			return &rs->actions[i];
+	fail_msg("no action %s", name);
+	return NULL;
+}
+
+static struct tsg_ruleset *load_examples(struct tsg_diags *d)
+{
+	struct tsg_ruleset *rs = NULL;
+	int r;
+
+	tsg_diags_init(d);
+	r = load1(RULES_CASES "/example", false, d, &rs);
+	if (r) {
+		dump(d);
+		fail();
+	}
+	assert_int_equal(d->nerrors, 0);
+	return rs;
+}
+
+static void ok_examples(void **state)
+{
+	struct tsg_diags d;
+	struct tsg_ruleset *rs = load_examples(&d);
+	const struct tsg_rule *r;
+	const struct tsg_action_def *a;
+
+	assert_int_equal(rs->nfiles, 3);
+	assert_non_null(strstr(rs->files[0], "10-lists.yaml"));
+	assert_non_null(strstr(rs->files[1], "20-actions.yml"));
+	assert_int_equal(rs->nrules, 5);
+	assert_int_equal(rs->nactions, 5); /* 4 + built-in syslog */
+
+	r = rule(rs, "slow-https-connect");
+	assert_int_equal(r->kind, TSG_KIND_TIME);
+	assert_string_equal(r->description, "outbound connect to 443 stuck in SYN_SENT");
+	assert_string_equal(r->summary.src,
+			    "{{comm}} ({{pid}}) waits {{duration}} for {{raddr}}:{{rport}}");
+	assert_int_equal(r->severity, LOG_WARNING);
+	assert_true(r->enabled);
+	assert_int_equal(r->nlabels, 1);
+	assert_string_equal(r->labels[0].name, "team");
+	assert_string_equal(r->labels[0].value, "edge");
+	assert_int_equal(r->match.rport.n, 1);
+	assert_int_equal(r->match.rport.v[0].lo, 443);
+	assert_int_equal(r->state, TSG_SYN_SENT);
+	assert_int_equal(r->longer_than_ns, 500 * TSG_NSEC_PER_MSEC);
+	assert_int_equal(r->cooldown_ns, 60 * TSG_NSEC_PER_SEC);
+	assert_int_equal(r->nactions, 2);
+	assert_string_equal(rs->actions[r->actions[0]].name, "ops-log");
+	assert_string_equal(rs->actions[r->actions[1]].name, "alertmanager");
+	assert_int_equal(r->line, 3);
+	assert_int_equal(r->col, 5);
+	assert_non_null(strstr(r->file, "30-rules.yaml"));
+	assert_int_equal(r->index, 0);
+
+	r = rule(rs, "failed-connect");
+	assert_int_equal(r->kind, TSG_KIND_TRANSITION);
+	assert_int_equal(r->from, 1u << TSG_SYN_SENT);
+	assert_int_equal(r->to, 1u << TSG_CLOSE);
+	assert_int_equal(r->match.rport.n, 3);
+	assert_int_equal(r->match.rport.v[2].lo, 8000);
+	assert_int_equal(r->match.rport.v[2].hi, 8999);
+	assert_int_equal(r->match.raddr.n, 4);
+	assert_int_equal(r->match.raddr.v[0].plen, 96 + 8);
+	assert_int_equal(r->match.raddr.v[2].plen, 8);
+	assert_true(r->match.raddr.v[3].neg);
+	assert_int_equal(r->match.raddr.v[3].plen, 96 + 16);
+	assert_string_equal(r->summary.src, "{{comm}} ({{pid}}) {{laddr}}:{{lport}} -> "
+					    "{{raddr}}:{{rport}} {{from}} -> {{to}}");
+	assert_int_equal(r->by, 0);
+
+	r = rule(rs, "timewait-pileup");
+	assert_int_equal(r->kind, TSG_KIND_COUNT);
+	assert_int_equal(r->state, TSG_TIME_WAIT);
+	assert_int_equal(r->threshold, 500);
+	assert_int_equal(r->resolve_below, 500);
+	assert_int_equal(r->by, TSG_HAVE(TSG_SF_COMM));
+	assert_int_equal(r->nactions, 1);
+	assert_string_equal(rs->actions[r->actions[0]].name, "syslog");
+	assert_string_equal(r->summary.src, "{{count}} sockets in {{state}} for {{key}}");
+	assert_true(r->fields_avail & (1u << TSG_TF_COMM));
+	assert_false(r->fields_avail & (1u << TSG_TF_RADDR));
+
+	r = rule(rs, "connect-failure-rate");
+	assert_int_equal(r->kind, TSG_KIND_RATE);
+	assert_int_equal(r->severity, LOG_ERR);
+	assert_int_equal(r->threshold, 50);
+	assert_int_equal(r->per_ns, 10 * TSG_NSEC_PER_SEC);
+	assert_int_equal(r->by, TSG_HAVE(TSG_SF_RADDR) | TSG_HAVE(TSG_SF_RPORT));
+	assert_string_equal(r->summary.src,
+			    "{{count}} transitions SYN_SENT -> CLOSE within 10s for {{key}}");
+
+	r = rule(rs, "many-established");
+	assert_int_equal(r->threshold, 1000);
+	assert_int_equal(r->resolve_below, 800);
+	assert_int_equal(r->for_ns, 30 * TSG_NSEC_PER_SEC);
+	assert_int_equal(r->match.family_mask, 1);
+	assert_int_equal(r->match.comm.n, 2);
+	assert_null(r->match.comm.v[0].re);
+	assert_non_null(r->match.comm.v[1].re);
+	assert_string_equal(r->match.comm.v[1].s, "^php-fpm");
+	assert_int_equal(r->match.uid.n, 2);
+	assert_true(r->match.uid.v[1].neg);
+	assert_int_equal(r->match.uid.v[1].uid, 0);
+	assert_string_equal(r->match.cgroup.v[0].s, "/system.slice/nginx.service");
+
+	a = action(rs, "ops-log");
+	assert_int_equal(a->type, TSG_ACT_SYSLOG);
+	assert_int_equal(a->syslog.facility, LOG_DAEMON);
+	assert_string_equal(a->syslog.ident, "tsguard");
+	assert_int_equal(a->syslog.format, TSG_SYSLOG_TEXT);
+	assert_false(a->builtin);
+	assert_int_equal(a->line, 4);
+	assert_int_equal(a->col, 11);
+
+	a = action(rs, "alertmanager");
+	assert_int_equal(a->type, TSG_ACT_WEBHOOK);
+	assert_string_equal(a->webhook.url, "http://127.0.0.1:9093/api/v2/alerts");
+	assert_int_equal(a->webhook.format, TSG_WH_ALERTMANAGER);
+	assert_int_equal(a->webhook.nheaders, 1);
+	assert_string_equal(a->webhook.headers[0].name, "X-Scope");
+	assert_string_equal(a->webhook.headers[0].value.src, "edge");
+	assert_int_equal(a->webhook.timeout_ns, 2 * TSG_NSEC_PER_SEC);
+	assert_int_equal(a->webhook.retries, 3);
+
+	a = action(rs, "chat");
+	assert_int_equal(a->webhook.format, TSG_WH_TEMPLATE);
+	assert_int_equal(a->webhook.timeout_ns, 5 * TSG_NSEC_PER_SEC);
+	assert_int_equal(a->fields_used, 1u << TSG_TF_SUMMARY);
+
+	a = action(rs, "kick");
+	assert_int_equal(a->type, TSG_ACT_EXEC);
+	assert_int_equal(a->exec.argc, 3);
+	assert_string_equal(a->exec.argv[0].src, "/usr/local/sbin/kick-peer");
+	assert_int_equal(a->exec.argv[1].nseg, 1);
+	assert_int_equal(a->exec.argv[1].seg[0].field, TSG_TF_RADDR);
+	assert_int_equal(a->exec.timeout_ns, 10 * TSG_NSEC_PER_SEC);
+	assert_int_equal(a->exec.max_concurrent, 4);
+	assert_string_equal(a->exec.user, "nobody");
+	assert_int_equal(a->fields_used, 1u << TSG_TF_RADDR | 1u << TSG_TF_RPORT);
+
+	a = action(rs, "syslog");
+	assert_true(a->builtin);
+	assert_int_equal(a->type, TSG_ACT_SYSLOG);
+	assert_int_equal(a->syslog.facility, LOG_DAEMON);
+	assert_string_equal(a->syslog.ident, "tsguard");
+
+	tsg_ruleset_free(rs);
+	tsg_diags_fini(&d);
+}
+
+/* the same definitions give the same digest; any change changes it */
+static void ok_digest(void **state)
+{
+	struct tmp *t = *state;
+	struct tsg_ruleset *a = NULL, *b = NULL;
+	struct tsg_diags d;
+	const char *p;
+
+	tsg_diags_init(&d);
+	p = tmp_write(t, "d.yaml", "rules:\n  - name: x\n    match: {rport: 443}\n"
+				   "    when: {state: SYN_SENT, longer_than: 1s}\n"
+				   "  - name: y\n    when: {to: CLOSE}\n");
+	assert_int_equal(load1(p, false, &d, &a), 0);
+	p = tmp_write(t, "d.yaml", "rules:\n  - name: x\n    match: {rport: 443}\n"
+				   "    when: {state: SYN_SENT, longer_than: 2s}\n"
+				   "  - name: y\n    when: {to: CLOSE}\n");
+	assert_int_equal(load1(p, false, &d, &b), 0);
+	assert_int_not_equal(a->rules[0].digest, b->rules[0].digest);
+	assert_int_equal(a->rules[1].digest, b->rules[1].digest);
+	tsg_ruleset_free(a);
+	tsg_ruleset_free(b);
+	t->n--; /* written twice under one name */
+	tsg_diags_fini(&d);
+}
+
+/* a file that defines `syslog` replaces the built-in; empty files are fine */
+static void ok_syslog_override_and_empty(void **state)
+{
+	struct tmp *t = *state;
+	struct tsg_ruleset *rs = NULL;
+	struct tsg_diags d;
+
+	tmp_write(t, "0-empty.yaml", "# nothing\n");
+	tmp_write(t, "1-log.yaml", "actions:\n  - {name: syslog, type: syslog, facility: local3, format: json}\n"
+				   "rules:\n  - name: x\n    when: {to: CLOSE}\n");
+	tmp_write(t, "2-ignored.txt", "not: yaml: at: all\n");
+	tsg_diags_init(&d);
+	assert_int_equal(load1(t->dir, false, &d, &rs), 0);
+	assert_int_equal(rs->nfiles, 2);
+	assert_int_equal(rs->nactions, 1);
+	assert_false(rs->actions[0].builtin);
+	assert_int_equal(rs->actions[0].syslog.facility, LOG_LOCAL3);
+	assert_int_equal(rs->actions[0].syslog.format, TSG_SYSLOG_JSON);
+	assert_int_equal(rs->rules[0].nactions, 1);
+	assert_int_equal(rs->rules[0].actions[0], 0);
+	tsg_ruleset_free(rs);
+	tsg_diags_fini(&d);
+}
+
+/* ---- templates, words, severities ------------------------------------------ */
+
+static void ok_template_parse(void **state)
+{
+	struct tsg_template t;
+	size_t off = 99;
+	const char *msg = NULL;
+
+	assert_int_equal(tsg_template_parse("a {{ comm }}-{{labels.team}}}} z", &t, &off, &msg), 0);
+	assert_int_equal(t.nseg, 5);
+	assert_int_equal(t.seg[0].field, -1);
+	assert_string_equal(t.seg[0].text, "a ");
+	assert_int_equal(t.seg[1].field, TSG_TF_COMM);
+	assert_int_equal(t.seg[3].field, TSG_TF_LABEL);
+	assert_string_equal(t.seg[3].text, "team");
+	assert_string_equal(t.seg[4].text, "}} z");
+	assert_int_equal(t.fields_used, 1u << TSG_TF_COMM | 1u << TSG_TF_LABEL);
+	assert_int_equal(t.nlabels_used, 1);
+	assert_string_equal(t.labels_used[0], "team");
+	tsg_template_fini(&t);
+
+	assert_int_equal(tsg_template_parse("x {{comm", &t, &off, &msg), -EINVAL);
+	assert_int_equal(off, 2);
+	assert_non_null(strstr(msg, "closing"));
+	assert_int_equal(tsg_template_parse("x {{ nope }}", &t, &off, &msg), -EINVAL);
+	assert_int_equal(off, 5);
+	assert_int_equal(tsg_template_parse("{{}}", &t, &off, &msg), -EINVAL);
+	assert_int_equal(tsg_template_parse("{{labels}}", &t, &off, &msg), -EINVAL);
+	assert_int_equal(tsg_template_parse("plain", &t, &off, &msg), 0);
+	assert_int_equal(t.nseg, 1);
+	assert_int_equal(t.fields_used, 0);
+	tsg_template_fini(&t);
+
+	assert_int_equal(tsg_tfield_parse("duration_ms"), TSG_TF_DURATION_MS);
+	assert_int_equal(tsg_tfield_parse("labels.x"), TSG_TF_LABEL);
+	assert_int_equal(tsg_tfield_parse("labels."), -EINVAL);
+	assert_int_equal(tsg_tfield_parse("bogus"), -EINVAL);
+	assert_string_equal(tsg_tfield_name(TSG_TF_KEY), "key");
+}
+
+static void ok_nearest_word(void **state)
+{
+	const char *const w[] = { "lists", "actions", "rules", NULL };
+	const char *const st[] = { "SYN_SENT", "SYN_RECV", "CLOSE", NULL };
+
+	assert_string_equal(tsg_nearest_word("rule", w), "rules");
+	assert_string_equal(tsg_nearest_word("acitons", w), "actions");
+	assert_string_equal(tsg_nearest_word("syn_snet", st), "SYN_SENT");
+	assert_string_equal(tsg_nearest_word("act", w), "actions"); /* prefix */
+	assert_null(tsg_nearest_word("zzzzzz", w));
+	assert_null(tsg_nearest_word("ab", w));
+	assert_null(tsg_nearest_word("", w));
+}
+
+static void ok_severity(void **state)
+{
+	assert_int_equal(tsg_severity_parse("emergency"), LOG_EMERG);
+	assert_int_equal(tsg_severity_parse("alert"), LOG_ALERT);
+	assert_int_equal(tsg_severity_parse("critical"), LOG_CRIT);
+	assert_int_equal(tsg_severity_parse("error"), LOG_ERR);
+	assert_int_equal(tsg_severity_parse("warning"), LOG_WARNING);
+	assert_int_equal(tsg_severity_parse("notice"), LOG_NOTICE);
+	assert_int_equal(tsg_severity_parse("info"), LOG_INFO);
+	assert_int_equal(tsg_severity_parse("debug"), LOG_DEBUG);
+	assert_int_equal(tsg_severity_parse("warn"), LOG_WARNING);
+	assert_int_equal(tsg_severity_parse("loud"), -EINVAL);
+	assert_string_equal(tsg_severity_name(LOG_CRIT), "critical");
+	assert_null(tsg_severity_name(8));
+}
+
+static void ok_diags(void **state)
+{
+	struct tsg_diags d;
+	char buf[512] = "";
+	FILE *f = fmemopen(buf, sizeof(buf), "w");
+
+	tsg_diags_init(&d);
+	tsg_diag_error(&d, "a.yaml", 3, 7, "bad %s", "thing");
+	tsg_diag_warn(&d, "a.yaml", 0, 0, "careful");
+	tsg_diag_error(&d, "b.yaml", 2, 0, "no column");
+	assert_int_equal(d.nerrors, 2);
+	assert_int_equal(d.nwarnings, 1);
+	assert_string_equal(d.msg[0], "a.yaml:3:7: error: bad thing");
+	assert_string_equal(d.msg[1], "a.yaml: warning: careful");
+	assert_string_equal(d.msg[2], "b.yaml:2: error: no column");
+	tsg_diags_print(&d, f);
+	fclose(f);
+	assert_string_equal(buf, "a.yaml:3:7: error: bad thing\na.yaml: warning: careful\n"
+				 "b.yaml:2: error: no column\n");
+	tsg_diags_fini(&d);
+	tsg_diags_fini(NULL);
+}
+
+#define T(f) cmocka_unit_test_setup_teardown(f, tmp_setup, tmp_teardown)
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		T(err_unknown_top_key),
+		T(err_misspelled_field),
+		T(err_misspelled_rule_field),
+		T(err_wrong_type),
+		T(err_wrong_type_mapping),
+		T(err_bad_duration),
+		T(err_unknown_state),
+		T(err_duplicate_across_files),
+		T(err_duplicate_action_and_list),
+		T(err_undefined_list),
+		T(err_undefined_action),
+		T(err_bad_name),
+		T(err_name_too_long),
+		T(err_two_when_kinds),
+		T(err_missing_when_parts),
+		T(err_missing_rate_parts),
+		T(err_state_alone),
+		T(err_missing_when),
+		T(err_by_on_time_rule),
+		T(err_for_on_time_rule),
+		T(err_template_unknown_field),
+		T(err_template_unclosed),
+		T(err_template_field_unavailable),
+		T(err_template_summary_self),
+		T(err_template_undefined_label),
+		T(err_action_field_unavailable),
+		T(err_resolve_above_count),
+		T(err_bad_cidr_prefix),
+		T(err_bad_address),
+		T(err_bad_port_range),
+		T(err_bad_port),
+		T(err_bad_port_in_list),
+		T(err_bad_regex),
+		T(err_unquoted_exclusion),
+		T(err_list_cycle),
+		T(err_exclude_list_with_exclusions),
+		T(err_unknown_severity),
+		T(err_comm_too_long),
+		T(err_by_unknown_field),
+		T(err_action_unknown_facility),
+		T(err_action_unknown_type),
+		T(err_action_field_of_other_type),
+		T(err_action_bad_url),
+		T(err_action_body_without_template),
+		T(err_action_template_without_body),
+		T(err_action_relative_argv0),
+		T(err_action_empty_argv),
+		T(err_action_unknown_user),
+		T(err_yaml_syntax),
+		T(err_permissions_as_root),
+		T(err_missing_path),
+		T(err_all_collected),
+		T(ok_examples),
+		T(ok_digest),
+		T(ok_syslog_override_and_empty),
+		cmocka_unit_test(ok_template_parse),
+		cmocka_unit_test(ok_nearest_word),
+		cmocka_unit_test(ok_severity),
+		cmocka_unit_test(ok_diags),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
