@@ -28,18 +28,6 @@ struct tsg_actions {
 /* Bound on distinct action names counted (a reload may bring new ones). */
 #define TSG_ACT_MAX_STATS 4096
 
-void tsg_act_log(const char *level, const char *fmt, ...)
-{
-	char msg[2048];
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
-	va_end(ap);
-	/* one write per line so that lines of concurrent threads never mix */
-	fprintf(stderr, "tsguard: %s: %s\n", level, msg);
-}
-
 uint64_t tsg_act_now(void)
 {
 	struct timespec ts;

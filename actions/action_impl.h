@@ -16,13 +16,12 @@
 #include <stdarg.h>
 #include <stdatomic.h>
 
-/* ---- logging (one place, easy to switch to the lead's log API) -------- */
+/* ---- logging: the engine's log API (engine/log.h), all in this one place -- */
 
-void tsg_act_log(const char *level, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
-#define act_err(...) tsg_act_log("error", __VA_ARGS__)
-#define act_warn(...) tsg_act_log("warning", __VA_ARGS__)
-#define act_info(...) tsg_act_log("info", __VA_ARGS__)
+#include "log.h"
+#define act_err(...) tsg_log(LOG_ERR, __VA_ARGS__)
+#define act_warn(...) tsg_log(LOG_WARNING, __VA_ARGS__)
+#define act_info(...) tsg_log(LOG_INFO, __VA_ARGS__)
 
 /* ---- per action counters ---------------------------------------------- */
 

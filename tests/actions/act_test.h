@@ -1,0 +1,247 @@
+/* SPDX-License-Identifier: MIT */
+/* Helpers shared by the action tests: rule sets from YAML text, alerts made
+ * by hand, temporary directories, files, stderr capture, waiting. */
+#ifndef TSG_ACT_TEST_H
+#define TSG_ACT_TEST_H
+
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include "action.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+static inline uint64_t t_now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+static inline double t_ms_since(uint64_t t0)
+{
+	return (double)(t_now_ns() - t0) / 1e6;
+}
+
+static inline void t_sleep_ms(long ms)
+{
+	struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
+
+	while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+		;
+}
+
+/* A fresh private directory; removed by t_rmdir. */
+static inline char *t_tmpdir(void)
+{
+	char tmpl[] = "/tmp/tsg-act-XXXXXX";
+	char *d = mkdtemp(tmpl);
+
+	assert_non_null(d);
+	chmod(d, 0755); /* hooks running as `nobody` must reach their files */
+	return strdup(d);
+}
+
+static inline int t_rm_one(const char *p, const struct stat *sb, int flag, struct FTW *ftw)
+{
+	(void)sb;
+	(void)flag;
+	(void)ftw;
+	return remove(p);
+}
+
+static inline void t_rmdir(char *d)
+{
+	if (d)
+		nftw(d, t_rm_one, 16, FTW_DEPTH | FTW_PHYS);
+	free(d);
+}
+
+static inline void t_write(const char *path, const char *text, mode_t mode)
+{
+	FILE *f = fopen(path, "w");
+
+	assert_non_null(f);
+	fputs(text, f);
+	fclose(f);
+	chmod(path, mode);
+}
+
+/* Whole file, NUL-terminated (NULL if it does not exist). */
+static inline char *t_read(const char *path)
+{
+	FILE *f = fopen(path, "r");
+	char *buf;
+	size_t n = 0, cap = 4096;
+
+	if (!f)
+		return NULL;
+	buf = malloc(cap);
+	assert_non_null(buf);
+	for (;;) {
+		size_t r = fread(buf + n, 1, cap - n - 1, f);
+		n += r;
+		if (n < cap - 1)
+			break;
+		cap *= 2;
+		buf = realloc(buf, cap);
+		assert_non_null(buf);
+	}
+	buf[n] = 0;
+	fclose(f);
+	return buf;
+}
+
+static inline bool t_exists(const char *path)
+{
+	return access(path, F_OK) == 0;
+}
+
+/* Waits up to ms for path to exist (and be non-empty). */
+static inline bool t_wait_file(const char *path, long ms)
+{
+	struct stat st;
+
+	for (long t = 0; t < ms; t += 10) {
+		if (stat(path, &st) == 0 && st.st_size > 0)
+			return true;
+		t_sleep_ms(10);
+	}
+	return stat(path, &st) == 0 && st.st_size > 0;
+}
+
+static inline char *t_path(const char *dir, const char *name)
+{
+	char *p;
+
+	assert_true(asprintf(&p, "%s/%s", dir, name) > 0);
+	return p;
+}
+
+/* Loads YAML text (as a file in dir) as a rule set; fails the test on errors. */
+static inline struct tsg_ruleset *t_rules(const char *dir, const char *yaml)
+{
+	char *path = t_path(dir, "rules.yaml");
+	const char *paths[1] = { path };
+	struct tsg_ruleset *rs = NULL;
+	struct tsg_diags d;
+	int err;
+
+	t_write(path, yaml, 0644);
+	tsg_diags_init(&d);
+	err = tsg_ruleset_load(paths, 1, false, &d, &rs);
+	if (err < 0) {
+		tsg_diags_print(&d, stderr);
+		fprintf(stderr, "rules:\n%s\n", yaml);
+	}
+	tsg_diags_fini(&d);
+	free(path);
+	assert_int_equal(err, 0);
+	return rs;
+}
+
+static inline const struct tsg_rule *t_rule(const struct tsg_ruleset *rs, const char *name)
+{
+	for (size_t i = 0; i < rs->nrules; i++)
+		if (!strcmp(rs->rules[i].name, name))
+			return &rs->rules[i];
+	fail_msg("no rule %s", name);
+	return NULL;
+}
+
+/* A notification of rule `rule` for one socket 10.0.0.2:50000 -> 10.0.0.9:443 of curl. */
+static inline void t_alert(struct tsg_alert *a, const struct tsg_ruleset *rs, const char *rule,
+			   int status)
+{
+	struct timespec ts;
+
+	memset(a, 0, sizeof(*a));
+	a->rule = t_rule(rs, rule);
+	a->rs = rs;
+	a->status = status;
+	a->ts_ns = 1234512000000ull;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	a->wall_ns = (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+	a->info.have = TSG_HAVE_ALL & ~TSG_HAVE(TSG_SF_CGROUP);
+	a->info.family = TSG_FAM_IPV4;
+	tsg_addr_parse("10.0.0.2", a->info.laddr, &a->info.family);
+	tsg_addr_parse("10.0.0.9", a->info.raddr, &a->info.family);
+	a->info.lport = 50000;
+	a->info.rport = 443;
+	a->info.pid = 4242;
+	a->info.uid = 1000;
+	snprintf(a->info.comm, sizeof(a->info.comm), "curl");
+	a->from = TSG_SYN_SENT;
+	a->to = TSG_CLOSE;
+	a->key_is_sock = true;
+	a->sk = 1;
+	a->host = "web-1";
+}
+
+static inline struct tsg_action_stats t_stats(struct tsg_actions *acts, const char *name)
+{
+	struct tsg_action_stats st;
+
+	assert_int_equal(tsg_actions_get_stats(acts, name, &st), 0);
+	return st;
+}
+
+/* Polls until the action has finished `n` notifications (sent+failed+dropped). */
+static inline bool t_wait_done(struct tsg_actions *acts, const char *name, uint64_t n, long ms)
+{
+	for (long t = 0; t <= ms; t += 10) {
+		struct tsg_action_stats st = t_stats(acts, name);
+
+		if (st.sent + st.failed + st.dropped >= n && st.queued_now == 0)
+			return true;
+		t_sleep_ms(10);
+	}
+	return false;
+}
+
+/* stderr capture: everything logged between begin and end goes to a file. */
+struct t_capture {
+	int saved;
+	char path[64];
+};
+
+static inline void t_capture_begin(struct t_capture *c)
+{
+	int fd;
+
+	snprintf(c->path, sizeof(c->path), "/tmp/tsg-act-log-XXXXXX");
+	fd = mkstemp(c->path);
+	assert_true(fd >= 0);
+	fflush(stderr);
+	c->saved = dup(2);
+	dup2(fd, 2);
+	close(fd);
+}
+
+/* Restores stderr, echoes what was captured, returns it (malloc'd). */
+static inline char *t_capture_end(struct t_capture *c)
+{
+	char *s;
+
+	fflush(stderr);
+	dup2(c->saved, 2);
+	close(c->saved);
+	s = t_read(c->path);
+	unlink(c->path);
+	if (s)
+		fputs(s, stderr);
+	return s ? s : strdup("");
+}
+
+#endif
