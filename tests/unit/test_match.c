@@ -1,1 +1,424 @@
-int main(void){return 0;}
+/* SPDX-License-Identifier: MIT */
+/*
+ * Unit tests of the user-space matchers (engine/match.c): sets built both
+ * by hand and by the loader from YAML, so the two agree.
+ */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "match.h"
+#include "ruleset.h"
+
+/* Loads one rule with the given `match:` body (flow mapping) and returns it. */
+static struct tsg_ruleset *load_match(const char *match)
+{
+	char path[] = "/tmp/tsg-match-XXXXXX.yaml";
+	const char *paths[] = { path };
+	struct tsg_ruleset *rs = NULL;
+	struct tsg_diags d;
+	int fd = mkstemps(path, 5);
+	FILE *f;
+
+	assert_true(fd >= 0);
+	f = fdopen(fd, "w");
+	assert_non_null(f);
+	fprintf(f, "rules:\n  - name: m\n    match: %s\n    when: {to: CLOSE}\n", match);
+	fclose(f);
+	tsg_diags_init(&d);
+	if (tsg_ruleset_load(paths, 1, false, &d, &rs)) {
+		tsg_diags_print(&d, stderr);
+		fail();
+	}
+	tsg_diags_fini(&d);
+	unlink(path);
+	return rs;
+}
+
+static struct tsg_sockinfo sock(const char *laddr, uint16_t lport, const char *raddr,
+				uint16_t rport)
+{
+	struct tsg_sockinfo s = { 0 };
+
+	assert_int_equal(tsg_addr_parse(laddr, s.laddr, &s.family), 0);
+	assert_int_equal(tsg_addr_parse(raddr, s.raddr, &s.family), 0);
+	s.lport = lport;
+	s.rport = rport;
+	s.have = TSG_HAVE(TSG_SF_LADDR) | TSG_HAVE(TSG_SF_RADDR) | TSG_HAVE(TSG_SF_LPORT) |
+		 TSG_HAVE(TSG_SF_RPORT) | TSG_HAVE(TSG_SF_FAMILY);
+	return s;
+}
+
+static void addr(const char *s, uint8_t out[16])
+{
+	assert_int_equal(tsg_addr_parse(s, out, NULL), 0);
+}
+
+/* ---- ports ------------------------------------------------------------------ */
+
+static void t_ports(void **state)
+{
+	struct tsg_portrange v[] = { { 80, 80, false }, { 8000, 8999, false }, { 8080, 8080, true } };
+	struct tsg_portset s = { v, 3 };
+	struct tsg_portset empty = { NULL, 0 };
+	struct tsg_portrange ex[] = { { 22, 22, true } };
+	struct tsg_portset only_ex = { ex, 1 };
+
+	assert_true(tsg_portset_match(&s, 80));
+	assert_false(tsg_portset_match(&s, 81));
+	assert_true(tsg_portset_match(&s, 8000));
+	assert_true(tsg_portset_match(&s, 8999));
+	assert_false(tsg_portset_match(&s, 9000));
+	assert_false(tsg_portset_match(&s, 7999));
+	assert_false(tsg_portset_match(&s, 8080)); /* excluded inside the range */
+	assert_true(tsg_portset_match(&empty, 1));
+	assert_true(tsg_portset_match(&only_ex, 443));
+	assert_false(tsg_portset_match(&only_ex, 22));
+}
+
+static void t_ports_yaml(void **state)
+{
+	struct tsg_ruleset *rs = load_match("{rport: [443, \"8000-8999\", \"!8443\", 0], "
+					    "lport: \"!22\"}");
+	const struct tsg_match *m = &rs->rules[0].match;
+	struct tsg_sockinfo s = sock("10.0.0.2", 50000, "10.0.0.9", 443);
+
+	assert_true(tsg_match_sock(m, &s));
+	s.rport = 8443;
+	assert_false(tsg_match_sock(m, &s));
+	s.rport = 8500;
+	assert_true(tsg_match_sock(m, &s));
+	s.rport = 0;
+	assert_true(tsg_match_sock(m, &s));
+	s.rport = 1;
+	assert_false(tsg_match_sock(m, &s));
+	s.rport = 443;
+	s.lport = 22;
+	assert_false(tsg_match_sock(m, &s));
+	tsg_ruleset_free(rs);
+}
+
+/* ---- addresses ---------------------------------------------------------------- */
+
+static void t_cidr_v4_v6(void **state)
+{
+	struct tsg_ruleset *rs = load_match(
+		"{raddr: [10.0.0.0/8, \"fd00::/8\", 192.168.1.7, \"::ffff:172.16.0.0/108\", "
+		"\"!10.9.0.0/16\"]}");
+	const struct tsg_cidrset *s = &rs->rules[0].match.raddr;
+	uint8_t a[16];
+
+	assert_int_equal(s->n, 5);
+	assert_int_equal(s->v[0].plen, 104);
+	assert_int_equal(s->v[2].plen, 128);
+	assert_int_equal(s->v[3].plen, 108);
+	addr("10.1.2.3", a);
+	assert_true(tsg_cidrset_match(s, a));
+	addr("::ffff:10.1.2.3", a); /* the same address written as v4-mapped */
+	assert_true(tsg_cidrset_match(s, a));
+	addr("11.0.0.1", a);
+	assert_false(tsg_cidrset_match(s, a));
+	addr("10.9.1.1", a); /* excluded */
+	assert_false(tsg_cidrset_match(s, a));
+	addr("fd12::1", a);
+	assert_true(tsg_cidrset_match(s, a));
+	addr("fe80::1", a);
+	assert_false(tsg_cidrset_match(s, a));
+	addr("192.168.1.7", a);
+	assert_true(tsg_cidrset_match(s, a));
+	addr("192.168.1.8", a);
+	assert_false(tsg_cidrset_match(s, a));
+	addr("172.16.5.5", a); /* v4 address against a v4-mapped v6 CIDR */
+	assert_true(tsg_cidrset_match(s, a));
+	addr("172.32.0.1", a);
+	assert_false(tsg_cidrset_match(s, a));
+	/* a v6 address never matches a v4 CIDR: 0a00::1 is not 10.0.0.0/8 */
+	addr("a00::1", a);
+	assert_false(tsg_cidrset_match(s, a));
+	tsg_ruleset_free(rs);
+}
+
+static void t_cidr_any(void **state)
+{
+	struct tsg_ruleset *rs = load_match("{laddr: \"::/0\", raddr: 0.0.0.0/0}");
+	const struct tsg_match *m = &rs->rules[0].match;
+	uint8_t a[16];
+
+	addr("fe80::1", a);
+	assert_true(tsg_cidrset_match(&m->laddr, a));
+	assert_false(tsg_cidrset_match(&m->raddr, a)); /* 0.0.0.0/0 is IPv4 only */
+	addr("1.2.3.4", a);
+	assert_true(tsg_cidrset_match(&m->laddr, a));
+	assert_true(tsg_cidrset_match(&m->raddr, a));
+	tsg_ruleset_free(rs);
+}
+
+static void t_cidr_host_bits(void **state)
+{
+	/* host bits are cleared (with a warning): 10.1.2.3/8 is 10.0.0.0/8 */
+	struct tsg_ruleset *rs = load_match("{raddr: 10.1.2.3/8}");
+	uint8_t a[16];
+
+	addr("10.200.0.1", a);
+	assert_true(tsg_cidrset_match(&rs->rules[0].match.raddr, a));
+	assert_int_equal(rs->rules[0].match.raddr.v[0].addr[13], 0);
+	tsg_ruleset_free(rs);
+}
+
+/* ---- exclusions and unknown values ------------------------------------------ */
+
+static void t_exclusion_only(void **state)
+{
+	struct tsg_ruleset *rs =
+		load_match("{raddr: [\"!127.0.0.0/8\", \"!::1\"], uid: \"!0\", comm: \"!sshd\"}");
+	const struct tsg_match *m = &rs->rules[0].match;
+	struct tsg_sockinfo s = sock("10.0.0.2", 1, "10.0.0.9", 2);
+
+	assert_true(tsg_match_sock(m, &s));
+	addr("127.0.0.1", s.raddr);
+	assert_false(tsg_match_sock(m, &s));
+	addr("::1", s.raddr);
+	assert_false(tsg_match_sock(m, &s));
+	addr("::2", s.raddr);
+	assert_true(tsg_match_sock(m, &s));
+
+	s.have |= TSG_HAVE(TSG_SF_UID) | TSG_HAVE(TSG_SF_COMM);
+	s.uid = 0;
+	strcpy(s.comm, "curl");
+	assert_false(tsg_match_sock(m, &s));
+	s.uid = 1000;
+	assert_true(tsg_match_sock(m, &s));
+	strcpy(s.comm, "sshd");
+	assert_false(tsg_match_sock(m, &s));
+	/* unknown uid and comm: exclusion-only sets still match */
+	s.have &= ~(TSG_HAVE(TSG_SF_UID) | TSG_HAVE(TSG_SF_COMM));
+	assert_true(tsg_match_sock(m, &s));
+	tsg_ruleset_free(rs);
+}
+
+static void t_unknown_values(void **state)
+{
+	struct tsg_ruleset *rs =
+		load_match("{rport: 443, comm: curl, uid: 1000, cgroup: /a, laddr: 10.0.0.0/8}");
+	const struct tsg_match *m = &rs->rules[0].match;
+	struct tsg_sockinfo s = sock("10.0.0.2", 50000, "10.0.0.9", 443);
+
+	s.have |= TSG_HAVE(TSG_SF_COMM) | TSG_HAVE(TSG_SF_UID) | TSG_HAVE(TSG_SF_CGROUP);
+	strcpy(s.comm, "curl");
+	s.uid = 1000;
+	s.cgroup = "/a/b";
+	assert_true(tsg_match_sock(m, &s));
+	/* each unknown field with a positive item fails the match */
+	for (int f = 0; f < TSG_SF_N; f++) {
+		struct tsg_sockinfo u = s;
+
+		u.have &= ~TSG_HAVE(f);
+		if (f == TSG_SF_PID || f == TSG_SF_RADDR || f == TSG_SF_FAMILY ||
+		    f == TSG_SF_LPORT)
+			assert_true(tsg_match_sock(m, &u)); /* not matched on */
+		else
+			assert_false(tsg_match_sock(m, &u));
+	}
+	/* a known-but-NULL cgroup is unknown too */
+	s.cgroup = NULL;
+	assert_false(tsg_match_sock(m, &s));
+	tsg_ruleset_free(rs);
+
+	/* an empty match block matches a socket we know nothing about */
+	rs = load_match("{}");
+	s.have = 0;
+	assert_true(tsg_match_sock(&rs->rules[0].match, &s));
+	tsg_ruleset_free(rs);
+}
+
+/* ---- family ------------------------------------------------------------------- */
+
+static void t_family(void **state)
+{
+	struct tsg_ruleset *rs = load_match("{family: ipv4}");
+	const struct tsg_match *m = &rs->rules[0].match;
+	struct tsg_sockinfo s = sock("::ffff:10.0.0.2", 1, "::ffff:10.0.0.9", 2);
+
+	/* an IPv4 peer of a dual-stack socket counts as ipv4 */
+	assert_int_equal(s.family, TSG_FAM_IPV4);
+	assert_true(tsg_match_sock(m, &s));
+	s = sock("fd00::2", 1, "fd00::9", 2);
+	assert_false(tsg_match_sock(m, &s));
+	s.have &= ~TSG_HAVE(TSG_SF_FAMILY);
+	assert_false(tsg_match_sock(m, &s));
+	tsg_ruleset_free(rs);
+
+	rs = load_match("{family: \"!ipv4\"}");
+	assert_int_equal(rs->rules[0].match.family_mask, 2);
+	tsg_ruleset_free(rs);
+	rs = load_match("{family: [ipv4, ipv6]}");
+	s = sock("fd00::2", 1, "fd00::9", 2);
+	assert_true(tsg_match_sock(&rs->rules[0].match, &s));
+	tsg_ruleset_free(rs);
+}
+
+/* ---- uid, comm, cgroup ---------------------------------------------------------- */
+
+static void t_uid(void **state)
+{
+	struct tsg_uiditem v[] = { { 33, false }, { 1000, false }, { 1000, true } };
+	struct tsg_uidset s = { v, 2 };
+
+	assert_true(tsg_uidset_match(&s, 33));
+	assert_true(tsg_uidset_match(&s, 1000));
+	assert_false(tsg_uidset_match(&s, 0));
+	s.n = 3; /* exclusion wins over a positive item */
+	assert_false(tsg_uidset_match(&s, 1000));
+	assert_true(tsg_uidset_match(&s, 33));
+}
+
+static void t_comm_exact_and_regex(void **state)
+{
+	struct tsg_ruleset *rs = load_match(
+		"{comm: [nginx, {regex: \"^php-fpm\"}, {regex: \"-test$\", exclude: true}, \"!nginx-old\"]}");
+	const struct tsg_strset *s = &rs->rules[0].match.comm;
+
+	assert_true(tsg_commset_match(s, "nginx"));
+	assert_false(tsg_commset_match(s, "nginx2")); /* exact, not prefix */
+	assert_true(tsg_commset_match(s, "php-fpm7.4"));
+	assert_false(tsg_commset_match(s, "xphp-fpm"));
+	assert_false(tsg_commset_match(s, "php-fpm-test")); /* regex exclusion */
+	assert_false(tsg_commset_match(s, "curl"));
+	assert_false(tsg_commset_match(s, ""));
+	tsg_ruleset_free(rs);
+}
+
+static void t_regex_cache(void **state)
+{
+	struct tsg_regex *re = NULL;
+	uint64_t hits, misses, clears;
+	size_t entries, off = 0;
+	char msg[128], comm[16];
+
+	assert_int_equal(tsg_regex_new("^w[0-9]+$", &re, &off, msg, sizeof(msg)), 0);
+	assert_true(tsg_regex_match(re, "w1"));
+	assert_true(tsg_regex_match(re, "w1"));
+	assert_false(tsg_regex_match(re, "x1"));
+	assert_false(tsg_regex_match(re, "x1"));
+	tsg_regex_stats(re, &hits, &misses, &clears, &entries);
+	assert_int_equal(hits, 2);
+	assert_int_equal(misses, 2);
+	assert_int_equal(entries, 2);
+	/* bounded: 1024 entries, then cleared */
+	for (int i = 0; i < 1100; i++) {
+		snprintf(comm, sizeof(comm), "w%d", i + 100);
+		assert_true(tsg_regex_match(re, comm));
+	}
+	tsg_regex_stats(re, &hits, &misses, &clears, &entries);
+	assert_int_equal(clears, 1);
+	assert_true(entries <= 1024);
+	assert_int_equal(entries, 2 + 1100 - 1024);
+	/* results after a clear are still right */
+	assert_false(tsg_regex_match(re, "x1"));
+	assert_true(tsg_regex_match(re, "w1"));
+	/* subjects longer than a comm are matched, not cached */
+	tsg_regex_stats(re, &hits, &misses, &clears, &entries);
+	assert_true(tsg_regex_match(re, "w12345678901234567890"));
+	assert_false(tsg_regex_match(re, "w1234567890123456789x"));
+	{
+		uint64_t h2, m2, c2;
+		size_t e2;
+
+		tsg_regex_stats(re, &h2, &m2, &c2, &e2);
+		assert_int_equal(e2, entries);
+		assert_int_equal(h2, hits);
+	}
+	tsg_regex_free(re);
+
+	assert_int_equal(tsg_regex_new("a(b", &re, &off, msg, sizeof(msg)), -EINVAL);
+	assert_int_equal(off, 3);
+	assert_non_null(strstr(msg, "parenthesis"));
+	tsg_regex_free(NULL);
+}
+
+static void t_cgroup_prefix(void **state)
+{
+	struct tsg_ruleset *rs =
+		load_match("{cgroup: [/system.slice/nginx.service/, \"!/system.slice/nginx.service/old\"]}");
+	const struct tsg_strset *s = &rs->rules[0].match.cgroup;
+	struct tsg_stritem root_v[] = { { (char *)"/", NULL, false } };
+	struct tsg_strset root = { root_v, 1 };
+
+	assert_string_equal(s->v[0].s, "/system.slice/nginx.service"); /* trailing / dropped */
+	assert_true(tsg_cgroupset_match(s, "/system.slice/nginx.service"));
+	assert_true(tsg_cgroupset_match(s, "/system.slice/nginx.service/worker"));
+	assert_false(tsg_cgroupset_match(s, "/system.slice/nginx.service2"));
+	assert_false(tsg_cgroupset_match(s, "/system.slice"));
+	assert_false(tsg_cgroupset_match(s, "/system.slice/nginx.service/old"));
+	assert_false(tsg_cgroupset_match(s, "/system.slice/nginx.service/old/x"));
+	assert_true(tsg_cgroupset_match(s, "/system.slice/nginx.service/older"));
+	assert_true(tsg_cgroupset_match(&root, "/anything"));
+	tsg_ruleset_free(rs);
+}
+
+/* ---- lists and the whole block ---------------------------------------------- */
+
+static void t_lists_in_match(void **state)
+{
+	char path[] = "/tmp/tsg-match-XXXXXX.yaml";
+	const char *paths[] = { path };
+	struct tsg_ruleset *rs = NULL;
+	struct tsg_diags d;
+	int fd = mkstemps(path, 5);
+	FILE *f = fdopen(fd, "w");
+	struct tsg_sockinfo s;
+
+	fputs("lists:\n"
+	      "  web: [80, 443]\n"
+	      "  allweb: [$web, 8080]\n"
+	      "  lo: [127.0.0.0/8, \"::1\"]\n"
+	      "rules:\n"
+	      "  - name: m\n"
+	      "    match: {rport: [$allweb, \"!443\"], raddr: \"!$lo\"}\n"
+	      "    when: {to: CLOSE}\n",
+	      f);
+	fclose(f);
+	tsg_diags_init(&d);
+	assert_int_equal(tsg_ruleset_load(paths, 1, false, &d, &rs), 0);
+	unlink(path);
+	assert_int_equal(rs->rules[0].match.rport.n, 4);
+	s = sock("10.0.0.2", 1, "10.0.0.9", 80);
+	assert_true(tsg_match_sock(&rs->rules[0].match, &s));
+	s.rport = 8080;
+	assert_true(tsg_match_sock(&rs->rules[0].match, &s));
+	s.rport = 443;
+	assert_false(tsg_match_sock(&rs->rules[0].match, &s));
+	s.rport = 80;
+	addr("127.0.0.5", s.raddr);
+	assert_false(tsg_match_sock(&rs->rules[0].match, &s));
+	tsg_ruleset_free(rs);
+	tsg_diags_fini(&d);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(t_ports),
+		cmocka_unit_test(t_ports_yaml),
+		cmocka_unit_test(t_cidr_v4_v6),
+		cmocka_unit_test(t_cidr_any),
+		cmocka_unit_test(t_cidr_host_bits),
+		cmocka_unit_test(t_exclusion_only),
+		cmocka_unit_test(t_unknown_values),
+		cmocka_unit_test(t_family),
+		cmocka_unit_test(t_uid),
+		cmocka_unit_test(t_comm_exact_and_regex),
+		cmocka_unit_test(t_regex_cache),
+		cmocka_unit_test(t_cgroup_prefix),
+		cmocka_unit_test(t_lists_in_match),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
