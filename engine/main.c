@@ -56,7 +56,20 @@ struct ctx {
 #endif
 	FILE *record;
 	uint64_t record_errors;
+	uint64_t reloads_ok, reloads_failed;
+	double last_reload_ok, start_time;
+#ifdef TSG_HAVE_METRICS
+	struct tsg_metrics *metrics;
+#endif
 };
+
+static double unix_now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
 
 static volatile sig_atomic_t sig_stop, sig_reload;
 
@@ -269,6 +282,10 @@ static int setup_actions(struct ctx *c)
 
 static void teardown(struct ctx *c)
 {
+#ifdef TSG_HAVE_METRICS
+	tsg_metrics_free(c->metrics);
+	c->metrics = NULL;
+#endif
 #ifdef TSG_HAVE_ACTIONS
 	tsg_actions_free(c->actions);
 	c->actions = NULL;
@@ -344,6 +361,59 @@ static uint64_t mono_now(void)
 	return (uint64_t)ts.tv_sec * TSG_NSEC_PER_SEC + (uint64_t)ts.tv_nsec;
 }
 
+#ifdef TSG_HAVE_METRICS
+static void publish_metrics(struct ctx *c, struct tsg_capture *cap)
+{
+	static const char *const kinds[] = { "transition", "time", "count", "rate" };
+	static const char *const types[] = { "syslog", "exec", "webhook" };
+	struct tsg_metrics_snapshot snap = { 0 };
+	static uint64_t last;
+	uint64_t now = mono_now();
+
+	if (!c->metrics || now - last < 500 * TSG_NSEC_PER_MSEC)
+		return;
+	last = now;
+	tsg_engine_get_stats(c->engine, &snap.engine);
+	if (cap) {
+		snap.have_capture = true;
+		tsg_capture_get_stats(cap, &snap.capture);
+	}
+	snap.rules = calloc(c->rs->nrules ? c->rs->nrules : 1, sizeof(*snap.rules));
+	snap.actions = calloc(c->rs->nactions ? c->rs->nactions : 1, sizeof(*snap.actions));
+	if (!snap.rules || !snap.actions)
+		goto out;
+	for (size_t i = 0; i < c->rs->nrules; i++) {
+		const struct tsg_rule *r = &c->rs->rules[i];
+
+		snprintf(snap.rules[i].name, sizeof(snap.rules[i].name), "%s", r->name);
+		snprintf(snap.rules[i].kind, sizeof(snap.rules[i].kind), "%s",
+			 kinds[r->kind & 3]);
+		tsg_engine_rule_stats(c->engine, i, &snap.rules[i].st);
+	}
+	snap.nrules = c->rs->nrules;
+	for (size_t i = 0; i < c->rs->nactions; i++) {
+		const struct tsg_action_def *a = &c->rs->actions[i];
+
+		snprintf(snap.actions[i].name, sizeof(snap.actions[i].name), "%s", a->name);
+		snprintf(snap.actions[i].type, sizeof(snap.actions[i].type), "%s",
+			 types[a->type % 3]);
+#ifdef TSG_HAVE_ACTIONS
+		tsg_actions_get_stats(c->actions, a->name, &snap.actions[i].st);
+#endif
+	}
+	snap.nactions = c->rs->nactions;
+	snap.reloads_ok = c->reloads_ok;
+	snap.reloads_failed = c->reloads_failed;
+	snap.last_reload_ok_time = c->last_reload_ok;
+	snap.start_time = c->start_time;
+	snap.dry_run = c->o->dry_run;
+	tsg_metrics_publish(c->metrics, &snap);
+out:
+	free(snap.rules);
+	free(snap.actions);
+}
+#endif
+
 static void reload(struct ctx *c, struct tsg_capture *cap)
 {
 	struct tsg_ruleset *nrs = NULL;
@@ -353,6 +423,7 @@ static void reload(struct ctx *c, struct tsg_capture *cap)
 	log_info("SIGHUP: reloading rules");
 	if (load_rules(c->o, geteuid() == 0, &nrs) < 0) {
 		log_err("reload rejected: the new rules have errors; the old rules keep running");
+		c->reloads_failed++;
 		return;
 	}
 	rc = tsg_plan_build(nrs, c->record != NULL, &plan);
@@ -363,6 +434,7 @@ static void reload(struct ctx *c, struct tsg_capture *cap)
 			"running", strerror(-rc));
 		tsg_plan_free(plan);
 		tsg_ruleset_free(nrs);
+		c->reloads_failed++;
 		return;
 	}
 	tsg_plan_free(plan);
@@ -372,8 +444,12 @@ static void reload(struct ctx *c, struct tsg_capture *cap)
 		rc = tsg_actions_swap(c->actions, nrs);
 #endif
 	if (rc < 0) {
-		log_err("reload failed: %s", strerror(-rc));
-		return;
+		/* the engine already runs the new set: keep it, and keep it alive */
+		log_err("reload: actions could not switch: %s", strerror(-rc));
+		c->reloads_failed++;
+	} else {
+		c->reloads_ok++;
+		c->last_reload_ok = unix_now();
 	}
 	tsg_ruleset_free(c->rs);
 	c->rs = nrs;
@@ -432,7 +508,7 @@ static int run_live(struct ctx *c)
 			last_lost = cs.lost;
 		}
 #ifdef TSG_HAVE_METRICS
-		tsg_metrics_update(c->engine, cap, c->rs);
+		publish_metrics(c, cap);
 #endif
 	}
 	tsg_capture_get_stats(cap, &cs);
@@ -505,6 +581,20 @@ int main(int argc, char **argv)
 	if (setup_actions(&c) < 0) {
 		teardown(&c);
 		return EXIT_RUNTIME;
+	}
+
+	c.start_time = unix_now();
+	if (o.metrics) {
+#ifdef TSG_HAVE_METRICS
+		if (tsg_metrics_new(o.metrics, &c.metrics) < 0) {
+			teardown(&c);
+			return EXIT_RUNTIME;
+		}
+#else
+		log_err("this build has no metrics support (libmicrohttpd missing)");
+		teardown(&c);
+		return EXIT_RUNTIME;
+#endif
 	}
 
 	if (o.replay) {
