@@ -1,0 +1,315 @@
+/* SPDX-License-Identifier: MIT */
+/* webhook action against real HTTP servers on loopback: formats, headers,
+ * retries with backoff, failures, a server that never answers, queue bound,
+ * dry run. */
+#include "act_test.h"
+#include "http_rec.h"
+
+#include <sys/wait.h>
+
+static void test_webhook_formats(void **state)
+{
+	struct rec_srv *s = rec_start();
+	char *dir = t_tmpdir(), *yaml;
+	struct tsg_actions *acts;
+	struct tsg_ruleset *rs;
+	struct tsg_alert a;
+	json_t *j;
+
+	(void)state;
+	assert_true(asprintf(&yaml,
+			     "actions:\n"
+			     "  - name: wj\n"
+			     "    type: webhook\n"
+			     "    url: http://127.0.0.1:%u/json\n"
+			     "    headers: {X-Rule: 'rule={{rule}}', X-Comm: '{{comm}}'}\n"
+			     "  - name: wt\n"
+			     "    type: webhook\n"
+			     "    url: http://127.0.0.1:%u/tmpl\n"
+			     "    format: template\n"
+			     "    body: '{\"text\": \"{{summary}}\", \"to\": \"{{raddr}}:{{rport}}\"}'\n"
+			     "rules:\n"
+			     "  - name: r1\n"
+			     "    summary: '{{comm}} failed to reach {{raddr}}'\n"
+			     "    when: {from: SYN_SENT, to: CLOSE}\n"
+			     "    actions: [wj, wt]\n",
+			     s->port, s->port) > 0);
+	rs = t_rules(dir, yaml);
+	assert_int_equal(tsg_actions_new(rs, NULL, &acts), 0);
+	t_alert(&a, rs, "r1", TSG_FIRING);
+	/* a comm is chosen by the process: it may hold CR LF */
+	snprintf(a.info.comm, sizeof(a.info.comm), "a\r\nX-Evil: 1");
+	tsg_actions_fire(acts, &a);
+	assert_true(t_wait_done(acts, "wj", 1, 5000));
+	assert_true(t_wait_done(acts, "wt", 1, 5000));
+	assert_int_equal(t_stats(acts, "wj").sent, 1);
+	assert_int_equal(t_stats(acts, "wt").sent, 1);
+	tsg_actions_free(acts);
+	assert_int_equal(rec_count(s), 2);
+	for (int i = 0; i < 2; i++) {
+		struct rec_req *r = &s->req[i];
+
+		assert_string_equal(r->ctype, "application/json");
+		if (!strcmp(r->url, "/json")) {
+			j = json_loads(r->body, 0, NULL);
+			assert_non_null(j);
+			assert_string_equal(json_string_value(json_object_get(j, "rule")), "r1");
+			assert_string_equal(json_string_value(json_object_get(j, "comm")),
+					    "a\r\nX-Evil: 1");
+			assert_string_equal(json_string_value(json_object_get(j, "raddr")),
+					    "10.0.0.9");
+			json_decref(j);
+			assert_string_equal(r->xrule, "rule=r1");
+			assert_string_equal(r->xcomm, "a  X-Evil: 1");
+			assert_null(r->xevil);
+		} else {
+			assert_string_equal(r->url, "/tmpl");
+			assert_string_equal(r->body, "{\"text\": \"a\r\nX-Evil: 1 failed to reach "
+						     "10.0.0.9\", \"to\": \"10.0.0.9:443\"}");
+		}
+	}
+	free(yaml);
+	tsg_ruleset_free(rs);
+	t_rmdir(dir);
+	rec_stop(s);
+}
+
+/* 500, 500, 200: two retries 0.5 s then 1 s apart; 400: no retry; a
+ * refused connection exhausts its retries; every failure is logged with the
+ * rule, the action and the reason. */
+static void test_webhook_retries(void **state)
+{
+	struct rec_srv *s = rec_start(), *bad = rec_start();
+	char *dir = t_tmpdir(), *yaml, *log;
+	struct tsg_action_stats st;
+	struct tsg_actions *acts;
+	struct tsg_ruleset *rs;
+	struct t_capture cap;
+	struct tsg_alert a;
+	double gap1, gap2;
+
+	(void)state;
+	s->fail_n = 2;
+	bad->code = 400;
+	assert_true(asprintf(&yaml,
+			     "actions:\n"
+			     "  - {name: flaky, type: webhook, url: 'http://127.0.0.1:%u/x', retries: 3}\n"
+			     "  - {name: bad, type: webhook, url: 'http://127.0.0.1:%u/x', retries: 3}\n"
+			     "  - {name: refused, type: webhook, url: 'http://127.0.0.1:%u/x', retries: 1}\n"
+			     "rules:\n"
+			     "  - {name: r1, when: {from: SYN_SENT, to: CLOSE}, actions: [flaky, bad, refused]}\n",
+			     s->port, bad->port, closed_port()) > 0);
+	rs = t_rules(dir, yaml);
+	assert_int_equal(tsg_actions_new(rs, NULL, &acts), 0);
+	t_alert(&a, rs, "r1", TSG_FIRING);
+	t_capture_begin(&cap);
+	tsg_actions_fire(acts, &a);
+	assert_true(t_wait_done(acts, "flaky", 1, 6000));
+	assert_true(t_wait_done(acts, "bad", 1, 3000));
+	assert_true(t_wait_done(acts, "refused", 1, 3000));
+	st = t_stats(acts, "flaky");
+	assert_int_equal(st.sent, 1);
+	assert_int_equal(st.retried, 2);
+	assert_int_equal(st.failed, 0);
+	st = t_stats(acts, "bad");
+	assert_int_equal(st.failed, 1);
+	assert_int_equal(st.retried, 0);
+	st = t_stats(acts, "refused");
+	assert_int_equal(st.failed, 1);
+	assert_int_equal(st.retried, 1);
+	tsg_actions_free(acts);
+	log = t_capture_end(&cap);
+	assert_int_equal(rec_count(s), 3);
+	assert_int_equal(rec_count(bad), 1);
+	gap1 = (double)(s->req[1].at_ns - s->req[0].at_ns) / 1e6;
+	gap2 = (double)(s->req[2].at_ns - s->req[1].at_ns) / 1e6;
+	fprintf(stderr, "retry gaps: %.0f ms, %.0f ms\n", gap1, gap2);
+	assert_true(gap1 >= 480 && gap1 < 900);
+	assert_true(gap2 >= 980 && gap2 < 1600);
+	assert_non_null(strstr(log, "tsguard: warning: rule r1 action flaky: POST "));
+	assert_non_null(strstr(log, "attempt 1 failed: HTTP 500: busy; retry in 500ms"));
+	assert_non_null(strstr(log, "attempt 2 failed: HTTP 500: busy; retry in 1s"));
+	assert_non_null(strstr(log, "tsguard: error: rule r1 action bad: POST "));
+	assert_non_null(strstr(log, "failed after 1 attempt: HTTP 400: busy"));
+	assert_non_null(strstr(log, "tsguard: error: rule r1 action refused: POST "));
+	assert_non_null(strstr(log, "failed after 2 attempts: "));
+	free(log);
+	free(yaml);
+	tsg_ruleset_free(rs);
+	t_rmdir(dir);
+	rec_stop(s);
+	rec_stop(bad);
+}
+
+/* A server that accepts and never answers, and a hook that never exits,
+ * delay nothing: fire() returns at once and the other actions complete. */
+static void test_webhook_hang_blocks_nothing(void **state)
+{
+	struct rec_srv *s = rec_start();
+	char *dir = t_tmpdir(), *yaml, *log, *hook = t_path(dir, "forever.sh");
+	struct tsg_action_stats st;
+	struct tsg_actions *acts;
+	struct tsg_ruleset *rs;
+	struct t_capture cap;
+	struct tsg_alert a;
+	uint16_t hport;
+	int hfd = hang_start(&hport);
+	uint64_t t0;
+	double ms;
+
+	(void)state;
+	t_write(hook, "#!/bin/sh\nexec sleep 3600\n", 0755);
+	assert_true(asprintf(&yaml,
+			     "actions:\n"
+			     "  - {name: hang, type: webhook, url: 'http://127.0.0.1:%u/x', timeout: 1s, retries: 0}\n"
+			     "  - {name: forever, type: exec, argv: [%s], timeout: 1s}\n"
+			     "  - {name: ok, type: webhook, url: 'http://127.0.0.1:%u/ok'}\n"
+			     "rules:\n"
+			     "  - {name: r1, when: {from: SYN_SENT, to: CLOSE}, actions: [hang, forever, ok]}\n",
+			     hport, hook, s->port) > 0);
+	rs = t_rules(dir, yaml);
+	assert_int_equal(tsg_actions_new(rs, NULL, &acts), 0);
+	t_alert(&a, rs, "r1", TSG_FIRING);
+	t_capture_begin(&cap);
+	for (int i = 0; i < 3; i++) {
+		t0 = t_now_ns();
+		tsg_actions_fire(acts, &a);
+		ms = t_ms_since(t0);
+		assert_true(ms < 50);
+	}
+	assert_true(rec_wait(s, 3, 800)); /* while the others hang */
+	assert_int_equal(t_stats(acts, "hang").queued_now, 3);
+	assert_int_equal(t_stats(acts, "forever").queued_now, 3);
+	assert_true(t_wait_done(acts, "ok", 3, 1000));
+	assert_int_equal(t_stats(acts, "ok").sent, 3);
+	assert_true(t_wait_done(acts, "hang", 3, 3000));
+	st = t_stats(acts, "hang");
+	assert_int_equal(st.timed_out, 3);
+	assert_int_equal(st.failed, 3);
+	assert_true(t_wait_done(acts, "forever", 3, 3000));
+	assert_int_equal(t_stats(acts, "forever").timed_out, 3);
+	tsg_actions_free(acts);
+	log = t_capture_end(&cap);
+	assert_non_null(strstr(log, "tsguard: error: rule r1 action hang: POST http://127.0.0.1:"));
+	assert_non_null(strstr(log, "failed after 1 attempt: Operation timed out"));
+	free(log);
+	free(yaml);
+	free(hook);
+	close(hfd);
+	tsg_ruleset_free(rs);
+	t_rmdir(dir);
+	rec_stop(s);
+}
+
+/* The queue is bounded: overflow is counted and logged; free() waits for the
+ * pending work's timeout and no longer. */
+static void test_webhook_queue_and_free(void **state)
+{
+	struct tsg_actions_opts o = { .webhook_queue = 2 };
+	char *dir = t_tmpdir(), *yaml, *log;
+	struct tsg_action_stats st;
+	struct tsg_actions *acts;
+	struct tsg_ruleset *rs;
+	struct t_capture cap;
+	struct tsg_alert a;
+	uint16_t hport;
+	int hfd = hang_start(&hport);
+	uint64_t t0;
+	double ms;
+
+	(void)state;
+	assert_true(asprintf(&yaml,
+			     "actions:\n"
+			     "  - {name: hang, type: webhook, url: 'http://127.0.0.1:%u/x', timeout: 1500ms, retries: 5}\n"
+			     "rules:\n"
+			     "  - {name: r1, when: {from: SYN_SENT, to: CLOSE}, actions: [hang]}\n",
+			     hport) > 0);
+	rs = t_rules(dir, yaml);
+	assert_int_equal(tsg_actions_new(rs, &o, &acts), 0);
+	t_alert(&a, rs, "r1", TSG_FIRING);
+	t_capture_begin(&cap);
+	for (int i = 0; i < 5; i++)
+		tsg_actions_fire(acts, &a);
+	st = t_stats(acts, "hang");
+	assert_int_equal(st.dropped, 3);
+	assert_int_equal(st.queued_now, 2);
+	t_sleep_ms(200);
+	t0 = t_now_ns();
+	tsg_actions_free(acts);
+	ms = t_ms_since(t0);
+	log = t_capture_end(&cap);
+	fprintf(stderr, "free took %.0f ms\n", ms);
+	assert_true(ms < 1500 + 1000);
+	assert_non_null(strstr(log, "tsguard: warning: rule r1 action hang: webhook queue full, "
+				    "notification dropped"));
+	free(log);
+	free(yaml);
+	close(hfd);
+	tsg_ruleset_free(rs);
+	t_rmdir(dir);
+}
+
+static void test_webhook_dry_run(void **state)
+{
+	struct rec_srv *s = rec_start();
+	struct tsg_actions_opts o = { .dry_run = true };
+	char *dir = t_tmpdir(), *yaml, *outp = t_path(dir, "dry.out"), *out, *want;
+	struct tsg_actions *acts;
+	struct tsg_ruleset *rs;
+	struct tsg_alert a;
+
+	(void)state;
+	assert_true(asprintf(&yaml,
+			     "actions:\n"
+			     "  - name: wt\n"
+			     "    type: webhook\n"
+			     "    url: http://127.0.0.1:%u/tmpl\n"
+			     "    format: template\n"
+			     "    body: 'alert {{rule}} \"{{comm}}\"'\n"
+			     "    headers: {X-Rule: '{{rule}}'}\n"
+			     "  - {name: wj, type: webhook, url: 'http://127.0.0.1:%u/json', timeout: 2s, retries: 1}\n"
+			     "rules:\n"
+			     "  - {name: r1, when: {from: SYN_SENT, to: CLOSE}, actions: [wt, wj]}\n",
+			     s->port, s->port) > 0);
+	rs = t_rules(dir, yaml);
+	o.dry_out = fopen(outp, "w");
+	assert_non_null(o.dry_out);
+	assert_int_equal(tsg_actions_new(rs, &o, &acts), 0);
+	t_alert(&a, rs, "r1", TSG_FIRING);
+	tsg_actions_fire(acts, &a);
+	tsg_actions_free(acts);
+	fclose(o.dry_out);
+	out = t_read(outp);
+	fputs(out, stderr);
+	assert_true(asprintf(&want,
+			     "dry-run: action wt (webhook) POST: \"http://127.0.0.1:%u/tmpl\" timeout: 5s retries: 3\n"
+			     "dry-run: action wt (webhook) headers: [\"X-Rule: r1\",\"Content-Type: application/json\"]\n"
+			     "dry-run: action wt (webhook) body: \"alert r1 \\\"curl\\\"\"\n"
+			     "dry-run: action wj (webhook) POST: \"http://127.0.0.1:%u/json\" timeout: 2s retries: 1\n"
+			     "dry-run: action wj (webhook) headers: [\"Content-Type: application/json\"]\n"
+			     "dry-run: action wj (webhook) body: {\"time\":",
+			     s->port, s->port) > 0);
+	assert_non_null(strstr(out, want));
+	t_sleep_ms(200);
+	assert_int_equal(rec_count(s), 0);
+	free(want);
+	free(out);
+	free(outp);
+	free(yaml);
+	tsg_ruleset_free(rs);
+	t_rmdir(dir);
+	rec_stop(s);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_webhook_formats),
+		cmocka_unit_test(test_webhook_retries),
+		cmocka_unit_test(test_webhook_hang_blocks_nothing),
+		cmocka_unit_test(test_webhook_queue_and_free),
+		cmocka_unit_test(test_webhook_dry_run),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
