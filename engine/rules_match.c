@@ -343,6 +343,13 @@ int ld_match(struct ld *L, struct ld_file *f, yaml_node_t *n, const char *rule,
 		if (!kn[k])
 			continue;
 		r1 = ld_items(L, f, vn[k], match_keys[k], &items);
+		if (r1 >= 0 && !items.n) {
+			/* only an empty $list gets here: matching nothing is
+			 * surely not meant, and "anything" would be a trap */
+			ld_err(L, f, vn[k], "%s has no items (its lists are empty)",
+			       match_keys[k]);
+			r1 = -EINVAL;
+		}
 		if (r1 >= 0) {
 			switch (k) {
 			case MK_FAMILY:
