@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "match.h"
 #include "plan.h"
@@ -977,6 +978,92 @@ static void test_superset_property(void **state)
 		      checks, matches, exact_checked);
 }
 
+/* ---- through the real loader ---------------------------------------------- */
+
+static const char LOADED_YAML[] =
+	"lists:\n"
+	"  web: [80, 443, \"!8080\", 8000-8999]\n"
+	"  internal: [10.0.0.0/8, \"!10.1.0.0/16\", \"fd00::/8\"]\n"
+	"rules:\n"
+	"  - name: web-from-outside\n"
+	"    match: {lport: $web, raddr: [\"!10.0.0.0/8\"], family: ipv4}\n"
+	"    when: {from: SYN_RECV, to: ESTABLISHED}\n"
+	"  - name: internal-failed\n"
+	"    match: {raddr: $internal, comm: [curl, \"!wget\"], uid: [1000]}\n"
+	"    when: {from: SYN_SENT, to: CLOSE}\n"
+	"  - name: py-slow\n"
+	"    match: {comm: {regex: \"^py\"}, cgroup: /system.slice}\n"
+	"    when: {state: SYN_SENT, longer_than: 2s}\n"
+	"  - name: off\n"
+	"    enabled: false\n"
+	"    when: {to: LISTEN}\n";
+
+static void test_loaded_rules(void **state)
+{
+	char path[] = "/tmp/tsg-test-plan-XXXXXX.yaml";
+	const char *paths[1] = {path};
+	struct tsg_ruleset *rs = NULL;
+	struct tsg_plan *p = NULL;
+	struct tsg_diags d;
+	int fd = mkstemps(path, 5);
+
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, LOADED_YAML, sizeof(LOADED_YAML) - 1),
+			 (ssize_t)sizeof(LOADED_YAML) - 1);
+	close(fd);
+	tsg_diags_init(&d);
+	int rc = tsg_ruleset_load(paths, 1, false, &d, &rs);
+	unlink(path);
+	if (rc < 0) {
+		tsg_diags_print(&d, stderr);
+		fail_msg("load failed: %d", rc);
+	}
+	tsg_diags_fini(&d);
+	assert_int_equal(rs->nrules, 4);
+	assert_int_equal(tsg_plan_build(rs, false, &p), 0);
+
+	assert_int_equal(p->all_slots, 0x7);
+	assert_int_equal(p->family[0], 0x7);
+	assert_int_equal(p->family[1], 0x6);
+	assert_int_equal(p->lport[443], 0x7);
+	assert_int_equal(p->lport[8080], 0x6);
+	assert_int_equal(p->lport[8500], 0x7);
+	assert_int_equal(p->lport[0], 0x7);
+	assert_int_equal(lpm_bits(p->raddr, p->nraddr, "::/0"), 0x1 | 0x4);
+	assert_int_equal(lpm_bits(p->raddr, p->nraddr, "10.0.0.0/8"), 0x2 | 0x4);
+	assert_int_equal(lpm_bits(p->raddr, p->nraddr, "10.1.0.0/16"), 0x4);
+	assert_int_equal(lpm_bits(p->raddr, p->nraddr, "fd00::/8"), 0x1 | 0x2 | 0x4);
+	assert_int_equal(comm_entry(p, "wget")->bits, 0x1 | 0x4);
+	assert_int_equal(p->comm_default, 0x1 | 0x4);
+	assert_int_equal(uid_entry(p, 1000)->bits, 0x7);
+	assert_int_equal(p->uid_default, 0x5);
+	assert_int_equal(p->trans[TSG_STATE_NONE][TSG_LISTEN], 0);
+	assert_int_equal(p->user_fields_of_rule[0], TSG_HAVE(TSG_SF_LPORT));
+	assert_int_equal(p->user_fields_of_rule[1], 0);
+	assert_int_equal(p->user_fields_of_rule[2],
+			 TSG_HAVE(TSG_SF_COMM) | TSG_HAVE(TSG_SF_CGROUP));
+
+	struct tsg_sockinfo si = sock4("10.0.0.2", 50000, "10.2.0.9", 80, "curl", 1000);
+	assert_int_equal(tsg_plan_eval(p, TSG_SYN_SENT, TSG_CLOSE, &si), 0x2 | 0x4);
+	si = sock4("10.0.0.2", 443, "8.8.8.8", 50000, "nginx", 33);
+	assert_int_equal(tsg_plan_eval(p, TSG_SYN_RECV, TSG_ESTABLISHED, &si), 0x1);
+	si.lport = 8080;
+	assert_int_equal(tsg_plan_eval(p, TSG_SYN_RECV, TSG_ESTABLISHED, &si), 0);
+
+	char *buf = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&buf, &len);
+	tsg_plan_explain(p, rs, f);
+	fclose(f);
+	assert_non_null(strstr(buf, "rule 0 \"web-from-outside\" (/tmp/tsg-test-plan-"));
+	assert_non_null(strstr(buf, "lport     80, 443, !8080, 8000-8999"));
+	assert_non_null(strstr(buf, "regex \"^py\""));
+	assert_non_null(strstr(buf, "rule 3 \"off\""));
+	free(buf);
+	tsg_plan_free(p);
+	tsg_ruleset_free(rs);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -995,6 +1082,7 @@ int main(void)
 		cmocka_unit_test(test_record_all),
 		cmocka_unit_test(test_explain),
 		cmocka_unit_test(test_superset_property),
+		cmocka_unit_test(test_loaded_rules),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
