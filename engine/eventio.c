@@ -34,8 +34,10 @@ static int get_uint(json_t *o, const char *k, uint64_t max, uint64_t *out, bool 
 		return 0;
 	if (json_is_real(v)) {
 		double d = json_real_value(v);
-		if (d != floor(d))
+		if (!isfinite(d) || d != floor(d))
 			return fail(err, errlen, "\"%s\" must be a whole number", k);
+		if (d < 0 || d > (double)max)
+			return fail(err, errlen, "\"%s\" out of range 0..%" PRIu64, k, max);
 		i = (json_int_t)d;
 	} else if (json_is_integer(v)) {
 		i = json_integer_value(v);

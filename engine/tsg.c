@@ -157,29 +157,23 @@ uint64_t tsg_intern_dropped(void)
  * practice (cookies count up from 1).
  */
 #define SK_STRING_BIT (1ull << 63)
+#define SK_HASH_BIT (1ull << 62) /* never set in a user-space pointer */
 
 uint64_t tsg_sk_from_string(const char *s)
 {
 	const char *i = tsg_intern(s);
 
-	if (!i) /* table full: fall back to a hash */
-		return SK_STRING_BIT | (fnv1a(s) >> 1);
+	if (!i) /* table full: fall back to a hash (printed as a number) */
+		return SK_STRING_BIT | SK_HASH_BIT | (fnv1a(s) >> 2);
 	return SK_STRING_BIT | (uint64_t)(uintptr_t)i;
 }
 
 const char *tsg_sk_to_string(uint64_t sk, char *buf, size_t len)
 {
-	if ((sk & SK_STRING_BIT) && (sk & ~SK_STRING_BIT) < (1ull << 48)) {
-		const char *s = (const char *)(uintptr_t)(sk & ~SK_STRING_BIT);
-
-		/* only ids made from an interned pointer: verify membership */
-		if (intern_tab.cap) {
-			for (size_t j = fnv1a(s) & (intern_tab.cap - 1); intern_tab.slot[j];
-			     j = (j + 1) & (intern_tab.cap - 1))
-				if (intern_tab.slot[j] == s)
-					return s;
-		}
-	}
+	/* only ids made by tsg_sk_from_string from an interned string carry the
+	 * string bit without the hash bit (kernel socket cookies count up from 1) */
+	if ((sk & SK_STRING_BIT) && !(sk & SK_HASH_BIT))
+		return (const char *)(uintptr_t)(sk & ~SK_STRING_BIT);
 	snprintf(buf, len, "%" PRIu64, sk);
 	return buf;
 }
