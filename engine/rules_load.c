@@ -626,6 +626,57 @@ int tsg_sfield_to_tfield(int sf)
 
 /* ---- entry point ------------------------------------------------------- */
 
+struct dkey {
+	long file, line, col;
+};
+
+static struct dkey diag_key(const struct ld *L, const char *m)
+{
+	struct dkey k = { -1, 0, 0 };
+
+	for (size_t i = 0; i < L->nfiles; i++) {
+		size_t n = strlen(L->files[i].path);
+		char *end;
+
+		if (strncmp(m, L->files[i].path, n) || m[n] != ':')
+			continue;
+		k.file = (long)i;
+		k.line = strtol(m + n + 1, &end, 10);
+		if (end != m + n + 1 && *end == ':')
+			k.col = strtol(end + 1, NULL, 10);
+		break;
+	}
+	return k;
+}
+
+static bool dkey_less(struct dkey a, struct dkey b)
+{
+	if (a.file != b.file)
+		return a.file < b.file;
+	if (a.line != b.line)
+		return a.line < b.line;
+	return a.col < b.col;
+}
+
+/* The loader works in phases (lists, actions, rules); show the messages in
+ * file order instead: by file, line, column (stable; file-less first). */
+static void sort_diags(const struct ld *L, size_t from)
+{
+	struct tsg_diags *d = L->d;
+
+	for (size_t i = from + 1; i < d->n; i++) {
+		char *m = d->msg[i];
+		struct dkey k = diag_key(L, m);
+		size_t j = i;
+
+		while (j > from && dkey_less(k, diag_key(L, d->msg[j - 1]))) {
+			d->msg[j] = d->msg[j - 1];
+			j--;
+		}
+		d->msg[j] = m;
+	}
+}
+
 static void ld_fini(struct ld *L)
 {
 	for (size_t i = 0; i < L->nfiles; i++) {
@@ -644,7 +695,7 @@ int tsg_ruleset_load(const char *const *paths, size_t npaths, bool as_root,
 {
 	struct ld L = { .d = diags, .as_root = as_root };
 	struct tsg_diags local;
-	size_t err0;
+	size_t err0, msg0;
 	int r = 0;
 
 	if (!diags) {
@@ -652,6 +703,7 @@ int tsg_ruleset_load(const char *const *paths, size_t npaths, bool as_root,
 		L.d = &local;
 	}
 	err0 = L.d->nerrors;
+	msg0 = L.d->n;
 	L.rs = calloc(1, sizeof(*L.rs));
 	if (!L.rs)
 		return -ENOMEM;
@@ -686,6 +738,7 @@ int tsg_ruleset_load(const char *const *paths, size_t npaths, bool as_root,
 		r = -ENOMEM;
 	if (r >= 0 && L.d->nerrors > err0)
 		r = L.io_err ? L.io_err : -EINVAL;
+	sort_diags(&L, msg0);
 	ld_fini(&L);
 	if (!diags)
 		tsg_diags_fini(&local);
