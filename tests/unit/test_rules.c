@@ -638,6 +638,35 @@ static void err_all_collected(void **state)
 	tsg_diags_fini(&d);
 }
 
+/* messages come in file order, although lists, actions and rules are
+ * checked in separate passes */
+static void err_messages_in_file_order(void **state)
+{
+	struct tmp *t = *state;
+	struct tsg_ruleset *rs = NULL;
+	struct tsg_diags d;
+	const char *p = tmp_write(t, "order.yaml",
+				  "rules:\n"
+				  "  - name: a\n"
+				  "    when: {to: CLOSED}\n"
+				  "actions:\n"
+				  "  - {name: l, type: syslog, facility: nope}\n"
+				  "lists:\n"
+				  "  x: [[1]]\n");
+	char l3[600], l5[600], l7[600];
+
+	tsg_diags_init(&d);
+	assert_int_equal(load1(p, false, &d, &rs), -EINVAL);
+	assert_int_equal(d.n, 3);
+	snprintf(l3, sizeof(l3), "%s:3:", p);
+	snprintf(l5, sizeof(l5), "%s:5:", p);
+	snprintf(l7, sizeof(l7), "%s:7:", p);
+	assert_true(!strncmp(d.msg[0], l3, strlen(l3)));
+	assert_true(!strncmp(d.msg[1], l5, strlen(l5)));
+	assert_true(!strncmp(d.msg[2], l7, strlen(l7)));
+	tsg_diags_fini(&d);
+}
+
 /* ---- positive: the examples of rules.md ------------------------------------ */
 
 static const struct tsg_rule *rule(const struct tsg_ruleset *rs, const char *name)
@@ -1004,6 +1033,7 @@ int main(void)
 		T(err_permissions_as_root),
 		T(err_missing_path),
 		T(err_all_collected),
+		T(err_messages_in_file_order),
 		T(ok_examples),
 		T(ok_digest),
 		T(ok_syslog_override_and_empty),
