@@ -95,7 +95,9 @@ static void test_exec_no_shell(void **state)
 	for (int i = 0; i < 3; i++)
 		assert_false(t_exists(pwned[i]));
 
-	env = t_read(t_path(dir, "env"));
+	free(argv_path);
+	argv_path = t_path(dir, "env");
+	env = t_read(argv_path);
 	assert_non_null(env);
 	assert_true(env_has(env, "TSG_RULE=r1"));
 	assert_true(env_has(env, "TSG_STATUS=firing"));
@@ -112,7 +114,9 @@ static void test_exec_no_shell(void **state)
 	assert_true(env_has(env, "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"));
 	assert_null(strstr(env, "TSG_DURATION=")); /* the alert has no duration */
 
-	in = t_read(t_path(dir, "stdin"));
+	free(argv_path);
+	argv_path = t_path(dir, "stdin");
+	in = t_read(argv_path);
 	assert_non_null(in);
 	j = json_loads(in, 0, NULL);
 	assert_non_null(j);

@@ -301,6 +301,63 @@ static void test_webhook_dry_run(void **state)
 	rec_stop(s);
 }
 
+/* Reload: the old rule set may be freed right after the swap while its
+ * notifications are still in flight; new notifications use the new
+ * definitions. Unknown action names have no stats. */
+static void test_webhook_swap(void **state)
+{
+	struct rec_srv *s1 = rec_start(), *s2 = rec_start();
+	char *dir1 = t_tmpdir(), *dir2 = t_tmpdir(), *y1, *y2;
+	struct tsg_action_stats st;
+	struct tsg_actions *acts;
+	struct tsg_ruleset *rs1, *rs2;
+	struct tsg_alert a;
+
+	(void)state;
+	s1->fail_n = 1; /* the old one is retried after the swap */
+	assert_true(asprintf(&y1,
+			     "actions:\n"
+			     "  - {name: w, type: webhook, url: 'http://127.0.0.1:%u/old', headers: {X-Rule: '{{rule}}'}}\n"
+			     "rules:\n"
+			     "  - {name: r1, labels: {v: one}, when: {from: SYN_SENT, to: CLOSE}, actions: [w]}\n",
+			     s1->port) > 0);
+	assert_true(asprintf(&y2,
+			     "actions:\n"
+			     "  - {name: w, type: webhook, url: 'http://127.0.0.1:%u/new'}\n"
+			     "rules:\n"
+			     "  - {name: r2, when: {from: SYN_SENT, to: CLOSE}, actions: [w]}\n",
+			     s2->port) > 0);
+	rs1 = t_rules(dir1, y1);
+	rs2 = t_rules(dir2, y2);
+	assert_int_equal(tsg_actions_new(rs1, NULL, &acts), 0);
+	assert_int_equal(tsg_actions_get_stats(acts, "nope", &st), -ENOENT);
+	t_alert(&a, rs1, "r1", TSG_FIRING);
+	tsg_actions_fire(acts, &a);
+	assert_int_equal(tsg_actions_swap(acts, rs2), 0);
+	tsg_ruleset_free(rs1); /* nothing may point into it any more */
+	t_alert(&a, rs2, "r2", TSG_FIRING);
+	tsg_actions_fire(acts, &a);
+	assert_true(t_wait_done(acts, "w", 2, 5000));
+	st = t_stats(acts, "w");
+	assert_int_equal(st.sent, 2);
+	assert_int_equal(st.retried, 1);
+	tsg_actions_free(acts);
+	assert_int_equal(rec_count(s1), 2);
+	assert_string_equal(s1->req[1].url, "/old");
+	assert_string_equal(s1->req[1].xrule, "r1");
+	assert_non_null(strstr(s1->req[1].body, "\"labels\":{\"v\":\"one\"}"));
+	assert_int_equal(rec_count(s2), 1);
+	assert_string_equal(s2->req[0].url, "/new");
+	assert_non_null(strstr(s2->req[0].body, "\"rule\":\"r2\""));
+	free(y1);
+	free(y2);
+	tsg_ruleset_free(rs2);
+	t_rmdir(dir1);
+	t_rmdir(dir2);
+	rec_stop(s1);
+	rec_stop(s2);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -309,6 +366,7 @@ int main(void)
 		cmocka_unit_test(test_webhook_hang_blocks_nothing),
 		cmocka_unit_test(test_webhook_queue_and_free),
 		cmocka_unit_test(test_webhook_dry_run),
+		cmocka_unit_test(test_webhook_swap),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
