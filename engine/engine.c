@@ -481,6 +481,11 @@ static void key_alert(struct tsg_engine *e, struct key_ent *k, int status)
 			if (k->ring[(k->rhead + k->rcap - 1 - i) % k->rcap] + r->per_ns > e->now)
 				n++;
 		a.count = n;
+		/* {{from}} / {{to}}: the rule's own states when it names one */
+		if (r->from && !(r->from & (r->from - 1)))
+			a.from = (uint8_t)__builtin_ctz(r->from);
+		if (r->to && !(r->to & (r->to - 1)))
+			a.to = (uint8_t)__builtin_ctz(r->to);
 		a.has_rate = true;
 		a.rate = (double)n / ((double)r->per_ns / 1e9);
 	}
