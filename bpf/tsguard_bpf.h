@@ -59,6 +59,7 @@ enum tsg_bpf_counter {
 	TSG_BPF_C_MAP_FULL,  /* socket state could not be stored */
 	TSG_BPF_C_TW,        /* ->CLOSE reported as ->TIME_WAIT */
 	TSG_BPF_C_OTHER_NS,  /* transitions of other network namespaces (ignored) */
+	TSG_BPF_C_NESTED,    /* handled by the second copy: the first was nested */
 	TSG_BPF_C_N
 };
 

@@ -121,7 +121,7 @@ static bool libbpf_verbose;
 
 static int libbpf_print(enum libbpf_print_level level, const char *fmt, va_list ap)
 {
-	char buf[1024];
+	static char buf[16384];
 	size_t n;
 
 	if (level == LIBBPF_DEBUG && !libbpf_verbose)
@@ -1087,6 +1087,7 @@ static int load(struct tsg_capture *c, bool classic, struct tsguard_bpf **out)
 		s->rodata->netns_ino = (uint32_t)st.st_ino;
 	bpf_map__set_max_entries(s->maps.events, pow2_at_least(c->opts.ringbuf_bytes, 4096));
 	bpf_program__set_autoload(s->progs.tsg_set_state_btf, !classic);
+	bpf_program__set_autoload(s->progs.tsg_set_state_btf2, !classic);
 	bpf_program__set_autoload(s->progs.tsg_send_reset_btf, !classic);
 	bpf_program__set_autoload(s->progs.tsg_set_state_tp, classic);
 	bpf_program__set_autoload(s->progs.tsg_send_reset_tp, classic);
@@ -1112,6 +1113,12 @@ static int load(struct tsg_capture *c, bool classic, struct tsguard_bpf **out)
 	} else {
 		s->links.tsg_set_state_btf = bpf_program__attach(s->progs.tsg_set_state_btf);
 		if (!s->links.tsg_set_state_btf) {
+			err = -errno;
+			goto fail;
+		}
+		/* the second copy catches what the first misses while nested */
+		s->links.tsg_set_state_btf2 = bpf_program__attach(s->progs.tsg_set_state_btf2);
+		if (!s->links.tsg_set_state_btf2) {
 			err = -errno;
 			goto fail;
 		}
@@ -1241,6 +1248,10 @@ void tsg_capture_get_stats(const struct tsg_capture *c, struct tsg_capture_stats
 	st->tw_entered = c->tw_entered;
 	st->tw_exited = c->tw_exited;
 	st->snapshot_sockets = c->snapshot_sockets;
+	if (c->verbose)
+		log_debug("capture: %" PRIu64 " transitions handled by the nested-run copy, %" PRIu64
+			  " of other network namespaces ignored",
+			  cnt[TSG_BPF_C_NESTED], cnt[TSG_BPF_C_OTHER_NS]);
 }
 
 void tsg_capture_free(struct tsg_capture *c)

@@ -239,6 +239,8 @@ static int test_timewait(void)
 	long ss_tw;
 	uint64_t t_done;
 
+	/* no TIME_WAIT reuse in this netns (loopback default 2): every entry lives 60 s */
+	CHECK(system("echo 0 > /proc/sys/net/ipv4/tcp_tw_reuse") == 0, "tcp_tw_reuse");
 	e2e_cap_start(&c, e2e_rules("rules:\n"
 				    "  - name: tw-pileup\n"
 				    "    match: {rport: 7100}\n"
