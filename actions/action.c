@@ -16,6 +16,7 @@ struct tsg_actions {
 	struct tsg_actions_opts opts;
 	const struct tsg_ruleset *rs;
 	pthread_mutex_t stats_lock;
+	pthread_mutex_t runner_lock; /* lazy runner start */
 	struct tsg_act_stat *stats; /* list; entries live until tsg_actions_free */
 	size_t nstats;
 	/* runners start on first use; dry run never starts any */
@@ -25,6 +26,8 @@ struct tsg_actions {
 	bool sl_failed, ex_failed, wh_failed;
 };
 
+/* Messages waiting for the syslog daemon. */
+#define TSG_SYSLOG_QUEUE 1024
 /* Bound on distinct action names counted (a reload may bring new ones). */
 #define TSG_ACT_MAX_STATS 4096
 
@@ -163,8 +166,10 @@ int tsg_actions_new(const struct tsg_ruleset *rs, const struct tsg_actions_opts 
 	if (!acts->opts.am_resend_ns)
 		acts->opts.am_resend_ns = 60 * TSG_NSEC_PER_SEC;
 	pthread_mutex_init(&acts->stats_lock, NULL);
+	pthread_mutex_init(&acts->runner_lock, NULL);
 	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
 		pthread_mutex_destroy(&acts->stats_lock);
+		pthread_mutex_destroy(&acts->runner_lock);
 		free(acts);
 		return -ENOMEM;
 	}
@@ -196,14 +201,14 @@ static const char *type_name(int type)
 }
 
 /* Starts a runner on first use; a runner that cannot start is reported once. */
-static bool runner_ready(struct tsg_actions *acts, int type)
+static bool runner_ready_locked(struct tsg_actions *acts, int type)
 {
 	int err = 0;
 
 	switch (type) {
 	case TSG_ACT_SYSLOG:
 		if (!acts->sl && !acts->sl_failed &&
-		    (err = tsg_syslog_runner_new(acts->opts.webhook_queue, &acts->sl)) < 0)
+		    (err = tsg_syslog_runner_new(TSG_SYSLOG_QUEUE, &acts->sl)) < 0)
 			acts->sl_failed = true;
 		return acts->sl;
 	case TSG_ACT_EXEC:
@@ -220,6 +225,16 @@ static bool runner_ready(struct tsg_actions *acts, int type)
 	}
 	(void)err;
 	return false;
+}
+
+static bool runner_ready(struct tsg_actions *acts, int type)
+{
+	bool ok;
+
+	pthread_mutex_lock(&acts->runner_lock);
+	ok = runner_ready_locked(acts, type);
+	pthread_mutex_unlock(&acts->runner_lock);
+	return ok;
 }
 
 void tsg_actions_fire(struct tsg_actions *acts, const struct tsg_alert *a)
@@ -326,6 +341,7 @@ void tsg_actions_free(struct tsg_actions *acts)
 		free(s);
 	}
 	pthread_mutex_destroy(&acts->stats_lock);
+	pthread_mutex_destroy(&acts->runner_lock);
 	curl_global_cleanup();
 	free(acts);
 }

@@ -62,9 +62,8 @@ static const char *level_name(int lvl)
 
 static int sl_priority(const struct tsg_action_def *d, const struct tsg_alert *a)
 {
-	int fac = d->syslog.facility ? d->syslog.facility : LOG_DAEMON;
-
-	return (fac & LOG_FACMASK) | (a->rule->severity & LOG_PRIMASK);
+	/* the loader fills in daemon when none is given; 0 is kern */
+	return (d->syslog.facility & LOG_FACMASK) | (a->rule->severity & LOG_PRIMASK);
 }
 
 static const char *sl_ident(const struct tsg_action_def *d)
