@@ -1,0 +1,63 @@
+#!/bin/sh
+# Loopback connection churn with and without tracers, one run, ratios to "none".
+#   bench/bpf_churn.sh [BUILD_DIR] [CONNECTIONS]
+# Needs root, a build with tsg_bpf_churn and tsg_bpf_capdrv (bpf/CMakeLists.txt),
+# and /usr/sbin/tcpstates (Debian libbpf-tools). Each case runs in its own
+# network namespace (unshare -n), so nothing else's traffic is measured.
+set -eu
+BUILD=${1:-build}
+N=${2:-100000}
+CHURN=$BUILD/bpf/tsg_bpf_churn
+DRV=$BUILD/bpf/tsg_bpf_capdrv
+[ "$(id -u)" = 0 ] || { echo "needs root" >&2; exit 77; }
+[ -x "$CHURN" ] && [ -x "$DRV" ] || { echo "build tsg_bpf_churn and tsg_bpf_capdrv first" >&2; exit 1; }
+TMP=$(mktemp -d /tmp/tsg-bench-XXXXXX)
+trap 'rm -rf "$TMP"' EXIT INT TERM
+mkdir "$TMP/none-match" "$TMP/every"
+cat > "$TMP/none-match/r.yaml" <<'Y'
+rules:
+  - name: https-connect-fails
+    match: {rport: 443}
+    when: {from: SYN_SENT, to: CLOSE}
+Y
+# time-in-state rules on every state: every transition crosses to user space
+{
+  echo "rules:"
+  for s in ESTABLISHED SYN_SENT SYN_RECV FIN_WAIT1 FIN_WAIT2 TIME_WAIT CLOSE_WAIT LAST_ACK LISTEN CLOSING; do
+    echo "  - name: long-$(echo $s | tr 'A-Z_' 'a-z-')"
+    echo "    when: {state: $s, longer_than: 1h}"
+  done
+} > "$TMP/every/r.yaml"
+
+# case NAME TRACER_COMMAND...: start the tracer in a fresh netns, churn, stop it
+run_case() {
+  name=$1; shift
+  cat > "$TMP/run.sh" <<S
+ip link set lo up
+if [ -n "$*" ]; then
+  $* > "$TMP/$name.tracer" 2>&1 &
+  tp=\$!
+  sleep 2
+fi
+$CHURN -n $N -p 7900 > "$TMP/$name.out"
+if [ -n "$*" ]; then sleep 1; kill -INT \$tp; wait \$tp || true; fi
+S
+  unshare -n sh "$TMP/run.sh"
+  awk '{print $6}' "$TMP/$name.out"
+}
+
+none=$(run_case none)
+nomatch=$(run_case nomatch "$DRV -r $TMP/none-match")
+every=$(run_case every "$DRV -r $TMP/every")
+tcpst=$(run_case tcpstates "/usr/sbin/tcpstates")
+
+printf '%-44s %12s %8s\n' "tracer ($N loopback connections)" "conn/s" "ratio"
+for c in "none:$none" "tsguard capture, rules match none:$nomatch" \
+	 "tsguard capture, every transition:$every" "tcpstates (libbpf-tools) to a file:$tcpst"; do
+  label=${c%:*}; v=${c##*:}
+  printf '%-44s %12s %8.2f\n' "$label" "$v" "$(echo "$v $none" | awk '{print $1/$2}')"
+done
+echo "capture counters:"
+grep -h "^kernel" "$TMP/nomatch.tracer" | sed 's/^/  rules match none: /'
+grep -h "^kernel" "$TMP/every.tracer" | sed 's/^/  every transition: /'
+echo "tcpstates lines written: $(wc -l < "$TMP/tcpstates.tracer")"
