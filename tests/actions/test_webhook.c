@@ -358,6 +358,129 @@ static void test_webhook_swap(void **state)
 	rec_stop(s2);
 }
 
+/* Alertmanager bookkeeping seen from a recording server: re-sends keep the
+ * first startsAt and move endsAt ahead; the resolve carries that startsAt
+ * and endsAt = the resolve time, and re-sends stop; a transition alert is
+ * never re-sent; a reload that drops the rule stops its re-sends. */
+static void test_webhook_am_resend(void **state)
+{
+	struct tsg_actions_opts o = { .am_resend_ns = 300000000ull };
+	struct rec_srv *s = rec_start();
+	char *dir = t_tmpdir(), *dir2 = t_tmpdir(), *yaml, *yaml2;
+	struct tsg_actions *acts;
+	struct tsg_ruleset *rs, *rs2;
+	struct tsg_alert a, t, c;
+	const char *first_start = NULL;
+	char resolved_at[40];
+	int n, n_tr = 0;
+	json_t *j = NULL;
+
+	(void)state;
+	assert_true(asprintf(&yaml,
+			     "actions:\n"
+			     "  - {name: am, type: webhook, format: alertmanager, url: 'http://127.0.0.1:%u/api/v2/alerts'}\n"
+			     "rules:\n"
+			     "  - {name: slow, when: {state: SYN_SENT, longer_than: 1s}, actions: [am]}\n"
+			     "  - {name: fails, when: {from: SYN_SENT, to: CLOSE}, actions: [am]}\n"
+			     "  - {name: many, when: {state: TIME_WAIT, count_above: 5, by: comm}, actions: [am]}\n",
+			     s->port) > 0);
+	assert_true(asprintf(&yaml2,
+			     "actions:\n"
+			     "  - {name: am, type: webhook, format: alertmanager, url: 'http://127.0.0.1:%u/api/v2/alerts'}\n"
+			     "rules:\n"
+			     "  - {name: slow, when: {state: SYN_SENT, longer_than: 1s}, actions: [am]}\n",
+			     s->port) > 0);
+	rs = t_rules(dir, yaml);
+	rs2 = t_rules(dir2, yaml2);
+	assert_int_equal(tsg_actions_new(rs, &o, &acts), 0);
+	t_alert(&a, rs, "slow", TSG_FIRING);
+	a.from = a.to = 0;
+	a.state = TSG_SYN_SENT;
+	a.has_duration = true;
+	a.duration_ns = 1000000000ull;
+	t_alert(&t, rs, "fails", TSG_FIRING);
+	t_alert(&c, rs, "many", TSG_FIRING);
+	c.key_is_sock = false;
+	c.from = c.to = 0;
+	c.state = TSG_TIME_WAIT;
+	c.has_count = true;
+	c.count = 6;
+	c.info.have = TSG_HAVE(TSG_SF_COMM);
+	tsg_actions_fire(acts, &a);
+	tsg_actions_fire(acts, &t);
+	tsg_actions_fire(acts, &c);
+	t_sleep_ms(1100); /* about 3 re-sends of slow and many each */
+	a.status = TSG_RESOLVED;
+	a.wall_ns += 1100000000;
+	tsg_format_time(a.wall_ns, resolved_at, sizeof(resolved_at));
+	tsg_actions_fire(acts, &a);
+	assert_true(t_wait_done(acts, "am", 0, 2000));
+	t_sleep_ms(700); /* no more re-sends of slow */
+	tsg_actions_swap(acts, rs2); /* many goes away */
+	t_sleep_ms(100);
+	n = rec_count(s);
+	t_sleep_ms(700); /* nothing re-sent any more */
+	assert_int_equal(rec_count(s), n);
+	tsg_actions_free(acts);
+
+	int n_slow = 0, n_many = 0;
+	for (int i = 0; i < n; i++) {
+		json_t *arr = json_loads(s->req[i].body, 0, NULL), *al = json_array_get(arr, 0);
+		const char *name = json_string_value(
+			json_object_get(json_object_get(al, "labels"), "alertname"));
+		const char *st = json_string_value(json_object_get(al, "startsAt"));
+		const char *en = json_string_value(json_object_get(al, "endsAt"));
+
+		assert_int_equal(json_array_size(arr), 1);
+		assert_string_equal(s->req[i].url, "/api/v2/alerts");
+		assert_non_null(name);
+		if (!strcmp(name, "fails")) {
+			n_tr++;
+		} else if (!strcmp(name, "many")) {
+			n_many++;
+			assert_string_equal(json_string_value(json_object_get(
+					    json_object_get(al, "labels"), "comm")), "curl");
+			assert_null(json_object_get(json_object_get(al, "labels"), "raddr"));
+		} else {
+			assert_string_equal(name, "slow");
+			assert_string_equal(json_string_value(json_object_get(
+					    json_object_get(al, "labels"), "raddr")), "10.0.0.9");
+			if (!first_start) {
+				first_start = strdup(st);
+				j = arr;
+				arr = NULL;
+			}
+			assert_string_equal(st, first_start);
+			if (++n_slow > 1 && i == n - 1)
+				assert_string_equal(en, resolved_at);
+			assert_true(strcmp(en, st) > 0);
+		}
+		json_decref(arr);
+	}
+	fprintf(stderr, "requests: %d (slow %d, many %d, fails %d)\n", n, n_slow, n_many, n_tr);
+	assert_int_equal(n_tr, 1);
+	assert_true(n_slow >= 3 && n_slow <= 6);
+	assert_true(n_many >= 3);
+	/* the last slow request is the resolve */
+	{
+		int last = -1;
+
+		for (int i = 0; i < n; i++)
+			if (strstr(s->req[i].body, "\"alertname\":\"slow\""))
+				last = i;
+		assert_non_null(strstr(s->req[last].body, resolved_at));
+	}
+	json_decref(j);
+	free((char *)first_start);
+	free(yaml);
+	free(yaml2);
+	tsg_ruleset_free(rs);
+	tsg_ruleset_free(rs2);
+	t_rmdir(dir);
+	t_rmdir(dir2);
+	rec_stop(s);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -367,6 +490,7 @@ int main(void)
 		cmocka_unit_test(test_webhook_queue_and_free),
 		cmocka_unit_test(test_webhook_dry_run),
 		cmocka_unit_test(test_webhook_swap),
+		cmocka_unit_test(test_webhook_am_resend),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
