@@ -23,6 +23,8 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <unistd.h>
 
 #ifndef PROMTOOL
@@ -487,6 +489,68 @@ static void test_server(void **state)
 	free(r);
 }
 
+struct publisher {
+	struct tsg_metrics *m;
+	atomic_bool stop;
+	unsigned long n;
+};
+
+static void *publish_loop(void *arg)
+{
+	struct publisher *p = arg;
+	struct tsg_metrics_rule rules[3] = { 0 };
+	struct tsg_metrics_snapshot s = { .rules = rules };
+
+	while (!atomic_load(&p->stop)) {
+		/* every snapshot is self-consistent: events == firing of each rule */
+		s.nrules = 1 + p->n % 3;
+		s.engine.events = p->n;
+		for (size_t i = 0; i < s.nrules; i++) {
+			snprintf(rules[i].name, sizeof(rules[i].name), "r%zu", i);
+			rules[i].st.firing_now = p->n;
+		}
+		tsg_metrics_publish(p->m, &s);
+		p->n++;
+	}
+	return NULL;
+}
+
+/* Snapshots replaced while scrapes render them: each page shows one whole
+ * snapshot (no torn values, no freed memory; run under ASan/TSan). */
+static void test_publish_while_serving(void **state)
+{
+	struct publisher p = { 0 };
+	char base[64], url[128];
+	struct resp *r = malloc(sizeof(*r));
+	pthread_t t;
+
+	assert_non_null(r);
+	p.m = start_on("127.0.0.1", AF_INET, base, sizeof(base));
+	snprintf(url, sizeof(url), "%s/metrics", base);
+	assert_int_equal(pthread_create(&t, NULL, publish_loop, &p), 0);
+	for (int i = 0; i < 40; i++) {
+		unsigned long long ev;
+		char line[128];
+		const char *e;
+
+		fetch("GET", url, r);
+		assert_int_equal(r->status, 200);
+		e = strstr(r->body, "\ntsguard_engine_events_total ");
+		if (!e) /* before the first publish */
+			continue;
+		assert_int_equal(sscanf(e, "\ntsguard_engine_events_total %llu", &ev), 1);
+		snprintf(line, sizeof(line), "tsguard_alerts_firing{rule=\"r0\"} %llu", ev);
+		assert_true(has_line(r->body, line));
+		snprintf(line, sizeof(line), "tsguard_rules_loaded %llu", 1 + ev % 3);
+		assert_true(has_line(r->body, line));
+	}
+	atomic_store(&p.stop, true);
+	pthread_join(t, NULL);
+	assert_true(p.n > 0);
+	tsg_metrics_free(p.m);
+	free(r);
+}
+
 /* Clients that connect and send nothing hold a slot each, but no more than
  * their share: another client is still served. */
 static void test_idle_clients(void **state)
@@ -574,6 +638,7 @@ int main(void)
 		cmocka_unit_test(test_bad_addresses),
 		cmocka_unit_test(test_server),
 		cmocka_unit_test(test_idle_clients),
+		cmocka_unit_test(test_publish_while_serving),
 		cmocka_unit_test(test_server_ipv6),
 		cmocka_unit_test(test_server_any),
 	};
