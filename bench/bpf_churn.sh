@@ -1,19 +1,28 @@
 #!/bin/sh
 # Loopback connection churn with and without tracers, one run, ratios to "none".
 #   bench/bpf_churn.sh [BUILD_DIR] [CONNECTIONS]
-# Needs root, a build with tsg_bpf_churn and tsg_bpf_capdrv (bpf/CMakeLists.txt),
+# Needs root, a build with tsguard and tsg_bpf_churn (bpf/CMakeLists.txt),
 # and /usr/sbin/tcpstates (Debian libbpf-tools). Each case runs in its own
 # network namespace (unshare -n), so nothing else's traffic is measured.
+# The tracers are the real `tsguard` binary, live, with:
+#   - a rule set that matches none of the traffic (only port 443 failures)
+#   - the shipped rule pack (rules/): it does watch this traffic (every
+#     connect enters SYN_SENT, every accept is a SYN_RECV, closes make
+#     TIME_WAIT and CLOSE_WAIT), so most transitions cross
+#   - time-in-state rules on every state: every transition crosses
 set -eu
 BUILD=${1:-build}
 N=${2:-100000}
 CHURN=$BUILD/bpf/tsg_bpf_churn
-DRV=$BUILD/bpf/tsg_bpf_capdrv
+TSG=$(cd "$BUILD" && pwd)/tsguard
+HERE=$(cd "$(dirname "$0")/.." && pwd)
 [ "$(id -u)" = 0 ] || { echo "needs root" >&2; exit 77; }
-[ -x "$CHURN" ] && [ -x "$DRV" ] || { echo "build tsg_bpf_churn and tsg_bpf_capdrv first" >&2; exit 1; }
+[ -x "$CHURN" ] && [ -x "$TSG" ] || { echo "build tsguard and tsg_bpf_churn first" >&2; exit 1; }
 TMP=$(mktemp -d /tmp/tsg-bench-XXXXXX)
 trap 'rm -rf "$TMP"' EXIT INT TERM
-mkdir "$TMP/none-match" "$TMP/every"
+mkdir "$TMP/none-match" "$TMP/every" "$TMP/shipped"
+cp "$HERE"/rules/*.yaml "$TMP/shipped/"
+chmod 700 "$TMP"; chmod 755 "$TMP"/none-match "$TMP"/every "$TMP"/shipped
 cat > "$TMP/none-match/r.yaml" <<'Y'
 rules:
   - name: https-connect-fails
@@ -47,17 +56,21 @@ S
 }
 
 none=$(run_case none)
-nomatch=$(run_case nomatch "$DRV -r $TMP/none-match")
-every=$(run_case every "$DRV -r $TMP/every")
+nomatch=$(run_case nomatch "$TSG -r $TMP/none-match")
+shipped=$(run_case shipped "$TSG -r $TMP/shipped -o json")
+every=$(run_case every "$TSG -r $TMP/every")
 tcpst=$(run_case tcpstates "/usr/sbin/tcpstates")
 
-printf '%-44s %12s %8s\n' "tracer ($N loopback connections)" "conn/s" "ratio"
-for c in "none:$none" "tsguard capture, rules match none:$nomatch" \
-	 "tsguard capture, every transition:$every" "tcpstates (libbpf-tools) to a file:$tcpst"; do
+printf '%-48s %12s %8s\n' "tracer ($N loopback connections)" "conn/s" "ratio"
+for c in "none:$none" "tsguard, rules that match none of it:$nomatch" \
+	 "tsguard, the shipped rule pack:$shipped" \
+	 "tsguard, a rule set needing every transition:$every" \
+	 "tcpstates (libbpf-tools) to a file:$tcpst"; do
   label=${c%:*}; v=${c##*:}
-  printf '%-44s %12s %8.2f\n' "$label" "$v" "$(echo "$v $none" | awk '{print $1/$2}')"
+  printf '%-48s %12s %8.2f\n' "$label" "$v" "$(echo "$v $none" | awk '{print $1/$2}')"
 done
-echo "capture counters:"
-grep -h "^kernel" "$TMP/nomatch.tracer" | sed 's/^/  rules match none: /'
-grep -h "^kernel" "$TMP/every.tracer" | sed 's/^/  every transition: /'
+echo "tsguard counters (its stop line):"
+for n in nomatch shipped every; do
+  printf '  %-8s %s\n' "$n" "$(grep -h 'stopping:' "$TMP/$n.tracer" | sed 's/.*stopping: //')"
+done
 echo "tcpstates lines written: $(wc -l < "$TMP/tcpstates.tracer")"

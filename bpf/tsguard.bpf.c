@@ -19,6 +19,9 @@ char LICENSE[] SEC("license") = "Dual MIT/GPL";
 
 /* Set before load. */
 const volatile __u32 netns_ino = 0; /* only this network namespace; 0: all */
+/* Wake the reader only when this much is waiting (0: on every event); the
+ * reader also polls on its own at least every few milliseconds. */
+const volatile __u64 wakeup_bytes = 0;
 
 /* Written by user space at run time. */
 struct tsg_bpf_cfg cfg = {};
@@ -117,7 +120,8 @@ struct sk_state {
 	__u8 owner;
 	__u8 sent;    /* an event of this socket crossed: its end crosses too */
 	__u8 rst;     /* a reset was sent: ->CLOSE is not TIME_WAIT */
-	__u8 pad;
+	__u8 last;    /* the last transition crossed: user space holds the
+		       * socket in that state, so the next one (its leave) crosses */
 	char comm[TSG_BPF_COMM_LEN];
 };
 
@@ -344,11 +348,12 @@ static __always_inline int process(struct sock *sk, int oldstate, int newstate,
 	end = to == TSG_BPF_TCP_CLOSE || to == TSG_BPF_TCP_TIME_WAIT;
 	since = st->since;
 	st->since = now;
-	if (!bits && !cfg.record_all && !(st->sent && end)) {
+	if (!bits && !cfg.record_all && !(st->sent && end) && !st->last) {
 		count(TSG_BPF_C_FILTERED);
 		return 0;
 	}
 	st->sent = 1;
+	st->last = bits != 0;
 	e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
 	if (!e) {
 		count(TSG_BPF_C_LOST);
@@ -374,7 +379,10 @@ static __always_inline int process(struct sock *sk, int oldstate, int newstate,
 		__builtin_memset(e->comm, 0, TSG_BPF_COMM_LEN);
 	}
 	e->flags = flags;
-	bpf_ringbuf_submit(e, 0);
+	if (wakeup_bytes && bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) < wakeup_bytes)
+		bpf_ringbuf_submit(e, BPF_RB_NO_WAKEUP);
+	else
+		bpf_ringbuf_submit(e, 0);
 	count(TSG_BPF_C_SENT);
 	return 0;
 }
@@ -447,6 +455,7 @@ static __always_inline int handle_btf(struct sock *sk, int oldstate, int newstat
 		st->since = 0;
 		st->gen = 0;
 		st->sent = 0;
+		st->last = 0;
 		st->rst = 0;
 	}
 	return process(sk, oldstate, newstate, st, cookie, 0);

@@ -34,6 +34,9 @@ _Static_assert(sizeof(struct tsg_bpf_iter_rec) == 64, "tsg_bpf_iter_rec layout")
 _Static_assert(TSG_BPF_NSTATES == TSG_NSTATES, "state count");
 _Static_assert(TSG_BPF_COMM_LEN == TSG_COMM_LEN, "comm length");
 
+/* Wakeup batching (see tsguard.bpf.c wakeup_bytes). */
+#define WAKEUP_BYTES (64u << 10)
+#define BATCH_MS 10
 #define NPORTS 65536u
 #define NTRANS (TSG_NSTATES * TSG_NSTATES)
 #define CGROUP_CACHE_MAX 65536
@@ -843,11 +846,15 @@ int tsg_capture_poll(struct tsg_capture *c, int timeout_ms, tsg_event_fn cb, voi
 		if (timeout_ms < 0 || left < timeout_ms)
 			timeout_ms = left;
 	}
+	if (c->skel->rodata->wakeup_bytes && (timeout_ms < 0 || timeout_ms > BATCH_MS))
+		timeout_ms = BATCH_MS;
 	err = ring_buffer__poll(c->rb, timeout_ms);
 	if (err < 0 && err != -EINTR) {
 		log_err("capture: ring buffer poll: %s", strerror(-err));
 		return err;
 	}
+	/* events submitted without a wakeup do not make epoll ready: read them */
+	ring_buffer__consume(c->rb);
 	if (c->tw_n && now_ns() >= c->next_scan_ns) {
 		/* drain first: an entry delivered now is in the iterator's view */
 		ring_buffer__consume(c->rb);
@@ -1085,6 +1092,10 @@ static int load(struct tsg_capture *c, bool classic, struct tsguard_bpf **out)
 	}
 	if (stat("/proc/self/ns/net", &st) == 0)
 		s->rodata->netns_ino = (uint32_t)st.st_ino;
+	/* batch wakeups: the reader is woken when WAKEUP_BYTES wait, and polls
+	 * every BATCH_MS anyway (TSG_CAPTURE_WAKEUP_EVERY=1: wake on each event) */
+	if (!getenv("TSG_CAPTURE_WAKEUP_EVERY"))
+		s->rodata->wakeup_bytes = WAKEUP_BYTES;
 	bpf_map__set_max_entries(s->maps.events, pow2_at_least(c->opts.ringbuf_bytes, 4096));
 	bpf_program__set_autoload(s->progs.tsg_set_state_btf, !classic);
 	bpf_program__set_autoload(s->progs.tsg_set_state_btf2, !classic);

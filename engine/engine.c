@@ -1110,7 +1110,9 @@ void tsg_engine_feed(struct tsg_engine *e, const struct tsg_event *ev)
 			return;
 		s->info = tmp;
 	}
-	sock_enter(e, s, to, ev->snapshot && ev->since_ns ? ev->since_ns : e->now);
+	/* the state began at the event's own time, also when it is read late */
+	sock_enter(e, s, to, ev->snapshot && ev->since_ns ? ev->since_ns :
+			     ev->ts_ns < e->now ? ev->ts_ns : e->now);
 	if (!e->keep_idle && !s->memb) {
 		e->st.per_state[s->state]--;
 		sock_free(e, s);

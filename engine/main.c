@@ -462,7 +462,6 @@ static int run_live(struct ctx *c)
 	struct tsg_capture *cap = NULL;
 	struct tsg_plan *plan = NULL;
 	struct tsg_capture_stats cs;
-	uint64_t last_lost = 0;
 	int rc;
 
 	rc = tsg_plan_build(c->rs, c->record != NULL, &plan);
@@ -495,18 +494,20 @@ static int run_live(struct ctx *c)
 			log_err("capture failed: %s", strerror(-rc));
 			break;
 		}
-		tsg_engine_advance(c->engine, mono_now());
+		/* timers run up to a time all of whose events have been read:
+		 * take the time, then drain what was submitted before it */
+		now = mono_now();
+		rc = tsg_capture_poll(cap, 0, on_event, c);
+		if (rc < 0 && rc != -EINTR) {
+			log_err("capture failed: %s", strerror(-rc));
+			break;
+		}
+		tsg_engine_advance(c->engine, now);
 		if (sig_reload) {
 			sig_reload = 0;
 			reload(c, cap);
 		}
-		tsg_capture_get_stats(cap, &cs);
-		if (cs.lost > last_lost) {
-			log_warn("%llu events lost (ring buffer full), %llu in all",
-				 (unsigned long long)(cs.lost - last_lost),
-				 (unsigned long long)cs.lost);
-			last_lost = cs.lost;
-		}
+		/* the capture logs lost events itself; main only keeps the tally */
 #ifdef TSG_HAVE_METRICS
 		publish_metrics(c, cap);
 #endif
