@@ -917,6 +917,10 @@ static void snap_find_owners(struct snap *s)
 
 	if (!proc)
 		return;
+	if (!s->n) {
+		closedir(proc);
+		return;
+	}
 	qsort(s->v, s->n, sizeof(*s->v), cmp_ino);
 	while ((d = readdir(proc))) {
 		char path[64], link[64];

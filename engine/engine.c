@@ -1296,6 +1296,10 @@ void tsg_engine_free(struct tsg_engine *e)
 
 	if (!e)
 		return;
+	/* disarm every timer first, while their owners are all alive */
+	for (size_t i = 0; i < e->nheap; i++)
+		e->heap[i]->heap_idx = UINT32_MAX;
+	e->nheap = 0;
 	for (size_t i = 0; i < e->scap; i++) {
 		struct sock_ent *s = e->socks[i];
 
@@ -1309,7 +1313,6 @@ void tsg_engine_free(struct tsg_engine *e)
 		free(s);
 	}
 	free(e->socks);
-	e->nheap = 0; /* timers die with their owners */
 	if (e->rules)
 		rules_rt_free(e, e->rules, e->nrules);
 	index_free(e);

@@ -428,6 +428,28 @@ static void test_snapshot_age_counts_from_since(void **state)
 	fx_stop(&f);
 }
 
+/* Freeing an engine with armed timers of every kind (time, `for`, rate
+ * window) and live sockets: ASan/valgrind see no invalid access or leak. */
+static void test_free_with_armed_timers(void **state)
+{
+	struct fx f;
+
+	fx_start(&f,
+		 "rules:\n"
+		 "  - name: t\n"
+		 "    when: {state: SYN_SENT, longer_than: 1h}\n"
+		 "  - name: c\n"
+		 "    when: {state: SYN_SENT, count_above: 0, by: comm, for: 1h}\n"
+		 "  - name: r\n"
+		 "    when: {to: SYN_SENT, rate_above: 0, per: 1h, by: comm}\n",
+		 0, 0);
+	ev(&f, SEC(1), "a", TSG_CLOSE, TSG_SYN_SENT, "x", 80);
+	ev(&f, SEC(1), "b", TSG_CLOSE, TSG_SYN_SENT, "y", 80);
+	assert_true(tsg_engine_next_deadline(f.e) != UINT64_MAX);
+	assert_int_equal(f.rec.n, 2); /* the rate rule fired for x and y */
+	fx_stop(&f);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -445,6 +467,7 @@ int main(void)
 		cmocka_unit_test(test_reload_keeps_unchanged_state),
 		cmocka_unit_test(test_reload_changed_rule_starts_fresh),
 		cmocka_unit_test(test_snapshot_age_counts_from_since),
+		cmocka_unit_test(test_free_with_armed_timers),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
