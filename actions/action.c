@@ -345,3 +345,10 @@ void tsg_actions_free(struct tsg_actions *acts)
 	curl_global_cleanup();
 	free(acts);
 }
+
+void tsg_act_free_vec(char **v)
+{
+	for (size_t i = 0; v && v[i]; i++)
+		free(v[i]);
+	free(v);
+}

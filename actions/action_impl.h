@@ -99,4 +99,7 @@ void tsg_webhook_dry(struct tsg_act_ctx *c, const struct tsg_action_def *d, uint
 /* Grace between SIGTERM and SIGKILL, and for joins at shutdown. */
 #define TSG_ACT_GRACE_NS (2 * TSG_NSEC_PER_SEC)
 
+/* Frees a NULL-terminated vector of strings (argv, envp, headers). */
+void tsg_act_free_vec(char **v);
+
 #endif

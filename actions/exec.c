@@ -94,21 +94,14 @@ struct tsg_exec_runner {
 
 /* ---- building a job --------------------------------------------------- */
 
-static void free_vec(char **v)
-{
-	for (size_t i = 0; v && v[i]; i++)
-		free(v[i]);
-	free(v);
-}
-
 static void job_free(struct ex_job *j)
 {
 	if (!j)
 		return;
 	free(j->action);
 	free(j->rule);
-	free_vec(j->argv);
-	free_vec(j->envp);
+	tsg_act_free_vec(j->argv);
+	tsg_act_free_vec(j->envp);
 	free(j->input);
 	free(j->user);
 	free(j);
@@ -154,7 +147,7 @@ static char **ex_env(const struct tsg_alert *a)
 			goto fail;
 	return v;
 fail:
-	free_vec(v);
+	tsg_act_free_vec(v);
 	return NULL;
 }
 
@@ -166,7 +159,7 @@ static char **ex_argv(const struct tsg_action_def *d, const struct tsg_alert *a)
 		return NULL;
 	for (size_t i = 0; i < d->exec.argc; i++)
 		if (!(v[i] = tsg_act_render(&d->exec.argv[i], a))) {
-			free_vec(v);
+			tsg_act_free_vec(v);
 			return NULL;
 		}
 	return v;
@@ -200,8 +193,8 @@ void tsg_exec_dry(struct tsg_act_ctx *c, const struct tsg_action_def *d)
 	free(qa);
 	free(qe);
 	free(qu);
-	free_vec(argv);
-	free_vec(envp);
+	tsg_act_free_vec(argv);
+	tsg_act_free_vec(envp);
 }
 
 /* ---- the queue -------------------------------------------------------- */

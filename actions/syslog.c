@@ -32,27 +32,6 @@ struct tsg_syslog_runner {
 	char *ident; /* what openlog() holds (worker thread only) */
 };
 
-static const struct {
-	const char *name;
-	int fac;
-} facilities[] = {
-	{ "kern", LOG_KERN },	  { "user", LOG_USER },	    { "mail", LOG_MAIL },
-	{ "daemon", LOG_DAEMON }, { "auth", LOG_AUTH },	    { "syslog", LOG_SYSLOG },
-	{ "lpr", LOG_LPR },	  { "news", LOG_NEWS },	    { "uucp", LOG_UUCP },
-	{ "cron", LOG_CRON },	  { "authpriv", LOG_AUTHPRIV }, { "ftp", LOG_FTP },
-	{ "local0", LOG_LOCAL0 }, { "local1", LOG_LOCAL1 }, { "local2", LOG_LOCAL2 },
-	{ "local3", LOG_LOCAL3 }, { "local4", LOG_LOCAL4 }, { "local5", LOG_LOCAL5 },
-	{ "local6", LOG_LOCAL6 }, { "local7", LOG_LOCAL7 },
-};
-
-static const char *facility_name(int fac)
-{
-	for (size_t i = 0; i < sizeof(facilities) / sizeof(facilities[0]); i++)
-		if (facilities[i].fac == fac)
-			return facilities[i].name;
-	return "?";
-}
-
 static const char *level_name(int lvl)
 {
 	static const char *const n[] = { "emerg", "alert", "crit",   "err",
@@ -88,7 +67,7 @@ void tsg_syslog_dry(struct tsg_act_ctx *c, const struct tsg_action_def *d)
 	char *ql = tsg_act_quote(line), *qi = tsg_act_quote(sl_ident(d));
 
 	fprintf(c->out, "dry-run: action %s (syslog) priority: %s.%s (%d) ident: %s line: %s\n",
-		d->name, facility_name(prio & LOG_FACMASK), level_name(prio & LOG_PRIMASK), prio,
+		d->name, tsg_facility_name(prio & LOG_FACMASK), level_name(prio & LOG_PRIMASK), prio,
 		qi ? qi : "?", ql ? ql : "?");
 	free(ql);
 	free(qi);

@@ -83,13 +83,6 @@ struct tsg_webhook_runner {
 
 /* ---- jobs ----------------------------------------------------------------- */
 
-static void free_vec(char **v)
-{
-	for (size_t i = 0; v && v[i]; i++)
-		free(v[i]);
-	free(v);
-}
-
 static char **dup_vec(char *const *v)
 {
 	size_t n = 0;
@@ -100,7 +93,7 @@ static char **dup_vec(char *const *v)
 	d = calloc(n + 1, sizeof(*d));
 	for (size_t i = 0; d && i < n; i++)
 		if (!(d[i] = strdup(v[i]))) {
-			free_vec(d);
+			tsg_act_free_vec(d);
 			return NULL;
 		}
 	return d;
@@ -113,7 +106,7 @@ static void job_free(struct wh_job *j)
 	free(j->action);
 	free(j->rule);
 	free(j->url);
-	free_vec(j->headers);
+	tsg_act_free_vec(j->headers);
 	free(j->body);
 	json_decref(j->am_alert);
 	free(j->am_id);
@@ -158,13 +151,13 @@ static char **wh_headers(const struct tsg_action_def *d, const struct tsg_alert 
 		}
 		free(val);
 		if (!h) {
-			free_vec(v);
+			tsg_act_free_vec(v);
 			return NULL;
 		}
 		v[n++] = h;
 	}
 	if (!has_content_type(v) && !(v[n++] = strdup("Content-Type: application/json"))) {
-		free_vec(v);
+		tsg_act_free_vec(v);
 		return NULL;
 	}
 	return v;
@@ -310,7 +303,7 @@ void tsg_webhook_dry(struct tsg_act_ctx *c, const struct tsg_action_def *d, uint
 	free(body);
 	free(qh);
 	free(qu);
-	free_vec(h);
+	tsg_act_free_vec(h);
 }
 
 /* ---- fire ------------------------------------------------------------------- */
@@ -764,7 +757,7 @@ static void *wh_main(void *arg)
 		}
 		if (swap) {
 			am_prune(r, keep);
-			free_vec(keep);
+			tsg_act_free_vec(keep);
 		}
 		if (stop && !r->stopping) {
 			r->stopping = true;
@@ -868,14 +861,14 @@ void tsg_webhook_swap(struct tsg_webhook_runner *r, const struct tsg_ruleset *rs
 				continue;
 			if (asprintf(&keep[n], "%s\x1f%s\x1f", d->name, ru->name) < 0) {
 				keep[n] = NULL;
-				free_vec(keep);
+				tsg_act_free_vec(keep);
 				return;
 			}
 			n++;
 		}
 	}
 	pthread_mutex_lock(&r->lock);
-	free_vec(r->swap_keep);
+	tsg_act_free_vec(r->swap_keep);
 	r->swap_keep = keep;
 	r->swap_pending = true;
 	pthread_mutex_unlock(&r->lock);
@@ -909,7 +902,7 @@ void tsg_webhook_runner_free(struct tsg_webhook_runner *r)
 		r->am = e->next;
 		am_entry_free(e);
 	}
-	free_vec(r->swap_keep);
+	tsg_act_free_vec(r->swap_keep);
 	curl_multi_cleanup(r->multi);
 	pthread_mutex_destroy(&r->lock);
 	free(r);

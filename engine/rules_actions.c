@@ -110,6 +110,14 @@ static const struct {
 };
 #define NFAC (sizeof(facilities) / sizeof(facilities[0]))
 
+const char *tsg_facility_name(int facility)
+{
+	for (size_t i = 0; i < NFAC; i++)
+		if (facilities[i].fac == facility)
+			return facilities[i].name;
+	return "?";
+}
+
 /* One of `words` (NULL-terminated): its index, or an error with the nearest. */
 static int pick(struct ld *L, struct ld_file *f, yaml_node_t *n, const char *what,
 		const char *const *words)

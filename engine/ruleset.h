@@ -183,6 +183,9 @@ enum tsg_kind {
 	TSG_KIND_RATE,  /* from/to + rate_above + per + by */
 };
 
+/* syslog facility name of LOG_DAEMON etc. ("daemon"); "?" when unknown. */
+const char *tsg_facility_name(int facility);
+
 /* syslog levels: LOG_EMERG=0 .. LOG_DEBUG=7 */
 const char *tsg_severity_name(int sev);
 int tsg_severity_parse(const char *s);
