@@ -71,6 +71,21 @@ struct tw_entry {
 	struct tsg_sockinfo info;
 };
 
+/*
+ * Owner of a socket that predates tsguard, found by the startup snapshot in
+ * /proc. The kernel has no owner for such a socket, so its later events get
+ * this one here, until the socket ends.
+ */
+struct snap_owner {
+	struct snap_owner *next;
+	uint64_t cookie;
+	uint32_t pid;
+	char comm[TSG_COMM_LEN];
+	const char *cgroup;
+};
+#define SNAP_OWNER_BUCKETS 4096
+#define SNAP_OWNER_MAX 262144
+
 struct cg_entry {
 	struct cg_entry *next;
 	uint64_t id;
@@ -106,6 +121,8 @@ struct tsg_capture {
 	uint64_t cg_last_walk;
 
 	uint64_t snapshot_sockets;
+	struct snap_owner **sown; /* SNAP_OWNER_BUCKETS, NULL when none */
+	size_t sown_n;
 	uint64_t last_lost;
 	uint64_t last_lost_log;
 };
@@ -748,6 +765,76 @@ static int tw_scan(struct tsg_capture *c)
 
 /* ---- ring buffer ------------------------------------------------------------------ */
 
+static struct snap_owner **sown_find(struct tsg_capture *c, uint64_t cookie)
+{
+	struct snap_owner **pp = &c->sown[(cookie * 0x9e3779b97f4a7c15ull) >> 52];
+
+	for (; *pp; pp = &(*pp)->next)
+		if ((*pp)->cookie == cookie)
+			return pp;
+	return pp;
+}
+
+static void sown_add(struct tsg_capture *c, uint64_t cookie, const struct tsg_sockinfo *in)
+{
+	struct snap_owner **pp, *o;
+
+	if (!cookie || c->sown_n >= SNAP_OWNER_MAX)
+		return;
+	if (!c->sown && !(c->sown = calloc(SNAP_OWNER_BUCKETS, sizeof(*c->sown))))
+		return;
+	pp = sown_find(c, cookie);
+	if (*pp || !(o = calloc(1, sizeof(*o))))
+		return;
+	o->cookie = cookie;
+	o->pid = in->pid;
+	memcpy(o->comm, in->comm, TSG_COMM_LEN);
+	o->cgroup = in->have & TSG_HAVE(TSG_SF_CGROUP) ? in->cgroup : NULL;
+	*pp = o;
+	c->sown_n++;
+}
+
+/* Fills the owner of a pre-existing socket; forgets it when the socket ends. */
+static void sown_apply(struct tsg_capture *c, struct tsg_event *ev)
+{
+	struct snap_owner **pp, *o;
+
+	if (!c->sown_n)
+		return;
+	pp = sown_find(c, ev->sk);
+	if (!(o = *pp))
+		return;
+	if (!(ev->info.have & TSG_HAVE(TSG_SF_PID))) {
+		ev->info.pid = o->pid;
+		memcpy(ev->info.comm, o->comm, TSG_COMM_LEN);
+		ev->info.have |= TSG_HAVE(TSG_SF_PID) | TSG_HAVE(TSG_SF_COMM);
+		if (o->cgroup) {
+			ev->info.cgroup = o->cgroup;
+			ev->info.have |= TSG_HAVE(TSG_SF_CGROUP);
+		}
+	}
+	if (ev->to == TSG_CLOSE || ev->to == TSG_TIME_WAIT) {
+		*pp = o->next;
+		free(o);
+		c->sown_n--;
+	}
+}
+
+static void sown_free(struct tsg_capture *c)
+{
+	for (size_t b = 0; c->sown && b < SNAP_OWNER_BUCKETS; b++) {
+		struct snap_owner *o = c->sown[b], *n;
+
+		for (; o; o = n) {
+			n = o->next;
+			free(o);
+		}
+	}
+	free(c->sown);
+	c->sown = NULL;
+	c->sown_n = 0;
+}
+
 static void info_from_bpf(struct tsg_capture *c, struct tsg_sockinfo *in,
 			  const uint8_t *la, const uint8_t *ra, uint16_t lp, uint16_t rp,
 			  uint8_t family)
@@ -760,6 +847,10 @@ static void info_from_bpf(struct tsg_capture *c, struct tsg_sockinfo *in,
 	memcpy(in->raddr, ra, 16);
 	in->lport = lp;
 	in->rport = rp;
+	/* a connect is reported before its source port is chosen: port 0 is
+	 * "not known yet", not a port (the next transition carries it) */
+	if (!lp)
+		in->have &= ~TSG_HAVE(TSG_SF_LPORT);
 	(void)c;
 }
 
@@ -790,6 +881,7 @@ static int on_event(void *ctx, void *data, size_t size)
 		if (ev.info.cgroup)
 			ev.info.have |= TSG_HAVE(TSG_SF_CGROUP);
 	}
+	sown_apply(c, &ev);
 	deliver(c, &ev);
 	if (ev.to == TSG_TIME_WAIT)
 		tw_enter(c, &ev, c->scan_gen);
@@ -1060,6 +1152,8 @@ int tsg_capture_snapshot(struct tsg_capture *c, tsg_event_fn cb, void *ctx)
 				ev.info.have |= TSG_HAVE(TSG_SF_CGROUP);
 		}
 		c->snapshot_sockets++;
+		if (!r->timewait && (ev.info.have & TSG_HAVE(TSG_SF_PID)))
+			sown_add(c, ev.sk, &ev.info);
 		deliver(c, &ev);
 		if (r->timewait)
 			tw_enter(c, &ev, c->scan_gen);
@@ -1291,5 +1385,6 @@ void tsg_capture_free(struct tsg_capture *c)
 				free(e);
 			}
 	free(c->cg);
+	sown_free(c);
 	free(c);
 }

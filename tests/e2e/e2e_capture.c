@@ -589,12 +589,19 @@ static int test_snapshot(void)
 	e2e_sync_post(&holder_go);
 	CHECK(e2e_poll_until_exit(&c, h, 5000) == 0, "holder failed");
 	e2e_poll_for(&c, 300);
-	size_t cont = 0;
+	size_t cont = 0, cont_owner = 0;
 
-	for (size_t i = 0; i < e2e_ev.n; i++)
-		cont += e2e_ev.v[i].sk == cw_sk && e2e_ev.v[i].from == TSG_CLOSE_WAIT &&
-			e2e_ev.v[i].to == TSG_LAST_ACK;
+	for (size_t i = 0; i < e2e_ev.n; i++) {
+		const struct tsg_event *e = &e2e_ev.v[i];
+
+		if (e->sk != cw_sk || e->from != TSG_CLOSE_WAIT || e->to != TSG_LAST_ACK)
+			continue;
+		cont++;
+		/* the owner found by the snapshot stays with the socket's live events */
+		cont_owner += (e->info.have & TSG_HAVE(TSG_SF_PID)) && e->info.pid == (uint32_t)h;
+	}
 	CHECK(cont == 1, "live CLOSE_WAIT -> LAST_ACK of the snapshotted socket: %zu", cont);
+	CHECK(cont_owner == 1, "that live event names the snapshot's owner (pid %d)", (int)h);
 	e2e_cap_stop(&c);
 	printf("PASS snapshot\n");
 	return 0;
