@@ -662,6 +662,12 @@ static int ld_rule(struct ld *L, struct ld_file *f, yaml_node_t *rn)
 		ld_err(L, f, rn, "a rule needs a name");
 	snprintf(what, sizeof(what), "rule \"%s\"", name ? name : "?");
 	ld_map(L, f, rn, what, rule_keys, kn, vn);
+	if (!name && name_node && name_node->type == YAML_SCALAR_NODE) {
+		/* a bad name is reported; check the rest of the rule anyway, so
+		 * that one run lists every error (the set is rejected) */
+		name = (const char *)name_node->data.scalar.value;
+		bad = true;
+	}
 	if (!name)
 		return -EINVAL;
 	prev = find_rule(L, name);
