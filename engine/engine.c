@@ -44,6 +44,10 @@ struct memb {
 	uint32_t rule;
 	uint8_t astate;        /* time rules: A_INACTIVE / A_FIRING */
 	bool silenced;         /* firing suppressed by cooldown */
+	/* time rules: the socket as the firing notification described it, so
+	 * that the resolved one carries the same key (a port learnt later
+	 * must not make it another alert, e.g. in Alertmanager) */
+	struct tsg_sockinfo *fired;
 };
 
 /* Per-socket cooldown of a time rule (key = the socket). */
@@ -744,6 +748,8 @@ static struct memb *memb_new(struct tsg_engine *e)
 static void memb_release(struct tsg_engine *e, struct memb *m)
 {
 	timer_cancel(e, &m->tm);
+	free(m->fired);
+	m->fired = NULL;
 	m->next = e->memb_free;
 	e->memb_free = m;
 }
@@ -775,7 +781,7 @@ static void time_alert(struct tsg_engine *e, struct memb *m, int status)
 	struct tsg_alert a;
 
 	alert_init(&a, r, status);
-	a.info = s->info;
+	a.info = status == TSG_RESOLVED && m->fired ? *m->fired : s->info;
 	a.key_is_sock = true;
 	a.sk = s->sk;
 	a.state = r->state;
@@ -795,6 +801,10 @@ static void time_alert(struct tsg_engine *e, struct memb *m, int status)
 		}
 		m->astate = A_FIRING;
 		rt->st.firing_now++;
+		if (!m->fired)
+			m->fired = malloc(sizeof(*m->fired));
+		if (m->fired)
+			*m->fired = s->info;
 	} else {
 		m->astate = A_INACTIVE;
 		if (m->silenced) {
@@ -1307,6 +1317,7 @@ void tsg_engine_free(struct tsg_engine *e)
 			continue;
 		for (m = s->memb; m; m = n) {
 			n = m->next;
+			free(m->fired);
 			free(m);
 		}
 		free(s->cd);

@@ -24,6 +24,7 @@ struct note {
 	uint64_t ts;
 	uint64_t count, suppressed, duration;
 	char comm[16];
+	char key[128];
 };
 
 struct rec {
@@ -45,6 +46,7 @@ static void on_note(void *ctx, const struct tsg_alert *a)
 	n->suppressed = a->suppressed;
 	n->duration = a->duration_ns;
 	snprintf(n->comm, sizeof(n->comm), "%s", a->info.comm);
+	tsg_alert_key_string(a, n->key, sizeof(n->key));
 }
 
 static struct tsg_ruleset *load(const char *yaml)
@@ -450,6 +452,31 @@ static void test_free_with_armed_timers(void **state)
 	fx_stop(&f);
 }
 
+/* A connect's port is learnt after its alert fired: the resolved notification
+ * keeps the firing one's key, so both name the same alert downstream. */
+static void test_time_key_stable_when_port_learnt(void **state)
+{
+	struct fx f;
+	struct tsg_event e = { .ts_ns = 0, .sk = tsg_sk_from_string("p1"), .from = TSG_CLOSE,
+			       .to = TSG_SYN_SENT };
+
+	fx_start(&f, TIME_RULE, 0, 0);
+	e.info.rport = 443;
+	e.info.have = TSG_HAVE(TSG_SF_RPORT);
+	tsg_engine_feed(f.e, &e);
+	tsg_engine_advance(f.e, SEC(1));
+	e.ts_ns = SEC(2);
+	e.from = TSG_SYN_SENT;
+	e.to = TSG_ESTABLISHED;
+	e.info.lport = 40000;
+	e.info.have |= TSG_HAVE(TSG_SF_LPORT);
+	tsg_engine_feed(f.e, &e);
+	assert_int_equal(f.rec.n, 2);
+	assert_string_equal(f.rec.v[0].key, "?:?-?:443");
+	assert_string_equal(f.rec.v[1].key, f.rec.v[0].key);
+	fx_stop(&f);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -468,6 +495,7 @@ int main(void)
 		cmocka_unit_test(test_reload_changed_rule_starts_fresh),
 		cmocka_unit_test(test_snapshot_age_counts_from_since),
 		cmocka_unit_test(test_free_with_armed_timers),
+		cmocka_unit_test(test_time_key_stable_when_port_learnt),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
