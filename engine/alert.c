@@ -137,8 +137,18 @@ const char *tsg_alert_key_string(const struct tsg_alert *a, char *buf, size_t le
 	size_t off = 0;
 
 	buf[0] = 0;
-	if (a->key_is_sock)
-		return sock_string(a, buf, len);
+	if (a->key_is_sock) {
+		sock_string(a, buf, len);
+		/* a connect whose port is not known yet: two of them to one peer
+		 * would have the same tuple, so the socket's id tells them apart */
+		if (!have(a, TSG_SF_LPORT) && a->sk) {
+			char id[32];
+
+			off = strlen(buf);
+			snprintf(buf + off, len - off, "#%s", tsg_sk_to_string(a->sk, id, sizeof(id)));
+		}
+		return buf;
+	}
 	for (int sf = 0; sf < TSG_SF_N && off < len; sf++) {
 		char v[128];
 
@@ -261,7 +271,10 @@ size_t tsg_template_render(const struct tsg_template *t, const struct tsg_alert 
 		} else {
 			/* summary inside a template: render it (never recursive: a
 			 * summary cannot contain {{summary}}, the loader refuses it) */
-			tsg_alert_field(a, t->seg[i].field, t->seg[i].text, v, sizeof(v));
+			/* a field the alert has but whose value is not known (a
+			 * port not chosen yet, an owner that predates tsguard) */
+			if (tsg_alert_field(a, t->seg[i].field, t->seg[i].text, v, sizeof(v)) < 0)
+				snprintf(v, sizeof(v), "?");
 			piece = v;
 		}
 		n = strlen(piece);
@@ -331,7 +344,7 @@ json_t *tsg_alert_to_json(const struct tsg_alert *a)
 	key = json_object();
 	if (key) {
 		if (a->key_is_sock) {
-			jset(key, "sock", json_string(sock_string(a, buf, sizeof(buf))));
+			jset(key, "sock", json_string(tsg_alert_key_string(a, buf, sizeof(buf))));
 		} else {
 			for (int sf = 0; sf < TSG_SF_N; sf++)
 				if (a->rule->by & TSG_HAVE(sf))

@@ -86,6 +86,23 @@ struct snap_owner {
 #define SNAP_OWNER_BUCKETS 4096
 #define SNAP_OWNER_MAX 262144
 
+/*
+ * A listening socket that predates tsguard, with the owner the snapshot
+ * found. The kernel has no owner to copy into the sockets it accepts, so
+ * their events get this one: the process whose listening socket accepted
+ * them (rules.md), found by local address and port.
+ */
+struct snap_listener {
+	uint64_t cookie;
+	uint8_t laddr[16];
+	uint16_t lport;
+	bool any_addr; /* 0.0.0.0 or :: (a dual-stack :: also takes IPv4) */
+	uint32_t pid;
+	char comm[TSG_COMM_LEN];
+	const char *cgroup;
+};
+#define SNAP_LISTENERS_MAX 4096
+
 struct cg_entry {
 	struct cg_entry *next;
 	uint64_t id;
@@ -123,6 +140,8 @@ struct tsg_capture {
 	uint64_t snapshot_sockets;
 	struct snap_owner **sown; /* SNAP_OWNER_BUCKETS, NULL when none */
 	size_t sown_n;
+	struct snap_listener *slis;
+	size_t slis_n;
 	uint64_t last_lost;
 	uint64_t last_lost_log;
 };
@@ -794,6 +813,60 @@ static void sown_add(struct tsg_capture *c, uint64_t cookie, const struct tsg_so
 	c->sown_n++;
 }
 
+static bool addr_unspecified(const uint8_t a[16])
+{
+	static const uint8_t zero[16], v4any[16] = { [10] = 0xff, [11] = 0xff };
+
+	return !memcmp(a, zero, 16) || !memcmp(a, v4any, 16);
+}
+
+static void slis_add(struct tsg_capture *c, uint64_t cookie, const struct tsg_sockinfo *in)
+{
+	struct snap_listener *l, *n;
+
+	if (!(in->have & TSG_HAVE(TSG_SF_PID)) || c->slis_n >= SNAP_LISTENERS_MAX)
+		return;
+	n = realloc(c->slis, (c->slis_n + 1) * sizeof(*n));
+	if (!n)
+		return;
+	c->slis = n;
+	l = &n[c->slis_n++];
+	memset(l, 0, sizeof(*l));
+	l->cookie = cookie;
+	memcpy(l->laddr, in->laddr, 16);
+	l->lport = in->lport;
+	l->any_addr = addr_unspecified(in->laddr);
+	l->pid = in->pid;
+	memcpy(l->comm, in->comm, TSG_COMM_LEN);
+	l->cgroup = in->have & TSG_HAVE(TSG_SF_CGROUP) ? in->cgroup : NULL;
+}
+
+/* An ownerless socket accepted by a pre-existing listener gets its owner. */
+static void slis_apply(struct tsg_capture *c, struct tsg_event *ev)
+{
+	for (size_t i = 0; i < c->slis_n; i++) {
+		struct snap_listener *l = &c->slis[i];
+
+		if (l->cookie == ev->sk) {
+			/* the listener itself: it ends, and so does what it vouches for */
+			if (ev->to == TSG_CLOSE)
+				c->slis[i--] = c->slis[--c->slis_n];
+			continue;
+		}
+		if ((ev->info.have & TSG_HAVE(TSG_SF_PID)) || !(ev->info.have & TSG_HAVE(TSG_SF_LPORT)) ||
+		    l->lport != ev->info.lport ||
+		    !(l->any_addr || !memcmp(l->laddr, ev->info.laddr, 16)))
+			continue;
+		ev->info.pid = l->pid;
+		memcpy(ev->info.comm, l->comm, TSG_COMM_LEN);
+		ev->info.have |= TSG_HAVE(TSG_SF_PID) | TSG_HAVE(TSG_SF_COMM);
+		if (l->cgroup) {
+			ev->info.cgroup = l->cgroup;
+			ev->info.have |= TSG_HAVE(TSG_SF_CGROUP);
+		}
+	}
+}
+
 /* Fills the owner of a pre-existing socket; forgets it when the socket ends. */
 static void sown_apply(struct tsg_capture *c, struct tsg_event *ev)
 {
@@ -882,6 +955,8 @@ static int on_event(void *ctx, void *data, size_t size)
 			ev.info.have |= TSG_HAVE(TSG_SF_CGROUP);
 	}
 	sown_apply(c, &ev);
+	if (c->slis_n)
+		slis_apply(c, &ev);
 	deliver(c, &ev);
 	if (ev.to == TSG_TIME_WAIT)
 		tw_enter(c, &ev, c->scan_gen);
@@ -1154,6 +1229,8 @@ int tsg_capture_snapshot(struct tsg_capture *c, tsg_event_fn cb, void *ctx)
 		c->snapshot_sockets++;
 		if (!r->timewait && (ev.info.have & TSG_HAVE(TSG_SF_PID)))
 			sown_add(c, ev.sk, &ev.info);
+		if (ev.to == TSG_LISTEN)
+			slis_add(c, ev.sk, &ev.info);
 		deliver(c, &ev);
 		if (r->timewait)
 			tw_enter(c, &ev, c->scan_gen);
@@ -1386,5 +1463,6 @@ void tsg_capture_free(struct tsg_capture *c)
 			}
 	free(c->cg);
 	sown_free(c);
+	free(c->slis);
 	free(c);
 }

@@ -472,7 +472,7 @@ static void test_time_key_stable_when_port_learnt(void **state)
 	e.info.have |= TSG_HAVE(TSG_SF_LPORT);
 	tsg_engine_feed(f.e, &e);
 	assert_int_equal(f.rec.n, 2);
-	assert_string_equal(f.rec.v[0].key, "?:?-?:443");
+	assert_string_equal(f.rec.v[0].key, "?:?-?:443#p1");
 	assert_string_equal(f.rec.v[1].key, f.rec.v[0].key);
 	fx_stop(&f);
 }
