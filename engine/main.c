@@ -503,6 +503,10 @@ static int run_live(struct ctx *c)
 			break;
 		}
 		tsg_engine_advance(c->engine, now);
+		/* a recording is readable as it grows (tail -f), and a crash
+		 * loses at most the last loop's events */
+		if (c->record && fflush(c->record) != 0 && !c->record_errors++)
+			log_err("--record: cannot write: %s", strerror(errno));
 		if (sig_reload) {
 			sig_reload = 0;
 			reload(c, cap);
