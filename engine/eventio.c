@@ -279,3 +279,19 @@ int tsg_event_write(FILE *f, const struct tsg_event *ev)
 		return -EIO;
 	return 0;
 }
+
+ssize_t tsg_event_read_line(FILE *f, char *buf, size_t cap)
+{
+	size_t len;
+	int ch;
+
+	if (!fgets(buf, (int)cap, f))
+		return ferror(f) ? -EIO : 0;
+	len = strlen(buf);
+	if (len == cap - 1 && buf[len - 1] != '\n') {
+		while ((ch = fgetc(f)) != EOF && ch != '\n')
+			;
+		return -E2BIG;
+	}
+	return (ssize_t)len;
+}

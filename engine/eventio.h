@@ -9,6 +9,7 @@
 #include "tsg.h"
 #include <jansson.h>
 #include <stdio.h>
+#include <sys/types.h>
 
 /* Longest line accepted; longer lines are an error (and skipped). */
 #define TSG_EVENT_LINE_MAX 65536
@@ -23,6 +24,15 @@ int tsg_event_parse_line(const char *line, size_t len, struct tsg_event *ev, cha
 			 size_t errlen);
 /* Same for an already parsed JSON object (rule tests convert YAML to JSON). */
 int tsg_event_from_json(json_t *o, struct tsg_event *ev, char *err, size_t errlen);
+/* Size of a buffer for tsg_event_read_line. */
+#define TSG_EVENT_LINE_BUF (TSG_EVENT_LINE_MAX + 2)
+/*
+ * Reads one line of an event file into buf (TSG_EVENT_LINE_BUF bytes), so
+ * that memory stays bounded whatever the file holds. Returns the length, 0 at
+ * the end, -E2BIG for a line longer than TSG_EVENT_LINE_MAX (the rest of it is
+ * skipped), -EIO on a read error.
+ */
+ssize_t tsg_event_read_line(FILE *f, char *buf, size_t cap);
 /* Writes *ev as one line (with '\n'). 0 or -errno. */
 int tsg_event_write(FILE *f, const struct tsg_event *ev);
 /* The event as a JSON object (new reference). */

@@ -303,20 +303,31 @@ static int run_replay(struct ctx *c)
 	const struct opts *o = c->o;
 	FILE *f = strcmp(o->replay, "-") ? fopen(o->replay, "r") : stdin;
 	const char *name = strcmp(o->replay, "-") ? o->replay : "<stdin>";
-	char *line = NULL, err[256];
-	size_t cap = 0, lineno = 0, bad = 0;
+	char *line = malloc(TSG_EVENT_LINE_BUF), err[256];
+	size_t lineno = 0, bad = 0;
 	uint64_t last = 0;
 	ssize_t len;
 
-	if (!f) {
+	if (!f || !line) {
 		log_err("cannot open %s: %s", o->replay, strerror(errno));
+		free(line);
+		if (f && f != stdin)
+			fclose(f);
 		return EXIT_RUNTIME;
 	}
-	while (!sig_stop && (len = getline(&line, &cap, f)) >= 0) {
+	while (!sig_stop && (len = tsg_event_read_line(f, line, TSG_EVENT_LINE_BUF)) != 0) {
 		struct tsg_event ev;
 		int rc;
 
+		if (len == -EIO)
+			break;
 		lineno++;
+		if (len == -E2BIG) {
+			fprintf(stderr, "%s:%zu: error: line longer than %d bytes\n", name, lineno,
+				TSG_EVENT_LINE_MAX);
+			bad++;
+			continue;
+		}
 		rc = tsg_event_parse_line(line, (size_t)len, &ev, err, sizeof(err));
 		if (rc == 1)
 			continue;

@@ -272,8 +272,8 @@ static int feed_events_file(struct tfile *tf, yaml_node_t *n, struct tsg_engine 
 			    uint64_t *last)
 {
 	char path[PATH_MAX * 2], err[256];
-	char *line = NULL;
-	size_t cap = 0, lineno = 0;
+	char *line;
+	size_t lineno = 0;
 	ssize_t len;
 	int bad = 0;
 	FILE *f;
@@ -287,11 +287,27 @@ static int feed_events_file(struct tfile *tf, yaml_node_t *n, struct tsg_engine 
 		terr(tf, n, "cannot open event file %s: %s", path, strerror(errno));
 		return -1;
 	}
-	while ((len = getline(&line, &cap, f)) >= 0) {
+	line = malloc(TSG_EVENT_LINE_BUF);
+	if (!line) {
+		fclose(f);
+		return -1;
+	}
+	while ((len = tsg_event_read_line(f, line, TSG_EVENT_LINE_BUF)) != 0) {
 		struct tsg_event ev;
 		int rc;
 
+		if (len == -EIO) {
+			fprintf(stderr, "%s: error: %s\n", path, strerror(EIO));
+			bad++;
+			break;
+		}
 		lineno++;
+		if (len == -E2BIG) {
+			fprintf(stderr, "%s:%zu: error: line longer than %d bytes\n", path, lineno,
+				TSG_EVENT_LINE_MAX);
+			bad++;
+			continue;
+		}
 		rc = tsg_event_parse_line(line, (size_t)len, &ev, err, sizeof(err));
 		if (rc == 1)
 			continue;

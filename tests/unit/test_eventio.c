@@ -1,0 +1,189 @@
+/* SPDX-License-Identifier: MIT */
+/* tsguard: event file reader and writer (cli.md "Event file"). */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include "eventio.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static int parse(const char *line, struct tsg_event *ev, char *err, size_t errlen)
+{
+	return tsg_event_parse_line(line, strlen(line), ev, err, errlen);
+}
+
+static void test_cli_example_lines(void **state)
+{
+	struct tsg_event ev;
+	char err[256] = "", a[64];
+
+	assert_int_equal(parse("{\"ts\": 0.000, \"sk\": \"s1\", \"family\": \"ipv4\", \"laddr\": "
+			       "\"10.0.0.2\", \"lport\": 50000, \"raddr\": \"10.0.0.9\", \"rport\": "
+			       "443, \"from\": \"CLOSE\", \"to\": \"SYN_SENT\", \"pid\": 4242, "
+			       "\"comm\": \"curl\", \"uid\": 1000}",
+			       &ev, err, sizeof(err)),
+			 0);
+	assert_int_equal(ev.ts_ns, 0);
+	assert_int_equal(ev.from, TSG_CLOSE);
+	assert_int_equal(ev.to, TSG_SYN_SENT);
+	assert_int_equal(ev.info.family, TSG_FAM_IPV4);
+	assert_string_equal(tsg_addr_format(ev.info.raddr, a, sizeof(a)), "10.0.0.9");
+	assert_int_equal(ev.info.lport, 50000);
+	assert_int_equal(ev.info.rport, 443);
+	assert_int_equal(ev.info.pid, 4242);
+	assert_int_equal(ev.info.uid, 1000);
+	assert_string_equal(ev.info.comm, "curl");
+	assert_int_equal(ev.info.have, TSG_HAVE_ALL & ~TSG_HAVE(TSG_SF_CGROUP));
+	assert_string_equal(tsg_sk_to_string(ev.sk, a, sizeof(a)), "s1");
+
+	assert_int_equal(parse("{\"ts\": 0.740, \"sk\": \"s1\", \"from\": \"SYN_SENT\", \"to\": "
+			       "\"ESTABLISHED\"}",
+			       &ev, err, sizeof(err)),
+			 0);
+	assert_int_equal(ev.ts_ns, 740000000);
+	assert_int_equal(ev.info.have, 0);
+	/* states are case-insensitive, '-' for '_' */
+	assert_int_equal(parse("{\"ts\": 1, \"sk\": \"s1\", \"to\": \"time-wait\"}", &ev, err,
+			       sizeof(err)),
+			 0);
+	assert_int_equal(ev.to, TSG_TIME_WAIT);
+	assert_int_equal(ev.from, TSG_STATE_NONE);
+}
+
+static void test_ipv6_and_mapped_peer(void **state)
+{
+	struct tsg_event ev;
+	char err[256];
+
+	assert_int_equal(parse("{\"ts\": 1, \"sk\": \"x\", \"to\": \"LISTEN\", \"laddr\": \"::\", "
+			       "\"raddr\": \"fd00::1\"}",
+			       &ev, err, sizeof(err)),
+			 0);
+	assert_int_equal(ev.info.family, TSG_FAM_IPV6);
+	/* an IPv4 peer of a dual-stack socket is ipv4 */
+	assert_int_equal(parse("{\"ts\": 1, \"sk\": \"x\", \"to\": \"ESTABLISHED\", \"laddr\": "
+			       "\"::ffff:10.0.0.1\", \"raddr\": \"::ffff:10.0.0.2\"}",
+			       &ev, err, sizeof(err)),
+			 0);
+	assert_int_equal(ev.info.family, TSG_FAM_IPV4);
+}
+
+static void expect_error(const char *line, const char *words)
+{
+	struct tsg_event ev;
+	char err[256] = "";
+
+	assert_int_equal(parse(line, &ev, err, sizeof(err)), -EINVAL);
+	if (!strstr(err, words))
+		fail_msg("error for %s is \"%s\", expected it to mention \"%s\"", line, err, words);
+}
+
+static void test_errors(void **state)
+{
+	expect_error("not json", "invalid JSON");
+	expect_error("[1, 2]", "object");
+	expect_error("{\"sk\": \"a\", \"to\": \"CLOSE\"}", "missing \"ts\"");
+	expect_error("{\"ts\": 1, \"to\": \"CLOSE\"}", "missing \"sk\"");
+	expect_error("{\"ts\": 1, \"sk\": \"a\"}", "missing \"to\"");
+	expect_error("{\"ts\": 1, \"sk\": \"a\", \"to\": \"SYN_SNT\"}", "unknown state");
+	expect_error("{\"ts\": 1, \"sk\": \"a\", \"to\": \"CLOSE\", \"from\": \"X\"}", "unknown state");
+	expect_error("{\"ts\": \"1\", \"sk\": \"a\", \"to\": \"CLOSE\"}", "\"ts\" must be a number");
+	expect_error("{\"ts\": -1, \"sk\": \"a\", \"to\": \"CLOSE\"}", "out of range");
+	expect_error("{\"ts\": 1, \"sk\": \"a\", \"to\": \"CLOSE\", \"rport\": 70000}", "out of range");
+	expect_error("{\"ts\": 1, \"sk\": \"a\", \"to\": \"CLOSE\", \"rport\": 1e308}", "out of range");
+	expect_error("{\"ts\": 1, \"sk\": \"a\", \"to\": \"CLOSE\", \"lport\": 1.5}", "whole number");
+	expect_error("{\"ts\": 1, \"sk\": \"a\", \"to\": \"CLOSE\", \"raddr\": \"10.0.0\"}",
+		     "not an IP address");
+	expect_error("{\"ts\": 1, \"sk\": \"a\", \"to\": \"CLOSE\", \"family\": \"ipx\"}", "ipv4 or ipv6");
+	expect_error("{\"ts\": 1, \"sk\": \"a\", \"to\": \"CLOSE\", \"comm\": 5}", "must be a string");
+	expect_error("{\"ts\": 1, \"sk\": \"a\", \"to\": \"CLOSE\", \"colour\": 5}", "unknown field");
+	expect_error("{\"ts\": 1, \"sk\": \"\", \"to\": \"CLOSE\"}", "empty");
+}
+
+static void test_blank_line(void **state)
+{
+	struct tsg_event ev;
+	char err[64];
+
+	assert_int_equal(parse("  \t\r\n", &ev, err, sizeof(err)), 1);
+}
+
+static void test_read_line_bounded(void **state)
+{
+	char *buf = malloc(TSG_EVENT_LINE_BUF);
+	FILE *f = tmpfile();
+
+	assert_non_null(buf);
+	assert_non_null(f);
+	fputs("{\"ts\": 1}\n", f);
+	for (int i = 0; i < TSG_EVENT_LINE_MAX + 100; i++)
+		fputc('x', f);
+	fputs("\nlast", f);
+	rewind(f);
+	assert_int_equal(tsg_event_read_line(f, buf, TSG_EVENT_LINE_BUF), 10);
+	assert_int_equal(tsg_event_read_line(f, buf, TSG_EVENT_LINE_BUF), -E2BIG);
+	/* the rest of the long line was skipped: the next read is the next line */
+	assert_int_equal(tsg_event_read_line(f, buf, TSG_EVENT_LINE_BUF), 4);
+	assert_string_equal(buf, "last");
+	assert_int_equal(tsg_event_read_line(f, buf, TSG_EVENT_LINE_BUF), 0);
+	fclose(f);
+	free(buf);
+}
+
+static void test_write_then_read(void **state)
+{
+	struct tsg_event in = { 0 }, out;
+	char line[1024], err[256];
+	FILE *f = tmpfile();
+
+	assert_non_null(f);
+	in.ts_ns = 123456789012ull;
+	in.sk = 987654321;
+	in.from = TSG_FIN_WAIT2;
+	in.to = TSG_TIME_WAIT;
+	in.info.have = TSG_HAVE_ALL;
+	in.info.family = TSG_FAM_IPV6;
+	tsg_addr_parse("fd00::2", in.info.laddr, NULL);
+	tsg_addr_parse("fd00::9", in.info.raddr, NULL);
+	in.info.lport = 40000;
+	in.info.rport = 5432;
+	in.info.pid = 77;
+	in.info.uid = 1001;
+	snprintf(in.info.comm, sizeof(in.info.comm), "psql \"x\"");
+	in.info.cgroup = tsg_intern("/system.slice/db.service");
+	assert_int_equal(tsg_event_write(f, &in), 0);
+	rewind(f);
+	assert_non_null(fgets(line, sizeof(line), f));
+	fclose(f);
+	assert_int_equal(parse(line, &out, err, sizeof(err)), 0);
+	assert_int_equal(out.ts_ns / 1000, in.ts_ns / 1000); /* microseconds are kept */
+	assert_int_equal(out.from, in.from);
+	assert_int_equal(out.to, in.to);
+	assert_int_equal(out.info.have, in.info.have);
+	assert_memory_equal(out.info.laddr, in.info.laddr, 16);
+	assert_memory_equal(out.info.raddr, in.info.raddr, 16);
+	assert_int_equal(out.info.lport, 40000);
+	assert_string_equal(out.info.comm, in.info.comm);
+	assert_ptr_equal(out.info.cgroup, in.info.cgroup);
+	{
+		char a[32], b[32];
+		assert_string_equal(tsg_sk_to_string(out.sk, a, sizeof(a)),
+				    tsg_sk_to_string(in.sk, b, sizeof(b)));
+	}
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_cli_example_lines), cmocka_unit_test(test_ipv6_and_mapped_peer),
+		cmocka_unit_test(test_errors),		  cmocka_unit_test(test_blank_line),
+		cmocka_unit_test(test_read_line_bounded), cmocka_unit_test(test_write_then_read),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
