@@ -826,6 +826,9 @@ static void slis_add(struct tsg_capture *c, uint64_t cookie, const struct tsg_so
 
 	if (!(in->have & TSG_HAVE(TSG_SF_PID)) || c->slis_n >= SNAP_LISTENERS_MAX)
 		return;
+	for (size_t i = 0; i < c->slis_n; i++)
+		if (c->slis[i].cookie == cookie)
+			return; /* known from an earlier snapshot */
 	n = realloc(c->slis, (c->slis_n + 1) * sizeof(*n));
 	if (!n)
 		return;
@@ -1231,6 +1234,18 @@ int tsg_capture_snapshot(struct tsg_capture *c, tsg_event_fn cb, void *ctx)
 			sown_add(c, ev.sk, &ev.info);
 		if (ev.to == TSG_LISTEN)
 			slis_add(c, ev.sk, &ev.info);
+		if (r->timewait) {
+			/* a snapshot taken again (reload) finds timewait sockets it
+			 * follows already: deliver, but keep following the same entry */
+			struct tw_entry *known =
+				*tw_find(c, ev.info.laddr, ev.info.raddr, ev.info.lport, ev.info.rport);
+
+			if (known && known->cookie == ev.sk) {
+				ev.info = known->info;
+				deliver(c, &ev);
+				continue;
+			}
+		}
 		deliver(c, &ev);
 		if (r->timewait)
 			tw_enter(c, &ev, c->scan_gen);

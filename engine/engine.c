@@ -941,6 +941,22 @@ static void sock_enter(struct tsg_engine *e, struct sock_ent *s, uint8_t state, 
 	IDX_FOREACH(&e->state_idx[state], &s->info, ri, enter_rule(e, s, ri, since));
 }
 
+static bool sock_in_rule(const struct sock_ent *s, uint32_t ri)
+{
+	for (const struct memb *m = s->memb; m; m = m->next)
+		if (m->rule == ri)
+			return true;
+	return false;
+}
+
+static void sock_join_new_rules(struct tsg_engine *e, struct sock_ent *s)
+{
+	IDX_FOREACH(&e->state_idx[s->state], &s->info, ri, {
+		if (!sock_in_rule(s, ri))
+			enter_rule(e, s, ri, s->since);
+	});
+}
+
 static void sock_free(struct tsg_engine *e, struct sock_ent *s)
 {
 	size_t slot;
@@ -1098,8 +1114,13 @@ void tsg_engine_feed(struct tsg_engine *e, const struct tsg_event *ev)
 		});
 	}
 
-	if (s && s->state == to && !ev->snapshot)
+	if (s && s->state == to) {
+		/* a snapshot taken again (after a reload) of a socket already
+		 * known: it joins the rules it is not in yet, keeping its age */
+		if (ev->snapshot)
+			sock_join_new_rules(e, s);
 		return; /* no state change (a duplicate) */
+	}
 	if (s) {
 		sock_leave(e, s);
 		if (e->st.per_state[s->state])

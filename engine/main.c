@@ -464,6 +464,12 @@ static void reload(struct ctx *c, struct tsg_capture *cap)
 	}
 	tsg_ruleset_free(c->rs);
 	c->rs = nrs;
+	/* new rules see the sockets that exist now, as at start: the snapshot
+	 * is taken again (sockets already known keep their age and alerts) */
+	rc = tsg_capture_snapshot(cap, on_event, c);
+	if (rc < 0)
+		log_warn("reload: snapshot failed: %s; new rules see only new sockets",
+			 strerror(-rc));
 	log_info("reloaded: %zu rules", nrs->nrules);
 }
 

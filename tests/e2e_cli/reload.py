@@ -8,10 +8,11 @@ transition rule (refused connects of one client).
   (a) add an invalid rule file, SIGHUP: stderr names FILE:LINE:COL and says
       "reload rejected"; tsguard keeps running and the old rules still fire on
       new traffic.
-  (b) replace it by a valid file that adds a rule, leaving the count rule as it
-      was, SIGHUP: the new rule fires on new traffic; the count alert keeps its
-      state (no second firing notification) and resolves when the server
-      closes its sockets.
+  (b) replace it by a valid file that adds rules, leaving the count rule as it
+      was, SIGHUP: a new rule fires on new traffic, another one at once on the
+      sockets that existed before the reload; the count alert keeps its state
+      (no second firing notification) and resolves when the server closes its
+      sockets.
 """
 import os
 import re
@@ -86,12 +87,21 @@ rules:
   - name: rl-new
     match: {{comm: {cli2.name}}}
     when: {{from: SYN_SENT, to: CLOSE}}
+  # a new rule about sockets that exist before the reload: the snapshot is
+  # taken again, so it sees the server's 3 CLOSE_WAIT sockets at once
+  - name: rl-existing
+    match: {{comm: {srv.name}}}
+    when: {{state: CLOSE_WAIT, count_above: 2, by: comm}}
 """)
     n_reloaded = t.stderr().count("reloaded:")
     t.send(signal.SIGHUP)
     check(wait_until(lambda: t.stderr().count("reloaded:") > n_reloaded, 10),
           "(b) no 'reloaded:' after SIGHUP with a valid set:\n" + t.stderr())
-    check(re.search(r"reloaded: 3 rules", t.stderr()), "(b) not 3 rules: " + t.stderr())
+    check(re.search(r"reloaded: 4 rules", t.stderr()), "(b) not 4 rules: " + t.stderr())
+    ex = t.wait_alerts(rule="rl-existing", status="firing", timeout=5)
+    check(len(ex) == 1 and ex[0].get("count") == 3 and ex[0].get("key") == {"comm": srv.name},
+          "(b) the new count rule does not see the 3 CLOSE_WAIT sockets that existed before "
+          "the reload: %s" % ex)
     check(not t.alerts(rule="rl-new"), "(b) rl-new fired for traffic before it was loaded")
     port3 = cli2.cmd("closed_port")["port"]
     check(cli2.cmd("refuse", port=port3, n=1)["refused"] == 1, "not refused")

@@ -477,6 +477,48 @@ static void test_time_key_stable_when_port_learnt(void **state)
 	fx_stop(&f);
 }
 
+/* After a reload the snapshot is delivered again: a socket already known
+ * joins the new rules but keeps its age and its alerts in the old ones. */
+static void test_resnapshot_joins_new_rules(void **state)
+{
+	struct fx f;
+	struct tsg_ruleset *rs2;
+	struct tsg_event e = { .ts_ns = SEC(1), .sk = tsg_sk_from_string("cw"),
+			       .from = TSG_ESTABLISHED, .to = TSG_CLOSE_WAIT };
+	const char *r1 = "rules:\n"
+			 "  - name: leak\n"
+			 "    when: {state: CLOSE_WAIT, longer_than: 10s}\n";
+
+	fx_start(&f, r1, 0, 0);
+	snprintf(e.info.comm, sizeof(e.info.comm), "app");
+	e.info.have = TSG_HAVE(TSG_SF_COMM);
+	tsg_engine_feed(f.e, &e);
+	rs2 = load("rules:\n"
+		   "  - name: leak\n"
+		   "    when: {state: CLOSE_WAIT, longer_than: 10s}\n"
+		   "  - name: many\n"
+		   "    when: {state: CLOSE_WAIT, count_above: 0, by: comm}\n");
+	assert_int_equal(tsg_engine_swap_rules(f.e, rs2), 0);
+	tsg_ruleset_free(f.rs);
+	f.rs = rs2;
+	e.ts_ns = SEC(5);
+	e.from = TSG_STATE_NONE;
+	e.snapshot = 1;
+	e.since_ns = SEC(5);
+	tsg_engine_feed(f.e, &e);
+	assert_int_equal(f.rec.n, 1);
+	expect(&f, 0, "many", TSG_FIRING, SEC(5));
+	/* the old rule's timer still counts from 1 s, not from the snapshot */
+	tsg_engine_advance(f.e, SEC(20));
+	assert_int_equal(f.rec.n, 2);
+	expect(&f, 1, "leak", TSG_FIRING, SEC(11));
+	/* delivered once more, nothing changes */
+	e.ts_ns = SEC(21);
+	tsg_engine_feed(f.e, &e);
+	assert_int_equal(f.rec.n, 2);
+	fx_stop(&f);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -496,6 +538,7 @@ int main(void)
 		cmocka_unit_test(test_snapshot_age_counts_from_since),
 		cmocka_unit_test(test_free_with_armed_timers),
 		cmocka_unit_test(test_time_key_stable_when_port_learnt),
+		cmocka_unit_test(test_resnapshot_joins_new_rules),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
