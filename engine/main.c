@@ -582,15 +582,18 @@ int main(int argc, char **argv)
 		return 0;
 	}
 
+	/* handlers first: a SIGHUP that comes while the rules load must not
+	 * kill the process (its default action); it reloads once running */
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGHUP, &sa, NULL);
+	signal(SIGPIPE, SIG_IGN);
+
 	/* live runs as root refuse rule files others can write; replay runs no
 	 * kernel code but may run actions, so it applies the same check as root */
 	if (load_rules(&o, geteuid() == 0, &c.rs) < 0)
 		return EXIT_USAGE;
 
-	sigaction(SIGINT, &sa, NULL);
-	sigaction(SIGTERM, &sa, NULL);
-	sigaction(SIGHUP, &sa, NULL);
-	signal(SIGPIPE, SIG_IGN);
 
 	eo.dry_run = o.dry_run;
 	eo.keep_idle_sockets = o.replay != NULL;
