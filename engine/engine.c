@@ -995,7 +995,7 @@ static void info_merge(struct tsg_sockinfo *dst, const struct tsg_sockinfo *src)
 /* ---- transition rules ------------------------------------------------------ */
 
 static void transition_fire(struct tsg_engine *e, struct rule_rt *rt, const struct tsg_sockinfo *info,
-			    uint64_t sk, uint8_t from, uint8_t to, uint64_t since)
+			    uint64_t sk, uint8_t from, uint8_t to, bool has_since, uint64_t since)
 {
 	const struct tsg_rule *r = rt->r;
 	struct tsg_alert a;
@@ -1007,7 +1007,7 @@ static void transition_fire(struct tsg_engine *e, struct rule_rt *rt, const stru
 	a.from = from;
 	a.to = to;
 	a.state = to;
-	if (since && since <= e->now) {
+	if (has_since && since <= e->now) {
 		a.has_duration = true;
 		a.duration_ns = e->now - since;
 	}
@@ -1073,7 +1073,8 @@ void tsg_engine_feed(struct tsg_engine *e, const struct tsg_event *ev)
 	struct tsg_sockinfo tmp;
 	const struct tsg_sockinfo *info;
 	uint8_t from, to = ev->to;
-	uint64_t since;
+	uint64_t since = 0;
+	bool has_since = false;
 
 	e->st.events++;
 	if (ev->ts_ns < e->now) {
@@ -1091,12 +1092,20 @@ void tsg_engine_feed(struct tsg_engine *e, const struct tsg_event *ev)
 		info = &s->info;
 		/* the event's own `from` is the truth (live); else what we saw */
 		from = ev->from ? ev->from : s->state;
-		since = ev->since_ns ? ev->since_ns : (s->state == from ? s->since : 0);
+		if (ev->since_ns) {
+			since = ev->since_ns;
+		has_since = ev->since_ns != 0;
+			has_since = true;
+		} else if (s->state && s->state == from) {
+			since = s->since; /* may be 0: a socket seen at ts 0 */
+			has_since = true;
+		}
 	} else {
 		tmp = ev->info;
 		info = &tmp;
 		from = ev->from;
 		since = ev->since_ns;
+		has_since = ev->since_ns != 0;
 	}
 
 	/* transition and rate rules: real transitions only, not the snapshot */
@@ -1109,7 +1118,8 @@ void tsg_engine_feed(struct tsg_engine *e, const struct tsg_event *ev)
 				if (rt->r->kind == TSG_KIND_RATE)
 					rate_push(e, rt, info);
 				else
-					transition_fire(e, rt, info, ev->sk, from, to, since);
+					transition_fire(e, rt, info, ev->sk, from, to,
+							has_since, since);
 			}
 		});
 	}
