@@ -31,6 +31,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #define EXIT_RUNTIME 1
@@ -296,6 +297,69 @@ static void teardown(struct ctx *c)
 	c->rs = NULL;
 }
 
+/*
+ * SIGHUP: the new rule set is loaded and validated first; with any error the
+ * errors are logged and the old rules keep running with their alert state.
+ * `capv` is the live capture (its kernel filter is swapped and the snapshot
+ * taken again), NULL in replay.
+ */
+static void reload(struct ctx *c, void *capv)
+{
+	struct tsg_ruleset *nrs = NULL;
+	int rc;
+
+	log_info("SIGHUP: reloading rules");
+	if (load_rules(c->o, geteuid() == 0, &nrs) < 0) {
+		log_err("reload rejected: the new rules have errors; the old rules keep running");
+		c->reloads_failed++;
+		return;
+	}
+#ifdef TSG_HAVE_CAPTURE
+	if (capv) {
+		struct tsg_plan *plan = NULL;
+
+		rc = tsg_plan_build(nrs, c->record != NULL, &plan);
+		if (rc == 0)
+			rc = tsg_capture_update_plan(capv, plan);
+		tsg_plan_free(plan);
+		if (rc < 0) {
+			log_err("reload failed: cannot update the kernel filter: %s; the old "
+				"rules keep running", strerror(-rc));
+			tsg_ruleset_free(nrs);
+			c->reloads_failed++;
+			return;
+		}
+	}
+#endif
+	rc = tsg_engine_swap_rules(c->engine, nrs);
+#ifdef TSG_HAVE_ACTIONS
+	if (rc == 0)
+		rc = tsg_actions_swap(c->actions, nrs);
+#endif
+	if (rc < 0) {
+		/* the engine already runs the new set: keep it, and keep it alive */
+		log_err("reload: could not switch everything to the new rules: %s",
+			strerror(-rc));
+		c->reloads_failed++;
+	} else {
+		c->reloads_ok++;
+		c->last_reload_ok = unix_now();
+	}
+	tsg_ruleset_free(c->rs);
+	c->rs = nrs;
+#ifdef TSG_HAVE_CAPTURE
+	/* new rules see the sockets that exist now, as at start: the snapshot
+	 * is taken again (sockets already known keep their age and alerts) */
+	if (capv) {
+		rc = tsg_capture_snapshot(capv, on_event, c);
+		if (rc < 0)
+			log_warn("reload: snapshot failed: %s; new rules see only new sockets",
+				 strerror(-rc));
+	}
+#endif
+	log_info("reloaded: %zu rules", nrs->nrules);
+}
+
 /* ---- replay ---------------------------------------------------------------------- */
 
 static int run_replay(struct ctx *c)
@@ -306,21 +370,39 @@ static int run_replay(struct ctx *c)
 	char *line = malloc(TSG_EVENT_LINE_BUF), err[256];
 	size_t lineno = 0, bad = 0;
 	uint64_t last = 0;
+	struct stat st;
 	ssize_t len;
+	int rc = 0;
 
-	if (!f || !line) {
-		log_err("cannot open %s: %s", o->replay, strerror(errno));
+	if (!f || !line || fstat(fileno(f), &st) < 0 || S_ISDIR(st.st_mode)) {
+		log_err("cannot read %s: %s", o->replay,
+			f && line && S_ISDIR(st.st_mode) ? strerror(EISDIR) : strerror(errno));
 		free(line);
 		if (f && f != stdin)
 			fclose(f);
 		return EXIT_RUNTIME;
 	}
-	while (!sig_stop && (len = tsg_event_read_line(f, line, TSG_EVENT_LINE_BUF)) != 0) {
+	while (!sig_stop) {
 		struct tsg_event ev;
-		int rc;
 
-		if (len == -EIO)
+		if (sig_reload) {
+			sig_reload = 0;
+			reload(c, NULL);
+		}
+		len = tsg_event_read_line(f, line, TSG_EVENT_LINE_BUF);
+		if (len == 0)
 			break;
+		if (len == -EIO) {
+			if (errno == EINTR) {
+				/* a signal while waiting for input (a pipe): stop if
+				 * asked to, else go on reading */
+				clearerr(f);
+				continue;
+			}
+			log_err("cannot read %s: %s", name, strerror(errno));
+			rc = EXIT_RUNTIME;
+			break;
+		}
 		lineno++;
 		if (len == -E2BIG) {
 			fprintf(stderr, "%s:%zu: error: line longer than %d bytes\n", name, lineno,
@@ -328,15 +410,15 @@ static int run_replay(struct ctx *c)
 			bad++;
 			continue;
 		}
-		rc = tsg_event_parse_line(line, (size_t)len, &ev, err, sizeof(err));
-		if (rc == 1)
+		len = tsg_event_parse_line(line, (size_t)len, &ev, err, sizeof(err));
+		if (len == 1)
 			continue;
-		if (rc == 0 && ev.ts_ns < last) {
+		if (len == 0 && ev.ts_ns < last) {
 			snprintf(err, sizeof(err), "ts goes backwards (events must be in "
 						   "non-decreasing ts)");
-			rc = -EINVAL;
+			len = -EINVAL;
 		}
-		if (rc < 0) {
+		if (len < 0) {
 			fprintf(stderr, "%s:%zu: error: %s\n", name, lineno, err);
 			bad++;
 			continue;
@@ -345,15 +427,15 @@ static int run_replay(struct ctx *c)
 		last = ev.ts_ns;
 	}
 	free(line);
-	if (ferror(f)) {
-		log_err("reading %s: %s", name, strerror(errno));
-		bad++;
-	}
 	if (f != stdin)
 		fclose(f);
-	if (o->has_until && (uint64_t)llround(o->until * 1e9) > last)
-		last = (uint64_t)llround(o->until * 1e9);
-	tsg_engine_advance(c->engine, last);
+	if (!sig_stop) {
+		if (o->has_until && (uint64_t)llround(o->until * 1e9) > last)
+			last = (uint64_t)llround(o->until * 1e9);
+		tsg_engine_advance(c->engine, last);
+	}
+	if (rc)
+		return rc;
 	if (bad) {
 		fprintf(stderr, "tsguard: %zu bad line(s) in %s\n", bad, name);
 		return EXIT_USAGE;
@@ -424,54 +506,6 @@ out:
 	free(snap.actions);
 }
 #endif
-
-static void reload(struct ctx *c, struct tsg_capture *cap)
-{
-	struct tsg_ruleset *nrs = NULL;
-	struct tsg_plan *plan = NULL;
-	int rc;
-
-	log_info("SIGHUP: reloading rules");
-	if (load_rules(c->o, geteuid() == 0, &nrs) < 0) {
-		log_err("reload rejected: the new rules have errors; the old rules keep running");
-		c->reloads_failed++;
-		return;
-	}
-	rc = tsg_plan_build(nrs, c->record != NULL, &plan);
-	if (rc == 0)
-		rc = tsg_capture_update_plan(cap, plan);
-	if (rc < 0) {
-		log_err("reload failed: cannot update the kernel filter: %s; the old rules keep "
-			"running", strerror(-rc));
-		tsg_plan_free(plan);
-		tsg_ruleset_free(nrs);
-		c->reloads_failed++;
-		return;
-	}
-	tsg_plan_free(plan);
-	rc = tsg_engine_swap_rules(c->engine, nrs);
-#ifdef TSG_HAVE_ACTIONS
-	if (rc == 0)
-		rc = tsg_actions_swap(c->actions, nrs);
-#endif
-	if (rc < 0) {
-		/* the engine already runs the new set: keep it, and keep it alive */
-		log_err("reload: actions could not switch: %s", strerror(-rc));
-		c->reloads_failed++;
-	} else {
-		c->reloads_ok++;
-		c->last_reload_ok = unix_now();
-	}
-	tsg_ruleset_free(c->rs);
-	c->rs = nrs;
-	/* new rules see the sockets that exist now, as at start: the snapshot
-	 * is taken again (sockets already known keep their age and alerts) */
-	rc = tsg_capture_snapshot(cap, on_event, c);
-	if (rc < 0)
-		log_warn("reload: snapshot failed: %s; new rules see only new sockets",
-			 strerror(-rc));
-	log_info("reloaded: %zu rules", nrs->nrules);
-}
 
 static int run_live(struct ctx *c)
 {
@@ -586,6 +620,8 @@ int main(int argc, char **argv)
 	 * kill the process (its default action); it reloads once running */
 	sigaction(SIGINT, &sa, NULL);
 	sigaction(SIGTERM, &sa, NULL);
+	sa.sa_flags = SA_RESTART; /* a reload interrupts no read; the live loop's
+				     epoll_wait returns on it all the same */
 	sigaction(SIGHUP, &sa, NULL);
 	signal(SIGPIPE, SIG_IGN);
 
