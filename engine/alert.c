@@ -412,5 +412,10 @@ const char *tsg_alert_to_text(const struct tsg_alert *a, char *buf, size_t len)
 		 tsg_severity_name(a->rule->severity), a->rule->name,
 		 tsg_alert_summary(a, sum, sizeof(sum)), tsg_alert_key_string(a, key, sizeof(key)),
 		 sup);
+	/* one line, whatever a process name or label holds: control characters
+	 * (a newline in a comm could forge a second alert line) become '?' */
+	for (char *p = buf; *p; p++)
+		if ((unsigned char)*p < 0x20 || *p == 0x7f)
+			*p = '?';
 	return buf;
 }

@@ -23,6 +23,7 @@
 #include "metrics.h"
 #endif
 
+#include <ctype.h>
 #include <errno.h>
 #include <getopt.h>
 #include <math.h>
@@ -153,7 +154,8 @@ static int parse_args(int argc, char **argv, struct opts *o)
 			char *end;
 
 			o->until = strtod(optarg, &end);
-			if (*end || !isfinite(o->until) || o->until < 0 || o->until > 1e9) {
+			if (!*optarg || isspace((unsigned char)*optarg) || *end ||
+			    !isfinite(o->until) || o->until < 0 || o->until > 1e9) {
 				fprintf(stderr, "tsguard: --until wants seconds, not \"%s\"\n", optarg);
 				return -EINVAL;
 			}
@@ -647,9 +649,11 @@ int main(int argc, char **argv)
 	c.start_time = unix_now();
 	if (o.metrics) {
 #ifdef TSG_HAVE_METRICS
-		if (tsg_metrics_new(o.metrics, &c.metrics) < 0) {
+		rc = tsg_metrics_new(o.metrics, &c.metrics);
+		if (rc < 0) {
 			teardown(&c);
-			return EXIT_RUNTIME;
+			/* a malformed ADDR:PORT is a usage error; a busy port is not */
+			return rc == -EINVAL ? EXIT_USAGE : EXIT_RUNTIME;
 		}
 #else
 		log_err("this build has no metrics support (libmicrohttpd missing)");

@@ -25,6 +25,7 @@ struct note {
 	uint64_t count, suppressed, duration;
 	char comm[16];
 	char key[128];
+	char text[512];
 };
 
 struct rec {
@@ -47,6 +48,7 @@ static void on_note(void *ctx, const struct tsg_alert *a)
 	n->duration = a->duration_ns;
 	snprintf(n->comm, sizeof(n->comm), "%s", a->info.comm);
 	tsg_alert_key_string(a, n->key, sizeof(n->key));
+	tsg_alert_to_text(a, n->text, sizeof(n->text));
 }
 
 static struct tsg_ruleset *load(const char *yaml)
@@ -519,6 +521,24 @@ static void test_resnapshot_joins_new_rules(void **state)
 	fx_stop(&f);
 }
 
+/* The text rendering is one line whatever a process name holds. */
+static void test_text_line_has_no_control_chars(void **state)
+{
+	struct fx f;
+
+	fx_start(&f,
+		 "rules:\n"
+		 "  - name: failed\n"
+		 "    when: {from: SYN_SENT, to: CLOSE}\n",
+		 0, 0);
+	ev(&f, 0, "a", TSG_SYN_SENT, TSG_CLOSE, "ev\nFIRING\r", 80);
+	assert_int_equal(f.rec.n, 1);
+	assert_null(strchr(f.rec.v[0].text, '\n'));
+	assert_null(strchr(f.rec.v[0].text, '\r'));
+	assert_non_null(strstr(f.rec.v[0].text, "ev?FIRING?"));
+	fx_stop(&f);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -539,6 +559,7 @@ int main(void)
 		cmocka_unit_test(test_free_with_armed_timers),
 		cmocka_unit_test(test_time_key_stable_when_port_learnt),
 		cmocka_unit_test(test_resnapshot_joins_new_rules),
+		cmocka_unit_test(test_text_line_has_no_control_chars),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
