@@ -444,6 +444,54 @@ static void check_tags(struct ld *L, struct ld_file *f)
 	}
 }
 
+/* Deepest nesting of mappings and sequences a rule file may have. */
+#define MAX_YAML_DEPTH 64
+
+/*
+ * Streams the file's events once to bound its nesting before it is loaded:
+ * libyaml's scanner costs O(depth) per token, so a file of nested brackets
+ * would otherwise take minutes. Returns false (with an error) when too deep;
+ * syntax errors are left to the load that follows.
+ */
+static bool depth_ok(struct ld *L, struct ld_file *f, FILE *fp)
+{
+	yaml_parser_t p;
+	yaml_event_t ev;
+	int depth = 0;
+	bool ok = true, done = false;
+
+	if (!yaml_parser_initialize(&p))
+		return true;
+	yaml_parser_set_input_file(&p, fp);
+	while (!done && yaml_parser_parse(&p, &ev)) {
+		switch (ev.type) {
+		case YAML_MAPPING_START_EVENT:
+		case YAML_SEQUENCE_START_EVENT:
+			if (++depth > MAX_YAML_DEPTH) {
+				tsg_diag_error(L->d, f->path, (int)ev.start_mark.line + 1,
+					       (int)ev.start_mark.column + 1,
+					       "nested deeper than %d levels", MAX_YAML_DEPTH);
+				ok = false;
+				done = true;
+			}
+			break;
+		case YAML_MAPPING_END_EVENT:
+		case YAML_SEQUENCE_END_EVENT:
+			depth--;
+			break;
+		case YAML_STREAM_END_EVENT:
+			done = true;
+			break;
+		default:
+			break;
+		}
+		yaml_event_delete(&ev);
+	}
+	yaml_parser_delete(&p);
+	rewind(fp);
+	return ok;
+}
+
 static int read_file(struct ld *L, struct ld_file *f)
 {
 	yaml_parser_t parser;
@@ -460,6 +508,10 @@ static int read_file(struct ld *L, struct ld_file *f)
 	if (fstat(fileno(fp), &st) == 0 && st.st_size > (off_t)MAX_FILE_SIZE) {
 		tsg_diag_error(L->d, f->path, 0, 0, "file too large (at most %u MiB)",
 			       MAX_FILE_SIZE >> 20);
+		fclose(fp);
+		return 0;
+	}
+	if (!depth_ok(L, f, fp)) {
 		fclose(fp);
 		return 0;
 	}

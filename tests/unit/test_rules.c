@@ -978,10 +978,22 @@ static void ok_diags(void **state)
 
 #define T(f) cmocka_unit_test_setup_teardown(f, tmp_setup, tmp_teardown)
 
+ECASE(err_nested_too_deep,
+      { "rules: [[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]\n",
+	"1:71", { "nested deeper than 64 levels" } })
+
+/* A rule with a bad name still has its other errors reported. */
+ECASE(err_bad_name_and_more, { "rules:\n"
+			       "  - name: Bad_Name\n"
+			       "    when: {state: SYN_SNT, longer_than: 1s}\n",
+			       "3:19", { "unknown state \"SYN_SNT\"" } })
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		T(err_unknown_top_key),
+		T(err_nested_too_deep),
+		T(err_bad_name_and_more),
 		T(err_misspelled_field),
 		T(err_misspelled_rule_field),
 		T(err_wrong_type),
