@@ -32,6 +32,16 @@ struct tsg_act_stat {
 	struct tsg_act_stat *next;
 };
 
+/*
+ * Dropped notifications are always counted (metrics); the log line is
+ * written for the 1st, 2nd, 4th, 8th ... drop of an action, so that a flood
+ * of drops cannot flood the log. `n` is the action's drop count after this one.
+ */
+static inline bool tsg_act_log_drop(uint64_t n)
+{
+	return n && !(n & (n - 1));
+}
+
 /* ---- time --------------------------------------------------------------- */
 
 uint64_t tsg_act_now(void);       /* CLOCK_MONOTONIC ns */

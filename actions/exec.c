@@ -11,6 +11,7 @@
  */
 #include "action_impl.h"
 
+#include <inttypes.h>
 #include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -287,9 +288,12 @@ void tsg_exec_fire(struct tsg_exec_runner *r, struct tsg_act_ctx *c,
 	}
 	pthread_mutex_unlock(&r->lock);
 	if (why) {
-		atomic_fetch_add(&st->dropped, 1);
-		act_warn("rule %s action %s: %s (%zu queued), notification dropped", rule, d->name,
-			 why, r->cap);
+		uint64_t n = atomic_fetch_add(&st->dropped, 1) + 1;
+
+		if (tsg_act_log_drop(n))
+			act_warn("rule %s action %s: %s (%zu queued), notification dropped "
+				 "(%" PRIu64 " dropped so far)",
+				 rule, d->name, why, r->cap, n);
 		job_free(j);
 		return;
 	}

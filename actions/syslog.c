@@ -7,6 +7,7 @@
  */
 #include "action_impl.h"
 
+#include <inttypes.h>
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -189,9 +190,12 @@ void tsg_syslog_fire(struct tsg_syslog_runner *r, struct tsg_act_ctx *c,
 	}
 	pthread_mutex_unlock(&r->lock);
 	if (full) {
-		atomic_fetch_add(&st->dropped, 1);
-		act_warn("rule %s action %s: syslog queue full (%zu), notification dropped",
-			 c->a->rule->name, d->name, r->cap);
+		uint64_t n = atomic_fetch_add(&st->dropped, 1) + 1;
+
+		if (tsg_act_log_drop(n))
+			act_warn("rule %s action %s: syslog queue full (%zu), notification "
+				 "dropped (%" PRIu64 " dropped so far)",
+				 c->a->rule->name, d->name, r->cap, n);
 		job_free(j);
 	}
 }

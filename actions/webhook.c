@@ -16,6 +16,7 @@
  */
 #include "action_impl.h"
 
+#include <inttypes.h>
 #include <curl/curl.h>
 #include <errno.h>
 #include <stdlib.h>
@@ -310,8 +311,12 @@ void tsg_webhook_dry(struct tsg_act_ctx *c, const struct tsg_action_def *d, uint
 
 static void drop(struct wh_job *j, const char *why)
 {
-	atomic_fetch_add(&j->st->dropped, 1);
-	act_warn("rule %s action %s: %s, notification dropped", j->rule, j->action, why);
+	uint64_t n = atomic_fetch_add(&j->st->dropped, 1) + 1;
+
+	if (tsg_act_log_drop(n))
+		act_warn("rule %s action %s: %s, notification dropped (%" PRIu64
+			 " dropped so far)",
+			 j->rule, j->action, why, n);
 }
 
 void tsg_webhook_fire(struct tsg_webhook_runner *r, struct tsg_act_ctx *c,
