@@ -329,6 +329,46 @@ static void check_perms(struct ld *L, const char *path, const struct stat *st)
 	}
 }
 
+/*
+ * As root, the directories above a rule path matter too: whoever can write
+ * one of them can put another file in the rule file's place. Each must be
+ * owned by root and not writable by group or others, unless it is sticky
+ * (like /tmp, where only a file's owner may rename it).
+ */
+static void check_ancestors(struct ld *L, const char *path)
+{
+	char *real = realpath(path, NULL), *slash;
+
+	if (!L->as_root || !real)
+		goto out;
+	while ((slash = strrchr(real, '/'))) {
+		struct stat st;
+
+		if (slash == real)
+			slash[1] = 0; /* "/" itself */
+		else
+			*slash = 0;
+		if (stat(real, &st) < 0)
+			break;
+		if (st.st_uid != 0)
+			tsg_diag_error(L->d, path, 0, 0,
+				       "the directory %s above it is owned by uid %u, not root: its "
+				       "owner could replace these rules, which run commands as root; "
+				       "refusing it",
+				       real, (unsigned)st.st_uid);
+		else if ((st.st_mode & (S_IWGRP | S_IWOTH)) && !(st.st_mode & S_ISVTX))
+			tsg_diag_error(L->d, path, 0, 0,
+				       "the directory %s above it is writable by group or others "
+				       "(mode %04o): they could replace these rules, which run "
+				       "commands as root; refusing it",
+				       real, (unsigned)(st.st_mode & 07777));
+		if (!strcmp(real, "/"))
+			break;
+	}
+out:
+	free(real);
+}
+
 static void io_error(struct ld *L, const char *path, int err, const char *what)
 {
 	tsg_diag_error(L->d, path, 0, 0, "%s: %s", what, strerror(err));
@@ -392,6 +432,7 @@ static int add_path(struct ld *L, const char *path)
 		return 0;
 	}
 	check_perms(L, path, &st);
+	check_ancestors(L, path);
 	if (!S_ISDIR(st.st_mode)) {
 		if (!S_ISREG(st.st_mode)) {
 			tsg_diag_error(L->d, path, 0, 0, "not a regular file or a directory");
