@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 #define MAX_FILE_SIZE (16u << 20)
@@ -309,9 +310,18 @@ bool ld_map(struct ld *L, const struct ld_file *f, const yaml_node_t *n, const c
 
 /* ---- files ------------------------------------------------------------- */
 
+/* On a read-only mount (a Kubernetes ConfigMap volume, for one) mode bits
+ * do not let anyone write. */
+static bool on_readonly_fs(const char *path)
+{
+	struct statvfs sv;
+
+	return statvfs(path, &sv) == 0 && (sv.f_flag & ST_RDONLY);
+}
+
 static void check_perms(struct ld *L, const char *path, const struct stat *st)
 {
-	bool wr = st->st_mode & (S_IWGRP | S_IWOTH);
+	bool wr = (st->st_mode & (S_IWGRP | S_IWOTH)) && !on_readonly_fs(path);
 
 	if (L->as_root) {
 		if (wr)
@@ -356,7 +366,8 @@ static void check_ancestors(struct ld *L, const char *path)
 				       "owner could replace these rules, which run commands as root; "
 				       "refusing it",
 				       real, (unsigned)st.st_uid);
-		else if ((st.st_mode & (S_IWGRP | S_IWOTH)) && !(st.st_mode & S_ISVTX))
+		else if ((st.st_mode & (S_IWGRP | S_IWOTH)) && !(st.st_mode & S_ISVTX) &&
+			 !on_readonly_fs(real))
 			tsg_diag_error(L->d, path, 0, 0,
 				       "the directory %s above it is writable by group or others "
 				       "(mode %04o): they could replace these rules, which run "
