@@ -167,14 +167,26 @@ rules:
     got = t.wait_alerts(rule="dry-refused", timeout=5)
     check(len(got) == 1, "(e) %d alerts, expected 1" % len(got))
     check(got[0].get("dry_run") is True, "(e) alert dry_run is %s" % got[0].get("dry_run"))
-    check(wait_until(lambda: "dry-run: action make-file (exec) argv:" in t.stdout(), 5),
-          "(e) no dry-run argv line:\n" + t.stdout())
-    lines = [ln for ln in t.stdout().splitlines() if ln.startswith("dry-run:")]
-    for ln in lines:
-        log("(e) " + ln[:200])
-    argv = [ln for ln in lines if "(exec) argv:" in ln][0]
-    check(touch in argv and marker in argv and cli.name in argv,
-          "(e) the argv line does not show the expanded argv: " + argv)
+    # with -o json every stdout line is a JSON object: the alert, then one
+    # {"dry_run": {...}} object per thing each action would do
+    def dry_lines():
+        out = []
+        for ln in t.stdout().splitlines():
+            obj = json.loads(ln)  # fails the test if a line is not JSON
+            if "dry_run" in obj and isinstance(obj["dry_run"], dict):
+                out.append(obj["dry_run"])
+        return out
+
+    def argv_of():
+        return [d for d in dry_lines() if d.get("action") == "make-file" and
+                d.get("type") == "exec" and d.get("what") == "argv"]
+
+    check(wait_until(lambda: argv_of(), 5), "(e) no dry-run argv object:\n" + t.stdout())
+    for d in dry_lines():
+        log("(e) %s" % json.dumps(d)[:200])
+    argv = argv_of()[0]["value"]
+    check(argv == [touch, marker, cli.name],
+          "(e) the argv object does not show the expanded argv: %s" % argv)
     time.sleep(1.0)
     rc = t.stop()
     check(rc == 0, "(e) tsguard exited %d" % rc)
