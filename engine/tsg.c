@@ -159,20 +159,78 @@ uint64_t tsg_intern_dropped(void)
 #define SK_STRING_BIT (1ull << 63)
 #define SK_HASH_BIT (1ull << 62) /* never set in a user-space pointer */
 
+/*
+ * The ids made from strings, as a set of pointer values: tsg_sk_to_string
+ * gives a string back only for an id in this set, and never dereferences
+ * an id it did not make (a kernel id may have the top bit set too).
+ */
+static struct {
+	uint64_t *v; /* open addressing; 0 is empty */
+	size_t cap, n;
+} sk_ids;
+
+static uint64_t id_hash(uint64_t x)
+{
+	x ^= x >> 33;
+	x *= 0xff51afd7ed558ccdull;
+	x ^= x >> 33;
+	return x;
+}
+
+static bool sk_ids_has(uint64_t id)
+{
+	if (!sk_ids.cap)
+		return false;
+	for (size_t j = id_hash(id) & (sk_ids.cap - 1); sk_ids.v[j]; j = (j + 1) & (sk_ids.cap - 1))
+		if (sk_ids.v[j] == id)
+			return true;
+	return false;
+}
+
+static void sk_ids_add(uint64_t id)
+{
+	size_t j;
+
+	if (sk_ids_has(id))
+		return;
+	if ((sk_ids.n + 1) * 2 > sk_ids.cap) {
+		size_t ncap = sk_ids.cap ? sk_ids.cap * 2 : 1024;
+		uint64_t *nv = calloc(ncap, sizeof(*nv));
+
+		if (!nv)
+			return; /* printed as a number then */
+		for (size_t i = 0; i < sk_ids.cap; i++) {
+			if (!sk_ids.v[i])
+				continue;
+			for (j = id_hash(sk_ids.v[i]) & (ncap - 1); nv[j]; j = (j + 1) & (ncap - 1))
+				;
+			nv[j] = sk_ids.v[i];
+		}
+		free(sk_ids.v);
+		sk_ids.v = nv;
+		sk_ids.cap = ncap;
+	}
+	for (j = id_hash(id) & (sk_ids.cap - 1); sk_ids.v[j]; j = (j + 1) & (sk_ids.cap - 1))
+		;
+	sk_ids.v[j] = id;
+	sk_ids.n++;
+}
+
 uint64_t tsg_sk_from_string(const char *s)
 {
 	const char *i = tsg_intern(s);
+	uint64_t id;
 
 	if (!i) /* table full: fall back to a hash (printed as a number) */
 		return SK_STRING_BIT | SK_HASH_BIT | (fnv1a(s) >> 2);
-	return SK_STRING_BIT | (uint64_t)(uintptr_t)i;
+	id = SK_STRING_BIT | (uint64_t)(uintptr_t)i;
+	sk_ids_add(id);
+	return id;
 }
 
 const char *tsg_sk_to_string(uint64_t sk, char *buf, size_t len)
 {
-	/* only ids made by tsg_sk_from_string from an interned string carry the
-	 * string bit without the hash bit (kernel socket cookies count up from 1) */
-	if ((sk & SK_STRING_BIT) && !(sk & SK_HASH_BIT))
+	if ((sk & SK_STRING_BIT) && !(sk & SK_HASH_BIT) && sk_ids_has(sk))
 		return (const char *)(uintptr_t)(sk & ~SK_STRING_BIT);
 	snprintf(buf, len, "%" PRIu64, sk);
 	return buf;
