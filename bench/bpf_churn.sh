@@ -9,7 +9,9 @@
 #   - the shipped rule pack (rules/): it does watch this traffic (every
 #     connect enters SYN_SENT, every accept is a SYN_RECV, closes make
 #     TIME_WAIT and CLOSE_WAIT), so most transitions cross
-#   - time-in-state rules on every state: every transition crosses
+#   - count rules on every state: every transition crosses
+#   - time-in-state rules on 8 states: entries are held in the kernel and
+#     cross only for sockets still in the state after the hold
 set -eu
 BUILD=${1:-build}
 N=${2:-100000}
@@ -29,14 +31,26 @@ rules:
     match: {rport: 443}
     when: {from: SYN_SENT, to: CLOSE}
 Y
-# time-in-state rules on every state: every transition crosses to user space
+# count rules on every state: every transition crosses to user space (a count
+# needs every entry and every exit; the thresholds are never reached)
 {
   echo "rules:"
   for s in ESTABLISHED SYN_SENT SYN_RECV FIN_WAIT1 FIN_WAIT2 TIME_WAIT CLOSE_WAIT LAST_ACK LISTEN CLOSING; do
-    echo "  - name: long-$(echo $s | tr 'A-Z_' 'a-z-')"
-    echo "    when: {state: $s, longer_than: 1h}"
+    echo "  - name: many-$(echo $s | tr 'A-Z_' 'a-z-')"
+    echo "    when: {state: $s, count_above: 100000000, by: comm}"
   done
 } > "$TMP/every/r.yaml"
+# time-in-state rules on every state: entries are held in the kernel and
+# cross only for sockets still in the state after the hold (here: none)
+mkdir "$TMP/timeonly"
+{
+  echo "rules:"
+  for s in ESTABLISHED SYN_SENT SYN_RECV FIN_WAIT1 FIN_WAIT2 CLOSE_WAIT LAST_ACK CLOSING; do
+    echo "  - name: long-$(echo $s | tr 'A-Z_' 'a-z-')"
+    echo "    when: {state: $s, longer_than: 10s}"
+  done
+} > "$TMP/timeonly/r.yaml"
+chmod 755 "$TMP/timeonly"
 
 # case NAME TRACER_COMMAND...: start the tracer in a fresh netns, churn, stop it
 run_case() {
@@ -59,18 +73,21 @@ none=$(run_case none)
 nomatch=$(run_case nomatch "$TSG -r $TMP/none-match")
 shipped=$(run_case shipped "$TSG -r $TMP/shipped -o json")
 every=$(run_case every "$TSG -r $TMP/every")
+timeonly=$(run_case timeonly "$TSG -r $TMP/timeonly")
 tcpst=$(run_case tcpstates "/usr/sbin/tcpstates")
 
 printf '%-48s %12s %8s\n' "tracer ($N loopback connections)" "conn/s" "ratio"
 for c in "none:$none" "tsguard, rules that match none of it:$nomatch" \
 	 "tsguard, the shipped rule pack:$shipped" \
 	 "tsguard, a rule set needing every transition:$every" \
+	 "tsguard, time-in-state rules on 8 states:$timeonly" \
 	 "tcpstates (libbpf-tools) to a file:$tcpst"; do
   label=${c%:*}; v=${c##*:}
   printf '%-48s %12s %8.2f\n' "$label" "$v" "$(echo "$v $none" | awk '{print $1/$2}')"
 done
 echo "tsguard counters (its stop line):"
-for n in nomatch shipped every; do
+for n in nomatch shipped every timeonly; do
   printf '  %-8s %s\n' "$n" "$(grep -h 'stopping:' "$TMP/$n.tracer" | sed 's/.*stopping: //')"
+  grep -h 'held in the kernel' "$TMP/$n.tracer" | sed 's/.*info: /           /' || true
 done
 echo "tcpstates lines written: $(wc -l < "$TMP/tcpstates.tracer")"
