@@ -718,6 +718,14 @@ int tsg_iter_tcp(struct bpf_iter__tcp *ctx)
 		r.cookie = bpf_get_socket_cookie(skc);
 		r.ino = sock_ino((struct sock *)tp);
 		r.uid = BPF_CORE_READ((struct sock *)tp, sk_uid.val);
+		/* its entry into this state is held (deferred, not fired yet):
+		 * the timer reports it if it stays, the snapshot must not */
+		{
+			struct defer_val *dv = bpf_map_lookup_elem(&defer, &r.cookie);
+
+			if (dv && !dv->fired)
+				r.held = 1;
+		}
 	}
 	__builtin_memcpy(r.laddr, t.laddr, 16);
 	__builtin_memcpy(r.raddr, t.raddr, 16);

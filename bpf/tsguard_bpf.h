@@ -94,7 +94,7 @@ struct tsg_bpf_iter_rec {
 	__u8 family;
 	__u8 state; /* TIME_WAIT for timewait sockets */
 	__u8 timewait; /* 1: a timewait socket */
-	__u8 pad;
+	__u8 held;     /* 1: its entry into `state` is held in the kernel (deferred) */
 };
 
 #endif

@@ -1224,6 +1224,10 @@ int tsg_capture_snapshot(struct tsg_capture *c, tsg_event_fn cb, void *ctx)
 
 		if (r->state == 0 || r->state >= TSG_NSTATES)
 			continue;
+		/* held in the kernel for time rules: reported by its timer if it
+		 * stays (with its true entry time), not here */
+		if (r->held)
+			continue;
 		ev.ts_ns = t;
 		ev.since_ns = t;
 		ev.snapshot = 1;
