@@ -14,7 +14,6 @@
 #define AF_INET 2
 #define AF_INET6 10
 #define NS TSG_BPF_NSTATES
-#define CLOCK_MONOTONIC 1 /* uapi linux/time.h; not in vmlinux.h */
 
 char LICENSE[] SEC("license") = "Dual MIT/GPL";
 
@@ -123,7 +122,6 @@ struct sk_state {
 	__u8 rst;     /* a reset was sent: ->CLOSE is not TIME_WAIT */
 	__u8 last;    /* the last transition crossed: user space holds the
 		       * socket in that state, so the next one (its leave) crosses */
-	__u8 deferred; /* its entry into the current state is held (map `defer`) */
 	char comm[TSG_BPF_COMM_LEN];
 };
 
@@ -293,54 +291,6 @@ static __always_inline bool became_timewait(struct sock *sk, const struct sk_sta
 	return true;
 }
 
-/*
- * Deferred entries. An entry into a state that only time rules care about
- * (cfg.defer_slots) is not sent: it waits here, keyed by socket cookie, with
- * a timer of cfg.defer_ns. If the socket leaves first, the element is deleted
- * (the timer with it) and neither the entry nor the leave crosses. If the
- * timer fires, the entry is sent then, with its true time, and the leave will
- * cross. Full map: the entry is sent at once (counted in map_full).
- */
-struct defer_val {
-	struct bpf_timer timer;
-	struct tsg_bpf_event ev;
-	__u32 fired;
-};
-
-struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 65536);
-	__type(key, __u64);
-	__type(value, struct defer_val);
-} defer SEC(".maps");
-
-/* An index into a 16-entry array that the verifier sees bounded (the
- * compiler may not drop the mask for what it knows of the value). */
-static __always_inline __u32 idx16(__u32 i)
-{
-	asm volatile("" : "+r"(i));
-	return i & 15;
-}
-
-static int defer_fire(void *map, __u64 *key, struct defer_val *dv)
-{
-	struct tsg_bpf_event *e;
-
-	if (dv->fired)
-		return 0;
-	dv->fired = 1;
-	e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
-	if (!e) {
-		count(TSG_BPF_C_LOST);
-		return 0;
-	}
-	__builtin_memcpy(e, &dv->ev, sizeof(*e));
-	bpf_ringbuf_submit(e, 0); /* an alert is due: wake the reader */
-	count(TSG_BPF_C_SENT);
-	count(TSG_BPF_C_DEFER_SENT);
-	return 0;
-}
-
 static __always_inline void record_owner(struct sk_state *st)
 {
 	st->pid = bpf_get_current_pid_tgid() >> 32;
@@ -350,40 +300,14 @@ static __always_inline void record_owner(struct sk_state *st)
 	st->gen = 0;
 }
 
-static __always_inline void fill_event(struct tsg_bpf_event *e, __u64 now, __u64 since,
-				       __u64 cookie, const struct sk_state *st, __u32 suid,
-				       const struct tuple *t, __u32 from, __u32 to, __u8 flags)
-{
-	e->ts_ns = now;
-	e->since_ns = since;
-	e->cookie = cookie;
-	e->cgroup_id = st->owner ? st->cgroup_id : 0;
-	e->pid = st->owner ? st->pid : 0;
-	e->uid = suid;
-	__builtin_memcpy(e->laddr, t->laddr, 16);
-	__builtin_memcpy(e->raddr, t->raddr, 16);
-	e->lport = t->lport;
-	e->rport = t->rport;
-	e->family = t->family;
-	e->from = from;
-	e->to = to;
-	if (st->owner) {
-		flags |= TSG_BPF_F_OWNER;
-		__builtin_memcpy(e->comm, st->comm, TSG_BPF_COMM_LEN);
-	} else {
-		__builtin_memset(e->comm, 0, TSG_BPF_COMM_LEN);
-	}
-	e->flags = flags;
-}
-
 static __always_inline int process(struct sock *sk, int oldstate, int newstate,
-				   struct sk_state *st, __u64 cookie, __u8 flags, bool can_defer)
+				   struct sk_state *st, __u64 cookie, __u8 flags)
 {
 	struct tsg_bpf_event *e;
 	struct tuple t = {};
 	__u64 now = bpf_ktime_get_ns(), bits, since, tb;
 	__u32 gen, suid, from, to, idx;
-	bool end, force;
+	bool end;
 
 	if (oldstate == TSG_BPF_TCP_CLOSE &&
 	    (newstate == TSG_BPF_TCP_SYN_SENT || newstate == TSG_BPF_TCP_LISTEN))
@@ -424,47 +348,9 @@ static __always_inline int process(struct sock *sk, int oldstate, int newstate,
 	end = to == TSG_BPF_TCP_CLOSE || to == TSG_BPF_TCP_TIME_WAIT;
 	since = st->since;
 	st->since = now;
-	/* leaving a state whose entry was held back */
-	if (can_defer && st->deferred) {
-		struct defer_val *dv = bpf_map_lookup_elem(&defer, &cookie);
-
-		st->deferred = 0;
-		if (dv) {
-			__u32 fired = dv->fired;
-
-			bpf_map_delete_elem(&defer, &cookie); /* cancels the timer */
-			if (fired)
-				st->last = 1; /* its entry crossed: so does its leave */
-			else
-				bits &= ~cfg.defer_slots[idx16(from)]; /* neither crosses */
-		}
-	}
-	force = cfg.record_all || st->last || (st->sent && end);
-	if (!bits && !force) {
+	if (!bits && !cfg.record_all && !(st->sent && end) && !st->last) {
 		count(TSG_BPF_C_FILTERED);
 		return 0;
-	}
-	/* an entry only time rules care about: hold it (see `defer`) */
-	if (can_defer && !force && !end && !(bits & ~cfg.defer_slots[idx16(to)]) &&
-	    cfg.defer_ns[idx16(to)]) {
-		struct defer_val zero = {};
-		struct defer_val *dv;
-
-		if (!bpf_map_update_elem(&defer, &cookie, &zero, BPF_ANY) &&
-		    (dv = bpf_map_lookup_elem(&defer, &cookie))) {
-			fill_event(&dv->ev, now, since, cookie, st, suid, &t, from, to, flags);
-			dv->fired = 0;
-			bpf_timer_init(&dv->timer, &defer, CLOCK_MONOTONIC);
-			bpf_timer_set_callback(&dv->timer, defer_fire);
-			if (!bpf_timer_start(&dv->timer, cfg.defer_ns[idx16(to)], 0)) {
-				st->deferred = 1;
-				st->last = 0;
-				count(TSG_BPF_C_DEFERRED);
-				return 0;
-			}
-			bpf_map_delete_elem(&defer, &cookie);
-		}
-		count(TSG_BPF_C_MAP_FULL); /* cannot hold it: send it now */
 	}
 	st->sent = 1;
 	st->last = bits != 0;
@@ -473,7 +359,26 @@ static __always_inline int process(struct sock *sk, int oldstate, int newstate,
 		count(TSG_BPF_C_LOST);
 		return 0;
 	}
-	fill_event(e, now, since, cookie, st, suid, &t, from, to, flags);
+	e->ts_ns = now;
+	e->since_ns = since;
+	e->cookie = cookie;
+	e->cgroup_id = st->owner ? st->cgroup_id : 0;
+	e->pid = st->owner ? st->pid : 0;
+	e->uid = suid;
+	__builtin_memcpy(e->laddr, t.laddr, 16);
+	__builtin_memcpy(e->raddr, t.raddr, 16);
+	e->lport = t.lport;
+	e->rport = t.rport;
+	e->family = t.family;
+	e->from = from;
+	e->to = to;
+	if (st->owner) {
+		flags |= TSG_BPF_F_OWNER;
+		__builtin_memcpy(e->comm, st->comm, TSG_BPF_COMM_LEN);
+	} else {
+		__builtin_memset(e->comm, 0, TSG_BPF_COMM_LEN);
+	}
+	e->flags = flags;
 	if (wakeup_bytes && bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) < wakeup_bytes)
 		bpf_ringbuf_submit(e, BPF_RB_NO_WAKEUP);
 	else
@@ -551,10 +456,9 @@ static __always_inline int handle_btf(struct sock *sk, int oldstate, int newstat
 		st->gen = 0;
 		st->sent = 0;
 		st->last = 0;
-		st->deferred = 0;
 		st->rst = 0;
 	}
-	return process(sk, oldstate, newstate, st, cookie, 0, true);
+	return process(sk, oldstate, newstate, st, cookie, 0);
 }
 
 SEC("tp_btf/inet_sock_set_state")
@@ -650,7 +554,7 @@ int tsg_set_state_tp(struct trace_event_raw_inet_sock_set_state *ctx)
 		}
 	}
 	cookie = st->cookie;
-	process(sk, oldstate, newstate, st, cookie, TSG_BPF_F_FALLBACK, false);
+	process(sk, oldstate, newstate, st, cookie, TSG_BPF_F_FALLBACK);
 	if (newstate == TSG_BPF_TCP_LISTEN && oldstate == TSG_BPF_TCP_CLOSE) {
 		lp = BPF_CORE_READ(sk, __sk_common.skc_num);
 		bpf_map_update_elem(&fb_listen, &lp, st, BPF_ANY);
@@ -718,14 +622,6 @@ int tsg_iter_tcp(struct bpf_iter__tcp *ctx)
 		r.cookie = bpf_get_socket_cookie(skc);
 		r.ino = sock_ino((struct sock *)tp);
 		r.uid = BPF_CORE_READ((struct sock *)tp, sk_uid.val);
-		/* its entry into this state is held (deferred, not fired yet):
-		 * the timer reports it if it stays, the snapshot must not */
-		{
-			struct defer_val *dv = bpf_map_lookup_elem(&defer, &r.cookie);
-
-			if (dv && !dv->fired)
-				r.held = 1;
-		}
 	}
 	__builtin_memcpy(r.laddr, t.laddr, 16);
 	__builtin_memcpy(r.raddr, t.raddr, 16);

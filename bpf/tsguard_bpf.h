@@ -60,8 +60,6 @@ enum tsg_bpf_counter {
 	TSG_BPF_C_TW,        /* ->CLOSE reported as ->TIME_WAIT */
 	TSG_BPF_C_OTHER_NS,  /* transitions of other network namespaces (ignored) */
 	TSG_BPF_C_NESTED,    /* handled by the second copy: the first was nested */
-	TSG_BPF_C_DEFERRED,  /* entries held in the kernel (time rules only) */
-	TSG_BPF_C_DEFER_SENT,/* ... of which the socket was still there: crossed */
 	TSG_BPF_C_N
 };
 
@@ -77,10 +75,6 @@ struct tsg_bpf_cfg {
 	__u64 uid_default;  /* slots for a uid not in the uid map */
 	__u32 gen;          /* plan generation; cached verdicts of other generations are stale */
 	__u32 record_all;   /* send every transition */
-	/* deferred entries (engine/plan.h): per state, the slots whose only
-	 * interest in it is time rules, and how long an entry is held */
-	__u64 defer_slots[16]; /* [state & 15]: a power of two the verifier can bound */
-	__u64 defer_ns[16];
 };
 
 /* iter/tcp record (snapshot and TIME_WAIT scan), written with bpf_seq_write. */
@@ -94,7 +88,7 @@ struct tsg_bpf_iter_rec {
 	__u8 family;
 	__u8 state; /* TIME_WAIT for timewait sockets */
 	__u8 timewait; /* 1: a timewait socket */
-	__u8 held;     /* 1: its entry into `state` is held in the kernel (deferred) */
+	__u8 pad;
 };
 
 #endif

@@ -57,7 +57,6 @@ struct kplan {
 	size_t nuid;
 	uint64_t uid_default;
 	bool record_all;
-	uint64_t defer_slots[TSG_NSTATES], defer_ns[TSG_NSTATES];
 };
 
 /* A socket in TIME_WAIT, followed until its timewait socket disappears. */
@@ -248,8 +247,6 @@ static int kplan_from_plan(struct kplan *k, const struct tsg_plan *p)
 	k->comm_default = p->comm_default;
 	k->uid_default = p->uid_default;
 	k->record_all = p->record_all;
-	memcpy(k->defer_slots, p->defer_slots, sizeof(k->defer_slots));
-	memcpy(k->defer_ns, p->defer_ns, sizeof(k->defer_ns));
 	if (!k->lport || !k->rport || !k->laddr || !k->raddr || !k->comm || !k->uid) {
 		kplan_fini(k);
 		return -ENOMEM;
@@ -480,16 +477,6 @@ static int maps_write(struct tsg_capture *c, const struct kplan *w, const struct
 	s->bss->cfg.comm_default = w->comm_default | (union_with ? old->comm_default : 0);
 	s->bss->cfg.uid_default = w->uid_default | (union_with ? old->uid_default : 0);
 	s->bss->cfg.record_all = w->record_all || (union_with && old->record_all);
-	/* deferring sends less: while both plans hold, defer only what both would */
-	for (int st = 0; st < TSG_NSTATES; st++) {
-		uint64_t slots = w->defer_slots[st] & (union_with ? old->defer_slots[st] : ~0ull);
-		uint64_t ns = w->defer_ns[st];
-
-		if (union_with && old->defer_ns[st] < ns)
-			ns = old->defer_ns[st];
-		s->bss->cfg.defer_slots[st] = ns ? slots : 0;
-		s->bss->cfg.defer_ns[st] = slots ? ns : 0;
-	}
 	return 0;
 }
 
@@ -1224,10 +1211,6 @@ int tsg_capture_snapshot(struct tsg_capture *c, tsg_event_fn cb, void *ctx)
 
 		if (r->state == 0 || r->state >= TSG_NSTATES)
 			continue;
-		/* held in the kernel for time rules: reported by its timer if it
-		 * stays (with its true entry time), not here */
-		if (r->held)
-			continue;
 		ev.ts_ns = t;
 		ev.since_ns = t;
 		ev.snapshot = 1;
@@ -1466,8 +1449,6 @@ void tsg_capture_get_stats(const struct tsg_capture *c, struct tsg_capture_stats
 	st->tw_entered = c->tw_entered;
 	st->tw_exited = c->tw_exited;
 	st->snapshot_sockets = c->snapshot_sockets;
-	st->deferred = cnt[TSG_BPF_C_DEFERRED];
-	st->deferred_sent = cnt[TSG_BPF_C_DEFER_SENT];
 	if (c->verbose)
 		log_debug("capture: %" PRIu64 " transitions handled by the nested-run copy, %" PRIu64
 			  " of other network namespaces ignored",

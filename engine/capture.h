@@ -30,8 +30,6 @@ struct tsg_capture_stats {
 	uint64_t map_full;  /* bounded map overflow */
 	uint64_t tw_entered, tw_exited;
 	uint64_t snapshot_sockets;
-	uint64_t deferred;      /* entries held in the kernel (only time rules want them) */
-	uint64_t deferred_sent; /* ... that crossed: the socket was still in the state */
 };
 
 /*

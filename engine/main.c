@@ -633,10 +633,6 @@ static int run_live(struct ctx *c)
 	log_info("stopping: %llu transitions seen, %llu filtered in the kernel, %llu sent, %llu lost",
 		 (unsigned long long)cs.seen, (unsigned long long)cs.filtered,
 		 (unsigned long long)cs.sent, (unsigned long long)cs.lost);
-	if (cs.deferred)
-		log_info("%llu state entries were held in the kernel for time rules; %llu of "
-			 "them crossed (the socket was still there)",
-			 (unsigned long long)cs.deferred, (unsigned long long)cs.deferred_sent);
 	tsg_capture_free(cap);
 	return rc < 0 && rc != -EINTR ? EXIT_RUNTIME : 0;
 }

@@ -179,12 +179,6 @@ static void render_capture(struct buf *b, const struct tsg_capture_stats *c)
 	gauge(b, "tsguard_capture_snapshot_sockets",
 	      "Sockets found by the startup snapshot (sockets older than tsguard).",
 	      c->snapshot_sockets);
-	counter(b, "tsguard_capture_deferred_total",
-		"State entries held in the kernel because only time-in-state rules want them.",
-		c->deferred);
-	counter(b, "tsguard_capture_deferred_sent_total",
-		"Held entries sent because the socket was still in the state after the hold.",
-		c->deferred_sent);
 }
 
 static void render_engine(struct buf *b, const struct tsg_engine_stats *e)

@@ -461,9 +461,6 @@ void tsg_plan_free(struct tsg_plan *p)
 
 static void plan_set_all(struct tsg_plan *p)
 {
-	/* a recording holds every transition as it happens: nothing deferred */
-	memset(p->defer_slots, 0, sizeof(p->defer_slots));
-	memset(p->defer_ns, 0, sizeof(p->defer_ns));
 	for (int f = 0; f < TSG_NSTATES; f++)
 		for (int t = 0; t < TSG_NSTATES; t++)
 			p->trans[f][t] = ALL_BITS;
@@ -479,48 +476,6 @@ static void plan_set_all(struct tsg_plan *p)
 	for (size_t i = 0; i < p->nuid; i++)
 		p->uid[i].bits = ALL_BITS;
 	p->comm_default = p->uid_default = ALL_BITS;
-}
-
-/*
- * Deferred entries (see plan.h): slot k is deferrable for state S when it
- * holds a time rule on S and every enabled rule of slot k whose transitions
- * touch S (into or out of it) is a time rule on S. TIME_WAIT (its exit is
- * found by a user-space scan) and CLOSE (the end) are never deferred.
- */
-static void plan_defer(const struct tsg_ruleset *rs, struct tsg_plan *p)
-{
-	size_t n = rs ? rs->nrules : 0;
-
-	for (int s = 1; s < TSG_NSTATES; s++) {
-		uint64_t timed = 0, other = 0, min_ns = UINT64_MAX;
-
-		if (s == TSG_TIME_WAIT || s == TSG_CLOSE)
-			continue;
-		for (size_t i = 0; i < n; i++) {
-			const struct tsg_rule *r = &rs->rules[i];
-			uint64_t bit = slot_bit(p->slot_of_rule[i]);
-			uint16_t rows[TSG_NSTATES];
-			bool touches = false;
-
-			if (!r->enabled)
-				continue;
-			if (r->kind == TSG_KIND_TIME && r->state == s) {
-				timed |= bit;
-				if (r->longer_than_ns < min_ns)
-					min_ns = r->longer_than_ns;
-				continue;
-			}
-			rule_trans_rows(r, rows);
-			for (int f = 0; f < TSG_NSTATES && !touches; f++)
-				touches = (f == s && rows[f]) || (rows[f] & (1u << s));
-			if (touches)
-				other |= bit;
-		}
-		p->defer_slots[s] = timed & ~other;
-		p->defer_ns[s] = p->defer_slots[s] && min_ns != UINT64_MAX ? min_ns : 0;
-		if (!p->defer_ns[s])
-			p->defer_slots[s] = 0;
-	}
 }
 
 int tsg_plan_build(const struct tsg_ruleset *rs, bool record_all, struct tsg_plan **out)
@@ -610,7 +565,6 @@ int tsg_plan_build(const struct tsg_ruleset *rs, bool record_all, struct tsg_pla
 	if (err)
 		goto fail;
 
-	plan_defer(rs, p);
 	if (record_all)
 		plan_set_all(p);
 	*out = p;
@@ -1010,15 +964,6 @@ static void explain_rule(FILE *out, const struct tsg_plan *p, const struct tsg_r
 	print_fields(out, uf);
 	fputc('\n', out);
 	explain_condition(out, r);
-	if (r->kind == TSG_KIND_TIME && r->state < TSG_NSTATES &&
-	    (p->defer_slots[r->state] & slot_bit(p->slot_of_rule[r->index]))) {
-		char b[32];
-
-		fprintf(out, "    deferred  entries into %s are held in the kernel for %s; only "
-			     "sockets still there then cross (with their entry time)\n",
-			state_name(r->state),
-			tsg_duration_format(p->defer_ns[r->state], b, sizeof(b)));
-	}
 	fputc('\n', out);
 }
 

@@ -53,16 +53,6 @@ struct tsg_plan {
 	size_t nuid;
 	uint64_t uid_default;
 	bool record_all; /* --record: every transition crosses */
-	/*
-	 * Deferred entries. defer_slots[S]: slots whose only interest in state S
-	 * (entering it, leaving it) is time-in-state rules on S. An entry into S
-	 * wanted only by such slots is held in the kernel for defer_ns[S] (the
-	 * shortest longer_than on S) and crosses only if the socket is still in S
-	 * then (with its true entry time); a socket that leaves S sooner costs
-	 * no crossing at all, and neither does its leave. 0: nothing deferred.
-	 */
-	uint64_t defer_slots[TSG_NSTATES];
-	uint64_t defer_ns[TSG_NSTATES];
 	/* per rule: its slot, and which of its fields are left to user space */
 	uint8_t *slot_of_rule;
 	uint32_t *user_fields_of_rule; /* TSG_HAVE(TSG_SF_*) bits */

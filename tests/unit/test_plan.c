@@ -998,95 +998,6 @@ static const char LOADED_YAML[] =
 	"    enabled: false\n"
 	"    when: {to: LISTEN}\n";
 
-
-/* Loads YAML text into a rule set (the real loader). */
-static struct tsg_ruleset *load_yaml(const char *yaml)
-{
-	char path[] = "/tmp/tsg-test-plan-XXXXXX.yaml";
-	const char *paths[1] = {path};
-	struct tsg_ruleset *rs = NULL;
-	struct tsg_diags d;
-	int fd = mkstemps(path, 5);
-
-	assert_true(fd >= 0);
-	assert_int_equal(write(fd, yaml, strlen(yaml)), (ssize_t)strlen(yaml));
-	close(fd);
-	tsg_diags_init(&d);
-	if (tsg_ruleset_load(paths, 1, false, &d, &rs) < 0)
-		tsg_diags_print(&d, stderr);
-	tsg_diags_fini(&d);
-	unlink(path);
-	assert_non_null(rs);
-	return rs;
-}
-
-/* Deferred entries: a state's slots whose only interest in it is time rules. */
-static void test_defer(void **state)
-{
-	struct tsg_ruleset *rs = load_yaml(
-		"rules:\n"
-		"  - name: t0\n"                                          /* slot 0 */
-		"    when: {state: SYN_SENT, longer_than: 500ms}\n"
-		"  - name: t1\n"                                          /* slot 1 */
-		"    when: {state: SYN_SENT, longer_than: 3s}\n"
-		"  - name: c2\n"                                          /* slot 2 */
-		"    when: {state: CLOSE_WAIT, count_above: 10, by: comm}\n"
-		"  - name: t3\n"                                          /* slot 3 */
-		"    when: {state: CLOSE_WAIT, longer_than: 5m}\n"
-		"  - name: x4\n"                                          /* slot 4 */
-		"    when: {from: SYN_SENT, to: CLOSE}\n"
-		"  - name: t5\n"                                          /* slot 5 */
-		"    when: {state: TIME_WAIT, longer_than: 1s}\n"
-		"  - name: t6\n"                                          /* slot 6 */
-		"    when: {state: LAST_ACK, longer_than: 1m}\n"
-		"  - name: x7\n"                                          /* slot 7 */
-		"    when: {to: ESTABLISHED}\n");
-	struct tsg_plan *p = NULL;
-
-	assert_int_equal(tsg_plan_build(rs, false, &p), 0);
-	/* SYN_SENT: two time rules; the transition rule x4 (slot 4) is not one */
-	assert_int_equal(p->defer_slots[TSG_SYN_SENT], 0x3);
-	assert_int_equal(p->defer_ns[TSG_SYN_SENT], 500 * TSG_NSEC_PER_MSEC);
-	/* CLOSE_WAIT: the time rule's slot only; the count rule needs every entry */
-	assert_int_equal(p->defer_slots[TSG_CLOSE_WAIT], 0x8);
-	assert_int_equal(p->defer_ns[TSG_CLOSE_WAIT], 300 * TSG_NSEC_PER_SEC);
-	/* TIME_WAIT never (its exit is a user-space scan), nor states without time rules */
-	assert_int_equal(p->defer_slots[TSG_TIME_WAIT], 0);
-	assert_int_equal(p->defer_slots[TSG_LAST_ACK], 0x40);
-	assert_int_equal(p->defer_slots[TSG_ESTABLISHED], 0);
-	assert_int_equal(p->defer_ns[TSG_ESTABLISHED], 0);
-	tsg_plan_free(p);
-	/* --record holds nothing back */
-	assert_int_equal(tsg_plan_build(rs, true, &p), 0);
-	for (int st = 0; st < TSG_NSTATES; st++)
-		assert_int_equal(p->defer_slots[st], 0);
-	tsg_plan_free(p);
-	tsg_ruleset_free(rs);
-}
-
-/* More than 64 rules: a time rule sharing its slot with a count rule on the
- * same state is not deferred (the slot needs every entry). */
-static void test_defer_shared_slot(void **state)
-{
-	char *yaml = malloc(65536);
-	size_t off = 0;
-	struct tsg_ruleset *rs;
-	struct tsg_plan *p = NULL;
-
-	assert_non_null(yaml);
-	off += (size_t)snprintf(yaml + off, 65536 - off, "rules:\n");
-	for (int i = 0; i < 65; i++) /* rule 64 shares slot 0 with rule 0 */
-		off += (size_t)snprintf(yaml + off, 65536 - off,
-					"  - name: r%d\n    when: {state: FIN_WAIT2, %s}\n", i,
-					i == 64 ? "count_above: 5, by: comm" : "longer_than: 2s");
-	rs = load_yaml(yaml);
-	free(yaml);
-	assert_int_equal(tsg_plan_build(rs, false, &p), 0);
-	assert_int_equal(p->defer_slots[TSG_FIN_WAIT2], ~1ull);
-	tsg_plan_free(p);
-	tsg_ruleset_free(rs);
-}
-
 static void test_loaded_rules(void **state)
 {
 	char path[] = "/tmp/tsg-test-plan-XXXXXX.yaml";
@@ -1172,8 +1083,6 @@ int main(void)
 		cmocka_unit_test(test_explain),
 		cmocka_unit_test(test_superset_property),
 		cmocka_unit_test(test_loaded_rules),
-		cmocka_unit_test(test_defer),
-		cmocka_unit_test(test_defer_shared_slot),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
