@@ -349,6 +349,9 @@ static int run_test(struct tfile *tf, const struct tsg_ruleset *rs, yaml_node_t 
 
 		if (!ks)
 			terr(tf, k, "expected a key");
+		else if ((!strcmp(ks, "name") && name) || (!strcmp(ks, "events") && events) ||
+			 (!strcmp(ks, "until") && until) || (!strcmp(ks, "expect") && expect))
+			terr(tf, k, "duplicate key \"%s\"", ks);
 		else if (!strcmp(ks, "name"))
 			name = v;
 		else if (!strcmp(ks, "events"))
@@ -508,8 +511,22 @@ static int run_file(const char *path, FILE *out, size_t *npass, size_t *nfail)
 		(*nfail)++;
 		return -1;
 	}
+	{
+		/* one document per test file, as for rule files */
+		yaml_document_t extra;
+
+		if (yaml_parser_load(&parser, &extra)) {
+			yaml_node_t *r2 = yaml_document_get_root_node(&extra);
+
+			if (r2)
+				terr(&tf, r2, "a second YAML document: expected one document per file");
+			yaml_document_delete(&extra);
+		}
+	}
 	yaml_parser_delete(&parser);
 	fclose(f);
+	if (tf.errors)
+		goto out;
 
 	root = yaml_document_get_root_node(&tf.doc);
 	if (!root || root->type != YAML_MAPPING_NODE) {
@@ -521,7 +538,9 @@ static int run_file(const char *path, FILE *out, size_t *npass, size_t *nfail)
 		yaml_node_t *k = node(&tf, p->key);
 		const char *ks = scalar(k);
 
-		if (ks && !strcmp(ks, "rules"))
+		if (ks && ((!strcmp(ks, "rules") && rules) || (!strcmp(ks, "tests") && tests)))
+			terr(&tf, k, "duplicate key \"%s\"", ks);
+		else if (ks && !strcmp(ks, "rules"))
 			rules = node(&tf, p->value);
 		else if (ks && !strcmp(ks, "tests"))
 			tests = node(&tf, p->value);
