@@ -16,6 +16,7 @@
  * is counted.
  */
 #include "engine.h"
+#include "log.h"
 #include "match.h"
 
 #include <errno.h>
@@ -82,7 +83,6 @@ struct key_ent {
 	uint64_t pending_since;
 	uint64_t last_fire;
 	uint64_t suppressed;
-	uint64_t last_touch;
 };
 
 struct rule_rt {
@@ -119,7 +119,6 @@ struct tsg_engine {
 	tsg_notify_fn notify;
 	void *ctx;
 	uint64_t now;
-	bool started;
 
 	struct rule_rt *rules;
 	size_t nrules;
@@ -423,10 +422,9 @@ static struct key_ent *key_get(struct tsg_engine *e, struct rule_rt *rt,
 		rt->st.keys_dropped++;
 		e->st.keys_dropped++;
 		if (!rt->overflow_logged) {
-			fprintf(stderr,
-				"tsguard: warning: rule %s: more than %zu keys; new keys are not "
-				"tracked (counted in keys_dropped)\n",
-				rt->r->name, e->opts.max_keys_per_rule);
+			log_warn("rule %s: more than %zu keys; new keys are not tracked "
+				 "(counted in keys_dropped)",
+				 rt->r->name, e->opts.max_keys_per_rule);
 			rt->overflow_logged = true;
 		}
 		return NULL;
@@ -466,6 +464,25 @@ static bool cooldown_pass(struct tsg_engine *e, const struct tsg_rule *r, bool *
 
 /* ---- count and rate alerts ------------------------------------------------ */
 
+/* Rate: count of ring timestamps still in the window. */
+static uint64_t rate_in_window(const struct tsg_engine *e, const struct tsg_rule *r,
+			       const struct key_ent *k, uint64_t *next_expiry)
+{
+	uint64_t n = 0;
+
+	*next_expiry = UINT64_MAX;
+	for (uint32_t i = 0; i < k->rn; i++) {
+		uint64_t ts = k->ring[(k->rhead + k->rcap - k->rn + i) % k->rcap];
+
+		if (ts + r->per_ns > e->now) {
+			if (ts + r->per_ns < *next_expiry)
+				*next_expiry = ts + r->per_ns;
+			n++;
+		}
+	}
+	return n;
+}
+
 static void key_alert(struct tsg_engine *e, struct key_ent *k, int status)
 {
 	struct rule_rt *rt = &e->rules[k->rule];
@@ -479,11 +496,8 @@ static void key_alert(struct tsg_engine *e, struct key_ent *k, int status)
 		a.state = r->state;
 		a.count = k->count;
 	} else {
-		uint64_t n = 0;
+		uint64_t expiry, n = rate_in_window(e, r, k, &expiry);
 
-		for (uint32_t i = 0; i < k->rn; i++)
-			if (k->ring[(k->rhead + k->rcap - 1 - i) % k->rcap] + r->per_ns > e->now)
-				n++;
 		a.count = n;
 		/* {{from}} / {{to}}: the rule's own states when it names one */
 		if (r->from && !(r->from & (r->from - 1)))
@@ -512,25 +526,6 @@ static void key_alert(struct tsg_engine *e, struct key_ent *k, int status)
 		k->suppressed = 0;
 	}
 	notify(e, &a);
-}
-
-/* Rate: count of ring timestamps still in the window. */
-static uint64_t rate_in_window(const struct tsg_engine *e, const struct tsg_rule *r,
-			       const struct key_ent *k, uint64_t *next_expiry)
-{
-	uint64_t n = 0;
-
-	*next_expiry = UINT64_MAX;
-	for (uint32_t i = 0; i < k->rn; i++) {
-		uint64_t ts = k->ring[(k->rhead + k->rcap - k->rn + i) % k->rcap];
-
-		if (ts + r->per_ns > e->now) {
-			if (ts + r->per_ns < *next_expiry)
-				*next_expiry = ts + r->per_ns;
-			n++;
-		}
-	}
-	return n;
 }
 
 /*
@@ -627,7 +622,6 @@ static void rate_push(struct tsg_engine *e, struct rule_rt *rt, const struct tsg
 	k->rhead = (k->rhead + 1) % k->rcap;
 	if (k->rn < k->rcap)
 		k->rn++;
-	k->last_touch = e->now;
 	key_eval(e, k);
 }
 
@@ -686,10 +680,9 @@ static struct sock_ent *sock_add(struct tsg_engine *e, uint64_t sk)
 
 	if (e->nsocks >= e->opts.max_sockets) {
 		if (!e->st.sockets_dropped)
-			fprintf(stderr,
-				"tsguard: warning: more than %zu tracked sockets; new sockets are "
-				"not tracked (counted in sockets_dropped)\n",
-				e->opts.max_sockets);
+			log_warn("more than %zu tracked sockets; new sockets are not tracked "
+				 "(counted in sockets_dropped)",
+				 e->opts.max_sockets);
 		e->st.sockets_dropped++;
 		return NULL;
 	}
@@ -887,7 +880,6 @@ static void enter_rule(struct tsg_engine *e, struct sock_ent *s, uint32_t ri, ui
 		m->next = s->memb;
 		s->memb = m;
 		k->count++;
-		k->last_touch = e->now;
 		key_eval(e, k);
 	}
 }
@@ -1313,21 +1305,26 @@ fail:
 	return -ENOMEM;
 }
 
+/* Frees a rule's key table (its timers leave the heap). */
+static void rule_rt_fini(struct tsg_engine *e, struct rule_rt *rt)
+{
+	for (size_t b = 0; b < rt->nbuckets; b++) {
+		struct key_ent *k = rt->buckets[b], *nx;
+
+		for (; k; k = nx) {
+			nx = k->next;
+			key_free(e, k);
+		}
+	}
+	free(rt->buckets);
+	rt->buckets = NULL;
+	rt->nbuckets = rt->nkeys = 0;
+}
+
 static void rules_rt_free(struct tsg_engine *e, struct rule_rt *rules, size_t n)
 {
-	for (size_t i = 0; i < n; i++) {
-		struct rule_rt *rt = &rules[i];
-
-		for (size_t b = 0; b < rt->nbuckets; b++) {
-			struct key_ent *k = rt->buckets[b], *nx;
-
-			for (; k; k = nx) {
-				nx = k->next;
-				key_free(e, k);
-			}
-		}
-		free(rt->buckets);
-	}
+	for (size_t i = 0; i < n; i++)
+		rule_rt_fini(e, &rules[i]);
 	free(rules);
 }
 
@@ -1433,19 +1430,10 @@ int tsg_engine_swap_rules(struct tsg_engine *e, const struct tsg_ruleset *rs)
 
 		if (map[o] == UINT32_MAX) {
 			if (ort->st.firing_now)
-				fprintf(stderr,
-					"tsguard: info: rule %s changed or removed on reload: "
-					"%llu firing alert(s) dropped without a resolved notification\n",
-					ort->r->name, (unsigned long long)ort->st.firing_now);
-			for (size_t b = 0; b < ort->nbuckets; b++) {
-				struct key_ent *k = ort->buckets[b], *nx;
-
-				for (; k; k = nx) {
-					nx = k->next;
-					key_free(e, k);
-				}
-			}
-			free(ort->buckets);
+				log_info("rule %s changed or removed on reload: %llu firing "
+					 "alert(s) dropped without a resolved notification",
+					 ort->r->name, (unsigned long long)ort->st.firing_now);
+			rule_rt_fini(e, ort);
 			continue;
 		}
 		nr[map[o]].buckets = ort->buckets;
