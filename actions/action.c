@@ -31,22 +31,6 @@ struct tsg_actions {
 /* Bound on distinct action names counted (a reload may bring new ones). */
 #define TSG_ACT_MAX_STATS 4096
 
-uint64_t tsg_act_now(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * TSG_NSEC_PER_SEC + (uint64_t)ts.tv_nsec;
-}
-
-int64_t tsg_act_wall_now(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (int64_t)ts.tv_sec * (int64_t)TSG_NSEC_PER_SEC + ts.tv_nsec;
-}
-
 int tsg_act_thread_start(pthread_t *t, void *(*fn)(void *), void *arg)
 {
 	sigset_t all, old;

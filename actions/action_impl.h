@@ -44,8 +44,7 @@ static inline bool tsg_act_log_drop(uint64_t n)
 
 /* ---- time --------------------------------------------------------------- */
 
-uint64_t tsg_act_now(void);       /* CLOCK_MONOTONIC ns */
-int64_t tsg_act_wall_now(void);   /* CLOCK_REALTIME ns */
+/* clocks: tsg_mono_ns(), tsg_wall_ns() (engine/tsg.h) */
 
 /* Blocks every signal while creating a thread, so workers never take the
  * main program's signals (SIGHUP, SIGTERM, SIGPIPE ...). */

@@ -487,7 +487,7 @@ static int spawn(struct tsg_exec_runner *r, struct ex_job *j, struct ex_slot *sl
 	fcntl(pin[1], F_SETFL, O_NONBLOCK);
 	fcntl(pout[0], F_SETFL, O_NONBLOCK);
 	fcntl(perr[0], F_SETFL, O_NONBLOCK);
-	now = tsg_act_now();
+	now = tsg_mono_ns();
 	k->job = j;
 	k->slot = slot;
 	k->pid = pid;
@@ -761,7 +761,7 @@ static void *ex_main(void *arg)
 	struct pollfd pfd[1 + 4 * EX_MAX_CHILDREN];
 
 	for (;;) {
-		uint64_t now = tsg_act_now(), next = UINT64_MAX;
+		uint64_t now = tsg_mono_ns(), next = UINT64_MAX;
 		nfds_t n = 0;
 		int timeout;
 

@@ -241,7 +241,7 @@ static char *am_body(const json_t *alert, bool resolved, int64_t end_ns, uint64_
 
 	if (o && arr) {
 		if (!resolved)
-			end_ns = tsg_act_wall_now() + 4 * (int64_t)resend_ns;
+			end_ns = tsg_wall_ns() + 4 * (int64_t)resend_ns;
 		json_object_set_new(o, "endsAt", json_string(tsg_format_time(end_ns, t, sizeof(t))));
 		json_array_append(arr, o);
 		s = json_dumps(arr, JSON_COMPACT);
@@ -735,7 +735,7 @@ static void *wh_main(void *arg)
 	struct tsg_webhook_runner *r = arg;
 
 	for (;;) {
-		uint64_t now = tsg_act_now(), next = now + TSG_NSEC_PER_SEC;
+		uint64_t now = tsg_mono_ns(), next = now + TSG_NSEC_PER_SEC;
 		struct wh_job *in;
 		char **keep = NULL;
 		bool swap, stop;
@@ -779,7 +779,7 @@ static void *wh_main(void *arg)
 			if (msg->msg != CURLMSG_DONE)
 				continue;
 			curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&j);
-			done(r, j, msg->data.result, tsg_act_now());
+			done(r, j, msg->data.result, tsg_mono_ns());
 		}
 		if (r->stopping && !r->pending && !r->active)
 			break;

@@ -146,14 +146,6 @@ struct tsg_capture {
 	uint64_t last_lost_log;
 };
 
-static uint64_t now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * TSG_NSEC_PER_SEC + (uint64_t)ts.tv_nsec;
-}
-
 /* ---- libbpf logging ------------------------------------------------------ */
 
 static bool libbpf_verbose;
@@ -596,7 +588,7 @@ static const char *cg_path(struct tsg_capture *c, uint64_t id)
 		for (struct cg_entry *e = c->cg[cg_bucket(id)]; e; e = e->next)
 			if (e->id == id)
 				return e->path;
-		t = now_ns();
+		t = tsg_mono_ns();
 		if (tries || (c->cg_last_walk && t - c->cg_last_walk < CGROUP_REWALK_NS))
 			return NULL;
 		c->cg_last_walk = t;
@@ -762,7 +754,7 @@ static int tw_scan(struct tsg_capture *c)
 	err = run_iter(c, true, scan_mark, NULL);
 	if (err)
 		return err;
-	t = now_ns();
+	t = tsg_mono_ns();
 	for (size_t b = 0; b < c->tw_nbuckets; b++) {
 		struct tw_entry **pp = &c->tw[b];
 
@@ -985,7 +977,7 @@ static void read_counters(const struct tsg_capture *c, uint64_t out[TSG_BPF_C_N]
 
 static void check_lost(struct tsg_capture *c)
 {
-	uint64_t cnt[TSG_BPF_C_N], t = now_ns();
+	uint64_t cnt[TSG_BPF_C_N], t = tsg_mono_ns();
 
 	if (t - c->last_lost_log < LOST_LOG_NS)
 		return;
@@ -1010,7 +1002,7 @@ int tsg_capture_poll(struct tsg_capture *c, int timeout_ms, tsg_event_fn cb, voi
 	c->cb_ctx = ctx;
 	c->delivered = 0;
 	if (c->tw_n) {
-		t = now_ns();
+		t = tsg_mono_ns();
 		int left = t >= c->next_scan_ns ? 0 : (int)((c->next_scan_ns - t) / TSG_NSEC_PER_MSEC) + 1;
 
 		if (timeout_ms < 0 || left < timeout_ms)
@@ -1025,11 +1017,11 @@ int tsg_capture_poll(struct tsg_capture *c, int timeout_ms, tsg_event_fn cb, voi
 	}
 	/* events submitted without a wakeup do not make epoll ready: read them */
 	ring_buffer__consume(c->rb);
-	if (c->tw_n && now_ns() >= c->next_scan_ns) {
+	if (c->tw_n && tsg_mono_ns() >= c->next_scan_ns) {
 		/* drain first: an entry delivered now is in the iterator's view */
 		ring_buffer__consume(c->rb);
 		tw_scan(c);
-		c->next_scan_ns = now_ns() + (uint64_t)c->opts.tw_scan_ms * TSG_NSEC_PER_MSEC;
+		c->next_scan_ns = tsg_mono_ns() + (uint64_t)c->opts.tw_scan_ms * TSG_NSEC_PER_MSEC;
 	}
 	check_lost(c);
 	c->cb = NULL;
@@ -1190,7 +1182,7 @@ static uint64_t tuple_id(const struct tsg_bpf_iter_rec *r)
 int tsg_capture_snapshot(struct tsg_capture *c, tsg_event_fn cb, void *ctx)
 {
 	struct snap s = { 0 };
-	uint64_t t = now_ns();
+	uint64_t t = tsg_mono_ns();
 	int err;
 
 	if (!c)
@@ -1251,7 +1243,7 @@ int tsg_capture_snapshot(struct tsg_capture *c, tsg_event_fn cb, void *ctx)
 			tw_enter(c, &ev, c->scan_gen);
 	}
 	c->cb = NULL;
-	c->next_scan_ns = now_ns() + (uint64_t)c->opts.tw_scan_ms * TSG_NSEC_PER_MSEC;
+	c->next_scan_ns = tsg_mono_ns() + (uint64_t)c->opts.tw_scan_ms * TSG_NSEC_PER_MSEC;
 	log_debug("capture: snapshot: %zu TCP sockets", s.n);
 	free(s.v);
 	return 0;
@@ -1421,7 +1413,7 @@ int tsg_capture_new(const struct tsg_plan *plan, const struct tsg_capture_opts *
 		err = -EOPNOTSUPP;
 		goto fail;
 	}
-	c->next_scan_ns = now_ns() + (uint64_t)c->opts.tw_scan_ms * TSG_NSEC_PER_MSEC;
+	c->next_scan_ns = tsg_mono_ns() + (uint64_t)c->opts.tw_scan_ms * TSG_NSEC_PER_MSEC;
 	log_info("capture: attached (%s), ring buffer %u KiB",
 		 c->fallback ? "classic tracepoint sock:inet_sock_set_state"
 			     : "tp_btf/inet_sock_set_state",

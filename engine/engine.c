@@ -138,14 +138,6 @@ struct tsg_engine {
 
 /* ---- time ---------------------------------------------------------------- */
 
-static int64_t wall_now(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
 /* ---- timer heap ---------------------------------------------------------- */
 
 static void heap_swap(struct tsg_engine *e, size_t a, size_t b)
@@ -238,7 +230,7 @@ static void notify(struct tsg_engine *e, struct tsg_alert *a)
 
 	a->rs = e->rs;
 	a->ts_ns = e->now;
-	a->wall_ns = wall_now();
+	a->wall_ns = tsg_wall_ns();
 	a->host = e->opts.host;
 	a->dry_run = e->opts.dry_run;
 	if (a->status == TSG_FIRING)

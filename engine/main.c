@@ -68,10 +68,7 @@ struct ctx {
 
 static double unix_now(void)
 {
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+	return (double)tsg_wall_ns() / 1e9;
 }
 
 static volatile sig_atomic_t sig_stop, sig_reload;
@@ -508,14 +505,6 @@ static int run_replay(struct ctx *c)
 /* ---- live ------------------------------------------------------------------------ */
 
 #ifdef TSG_HAVE_CAPTURE
-static uint64_t mono_now(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * TSG_NSEC_PER_SEC + (uint64_t)ts.tv_nsec;
-}
-
 #ifdef TSG_HAVE_METRICS
 static void publish_metrics(struct ctx *c, struct tsg_capture *cap)
 {
@@ -523,7 +512,7 @@ static void publish_metrics(struct ctx *c, struct tsg_capture *cap)
 	static const char *const types[] = { "syslog", "exec", "webhook" };
 	struct tsg_metrics_snapshot snap = { 0 };
 	static uint64_t last;
-	uint64_t now = mono_now();
+	uint64_t now = tsg_mono_ns();
 
 	if (!c->metrics || now - last < 500 * TSG_NSEC_PER_MSEC)
 		return;
@@ -586,7 +575,7 @@ static int run_live(struct ctx *c)
 	tsg_plan_free(plan);
 	if (rc < 0)
 		return EXIT_RUNTIME; /* the capture logged why */
-	tsg_engine_advance(c->engine, mono_now());
+	tsg_engine_advance(c->engine, tsg_mono_ns());
 	rc = tsg_capture_snapshot(cap, on_event, c);
 	if (rc < 0)
 		log_warn("startup snapshot failed: %s; sockets that exist now are unknown",
@@ -594,7 +583,7 @@ static int run_live(struct ctx *c)
 	log_info("watching: %zu rules%s", c->rs->nrules, c->o->dry_run ? " (dry run)" : "");
 
 	while (!sig_stop) {
-		uint64_t now = mono_now(), next = tsg_engine_next_deadline(c->engine);
+		uint64_t now = tsg_mono_ns(), next = tsg_engine_next_deadline(c->engine);
 		int timeout = 1000;
 
 		if (next != UINT64_MAX) {
@@ -609,7 +598,7 @@ static int run_live(struct ctx *c)
 		}
 		/* timers run up to a time all of whose events have been read:
 		 * take the time, then drain what was submitted before it */
-		now = mono_now();
+		now = tsg_mono_ns();
 		rc = tsg_capture_poll(cap, 0, on_event, c);
 		if (rc < 0 && rc != -EINTR) {
 			log_err("capture failed: %s", strerror(-rc));

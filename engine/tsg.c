@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 static const char *const state_names[TSG_NSTATES] = {
 	[TSG_STATE_NONE] = "NONE",	   [TSG_ESTABLISHED] = "ESTABLISHED",
@@ -65,6 +66,24 @@ int tsg_sfield_parse(const char *s)
 		if (s && !strcmp(s, sfield_names[f]))
 			return f;
 	return -EINVAL;
+}
+
+/* ---- clocks ------------------------------------------------------------------- */
+
+uint64_t tsg_mono_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * TSG_NSEC_PER_SEC + (uint64_t)ts.tv_nsec;
+}
+
+int64_t tsg_wall_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * (int64_t)TSG_NSEC_PER_SEC + ts.tv_nsec;
 }
 
 /* ---- interning ------------------------------------------------------------ */

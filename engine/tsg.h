@@ -118,6 +118,11 @@ int tsg_duration_parse(const char *s, uint64_t *out_ns);
 /* ns -> "500ms", "1.5s", "5m", "5m30s", "1h2m"; buf >= 32 bytes. */
 const char *tsg_duration_format(uint64_t ns, char *buf, size_t len);
 
+/* CLOCK_MONOTONIC (the clock of bpf_ktime_get_ns and of live events) and
+ * CLOCK_REALTIME, in nanoseconds. */
+uint64_t tsg_mono_ns(void);
+int64_t tsg_wall_ns(void);
+
 #define TSG_NSEC_PER_SEC 1000000000ull
 #define TSG_NSEC_PER_MSEC 1000000ull
 
