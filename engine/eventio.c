@@ -3,6 +3,7 @@
 #include "eventio.h"
 
 #include <errno.h>
+#include <stdlib.h>
 #include <inttypes.h>
 #include <math.h>
 #include <stdarg.h>
@@ -294,4 +295,62 @@ ssize_t tsg_event_read_line(FILE *f, char *buf, size_t cap)
 		return -E2BIG;
 	}
 	return (ssize_t)len;
+}
+
+int tsg_event_reader_init(struct tsg_event_reader *r, FILE *f, const char *name)
+{
+	memset(r, 0, sizeof(*r));
+	r->f = f;
+	r->name = name;
+	r->line = malloc(TSG_EVENT_LINE_BUF);
+	return r->line ? 0 : -ENOMEM;
+}
+
+int tsg_event_reader_next(struct tsg_event_reader *r, struct tsg_event *ev)
+{
+	char err[256];
+
+	for (;;) {
+		ssize_t len;
+		int rc;
+
+		errno = 0;
+		len = tsg_event_read_line(r->f, r->line, TSG_EVENT_LINE_BUF);
+		if (len == 0)
+			return 0;
+		if (len == -EIO) {
+			int e = errno ? errno : EIO;
+
+			if (e == EINTR)
+				clearerr(r->f);
+			return -e;
+		}
+		r->lineno++;
+		if (len == -E2BIG) {
+			snprintf(err, sizeof(err), "line longer than %d bytes", TSG_EVENT_LINE_MAX);
+			rc = -EINVAL;
+		} else {
+			rc = tsg_event_parse_line(r->line, (size_t)len, ev, err, sizeof(err));
+			if (rc == 1)
+				continue;
+			if (rc == 0 && ev->ts_ns < r->last) {
+				snprintf(err, sizeof(err),
+					 "ts goes backwards (events must be in non-decreasing ts)");
+				rc = -EINVAL;
+			}
+		}
+		if (rc < 0) {
+			fprintf(stderr, "%s:%zu: error: %s\n", r->name, r->lineno, err);
+			r->bad++;
+			continue;
+		}
+		r->last = ev->ts_ns;
+		return 1;
+	}
+}
+
+void tsg_event_reader_fini(struct tsg_event_reader *r)
+{
+	free(r->line);
+	r->line = NULL;
 }

@@ -33,6 +33,26 @@ int tsg_event_from_json(json_t *o, struct tsg_event *ev, char *err, size_t errle
  * skipped), -EIO on a read error.
  */
 ssize_t tsg_event_read_line(FILE *f, char *buf, size_t cap);
+/*
+ * An event file read line by line, as replay and rule tests read it: lines
+ * bounded, events in non-decreasing ts. A bad line (not an event, too long,
+ * ts going backwards) is reported as "NAME:LINE: error: ..." on standard
+ * error, counted in `bad`, and skipped.
+ */
+struct tsg_event_reader {
+	FILE *f;
+	const char *name;
+	char *line; /* TSG_EVENT_LINE_BUF bytes */
+	size_t lineno, bad;
+	uint64_t last; /* ts of the last event returned */
+};
+/* 0 or -ENOMEM. The reader does not own `f`. */
+int tsg_event_reader_init(struct tsg_event_reader *r, FILE *f, const char *name);
+/* 1: *ev is the next event; 0: the end; -EINTR: a signal interrupted the
+ * read (call again to go on); other -errno: the file cannot be read. */
+int tsg_event_reader_next(struct tsg_event_reader *r, struct tsg_event *ev);
+void tsg_event_reader_fini(struct tsg_event_reader *r);
+
 /* Writes *ev as one line (with '\n'). 0 or -errno. */
 int tsg_event_write(FILE *f, const struct tsg_event *ev);
 /* The event as a JSON object (new reference). */

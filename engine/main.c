@@ -426,17 +426,16 @@ static int run_replay(struct ctx *c)
 	const struct opts *o = c->o;
 	FILE *f = strcmp(o->replay, "-") ? fopen(o->replay, "r") : stdin;
 	const char *name = strcmp(o->replay, "-") ? o->replay : "<stdin>";
-	char *line = malloc(TSG_EVENT_LINE_BUF), err[256];
-	size_t lineno = 0, bad = 0;
-	uint64_t last = 0;
+	struct tsg_event_reader rd = { 0 };
+	uint64_t last;
 	struct stat st;
-	ssize_t len;
-	int rc = 0;
+	int rc = 0, n;
 
-	if (!f || !line || fstat(fileno(f), &st) < 0 || S_ISDIR(st.st_mode)) {
+	if (!f || fstat(fileno(f), &st) < 0 || S_ISDIR(st.st_mode) ||
+	    tsg_event_reader_init(&rd, f, name) < 0) {
 		log_err("cannot read %s: %s", o->replay,
-			f && line && S_ISDIR(st.st_mode) ? strerror(EISDIR) : strerror(errno));
-		free(line);
+			f && S_ISDIR(st.st_mode) ? strerror(EISDIR) : strerror(errno));
+		tsg_event_reader_fini(&rd);
 		if (f && f != stdin)
 			fclose(f);
 		return EXIT_RUNTIME;
@@ -448,55 +447,31 @@ static int run_replay(struct ctx *c)
 			sig_reload = 0;
 			reload(c, NULL);
 		}
-		len = tsg_event_read_line(f, line, TSG_EVENT_LINE_BUF);
-		if (len == 0)
+		n = tsg_event_reader_next(&rd, &ev);
+		if (n == 0)
 			break;
-		if (len == -EIO) {
-			if (errno == EINTR) {
-				/* a signal while waiting for input (a pipe): stop if
-				 * asked to, else go on reading */
-				clearerr(f);
-				continue;
-			}
-			log_err("cannot read %s: %s", name, strerror(errno));
+		if (n == -EINTR)
+			continue; /* a signal while waiting for input (a pipe) */
+		if (n < 0) {
+			log_err("cannot read %s: %s", name, strerror(-n));
 			rc = EXIT_RUNTIME;
 			break;
 		}
-		lineno++;
-		if (len == -E2BIG) {
-			fprintf(stderr, "%s:%zu: error: line longer than %d bytes\n", name, lineno,
-				TSG_EVENT_LINE_MAX);
-			bad++;
-			continue;
-		}
-		len = tsg_event_parse_line(line, (size_t)len, &ev, err, sizeof(err));
-		if (len == 1)
-			continue;
-		if (len == 0 && ev.ts_ns < last) {
-			snprintf(err, sizeof(err), "ts goes backwards (events must be in "
-						   "non-decreasing ts)");
-			len = -EINVAL;
-		}
-		if (len < 0) {
-			fprintf(stderr, "%s:%zu: error: %s\n", name, lineno, err);
-			bad++;
-			continue;
-		}
 		tsg_engine_feed(c->engine, &ev);
-		last = ev.ts_ns;
 	}
-	free(line);
+	tsg_event_reader_fini(&rd);
 	if (f != stdin)
 		fclose(f);
 	if (!sig_stop) {
+		last = rd.last;
 		if (o->has_until && (uint64_t)llround(o->until * 1e9) > last)
 			last = (uint64_t)llround(o->until * 1e9);
 		tsg_engine_advance(c->engine, last);
 	}
 	if (rc)
 		return rc;
-	if (bad) {
-		fprintf(stderr, "tsguard: %zu bad line(s) in %s\n", bad, name);
+	if (rd.bad) {
+		fprintf(stderr, "tsguard: %zu bad line(s) in %s\n", rd.bad, name);
 		return EXIT_USAGE;
 	}
 	return 0;

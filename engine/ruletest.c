@@ -265,12 +265,12 @@ static void print_got(json_t *a, FILE *out)
 static int feed_events_file(struct tfile *tf, yaml_node_t *n, struct tsg_engine *e,
 			    uint64_t *last)
 {
-	char path[PATH_MAX * 2], err[256];
-	char *line;
-	size_t lineno = 0;
-	ssize_t len;
-	int bad = 0;
+	struct tsg_event_reader rd;
+	char path[PATH_MAX * 2];
+	struct tsg_event ev;
+	size_t bad = 0;
 	FILE *f;
+	int rc;
 
 	if (scalar(n)[0] == '/')
 		snprintf(path, sizeof(path), "%s", scalar(n));
@@ -281,45 +281,23 @@ static int feed_events_file(struct tfile *tf, yaml_node_t *n, struct tsg_engine 
 		terr(tf, n, "cannot open event file %s: %s", path, strerror(errno));
 		return -1;
 	}
-	line = malloc(TSG_EVENT_LINE_BUF);
-	if (!line) {
+	if (tsg_event_reader_init(&rd, f, path) < 0) {
 		fclose(f);
 		return -1;
 	}
-	while ((len = tsg_event_read_line(f, line, TSG_EVENT_LINE_BUF)) != 0) {
-		struct tsg_event ev;
-		int rc;
-
-		if (len == -EIO) {
-			fprintf(stderr, "%s: error: cannot read: %s\n", path,
-				strerror(errno ? errno : EIO));
+	while ((rc = tsg_event_reader_next(&rd, &ev)) != 0) {
+		if (rc == -EINTR)
+			continue;
+		if (rc < 0) {
+			fprintf(stderr, "%s: error: cannot read: %s\n", path, strerror(-rc));
 			bad++;
 			break;
 		}
-		lineno++;
-		if (len == -E2BIG) {
-			fprintf(stderr, "%s:%zu: error: line longer than %d bytes\n", path, lineno,
-				TSG_EVENT_LINE_MAX);
-			bad++;
-			continue;
-		}
-		rc = tsg_event_parse_line(line, (size_t)len, &ev, err, sizeof(err));
-		if (rc == 1)
-			continue;
-		if (rc == 0 && ev.ts_ns < *last) {
-			snprintf(err, sizeof(err), "ts goes backwards (events must be in "
-						   "non-decreasing ts)");
-			rc = -EINVAL;
-		}
-		if (rc < 0) {
-			fprintf(stderr, "%s:%zu: error: %s\n", path, lineno, err);
-			bad++;
-			continue;
-		}
 		tsg_engine_feed(e, &ev);
-		*last = ev.ts_ns;
 	}
-	free(line);
+	*last = rd.last;
+	bad += rd.bad;
+	tsg_event_reader_fini(&rd);
 	fclose(f);
 	/* a test whose events cannot all be read is invalid, not passed */
 	tf->errors += bad;

@@ -192,6 +192,35 @@ static void test_sk_ids(void **state)
 	assert_string_equal(tsg_sk_to_string(42, buf, sizeof(buf)), "42");
 }
 
+/* The reader that replay and rule tests share: bad lines are counted and
+ * skipped, a backwards ts is a bad line, events keep coming after them. */
+static void test_reader(void **state)
+{
+	struct tsg_event_reader rd;
+	struct tsg_event ev;
+	FILE *f = tmpfile();
+
+	assert_non_null(f);
+	fputs("{\"ts\": 1, \"sk\": \"a\", \"to\": \"LISTEN\"}\n"
+	      "not json\n"
+	      "\n"
+	      "{\"ts\": 0.5, \"sk\": \"b\", \"to\": \"LISTEN\"}\n"
+	      "{\"ts\": 2, \"sk\": \"c\", \"to\": \"LISTEN\"}\n",
+	      f);
+	rewind(f);
+	assert_int_equal(tsg_event_reader_init(&rd, f, "t.jsonl"), 0);
+	assert_int_equal(tsg_event_reader_next(&rd, &ev), 1);
+	assert_int_equal(ev.ts_ns, 1000000000);
+	assert_int_equal(tsg_event_reader_next(&rd, &ev), 1);
+	assert_int_equal(ev.ts_ns, 2000000000);
+	assert_int_equal(rd.lineno, 5);
+	assert_int_equal(rd.bad, 2);
+	assert_int_equal(rd.last, 2000000000);
+	assert_int_equal(tsg_event_reader_next(&rd, &ev), 0);
+	tsg_event_reader_fini(&rd);
+	fclose(f);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -199,6 +228,7 @@ int main(void)
 		cmocka_unit_test(test_errors),		  cmocka_unit_test(test_blank_line),
 		cmocka_unit_test(test_read_line_bounded), cmocka_unit_test(test_write_then_read),
 		cmocka_unit_test(test_sk_ids),
+		cmocka_unit_test(test_reader),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
