@@ -456,6 +456,30 @@ static int run_test(struct tfile *tf, const struct tsg_ruleset *rs, yaml_node_t 
 	return 0;
 }
 
+#define MAX_TEST_RULE_PATHS 64
+
+/* A rule path of a test file, relative to the file; returns the new count. */
+static size_t add_rule_path(struct tfile *tf, yaml_node_t *n, char **paths, size_t npaths)
+{
+	const char *s = scalar(n);
+
+	if (!s) {
+		terr(tf, n, "a rule path must be a string");
+		return npaths;
+	}
+	if (npaths == MAX_TEST_RULE_PATHS) {
+		terr(tf, n, "more than %d rule paths", MAX_TEST_RULE_PATHS);
+		return npaths;
+	}
+	if (asprintf(&paths[npaths], "%s%s%s", s[0] == '/' ? "" : tf->dir,
+		     s[0] == '/' ? "" : "/", s) < 0) {
+		paths[npaths] = NULL;
+		terr(tf, n, "out of memory");
+		return npaths;
+	}
+	return npaths + 1;
+}
+
 /* Runs one test file. Adds to *npass / *nfail; returns -1 when the file itself
  * is unusable (counted as one failure). */
 static int run_file(const char *path, FILE *out, size_t *npass, size_t *nfail)
@@ -465,8 +489,8 @@ static int run_file(const char *path, FILE *out, size_t *npass, size_t *nfail)
 	struct tsg_ruleset *rs = NULL;
 	yaml_parser_t parser;
 	yaml_node_t *root, *rules = NULL, *tests = NULL;
-	const char *paths[64];
-	char pathbuf[64][PATH_MAX * 2], tmp[PATH_MAX];
+	char *paths[MAX_TEST_RULE_PATHS] = { 0 };
+	char tmp[PATH_MAX];
 	size_t npaths = 0;
 	FILE *f;
 	int rc = -1;
@@ -534,23 +558,11 @@ static int run_file(const char *path, FILE *out, size_t *npass, size_t *nfail)
 		goto out;
 	}
 	if (scalar(rules)) {
-		snprintf(pathbuf[0], sizeof(pathbuf[0]), "%s%s%s", scalar(rules)[0] == '/' ? "" : tf.dir,
-			 scalar(rules)[0] == '/' ? "" : "/", scalar(rules));
-		paths[npaths++] = pathbuf[0];
+		npaths = add_rule_path(&tf, rules, paths, npaths);
 	} else if (rules->type == YAML_SEQUENCE_NODE) {
 		for (yaml_node_item_t *i = rules->data.sequence.items.start;
-		     i < rules->data.sequence.items.top && npaths < 64; i++) {
-			const char *s = scalar(node(&tf, *i));
-
-			if (!s) {
-				terr(&tf, node(&tf, *i), "a rule path must be a string");
-				continue;
-			}
-			snprintf(pathbuf[npaths], sizeof(pathbuf[npaths]), "%s%s%s",
-				 s[0] == '/' ? "" : tf.dir, s[0] == '/' ? "" : "/", s);
-			paths[npaths] = pathbuf[npaths];
-			npaths++;
-		}
+		     i < rules->data.sequence.items.top; i++)
+			npaths = add_rule_path(&tf, node(&tf, *i), paths, npaths);
 	} else {
 		terr(&tf, rules, "rules must be a path or a list of paths");
 	}
@@ -558,7 +570,7 @@ static int run_file(const char *path, FILE *out, size_t *npass, size_t *nfail)
 		goto out;
 
 	tsg_diags_init(&diags);
-	if (tsg_ruleset_load(paths, npaths, false, &diags, &rs) < 0) {
+	if (tsg_ruleset_load((const char *const *)paths, npaths, false, &diags, &rs) < 0) {
 		tsg_diags_print(&diags, stderr);
 		tsg_diags_fini(&diags);
 		fprintf(stderr, "%s: error: the rules under test do not load\n", path);
@@ -587,6 +599,8 @@ out:
 	if (rc < 0)
 		(*nfail)++;
 	tsg_ruleset_free(rs);
+	for (size_t i = 0; i < npaths; i++)
+		free(paths[i]);
 	yaml_document_delete(&tf.doc);
 	return rc;
 }
