@@ -61,24 +61,20 @@ static const char *family_name(uint8_t f)
 	return f == TSG_FAM_IPV6 ? "ipv6" : "ipv4";
 }
 
+/* "10.0.0.2:50000", "[fd00::1]:443"; "?" for what is not known. */
 static void format_endpoint(const uint8_t addr[16], uint16_t port, bool have_addr,
 			    bool have_port, char *buf, size_t len)
 {
-	char a[64];
+	char a[64] = "?", p[8] = "?";
 
-	if (!have_addr)
-		snprintf(a, sizeof(a), "?");
-	else
+	if (have_addr)
 		tsg_addr_format(addr, a, sizeof(a));
+	if (have_port)
+		snprintf(p, sizeof(p), "%u", port);
 	if (have_addr && !tsg_addr_is_v4mapped(addr))
-		snprintf(buf, len, "[%s]:%s%u", a, have_port ? "" : "?", have_port ? port : 0);
+		snprintf(buf, len, "[%s]:%s", a, p);
 	else
-		snprintf(buf, len, "%s:%s%u", a, have_port ? "" : "?", have_port ? port : 0);
-	if (!have_port) {
-		char *c = strrchr(buf, ':');
-		if (c)
-			snprintf(c + 1, len - (size_t)(c + 1 - buf), "?");
-	}
+		snprintf(buf, len, "%s:%s", a, p);
 }
 
 static const char *sock_string(const struct tsg_alert *a, char *buf, size_t len)

@@ -130,20 +130,32 @@ static int intern_grow(void)
 	return 0;
 }
 
+/* The slot holding s, or the empty slot where it would go (cap > 0). */
+static size_t intern_slot(const char *s)
+{
+	size_t j;
+
+	for (j = fnv1a(s) & (intern_tab.cap - 1); intern_tab.slot[j];
+	     j = (j + 1) & (intern_tab.cap - 1))
+		if (!strcmp(intern_tab.slot[j], s))
+			break;
+	return j;
+}
+
 const char *tsg_intern(const char *s)
 {
 	size_t j;
 
 	if (!s)
 		return NULL;
-	if (intern_tab.n * 2 >= intern_tab.cap) {
-		if (intern_tab.n >= INTERN_MAX || intern_grow() < 0)
-			goto lookup_only;
+	if (intern_tab.cap && intern_tab.slot[j = intern_slot(s)])
+		return intern_tab.slot[j];
+	if (intern_tab.n * 2 >= intern_tab.cap &&
+	    (intern_tab.n >= INTERN_MAX || intern_grow() < 0)) {
+		intern_tab.dropped++;
+		return NULL;
 	}
-	for (j = fnv1a(s) & (intern_tab.cap - 1); intern_tab.slot[j];
-	     j = (j + 1) & (intern_tab.cap - 1))
-		if (!strcmp(intern_tab.slot[j], s))
-			return intern_tab.slot[j];
+	j = intern_slot(s);
 	intern_tab.slot[j] = strdup(s);
 	if (!intern_tab.slot[j]) {
 		intern_tab.dropped++;
@@ -151,15 +163,6 @@ const char *tsg_intern(const char *s)
 	}
 	intern_tab.n++;
 	return intern_tab.slot[j];
-
-lookup_only:
-	if (intern_tab.cap)
-		for (j = fnv1a(s) & (intern_tab.cap - 1); intern_tab.slot[j];
-		     j = (j + 1) & (intern_tab.cap - 1))
-			if (!strcmp(intern_tab.slot[j], s))
-				return intern_tab.slot[j];
-	intern_tab.dropped++;
-	return NULL;
 }
 
 uint64_t tsg_intern_dropped(void)
