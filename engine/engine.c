@@ -619,14 +619,6 @@ static void rate_push(struct tsg_engine *e, struct rule_rt *rt, const struct tsg
 
 /* ---- sockets -------------------------------------------------------------- */
 
-static uint64_t sk_hash(uint64_t sk)
-{
-	sk ^= sk >> 33;
-	sk *= 0xff51afd7ed558ccdull;
-	sk ^= sk >> 33;
-	return sk;
-}
-
 static int socks_grow(struct tsg_engine *e)
 {
 	size_t ncap = e->scap ? e->scap * 2 : 4096;
@@ -640,7 +632,7 @@ static int socks_grow(struct tsg_engine *e)
 
 		if (!s)
 			continue;
-		for (j = sk_hash(s->sk) & (ncap - 1); ns[j]; j = (j + 1) & (ncap - 1))
+		for (j = tsg_hash64(s->sk) & (ncap - 1); ns[j]; j = (j + 1) & (ncap - 1))
 			;
 		ns[j] = s;
 	}
@@ -656,7 +648,7 @@ static struct sock_ent *sock_find(struct tsg_engine *e, uint64_t sk, size_t *slo
 
 	if (!e->scap)
 		return NULL;
-	for (j = sk_hash(sk) & (e->scap - 1); e->socks[j]; j = (j + 1) & (e->scap - 1))
+	for (j = tsg_hash64(sk) & (e->scap - 1); e->socks[j]; j = (j + 1) & (e->scap - 1))
 		if (e->socks[j]->sk == sk) {
 			if (slot)
 				*slot = j;
@@ -684,7 +676,7 @@ static struct sock_ent *sock_add(struct tsg_engine *e, uint64_t sk)
 	if (!s)
 		return NULL;
 	s->sk = sk;
-	for (j = sk_hash(sk) & (e->scap - 1); e->socks[j]; j = (j + 1) & (e->scap - 1))
+	for (j = tsg_hash64(sk) & (e->scap - 1); e->socks[j]; j = (j + 1) & (e->scap - 1))
 		;
 	e->socks[j] = s;
 	e->nsocks++;
@@ -703,7 +695,7 @@ static void sock_remove_slot(struct tsg_engine *e, size_t j)
 		i = (i + 1) & mask;
 		if (!e->socks[i])
 			break;
-		h = sk_hash(e->socks[i]->sk) & mask;
+		h = tsg_hash64(e->socks[i]->sk) & mask;
 		/* move it back if its home is not in (j, i] cyclically */
 		if ((j < i) ? (h <= j || h > i) : (h <= j && h > i)) {
 			e->socks[j] = e->socks[i];

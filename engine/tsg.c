@@ -191,19 +191,11 @@ static struct {
 	size_t cap, n;
 } sk_ids;
 
-static uint64_t id_hash(uint64_t x)
-{
-	x ^= x >> 33;
-	x *= 0xff51afd7ed558ccdull;
-	x ^= x >> 33;
-	return x;
-}
-
 static bool sk_ids_has(uint64_t id)
 {
 	if (!sk_ids.cap)
 		return false;
-	for (size_t j = id_hash(id) & (sk_ids.cap - 1); sk_ids.v[j]; j = (j + 1) & (sk_ids.cap - 1))
+	for (size_t j = tsg_hash64(id) & (sk_ids.cap - 1); sk_ids.v[j]; j = (j + 1) & (sk_ids.cap - 1))
 		if (sk_ids.v[j] == id)
 			return true;
 	return false;
@@ -224,7 +216,7 @@ static void sk_ids_add(uint64_t id)
 		for (size_t i = 0; i < sk_ids.cap; i++) {
 			if (!sk_ids.v[i])
 				continue;
-			for (j = id_hash(sk_ids.v[i]) & (ncap - 1); nv[j]; j = (j + 1) & (ncap - 1))
+			for (j = tsg_hash64(sk_ids.v[i]) & (ncap - 1); nv[j]; j = (j + 1) & (ncap - 1))
 				;
 			nv[j] = sk_ids.v[i];
 		}
@@ -232,7 +224,7 @@ static void sk_ids_add(uint64_t id)
 		sk_ids.v = nv;
 		sk_ids.cap = ncap;
 	}
-	for (j = id_hash(id) & (sk_ids.cap - 1); sk_ids.v[j]; j = (j + 1) & (sk_ids.cap - 1))
+	for (j = tsg_hash64(id) & (sk_ids.cap - 1); sk_ids.v[j]; j = (j + 1) & (sk_ids.cap - 1))
 		;
 	sk_ids.v[j] = id;
 	sk_ids.n++;

@@ -95,6 +95,15 @@ struct tsg_event {
 	struct tsg_sockinfo info; /* fields listed in info.have; merged into what is known */
 };
 
+/* A 64-bit integer mixed for hash tables (murmur3's finaliser, first half). */
+static inline uint64_t tsg_hash64(uint64_t x)
+{
+	x ^= x >> 33;
+	x *= 0xff51afd7ed558ccdull;
+	x ^= x >> 33;
+	return x;
+}
+
 /* Socket id for a string name (replay "sk"): stable within the process. */
 uint64_t tsg_sk_from_string(const char *s);
 /* Inverse where known (replay), else formats the number; buf >= 32 bytes. */
