@@ -242,23 +242,6 @@ static bool comm_in_kernel(const struct tsg_strset *s)
 	return true;
 }
 
-static bool comm_exact_match(const struct tsg_strset *s, const char *comm)
-{
-	bool has_pos = false, pos_hit = false;
-
-	for (size_t i = 0; i < s->n; i++) {
-		bool eq = strcmp(s->v[i].s, comm) == 0;
-		if (s->v[i].neg) {
-			if (eq)
-				return false;
-		} else {
-			has_pos = true;
-			pos_hit |= eq;
-		}
-	}
-	return !has_pos || pos_hit;
-}
-
 static bool set_has_pos_str(const struct tsg_strset *s)
 {
 	for (size_t i = 0; i < s->n; i++)
@@ -316,7 +299,7 @@ static int comm_build(const struct tsg_ruleset *rs, const uint8_t *slot, struct 
 		if (!set_has_pos_str(s))
 			p->comm_default |= bit;
 		for (size_t i = 0; i < u; i++)
-			if (comm_exact_match(s, p->comm[i].comm))
+			if (tsg_commset_match(s, p->comm[i].comm))
 				p->comm[i].bits |= bit;
 	}
 	return 0;
@@ -334,23 +317,6 @@ static uint64_t comm_lookup(const struct tsg_plan *p, const char *comm)
 }
 
 /* ---- uid -------------------------------------------------------------- */
-
-static bool uid_exact_match(const struct tsg_uidset *s, uint32_t uid)
-{
-	bool has_pos = false, pos_hit = false;
-
-	for (size_t i = 0; i < s->n; i++) {
-		bool eq = s->v[i].uid == uid;
-		if (s->v[i].neg) {
-			if (eq)
-				return false;
-		} else {
-			has_pos = true;
-			pos_hit |= eq;
-		}
-	}
-	return !has_pos || pos_hit;
-}
 
 static int cmp_uid(const void *a, const void *b)
 {
@@ -395,7 +361,7 @@ static int uid_build(const struct tsg_ruleset *rs, const uint8_t *slot, struct t
 		if (!has_pos)
 			p->uid_default |= bit;
 		for (size_t i = 0; i < u; i++)
-			if (uid_exact_match(s, p->uid[i].uid))
+			if (tsg_uidset_match(s, p->uid[i].uid))
 				p->uid[i].bits |= bit;
 	}
 	return 0;
@@ -806,7 +772,7 @@ static void explain_comm(FILE *out, const struct tsg_strset *s, const struct tsg
 			used |= strncmp(s->v[j].s, p->comm[i].comm, TSG_COMM_LEN) == 0;
 		if (used)
 			fprintf(out, " \"%s\"=%s", p->comm[i].comm,
-				comm_exact_match(s, p->comm[i].comm) ? "pass" : "drop");
+				tsg_commset_match(s, p->comm[i].comm) ? "pass" : "drop");
 	}
 	fprintf(out, "; other comms (comm_default): %s\n",
 		set_has_pos_str(s) ? "drop" : "pass");
@@ -824,7 +790,7 @@ static void explain_uid(FILE *out, const struct tsg_uidset *s)
 	fputs("entries:", out);
 	for (size_t i = 0; i < s->n; i++) {
 		fprintf(out, " %" PRIu32 "=%s", s->v[i].uid,
-			uid_exact_match(s, s->v[i].uid) ? "pass" : "drop");
+			tsg_uidset_match(s, s->v[i].uid) ? "pass" : "drop");
 		has_pos |= !s->v[i].neg;
 	}
 	fprintf(out, "; other uids (uid_default): %s\n", has_pos ? "drop" : "pass");
