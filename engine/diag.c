@@ -75,16 +75,25 @@ static void diag_vadd(struct tsg_diags *d, const char *kind, const char *file,
 		diag_push(d, m);
 }
 
+void tsg_diag_vadd(struct tsg_diags *d, bool error, const char *file, int line, int col,
+		   const char *fmt, va_list ap)
+{
+	if (!d)
+		return;
+	if (error)
+		d->nerrors++;
+	else
+		d->nwarnings++;
+	diag_vadd(d, error ? "error" : "warning", file, line, col, fmt, ap);
+}
+
 void tsg_diag_error(struct tsg_diags *d, const char *file, int line, int col,
 		    const char *fmt, ...)
 {
 	va_list ap;
 
-	if (!d)
-		return;
-	d->nerrors++;
 	va_start(ap, fmt);
-	diag_vadd(d, "error", file, line, col, fmt, ap);
+	tsg_diag_vadd(d, true, file, line, col, fmt, ap);
 	va_end(ap);
 }
 
@@ -93,11 +102,8 @@ void tsg_diag_warn(struct tsg_diags *d, const char *file, int line, int col,
 {
 	va_list ap;
 
-	if (!d)
-		return;
-	d->nwarnings++;
 	va_start(ap, fmt);
-	diag_vadd(d, "warning", file, line, col, fmt, ap);
+	tsg_diag_vadd(d, false, file, line, col, fmt, ap);
 	va_end(ap);
 }
 

@@ -39,33 +39,25 @@ void ld_pos(const yaml_node_t *n, int *line, int *col)
 void ld_err(struct ld *L, const struct ld_file *f, const yaml_node_t *n,
 	    const char *fmt, ...)
 {
-	char *m = NULL;
 	va_list ap;
 	int line, col;
 
-	va_start(ap, fmt);
-	if (vasprintf(&m, fmt, ap) < 0)
-		m = NULL;
-	va_end(ap);
 	ld_pos(n, &line, &col);
-	tsg_diag_error(L->d, f ? f->path : NULL, line, col, "%s", m ? m : "out of memory");
-	free(m);
+	va_start(ap, fmt);
+	tsg_diag_vadd(L->d, true, f ? f->path : NULL, line, col, fmt, ap);
+	va_end(ap);
 }
 
 void ld_warn(struct ld *L, const struct ld_file *f, const yaml_node_t *n,
 	     const char *fmt, ...)
 {
-	char *m = NULL;
 	va_list ap;
 	int line, col;
 
-	va_start(ap, fmt);
-	if (vasprintf(&m, fmt, ap) < 0)
-		m = NULL;
-	va_end(ap);
 	ld_pos(n, &line, &col);
-	tsg_diag_warn(L->d, f ? f->path : NULL, line, col, "%s", m ? m : "out of memory");
-	free(m);
+	va_start(ap, fmt);
+	tsg_diag_vadd(L->d, false, f ? f->path : NULL, line, col, fmt, ap);
+	va_end(ap);
 }
 
 /* Position of byte `off` of a scalar's value, where it can be told (one-line

@@ -9,6 +9,7 @@
 #define TSG_RULESET_H
 
 #include "tsg.h"
+#include <stdarg.h>
 #include <stdio.h>
 
 /* ---- diagnostics ----------------------------------------------------- */
@@ -25,6 +26,9 @@ void tsg_diag_error(struct tsg_diags *d, const char *file, int line, int col,
 		    const char *fmt, ...) __attribute__((format(printf, 5, 6)));
 void tsg_diag_warn(struct tsg_diags *d, const char *file, int line, int col,
 		   const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+/* The same with a va_list: an error when `error`, else a warning. */
+void tsg_diag_vadd(struct tsg_diags *d, bool error, const char *file, int line, int col,
+		   const char *fmt, va_list ap);
 void tsg_diags_print(const struct tsg_diags *d, FILE *out);
 
 /* ---- templates --------------------------------------------------------- */
