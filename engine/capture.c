@@ -839,6 +839,9 @@ static void slis_add(struct tsg_capture *c, uint64_t cookie, const struct tsg_so
 /* An ownerless socket accepted by a pre-existing listener gets its owner. */
 static void slis_apply(struct tsg_capture *c, struct tsg_event *ev)
 {
+	/* per event: nothing to do for a socket with an owner, unless it ends */
+	if ((ev->info.have & TSG_HAVE(TSG_SF_PID)) && ev->to != TSG_CLOSE)
+		return;
 	for (size_t i = 0; i < c->slis_n; i++) {
 		struct snap_listener *l = &c->slis[i];
 
