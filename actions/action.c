@@ -232,6 +232,7 @@ void tsg_actions_fire(struct tsg_actions *acts, const struct tsg_alert *a)
 	c.a = a;
 	c.dry = acts->opts.dry_run || a->dry_run;
 	c.out = acts->opts.dry_out;
+	c.out_json = acts->opts.dry_json;
 	for (size_t i = 0; i < a->rule->nactions; i++) {
 		const struct tsg_action_def *d;
 		struct tsg_act_stat *st;
@@ -335,4 +336,32 @@ void tsg_act_free_vec(char **v)
 	for (size_t i = 0; v && v[i]; i++)
 		free(v[i]);
 	free(v);
+}
+
+void tsg_act_dry(struct tsg_act_ctx *c, const struct tsg_action_def *d, const char *what,
+		 const char *value, bool value_is_json)
+{
+	static const char *const types[] = { "syslog", "exec", "webhook" };
+	const char *type = types[d->type % 3];
+	json_t *o, *dr, *v = NULL;
+	char *s;
+
+	if (!value)
+		value = "?";
+	if (!c->out_json) {
+		fprintf(c->out, "dry-run: action %s (%s) %s: %s\n", d->name, type, what, value);
+		return;
+	}
+	if (value_is_json)
+		v = json_loads(value, JSON_DECODE_ANY, NULL);
+	if (!v)
+		v = json_string(value);
+	dr = json_pack("{s:s, s:s, s:s, s:o}", "action", d->name, "type", type, "what", what,
+		       "value", v);
+	o = dr ? json_pack("{s:o}", "dry_run", dr) : NULL;
+	s = o ? json_dumps(o, TSG_JSON_FLAGS) : NULL;
+	if (s)
+		fprintf(c->out, "%s\n", s);
+	free(s);
+	json_decref(o);
 }

@@ -18,6 +18,7 @@ struct tsg_actions;
 struct tsg_actions_opts {
 	bool dry_run;      /* print what would run to dry_out; run nothing */
 	FILE *dry_out;     /* default stdout */
+	bool dry_json;     /* dry run lines as {"dry_run": {...}} JSON objects */
 	size_t webhook_queue; /* default 1024 */
 	size_t exec_queue;    /* per action; default 256 */
 	uint64_t am_resend_ns; /* Alertmanager re-send period while firing; default 60s */

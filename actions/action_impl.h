@@ -67,9 +67,17 @@ struct tsg_act_ctx {
 	const struct tsg_alert *a;
 	bool dry;
 	FILE *out;       /* dry run output */
+	bool out_json;   /* dry run output as JSON objects */
 	char *json;      /* the alert object, compact, lazily made */
 };
 const char *tsg_act_ctx_json(struct tsg_act_ctx *c);
+/*
+ * One dry-run line: "dry-run: action NAME (TYPE) WHAT: VALUE", or with
+ * out_json {"dry_run": {"action": NAME, "type": TYPE, "what": WHAT,
+ * "value": VALUE}} where VALUE is JSON when `value_is_json`, else a string.
+ */
+void tsg_act_dry(struct tsg_act_ctx *c, const struct tsg_action_def *d, const char *what,
+		 const char *value, bool value_is_json);
 
 /* ---- runners ------------------------------------------------------------ *
  * _stop asks a runner to finish (non-blocking); _free joins and frees it

@@ -185,12 +185,15 @@ void tsg_exec_dry(struct tsg_act_ctx *c, const struct tsg_action_def *d)
 	char *qu = d->exec.user ? tsg_act_quote(d->exec.user) : NULL;
 	char dur[32];
 
-	fprintf(c->out, "dry-run: action %s (exec) argv: %s\n", d->name, qa ? qa : "?");
-	fprintf(c->out, "dry-run: action %s (exec) env: %s\n", d->name, qe ? qe : "?");
-	fprintf(c->out, "dry-run: action %s (exec) stdin: %s\n", d->name, tsg_act_ctx_json(c));
-	fprintf(c->out, "dry-run: action %s (exec) timeout: %s max_concurrent: %d user: %s\n",
-		d->name, tsg_duration_format(ex_timeout(d), dur, sizeof(dur)),
-		ex_max_concurrent(d), qu ? qu : "-");
+	char line[256];
+
+	tsg_act_dry(c, d, "argv", qa, true);
+	tsg_act_dry(c, d, "env", qe, true);
+	tsg_act_dry(c, d, "stdin", tsg_act_ctx_json(c), true);
+	snprintf(line, sizeof(line), "%s max_concurrent: %d user: %s",
+		 tsg_duration_format(ex_timeout(d), dur, sizeof(dur)), ex_max_concurrent(d),
+		 qu ? qu : "-");
+	tsg_act_dry(c, d, "timeout", line, false);
 	free(qa);
 	free(qe);
 	free(qu);

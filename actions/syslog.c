@@ -67,9 +67,13 @@ void tsg_syslog_dry(struct tsg_act_ctx *c, const struct tsg_action_def *d)
 	char *line = sl_line(c, d);
 	char *ql = tsg_act_quote(line), *qi = tsg_act_quote(sl_ident(d));
 
-	fprintf(c->out, "dry-run: action %s (syslog) priority: %s.%s (%d) ident: %s line: %s\n",
-		d->name, tsg_facility_name(prio & LOG_FACMASK), level_name(prio & LOG_PRIMASK), prio,
-		qi ? qi : "?", ql ? ql : "?");
+	char *v = NULL;
+
+	if (asprintf(&v, "%s.%s (%d) ident: %s line: %s", tsg_facility_name(prio & LOG_FACMASK),
+		     level_name(prio & LOG_PRIMASK), prio, qi ? qi : "?", ql ? ql : "?") < 0)
+		v = NULL;
+	tsg_act_dry(c, d, "priority", v, false);
+	free(v);
 	free(ql);
 	free(qi);
 	free(line);

@@ -287,19 +287,21 @@ void tsg_webhook_dry(struct tsg_act_ctx *c, const struct tsg_action_def *d, uint
 	} else {
 		body = wh_body(c, d);
 	}
-	fprintf(c->out, "dry-run: action %s (webhook) POST: %s timeout: %s retries: %d", d->name,
-		qu ? qu : "?", tsg_duration_format(wh_timeout(d), dur, sizeof(dur)),
-		d->webhook.retries);
+	char post[4096], resend[64] = "";
+
 	if (am && c->a->status == TSG_FIRING && c->a->rule->kind != TSG_KIND_TRANSITION)
-		fprintf(c->out, " resend: every %s until resolved",
-			tsg_duration_format(resend_ns, dur2, sizeof(dur2)));
-	fprintf(c->out, "\ndry-run: action %s (webhook) headers: %s\n", d->name, qh ? qh : "?");
+		snprintf(resend, sizeof(resend), " resend: every %s until resolved",
+			 tsg_duration_format(resend_ns, dur2, sizeof(dur2)));
+	snprintf(post, sizeof(post), "%s timeout: %s retries: %d%s", qu ? qu : "?",
+		 tsg_duration_format(wh_timeout(d), dur, sizeof(dur)), d->webhook.retries, resend);
+	tsg_act_dry(c, d, "POST", post, false);
+	tsg_act_dry(c, d, "headers", qh, true);
 	if (d->webhook.format == TSG_WH_TEMPLATE) {
 		char *qb = tsg_act_quote(body);
-		fprintf(c->out, "dry-run: action %s (webhook) body: %s\n", d->name, qb ? qb : "?");
+		tsg_act_dry(c, d, "body", qb, true);
 		free(qb);
 	} else { /* one line of compact JSON */
-		fprintf(c->out, "dry-run: action %s (webhook) body: %s\n", d->name, body ? body : "?");
+		tsg_act_dry(c, d, "body", body, true);
 	}
 	free(body);
 	free(qh);

@@ -63,7 +63,6 @@ struct ctx {
 #ifdef TSG_HAVE_METRICS
 	struct tsg_metrics *metrics;
 #endif
-	FILE *dry_json; /* -n -o json: the dry-run lines, turned into JSON objects */
 };
 
 static double unix_now(void)
@@ -230,50 +229,6 @@ static int load_rules(const struct opts *o, bool as_root, struct tsg_ruleset **o
 
 /* ---- notifications ------------------------------------------------------------ */
 
-/*
- * With -n -o json, standard output stays one JSON object per line: each
- * "dry-run: action NAME (TYPE) WHAT: VALUE" line of the actions becomes
- * {"dry_run": {"action": NAME, "type": TYPE, "what": WHAT, "value": VALUE}}
- * (VALUE as JSON when it is JSON, else as a string).
- */
-static void dry_run_as_json(struct ctx *c)
-{
-	char line[TSG_EVENT_LINE_BUF];
-
-	fflush(c->dry_json);
-	rewind(c->dry_json);
-	while (fgets(line, sizeof(line), c->dry_json)) {
-		char name[128], type[32];
-		json_t *o = json_object(), *d = json_object(), *v = NULL;
-		int n = 0;
-		char *rest, *colon, *out;
-
-		line[strcspn(line, "\n")] = 0;
-		if (sscanf(line, "dry-run: action %127s (%31[^)]) %n", name, type, &n) == 2 && n &&
-		    (colon = strstr(line + n, ": "))) {
-			*colon = 0;
-			rest = colon + 2;
-			json_object_set_new(d, "action", json_string(name));
-			json_object_set_new(d, "type", json_string(type));
-			json_object_set_new(d, "what", json_string(line + n));
-			v = json_loads(rest, JSON_DECODE_ANY, NULL);
-			json_object_set_new(d, "value", v ? v : json_string(rest));
-		} else {
-			json_object_set_new(d, "text", json_string(line));
-		}
-		json_object_set_new(o, "dry_run", d);
-		out = json_dumps(o, TSG_JSON_FLAGS);
-		if (out) {
-			puts(out);
-			free(out);
-		}
-		json_decref(o);
-	}
-	rewind(c->dry_json);
-	if (ftruncate(fileno(c->dry_json), 0) < 0)
-		log_warn("dry run: %s", strerror(errno));
-}
-
 static void on_alert(void *vctx, const struct tsg_alert *a)
 {
 	struct ctx *c = vctx;
@@ -295,8 +250,6 @@ static void on_alert(void *vctx, const struct tsg_alert *a)
 	if (c->actions)
 		tsg_actions_fire(c->actions, a);
 #endif
-	if (c->dry_json)
-		dry_run_as_json(c);
 	fflush(stdout);
 }
 
@@ -314,18 +267,11 @@ static __attribute__((unused)) void on_event(void *vctx, const struct tsg_event 
 static int setup_actions(struct ctx *c)
 {
 #ifdef TSG_HAVE_ACTIONS
-	struct tsg_actions_opts ao = { .dry_run = c->o->dry_run, .dry_out = stdout };
-	int rc;
-
-	if (c->o->dry_run && c->o->json) {
-		c->dry_json = tmpfile();
-		if (!c->dry_json) {
-			log_err("dry run: %s", strerror(errno));
-			return -errno;
-		}
-		ao.dry_out = c->dry_json;
-	}
-	rc = tsg_actions_new(c->rs, &ao, &c->actions);
+	/* with -o json, what each action would run is printed as JSON objects
+	 * too, so that standard output stays one object per line */
+	struct tsg_actions_opts ao = { .dry_run = c->o->dry_run, .dry_out = stdout,
+				       .dry_json = c->o->json };
+	int rc = tsg_actions_new(c->rs, &ao, &c->actions);
 
 	if (rc < 0) {
 		log_err("cannot set up actions: %s", strerror(-rc));
@@ -351,9 +297,6 @@ static void teardown(struct ctx *c)
 	c->engine = NULL;
 	tsg_ruleset_free(c->rs);
 	c->rs = NULL;
-	if (c->dry_json)
-		fclose(c->dry_json);
-	c->dry_json = NULL;
 }
 
 /*
