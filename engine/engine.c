@@ -421,11 +421,12 @@ static struct key_ent *key_get(struct tsg_engine *e, struct rule_rt *rt,
 		}
 		return NULL;
 	}
-	if (rt->nkeys >= rt->nbuckets && key_grow(rt) < 0)
+	if ((rt->nkeys >= rt->nbuckets && key_grow(rt) < 0) || !(ke = calloc(1, sizeof(*ke)))) {
+		/* out of memory: not tracked, and counted like the key limit */
+		rt->st.keys_dropped++;
+		e->st.keys_dropped++;
 		return NULL;
-	ke = calloc(1, sizeof(*ke));
-	if (!ke)
-		return NULL;
+	}
 	ke->tm.heap_idx = UINT32_MAX;
 	ke->tm.type = T_KEY;
 	ke->hash = h;
@@ -840,8 +841,10 @@ static void enter_rule(struct tsg_engine *e, struct sock_ent *s, uint32_t ri, ui
 		return;
 	e->st.events_matched++;
 	m = memb_new(e);
-	if (!m)
+	if (!m) {
+		e->st.sockets_dropped++; /* out of memory: this rule loses the socket */
 		return;
+	}
 	m->sock = s;
 	m->rule = ri;
 	if (r->kind == TSG_KIND_TIME) {
