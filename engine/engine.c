@@ -671,11 +671,11 @@ static struct sock_ent *sock_add(struct tsg_engine *e, uint64_t sk)
 		e->st.sockets_dropped++;
 		return NULL;
 	}
-	if ((e->nsocks + 1) * 2 > e->scap && socks_grow(e) < 0)
+	if (((e->nsocks + 1) * 2 > e->scap && socks_grow(e) < 0) ||
+	    !(s = calloc(1, sizeof(*s)))) {
+		e->st.sockets_dropped++; /* out of memory: counted like the limit */
 		return NULL;
-	s = calloc(1, sizeof(*s));
-	if (!s)
-		return NULL;
+	}
 	s->sk = sk;
 	for (j = tsg_hash64(sk) & (e->scap - 1); e->socks[j]; j = (j + 1) & (e->scap - 1))
 		;
