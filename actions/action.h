@@ -10,7 +10,7 @@
 #ifndef TSG_ACTION_H
 #define TSG_ACTION_H
 
-#include "../engine/alert.h"
+#include "alert.h"
 #include <stdio.h>
 
 struct tsg_actions;

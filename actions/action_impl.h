@@ -16,7 +16,7 @@
 #include <stdarg.h>
 #include <stdatomic.h>
 
-/* ---- logging: the engine's log API (engine/log.h), all in this one place -- */
+/* ---- logging: the engine's log API (engine/core/log.h), all in this one place -- */
 
 #include "log.h"
 #define act_err(...) tsg_log(LOG_ERR, __VA_ARGS__)
@@ -44,7 +44,7 @@ static inline bool tsg_act_log_drop(uint64_t n)
 
 /* ---- time --------------------------------------------------------------- */
 
-/* clocks: tsg_mono_ns(), tsg_wall_ns() (engine/tsg.h) */
+/* clocks: tsg_mono_ns(), tsg_wall_ns() (engine/core/tsg.h) */
 
 /* Blocks every signal while creating a thread, so workers never take the
  * main program's signals (SIGHUP, SIGTERM, SIGPIPE ...). */

@@ -1,7 +1,7 @@
 #!/bin/sh
 # Loopback connection churn with and without tracers, one run, ratios to "none".
 #   bench/bpf_churn.sh [BUILD_DIR] [CONNECTIONS]
-# Needs root, a build with tsguard and tsg_bpf_churn (bpf/CMakeLists.txt),
+# Needs root, a build with tsguard and tsg_bpf_churn (bench/CMakeLists.txt),
 # and /usr/sbin/tcpstates (Debian libbpf-tools). Each case runs in its own
 # network namespace (unshare -n), so nothing else's traffic is measured.
 # The tracers are the real `tsguard` binary, live, with:
@@ -14,7 +14,7 @@
 set -eu
 BUILD=${1:-build}
 N=${2:-100000}
-CHURN=$BUILD/bpf/tsg_bpf_churn
+CHURN=$BUILD/bench/tsg_bpf_churn
 TSG=$(cd "$BUILD" && pwd)/tsguard
 HERE=$(cd "$(dirname "$0")/.." && pwd)
 [ "$(id -u)" = 0 ] || { echo "needs root" >&2; exit 77; }

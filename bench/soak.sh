@@ -12,7 +12,7 @@ N=${2:-2000000}
 BLOCK=${3:-200000}
 HERE=$(cd "$(dirname "$0")/.." && pwd)
 TSG=$(cd "$BUILD" && pwd)/tsguard
-CHURN=$(cd "$BUILD" && pwd)/bpf/tsg_bpf_churn
+CHURN=$(cd "$BUILD" && pwd)/bench/tsg_bpf_churn
 [ "$(id -u)" = 0 ] || { echo "needs root" >&2; exit 77; }
 [ -x "$TSG" ] && [ -x "$CHURN" ] || { echo "build tsguard and tsg_bpf_churn first" >&2; exit 1; }
 TMP=$(mktemp -d /tmp/tsg-soak-XXXXXX)

@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0 OR MIT
 /*
  * tsguard kernel side: TCP state transitions, filtered in the kernel by the
- * plan (engine/plan.h), owners attributed in process context, TIME_WAIT
+ * plan (engine/plan/plan.h), owners attributed in process context, TIME_WAIT
  * entry derived. See docs/kernel.md.
  */
 #include "vmlinux.h"

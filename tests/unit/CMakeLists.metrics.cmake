@@ -1,4 +1,4 @@
-# Unit tests of the metrics endpoint (engine/metrics.c): exposition text,
+# Unit tests of the metrics endpoint (engine/metrics/metrics.c): exposition text,
 # `promtool check metrics`, HTTP on loopback. Included by
 # tests/unit/CMakeLists.txt; needs libmicrohttpd (tsg_metrics) and libcurl.
 if(TARGET tsg_metrics)

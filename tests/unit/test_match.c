@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Unit tests of the user-space matchers (engine/match.c): sets built both
+ * Unit tests of the user-space matchers (engine/load/match.c): sets built both
  * by hand and by the loader from YAML, so the two agree.
  */
 #include <errno.h>

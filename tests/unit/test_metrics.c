@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Unit tests of engine/metrics.c: the exposition text (checked line by line
+ * Unit tests of engine/metrics/metrics.c: the exposition text (checked line by line
  * and by `promtool check metrics`), label escaping, listen address parsing,
  * and the HTTP server on loopback (status codes, content type, bodies,
  * publish while serving, idle clients do not block others).

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MIT
 /*
- * Unit tests of the plan compiler (engine/plan.c): every map type, the
+ * Unit tests of the plan compiler (engine/plan/plan.c): every map type, the
  * reference evaluator, --explain, and the superset property against the
  * user-space matchers.
  *

@@ -4,7 +4,7 @@
  * default summaries, template checks against what a rule's alerts have,
  * and the digest that tells a reload which rules are unchanged.
  */
-#include "rules_priv.h"
+#include "load_priv.h"
 
 #include <ctype.h>
 #include <errno.h>

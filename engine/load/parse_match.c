@@ -2,7 +2,7 @@
 /*
  * tsguard: a rule's `match:` block -> struct tsg_match.
  */
-#include "rules_priv.h"
+#include "load_priv.h"
 
 #include <errno.h>
 #include <stdarg.h>

@@ -9,7 +9,7 @@
  * files, then the actions of all files, then the rules of all files, so that
  * any file may refer to what any other file defines.
  */
-#include "rules_priv.h"
+#include "load_priv.h"
 
 #include <dirent.h>
 #include <errno.h>

@@ -8,7 +8,7 @@
 #ifndef TSG_METRICS_H
 #define TSG_METRICS_H
 
-#include "../actions/action.h"
+#include "action.h"
 #include "capture.h"
 #include "engine.h"
 

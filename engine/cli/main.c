@@ -13,9 +13,7 @@
 #include "plan.h"
 #include "ruletest.h"
 #include "ruleset.h"
-#ifdef TSG_HAVE_ACTIONS
-#include "../actions/action.h"
-#endif
+#include "action.h"
 #ifdef TSG_HAVE_CAPTURE
 #include "capture.h"
 #endif
@@ -53,9 +51,7 @@ struct ctx {
 	struct opts *o;
 	struct tsg_ruleset *rs;
 	struct tsg_engine *engine;
-#ifdef TSG_HAVE_ACTIONS
 	struct tsg_actions *actions;
-#endif
 	FILE *record;
 	uint64_t record_errors;
 	uint64_t reloads_ok, reloads_failed;
@@ -246,10 +242,8 @@ static void on_alert(void *vctx, const struct tsg_alert *a)
 
 		puts(tsg_alert_to_text(a, line, sizeof(line)));
 	}
-#ifdef TSG_HAVE_ACTIONS
 	if (c->actions)
 		tsg_actions_fire(c->actions, a);
-#endif
 	fflush(stdout);
 }
 
@@ -266,7 +260,6 @@ static __attribute__((unused)) void on_event(void *vctx, const struct tsg_event 
 
 static int setup_actions(struct ctx *c)
 {
-#ifdef TSG_HAVE_ACTIONS
 	/* with -o json, what each action would run is printed as JSON objects
 	 * too, so that standard output stays one object per line */
 	struct tsg_actions_opts ao = { .dry_run = c->o->dry_run, .dry_out = stdout,
@@ -277,9 +270,6 @@ static int setup_actions(struct ctx *c)
 		log_err("cannot set up actions: %s", strerror(-rc));
 		return rc;
 	}
-#else
-	(void)c;
-#endif
 	return 0;
 }
 
@@ -289,10 +279,8 @@ static void teardown(struct ctx *c)
 	tsg_metrics_free(c->metrics);
 	c->metrics = NULL;
 #endif
-#ifdef TSG_HAVE_ACTIONS
 	tsg_actions_free(c->actions);
 	c->actions = NULL;
-#endif
 	tsg_engine_free(c->engine);
 	c->engine = NULL;
 	tsg_ruleset_free(c->rs);
@@ -334,10 +322,8 @@ static void reload(struct ctx *c, void *capv)
 	}
 #endif
 	rc = tsg_engine_swap_rules(c->engine, nrs);
-#ifdef TSG_HAVE_ACTIONS
 	if (rc == 0)
 		rc = tsg_actions_swap(c->actions, nrs);
-#endif
 	if (rc < 0) {
 		/* the engine already runs the new set: keep it, and keep it alive */
 		log_err("reload: could not switch everything to the new rules: %s",
@@ -459,9 +445,7 @@ static void publish_metrics(struct ctx *c, struct tsg_capture *cap)
 		snprintf(snap.actions[i].name, sizeof(snap.actions[i].name), "%s", a->name);
 		snprintf(snap.actions[i].type, sizeof(snap.actions[i].type), "%s",
 			 types[a->type % 3]);
-#ifdef TSG_HAVE_ACTIONS
 		tsg_actions_get_stats(c->actions, a->name, &snap.actions[i].st);
-#endif
 	}
 	snap.nactions = c->rs->nactions;
 	snap.reloads_ok = c->reloads_ok;

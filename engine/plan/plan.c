@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MIT
 /*
- * tsguard: compiles a rule set into the plan (engine/plan.h): the contents
+ * tsguard: compiles a rule set into the plan (engine/plan/plan.h): the contents
  * of the kernel filter maps, and what is left to user space.
  *
  * The one property everything here keeps: for every socket and transition,

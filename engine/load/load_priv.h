@@ -1,9 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * tsguard: internals of the rule loader, shared by engine/rules_*.c only.
+ * tsguard: internals of the rule loader, shared by the files of engine/load/ only.
  */
-#ifndef TSG_RULES_PRIV_H
-#define TSG_RULES_PRIV_H
+#ifndef TSG_LOAD_PRIV_H
+#define TSG_LOAD_PRIV_H
 
 #include "match.h"
 #include "ruleset.h"
@@ -60,7 +60,7 @@ struct ld {
 	size_t nlists;
 };
 
-/* helpers (rules_load.c) */
+/* helpers (load.c) */
 yaml_node_t *ld_node(const struct ld_file *f, int idx);
 void ld_pos(const yaml_node_t *n, int *line, int *col);
 void ld_off_pos(const yaml_node_t *n, size_t off, int *line, int *col);
@@ -87,7 +87,7 @@ int ld_duration(struct ld *L, const struct ld_file *f, const yaml_node_t *n,
 bool ld_map(struct ld *L, const struct ld_file *f, const yaml_node_t *n, const char *what,
 	    const char *const *keys, yaml_node_t **kn, yaml_node_t **vn);
 
-/* lists (rules_lists.c) */
+/* lists (parse_lists.c) */
 int ld_lists(struct ld *L);
 /* Items of a match field value (scalar, sequence, {regex:} mapping) with
  * $list references expanded. -EINVAL (diagnosed) or -ENOMEM. */
@@ -95,11 +95,11 @@ int ld_items(struct ld *L, struct ld_file *f, yaml_node_t *n, const char *what,
 	     struct ritems *out);
 /* "FILE:LINE:COL" of where a list item came from, for notes. */
 
-/* match sets (rules_match.c) */
+/* match sets (parse_match.c: YAML to match sets; match.c runs them) */
 int ld_match(struct ld *L, struct ld_file *f, yaml_node_t *n, const char *rule,
 	     struct tsg_match *m);
 
-/* actions (rules_actions.c), rules (rules_rules.c) */
+/* actions (parse_actions.c), rules (parse_rules.c) */
 int ld_actions(struct ld *L);
 int ld_rules(struct ld *L);
 int ld_template(struct ld *L, struct ld_file *f, yaml_node_t *n, const char *what,

@@ -2,7 +2,7 @@
 /*
  * tsguard: `actions:` (rules.md "actions") and template fields in YAML.
  */
-#include "rules_priv.h"
+#include "load_priv.h"
 
 #include <errno.h>
 #include <pwd.h>

@@ -11,7 +11,7 @@
  *              only positive items (an exclusion of an exclusion is refused)
  *   {regex: P} a PCRE2 pattern (comm only); {regex: P, exclude: true} excludes
  */
-#include "rules_priv.h"
+#include "load_priv.h"
 
 #include <errno.h>
 #include <stdlib.h>
