@@ -15,7 +15,7 @@ if [ ${#missing[@]} -eq 0 ]; then
 	exit 0
 fi
 if [ "$(id -u)" -ne 0 ]; then
-	echo "scripts/deps.sh: missing packages: ${missing[*]}; run as root (sudo)" >&2
+	echo "scripts/deps.sh: missing packages: ${missing[*]}; run as root" >&2
 	exit 1
 fi
 export DEBIAN_FRONTEND=noninteractive
