@@ -12,6 +12,7 @@
  */
 #include "engine.h"
 #include "ruleset.h"
+#include "tsg_test_yaml.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -38,37 +39,26 @@ static double now_s(void)
 
 static struct tsg_ruleset *make_rules(int n)
 {
-	char path[] = "/tmp/tsg-bench-rules-XXXXXX.yaml";
-	int fd = mkstemps(path, 5);
-	FILE *f = fdopen(fd, "w");
+	static const char *const when[4] = {
+		"{from: SYN_SENT, to: CLOSE}",
+		"{state: SYN_SENT, longer_than: 1s}",
+		"{state: ESTABLISHED, count_above: 1000, by: comm}",
+		"{to: CLOSE, rate_above: 100000, per: 10s, by: raddr}",
+	};
 	struct tsg_ruleset *rs = NULL;
-	struct tsg_diags d;
-	const char *paths[1] = { path };
+	char *yaml = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&yaml, &len);
 
+	if (!f)
+		return NULL;
 	fprintf(f, "rules:\n");
-	for (int i = 0; i < n; i++) {
-		fprintf(f, "  - name: r%d\n    match: {rport: %d}\n", i, 10000 + i);
-		switch (i % 4) {
-		case 0:
-			fprintf(f, "    when: {from: SYN_SENT, to: CLOSE}\n");
-			break;
-		case 1:
-			fprintf(f, "    when: {state: SYN_SENT, longer_than: 1s}\n");
-			break;
-		case 2:
-			fprintf(f, "    when: {state: ESTABLISHED, count_above: 1000, by: comm}\n");
-			break;
-		case 3:
-			fprintf(f, "    when: {to: CLOSE, rate_above: 100000, per: 10s, by: raddr}\n");
-			break;
-		}
-	}
-	fclose(f);
-	tsg_diags_init(&d);
-	if (tsg_ruleset_load(paths, 1, false, &d, &rs) < 0)
-		tsg_diags_print(&d, stderr);
-	tsg_diags_fini(&d);
-	unlink(path);
+	for (int i = 0; i < n; i++)
+		fprintf(f, "  - name: r%d\n    match: {rport: %d}\n    when: %s\n", i, 10000 + i,
+			when[i % 4]);
+	if (fclose(f) == 0)
+		rs = tsg_test_yaml_rules(yaml);
+	free(yaml);
 	return rs;
 }
 

@@ -10,6 +10,7 @@
 #include <cmocka.h>
 
 #include "action.h"
+#include "tsg_test_yaml.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -129,25 +130,12 @@ static inline char *t_path(const char *dir, const char *name)
 	return p;
 }
 
-/* Loads YAML text (as a file in dir) as a rule set; fails the test on errors. */
-static inline struct tsg_ruleset *t_rules(const char *dir, const char *yaml)
+/* Loads YAML text as a rule set; fails the test on errors. */
+static inline struct tsg_ruleset *t_rules(const char *yaml)
 {
-	char *path = t_path(dir, "rules.yaml");
-	const char *paths[1] = { path };
-	struct tsg_ruleset *rs = NULL;
-	struct tsg_diags d;
-	int err;
+	struct tsg_ruleset *rs = tsg_test_yaml_rules(yaml);
 
-	t_write(path, yaml, 0644);
-	tsg_diags_init(&d);
-	err = tsg_ruleset_load(paths, 1, false, &d, &rs);
-	if (err < 0) {
-		tsg_diags_print(&d, stderr);
-		fprintf(stderr, "rules:\n%s\n", yaml);
-	}
-	tsg_diags_fini(&d);
-	free(path);
-	assert_int_equal(err, 0);
+	assert_non_null(rs);
 	return rs;
 }
 

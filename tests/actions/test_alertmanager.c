@@ -241,7 +241,7 @@ static void test_alertmanager_lifecycle(void **state)
 			     "    when: {from: SYN_SENT, to: CLOSE}\n"
 			     "    actions: [am]\n",
 			     am.base) > 0);
-	rs = t_rules(dir, yaml);
+	rs = t_rules(yaml);
 	assert_int_equal(tsg_actions_new(rs, &o, &acts), 0);
 
 	t_alert(&a, rs, "slow-connect", TSG_FIRING);

@@ -74,7 +74,7 @@ static void test_exec_no_shell(void **state)
 			     "    when: {from: SYN_SENT, to: CLOSE}\n"
 			     "    actions: [hook]\n",
 			     hook) > 0);
-	rs = t_rules(dir, yaml);
+	rs = t_rules(yaml);
 	assert_int_equal(tsg_actions_new(rs, NULL, &acts), 0);
 	t_alert(&a, rs, "r1", TSG_FIRING);
 	snprintf(a.info.comm, sizeof(a.info.comm), "; touch pwned1");
@@ -169,7 +169,7 @@ static void test_exec_timeout(void **state)
 			     "    when: {from: SYN_SENT, to: CLOSE}\n"
 			     "    actions: [slow, stubborn, fast]\n",
 			     slow, stubborn, fast) > 0);
-	rs = t_rules(dir, yaml);
+	rs = t_rules(yaml);
 	assert_int_equal(tsg_actions_new(rs, NULL, &acts), 0);
 	t_alert(&a, rs, "r1", TSG_FIRING);
 	t_capture_begin(&cap);
@@ -238,7 +238,7 @@ static void test_exec_queue(void **state)
 			     "rules:\n"
 			     "  - {name: r1, when: {from: SYN_SENT, to: CLOSE}, actions: [one]}\n",
 			     hook) > 0);
-	rs = t_rules(dir, yaml);
+	rs = t_rules(yaml);
 	assert_int_equal(tsg_actions_new(rs, &o, &acts), 0);
 	t_alert(&a, rs, "r1", TSG_FIRING);
 	t_capture_begin(&cap);
@@ -292,7 +292,7 @@ static void test_exec_output_status(void **state)
 			     "rules:\n"
 			     "  - {name: r1, when: {from: SYN_SENT, to: CLOSE}, actions: [out, big, missing]}\n",
 			     out, big) > 0);
-	rs = t_rules(dir, yaml);
+	rs = t_rules(yaml);
 	assert_int_equal(tsg_actions_new(rs, NULL, &acts), 0);
 	t_alert(&a, rs, "r1", TSG_FIRING);
 	t_capture_begin(&cap);
@@ -345,7 +345,7 @@ static void test_exec_user(void **state)
 			     "rules:\n"
 			     "  - {name: r1, when: {from: SYN_SENT, to: CLOSE}, actions: [asnobody]}\n",
 			     hook) > 0);
-	rs = t_rules(dir, yaml);
+	rs = t_rules(yaml);
 	assert_int_equal(tsg_actions_new(rs, NULL, &acts), 0);
 	t_alert(&a, rs, "r1", TSG_FIRING);
 	t_capture_begin(&cap);
@@ -381,7 +381,7 @@ static void test_exec_dry_run(void **state)
 			     "rules:\n"
 			     "  - {name: r1, labels: {team: edge}, when: {from: SYN_SENT, to: CLOSE}, actions: [toucher]}\n",
 			     hook) > 0);
-	rs = t_rules(dir, yaml);
+	rs = t_rules(yaml);
 	o.dry_out = fopen(outp, "w");
 	assert_non_null(o.dry_out);
 	assert_int_equal(tsg_actions_new(rs, &o, &acts), 0);
@@ -435,7 +435,7 @@ static void test_exec_free_bounded(void **state)
 			     "rules:\n"
 			     "  - {name: r1, when: {from: SYN_SENT, to: CLOSE}, actions: [stuck]}\n",
 			     hook) > 0);
-	rs = t_rules(dir, yaml);
+	rs = t_rules(yaml);
 	assert_int_equal(tsg_actions_new(rs, NULL, &acts), 0);
 	t_alert(&a, rs, "r1", TSG_FIRING);
 	for (int i = 0; i < 3; i++) /* one runs, two wait */

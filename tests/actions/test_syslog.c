@@ -158,7 +158,7 @@ static void test_syslog_real_daemon(void **state)
 		free(msgs);
 		skip();
 	}
-	rs = t_rules(sub, yaml_text);
+	rs = t_rules(yaml_text);
 	assert_int_equal(tsg_actions_new(rs, NULL, &acts), 0);
 	t_alert(&a, rs, "r-crit", TSG_FIRING);
 	snprintf(a.info.comm, sizeof(a.info.comm), "curl \"x\" ü");
@@ -222,7 +222,7 @@ static void test_syslog_dry_run(void **state)
 	json_t *j;
 
 	(void)state;
-	rs = t_rules(sub, yaml_text);
+	rs = t_rules(yaml_text);
 	o.dry_out = fopen(outp, "w");
 	assert_non_null(o.dry_out);
 	assert_int_equal(tsg_actions_new(rs, &o, &acts), 0);

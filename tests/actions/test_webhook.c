@@ -34,7 +34,7 @@ static void test_webhook_formats(void **state)
 			     "    when: {from: SYN_SENT, to: CLOSE}\n"
 			     "    actions: [wj, wt]\n",
 			     s->port, s->port) > 0);
-	rs = t_rules(dir, yaml);
+	rs = t_rules(yaml);
 	assert_int_equal(tsg_actions_new(rs, NULL, &acts), 0);
 	t_alert(&a, rs, "r1", TSG_FIRING);
 	/* a comm is chosen by the process: it may hold CR LF */
@@ -99,7 +99,7 @@ static void test_webhook_retries(void **state)
 			     "rules:\n"
 			     "  - {name: r1, when: {from: SYN_SENT, to: CLOSE}, actions: [flaky, bad, refused]}\n",
 			     s->port, bad->port, closed_port()) > 0);
-	rs = t_rules(dir, yaml);
+	rs = t_rules(yaml);
 	assert_int_equal(tsg_actions_new(rs, NULL, &acts), 0);
 	t_alert(&a, rs, "r1", TSG_FIRING);
 	t_capture_begin(&cap);
@@ -167,7 +167,7 @@ static void test_webhook_hang_blocks_nothing(void **state)
 			     "rules:\n"
 			     "  - {name: r1, when: {from: SYN_SENT, to: CLOSE}, actions: [hang, forever, ok]}\n",
 			     hport, hook, s->port) > 0);
-	rs = t_rules(dir, yaml);
+	rs = t_rules(yaml);
 	assert_int_equal(tsg_actions_new(rs, NULL, &acts), 0);
 	t_alert(&a, rs, "r1", TSG_FIRING);
 	t_capture_begin(&cap);
@@ -224,7 +224,7 @@ static void test_webhook_queue_and_free(void **state)
 			     "rules:\n"
 			     "  - {name: r1, when: {from: SYN_SENT, to: CLOSE}, actions: [hang]}\n",
 			     hport) > 0);
-	rs = t_rules(dir, yaml);
+	rs = t_rules(yaml);
 	assert_int_equal(tsg_actions_new(rs, &o, &acts), 0);
 	t_alert(&a, rs, "r1", TSG_FIRING);
 	t_capture_begin(&cap);
@@ -271,7 +271,7 @@ static void test_webhook_dry_run(void **state)
 			     "rules:\n"
 			     "  - {name: r1, when: {from: SYN_SENT, to: CLOSE}, actions: [wt, wj]}\n",
 			     s->port, s->port) > 0);
-	rs = t_rules(dir, yaml);
+	rs = t_rules(yaml);
 	o.dry_out = fopen(outp, "w");
 	assert_non_null(o.dry_out);
 	assert_int_equal(tsg_actions_new(rs, &o, &acts), 0);
@@ -327,8 +327,8 @@ static void test_webhook_swap(void **state)
 			     "rules:\n"
 			     "  - {name: r2, when: {from: SYN_SENT, to: CLOSE}, actions: [w]}\n",
 			     s2->port) > 0);
-	rs1 = t_rules(dir1, y1);
-	rs2 = t_rules(dir2, y2);
+	rs1 = t_rules(y1);
+	rs2 = t_rules(y2);
 	assert_int_equal(tsg_actions_new(rs1, NULL, &acts), 0);
 	assert_int_equal(tsg_actions_get_stats(acts, "nope", &st), -ENOENT);
 	t_alert(&a, rs1, "r1", TSG_FIRING);
@@ -390,8 +390,8 @@ static void test_webhook_am_resend(void **state)
 			     "rules:\n"
 			     "  - {name: slow, when: {state: SYN_SENT, longer_than: 1s}, actions: [am]}\n",
 			     s->port) > 0);
-	rs = t_rules(dir, yaml);
-	rs2 = t_rules(dir2, yaml2);
+	rs = t_rules(yaml);
+	rs2 = t_rules(yaml2);
 	assert_int_equal(tsg_actions_new(rs, &o, &acts), 0);
 	t_alert(&a, rs, "slow", TSG_FIRING);
 	a.from = a.to = 0;

@@ -1,6 +1,6 @@
 # Engine unit tests (lead's area).
 add_executable(test_engine ${CMAKE_CURRENT_LIST_DIR}/test_engine.c)
-target_link_libraries(test_engine PRIVATE tsg_eval PkgConfig::CMOCKA)
+target_link_libraries(test_engine PRIVATE tsg_eval tsg_testutil PkgConfig::CMOCKA)
 add_test(NAME unit.engine COMMAND test_engine)
 
 add_executable(test_eventio ${CMAKE_CURRENT_LIST_DIR}/test_eventio.c)

@@ -16,29 +16,20 @@
 
 #include "match.h"
 #include "ruleset.h"
+#include "tsg_test_yaml.h"
 
 /* Loads one rule with the given `match:` body (flow mapping) and returns it. */
 static struct tsg_ruleset *load_match(const char *match)
 {
-	char path[] = "/tmp/tsg-match-XXXXXX.yaml";
-	const char *paths[] = { path };
-	struct tsg_ruleset *rs = NULL;
-	struct tsg_diags d;
-	int fd = mkstemps(path, 5);
-	FILE *f;
+	struct tsg_ruleset *rs;
+	char yaml[1024];
 
-	assert_true(fd >= 0);
-	f = fdopen(fd, "w");
-	assert_non_null(f);
-	fprintf(f, "rules:\n  - name: m\n    match: %s\n    when: {to: CLOSE}\n", match);
-	fclose(f);
-	tsg_diags_init(&d);
-	if (tsg_ruleset_load(paths, 1, false, &d, &rs)) {
-		tsg_diags_print(&d, stderr);
+	assert_true(snprintf(yaml, sizeof(yaml),
+			     "rules:\n  - name: m\n    match: %s\n    when: {to: CLOSE}\n",
+			     match) < (int)sizeof(yaml));
+	rs = tsg_test_yaml_rules(yaml);
+	if (!rs)
 		fail();
-	}
-	tsg_diags_fini(&d);
-	unlink(path);
 	return rs;
 }
 
@@ -367,27 +358,21 @@ static void t_cgroup_prefix(void **state)
 
 static void t_lists_in_match(void **state)
 {
-	char path[] = "/tmp/tsg-match-XXXXXX.yaml";
-	const char *paths[] = { path };
 	struct tsg_ruleset *rs = NULL;
 	struct tsg_diags d;
-	int fd = mkstemps(path, 5);
-	FILE *f = fdopen(fd, "w");
 	struct tsg_sockinfo s;
 
-	fputs("lists:\n"
-	      "  web: [80, 443]\n"
-	      "  allweb: [$web, 8080]\n"
-	      "  lo: [127.0.0.0/8, \"::1\"]\n"
-	      "rules:\n"
-	      "  - name: m\n"
-	      "    match: {rport: [$allweb, \"!443\"], raddr: \"!$lo\"}\n"
-	      "    when: {to: CLOSE}\n",
-	      f);
-	fclose(f);
 	tsg_diags_init(&d);
-	assert_int_equal(tsg_ruleset_load(paths, 1, false, &d, &rs), 0);
-	unlink(path);
+	assert_int_equal(tsg_test_yaml_load("lists:\n"
+					    "  web: [80, 443]\n"
+					    "  allweb: [$web, 8080]\n"
+					    "  lo: [127.0.0.0/8, \"::1\"]\n"
+					    "rules:\n"
+					    "  - name: m\n"
+					    "    match: {rport: [$allweb, \"!443\"], raddr: \"!$lo\"}\n"
+					    "    when: {to: CLOSE}\n",
+					    false, &d, &rs, NULL),
+			 0);
 	assert_int_equal(rs->rules[0].match.rport.n, 4);
 	s = sock("10.0.0.2", 1, "10.0.0.9", 80);
 	assert_true(tsg_match_sock(&rs->rules[0].match, &s));

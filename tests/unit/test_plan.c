@@ -20,6 +20,7 @@
 
 #include "match.h"
 #include "plan.h"
+#include "tsg_test_yaml.h"
 
 /* ---- hand-built rule sets --------------------------------------------- */
 
@@ -1000,25 +1001,19 @@ static const char LOADED_YAML[] =
 
 static void test_loaded_rules(void **state)
 {
-	char path[] = "/tmp/tsg-test-plan-XXXXXX.yaml";
-	const char *paths[1] = {path};
 	struct tsg_ruleset *rs = NULL;
 	struct tsg_plan *p = NULL;
 	struct tsg_diags d;
-	int fd = mkstemps(path, 5);
+	char path[TSG_TEST_YAML_PATH], rule0[TSG_TEST_YAML_PATH + 64];
 
-	assert_true(fd >= 0);
-	assert_int_equal(write(fd, LOADED_YAML, sizeof(LOADED_YAML) - 1),
-			 (ssize_t)sizeof(LOADED_YAML) - 1);
-	close(fd);
 	tsg_diags_init(&d);
-	int rc = tsg_ruleset_load(paths, 1, false, &d, &rs);
-	unlink(path);
+	int rc = tsg_test_yaml_load(LOADED_YAML, false, &d, &rs, path);
 	if (rc < 0) {
 		tsg_diags_print(&d, stderr);
 		fail_msg("load failed: %d", rc);
 	}
 	tsg_diags_fini(&d);
+	snprintf(rule0, sizeof(rule0), "rule 0 \"web-from-outside\" (%s", path);
 	assert_int_equal(rs->nrules, 4);
 	assert_int_equal(tsg_plan_build(rs, false, &p), 0);
 
@@ -1055,7 +1050,7 @@ static void test_loaded_rules(void **state)
 	FILE *f = open_memstream(&buf, &len);
 	tsg_plan_explain(p, rs, f);
 	fclose(f);
-	assert_non_null(strstr(buf, "rule 0 \"web-from-outside\" (/tmp/tsg-test-plan-"));
+	assert_non_null(strstr(buf, rule0));
 	assert_non_null(strstr(buf, "lport     80, 443, !8080, 8000-8999"));
 	assert_non_null(strstr(buf, "regex \"^py\""));
 	assert_non_null(strstr(buf, "rule 3 \"off\""));
