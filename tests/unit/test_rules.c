@@ -2,9 +2,9 @@
 /*
  * Unit tests of the rule loader (engine/rules_*.c, template.c, diag.c).
  *
- * Error cases are a table: YAML text, the expected "LINE:COL" of the first
- * error and words its message must hold. Each case is its own cmocka test,
- * and each asserts that nothing was loaded.
+ * The one-file error cases are the table rules_errors.h (YAML text, the
+ * expected "LINE:COL" of the first error and words its message must hold),
+ * all run by err_table, each asserting that nothing was loaded.
  */
 #include <errno.h>
 #include <limits.h>
@@ -22,6 +22,9 @@
 
 #include "match.h"
 #include "ruleset.h"
+#include "tsg_test_yaml.h"
+
+#include "rules_errors.h"
 
 #ifndef RULES_CASES
 #error RULES_CASES must name tests/unit/rules_cases
@@ -102,387 +105,59 @@ static int load1(const char *path, bool as_root, struct tsg_diags *d, struct tsg
 	return tsg_ruleset_load(paths, 1, as_root, d, rs);
 }
 
-/* ---- error cases ----------------------------------------------------------- */
+/* ---- error cases: the table rules_errors.h -------------------------------- */
 
-struct ecase {
-	const char *yaml;
-	const char *loc; /* "LINE:COL" or "" (file only) */
-	const char *words[5];
-};
-
-static void run_ecase(void **state, const struct ecase *c)
+/* One case: 0 when it fails to load as it should, else 1 (with what went wrong). */
+static int run_ecase(const struct ecase *c)
 {
-	struct tmp *t = *state;
 	struct tsg_ruleset *rs = (void *)0x1;
 	struct tsg_diags d;
-	char prefix[PATH_MAX + 64];
-	const char *path = tmp_write(t, "case.yaml", c->yaml);
-	int r;
+	char path[TSG_TEST_YAML_PATH], prefix[TSG_TEST_YAML_PATH + 64];
+	int r, bad = 0;
 
 	tsg_diags_init(&d);
-	r = load1(path, false, &d, &rs);
+	r = tsg_test_yaml_load(c->yaml, false, &d, &rs, path);
 	if (c->loc[0])
 		snprintf(prefix, sizeof(prefix), "%s:%s: error: ", path, c->loc);
 	else
 		snprintf(prefix, sizeof(prefix), "%s: error: ", path);
 	if (!find_msg(&d, prefix, c->words)) {
-		fprintf(stderr, "expected \"%s\" with", prefix);
+		fprintf(stderr, "%s: expected \"%s\" with", c->name, prefix);
 		for (size_t w = 0; c->words[w]; w++)
 			fprintf(stderr, " [%s]", c->words[w]);
 		fprintf(stderr, "\ngot:\n");
 		dump(&d);
-		fail();
+		bad = 1;
 	}
-	assert_int_equal(r, -EINVAL);
-	assert_ptr_equal(rs, (void *)0x1); /* untouched: nothing loaded */
-	assert_true(d.nerrors >= 1);
+	if (r != -EINVAL) {
+		fprintf(stderr, "%s: load returned %d, not -EINVAL\n", c->name, r);
+		bad = 1;
+	}
+	if (rs != (void *)0x1) { /* must stay untouched: nothing loaded */
+		fprintf(stderr, "%s: a rule set was loaded\n", c->name);
+		if (r == 0)
+			tsg_ruleset_free(rs);
+		bad = 1;
+	}
+	if (d.nerrors < 1) {
+		fprintf(stderr, "%s: no error counted\n", c->name);
+		bad = 1;
+	}
 	tsg_diags_fini(&d);
+	return bad;
 }
 
-#define ECASE(fname, ...)                                      \
-	static void fname(void **state)                        \
-	{                                                      \
-		static const struct ecase c = __VA_ARGS__;     \
-		run_ecase(state, &c);                          \
-	}
+/* Every case of the table, each reported by name when it fails. */
+static void err_table(void **state)
+{
+	size_t n = sizeof(rules_errors) / sizeof(rules_errors[0]), failed = 0;
 
-ECASE(err_unknown_top_key, { "rule:\n  - name: x\n    when: {to: CLOSE}\n", "1:1",
-			     { "unknown field \"rule\"", "did you mean \"rules\"?" } })
-
-ECASE(err_misspelled_field, { "rules:\n"
-			      "  - name: slow\n"
-			      "    when: {state: SYN_SENT, longer_then: 500ms}\n",
-			      "3:29",
-			      { "unknown field \"longer_then\"", "when of rule \"slow\"",
-				"did you mean \"longer_than\"?" } })
-
-ECASE(err_misspelled_rule_field, { "rules:\n"
-				   "  - name: slow\n"
-				   "    sumary: hi\n"
-				   "    when: {to: CLOSE}\n",
-				   "3:5",
-				   { "unknown field \"sumary\"", "did you mean \"summary\"?" } })
-
-ECASE(err_wrong_type, { "rules:\n"
-			"  - name: tw\n"
-			"    when: {state: TIME_WAIT, count_above: many, by: comm}\n",
-			"3:43",
-			{ "bad value \"many\"", "count_above", "whole number" } })
-
-ECASE(err_wrong_type_mapping, { "rules:\n"
-				"  - name: tw\n"
-				"    labels: [edge]\n"
-				"    when: {to: CLOSE}\n",
-				"3:13",
-				{ "expected a mapping", "labels" } })
-
-ECASE(err_bad_duration, { "rules:\n"
-			  "  - name: slow\n"
-			  "    when:\n"
-			  "      state: SYN_SENT\n"
-			  "      longer_than: 5 mins\n",
-			  "5:20",
-			  { "bad duration \"5 mins\"", "longer_than", "ms, s, m or h" } })
-
-ECASE(err_unknown_state, { "rules:\n"
-			   "  - name: slow\n"
-			   "    when:\n"
-			   "      state: SYN_SNET\n"
-			   "      longer_than: 1s\n",
-			   "4:14",
-			   { "unknown state \"SYN_SNET\"", "ESTABLISHED",
-			     "did you mean \"SYN_SENT\"?" } })
-
-ECASE(err_undefined_list, { "rules:\n"
-			    "  - name: web\n"
-			    "    match: {rport: $web_prots}\n"
-			    "    when: {from: SYN_SENT, to: CLOSE}\n"
-			    "lists:\n"
-			    "  web_ports: [80, 443]\n",
-			    "3:20",
-			    { "undefined list \"$web_prots\"", "did you mean \"$web_ports\"?" } })
-
-ECASE(err_undefined_action, { "actions:\n"
-			      "  - {name: ops-log, type: syslog}\n"
-			      "rules:\n"
-			      "  - name: r\n"
-			      "    when: {to: CLOSE}\n"
-			      "    actions: [syslog, ops-lgo]\n",
-			      "6:23",
-			      { "undefined action \"ops-lgo\"", "did you mean \"ops-log\"?" } })
-
-ECASE(err_bad_name, { "rules:\n"
-		      "  - name: Slow_Connect\n"
-		      "    when: {to: CLOSE}\n",
-		      "2:11",
-		      { "bad rule name \"Slow_Connect\"", "[a-z0-9][a-z0-9_.-]*", "64" } })
-
-ECASE(err_name_too_long, { "rules:\n"
-			   "  - name: a234567890123456789012345678901234567890123456789012345678901234x\n"
-			   "    when: {to: CLOSE}\n",
-			   "2:11",
-			   { "bad rule name", "at most 64" } })
-
-ECASE(err_two_when_kinds, { "rules:\n"
-			    "  - name: two\n"
-			    "    when: {state: SYN_SENT, longer_than: 1s, count_above: 5, by: comm}\n",
-			    "3:46",
-			    { "\"count_above\" (a count rule)", "\"longer_than\" (a time rule)",
-			      "exactly one kind" } })
-
-ECASE(err_missing_when_parts, { "rules:\n"
-				"  - name: tw\n"
-				"    when: {state: TIME_WAIT, count_above: 5}\n",
-				"3:11",
-				{ "a count rule needs by" } })
-
-ECASE(err_missing_rate_parts, { "rules:\n"
-				"  - name: rt\n"
-				"    when: {rate_above: 5, by: comm}\n",
-				"3:11",
-				{ "a rate rule needs from and/or to, per" } })
-
-ECASE(err_state_alone, { "rules:\n"
-			 "  - name: st\n"
-			 "    when: {state: ESTABLISHED}\n",
-			 "3:12",
-			 { "\"state\" needs longer_than", "count_above" } })
-
-ECASE(err_missing_when, { "rules:\n"
-			  "  - name: nowhen\n"
-			  "    severity: info\n",
-			  "2:5",
-			  { "rule \"nowhen\" needs a when" } })
-
-ECASE(err_by_on_time_rule, { "rules:\n"
-			     "  - name: slow\n"
-			     "    when: {state: SYN_SENT, longer_than: 1s, by: comm}\n",
-			     "3:46",
-			     { "\"by\" is not allowed in a time rule", "key is the socket" } })
-
-ECASE(err_for_on_time_rule, { "rules:\n"
-			      "  - name: slow\n"
-			      "    when: {state: SYN_SENT, longer_than: 1s, for: 5s}\n",
-			      "3:46",
-			      { "\"for\" is not allowed in a time rule" } })
-
-ECASE(err_template_unknown_field, { "rules:\n"
-				    "  - name: slow\n"
-				    "    summary: \"{{comm}} waits for {{ rpot }}\"\n"
-				    "    when: {state: SYN_SENT, longer_than: 1s}\n",
-				    "3:37",
-				    { "unknown template field \"rpot\"", "summary",
-				      "did you mean \"rport\"?" } })
-
-ECASE(err_template_unclosed, { "rules:\n"
-			       "  - name: slow\n"
-			       "    summary: 'waits {{duration'\n"
-			       "    when: {state: SYN_SENT, longer_than: 1s}\n",
-			       "3:21",
-			       { "bad template for summary", "without a closing" } })
-
-ECASE(err_template_field_unavailable, { "rules:\n"
-					"  - name: tw\n"
-					"    summary: \"{{count}} in TIME_WAIT to {{raddr}}\"\n"
-					"    when: {state: TIME_WAIT, count_above: 500, by: comm}\n",
-					"3:14",
-					{ "summary of count rule \"tw\" uses {{raddr}}",
-					  "never have", "comm" } })
-
-ECASE(err_template_summary_self, { "rules:\n"
-				   "  - name: tw\n"
-				   "    summary: \"{{summary}}\"\n"
-				   "    when: {to: CLOSE}\n",
-				   "3:14",
-				   { "cannot use {{summary}}" } })
-
-ECASE(err_template_undefined_label, { "rules:\n"
-				      "  - name: tw\n"
-				      "    summary: \"{{labels.team}} {{comm}}\"\n"
-				      "    labels: {owner: ops}\n"
-				      "    when: {to: CLOSE}\n",
-				      "3:14",
-				      { "{{labels.team}}", "no label \"team\"" } })
-
-ECASE(err_action_field_unavailable, { "actions:\n"
-				      "  - name: kick\n"
-				      "    type: exec\n"
-				      "    argv: [/usr/local/sbin/kick-peer, \"{{raddr}}\"]\n"
-				      "rules:\n"
-				      "  - name: tw\n"
-				      "    when: {state: TIME_WAIT, count_above: 500, by: comm}\n"
-				      "    actions: [syslog, kick]\n",
-				      "8:23",
-				      { "action \"kick\" uses {{raddr}}", "count rule \"tw\"",
-					"never have" } })
-
-ECASE(err_resolve_above_count, { "rules:\n"
-				 "  - name: est\n"
-				 "    when: {state: ESTABLISHED, count_above: 800, resolve_below: 1000, by: comm}\n",
-				 "3:65",
-				 { "resolve_below (1000)", "count_above (800)" } })
-
-ECASE(err_bad_cidr_prefix, { "rules:\n"
-			     "  - name: c\n"
-			     "    match: {raddr: [10.0.0.0/8, 10.0.0.0/33]}\n"
-			     "    when: {to: CLOSE}\n",
-			     "3:42",
-			     { "bad prefix length in \"10.0.0.0/33\"", "/0 to /32" } })
-
-ECASE(err_bad_address, { "rules:\n"
-			 "  - name: c\n"
-			 "    match: {laddr: \"10.0.0.300\"}\n"
-			 "    when: {to: CLOSE}\n",
-			 "3:21",
-			 { "bad address \"10.0.0.300\"", "laddr", "CIDR" } })
-
-ECASE(err_bad_port_range, { "rules:\n"
-			    "  - name: p\n"
-			    "    match: {rport: \"9000-8000\"}\n"
-			    "    when: {to: CLOSE}\n",
-			    "3:21",
-			    { "bad port range \"9000-8000\"", "start 9000 is above the end 8000" } })
-
-ECASE(err_bad_port, { "rules:\n"
-		      "  - name: p\n"
-		      "    match: {lport: [80, 70000]}\n"
-		      "    when: {to: CLOSE}\n",
-		      "3:25",
-		      { "bad port \"70000\"", "0 to 65535" } })
-
-ECASE(err_bad_port_in_list, { "lists:\n"
-			      "  ports: [80, http]\n"
-			      "rules:\n"
-			      "  - name: p\n"
-			      "    match: {lport: $ports}\n"
-			      "    when: {to: CLOSE}\n",
-			      "2:15",
-			      { "bad port \"http\"", "(in list \"ports\")" } })
-
-ECASE(err_bad_regex, { "rules:\n"
-		       "  - name: re\n"
-		       "    match: {comm: {regex: \"ab(c\"}}\n"
-		       "    when: {to: CLOSE}\n",
-		       "3:32",
-		       { "bad regex \"ab(c\"", "at offset 4", "parenthesis" } })
-
-ECASE(err_unquoted_exclusion, { "rules:\n"
-				"  - name: ex\n"
-				"    match:\n"
-				"      rport:\n"
-				"        - 443\n"
-				"        - !80\n"
-				"    when: {to: CLOSE}\n",
-				"6:11",
-				{ "YAML tag \"!80\"", "quoted" } })
-
-ECASE(err_list_cycle, { "lists:\n"
-			"  a: [1, $b]\n"
-			"  b: [2, $a]\n",
-			"2:3",
-			{ "list \"a\" refers to itself" } })
-
-ECASE(err_exclude_list_with_exclusions, { "lists:\n"
-					  "  a: [1, \"!2\"]\n"
-					  "rules:\n"
-					  "  - name: ex\n"
-					  "    match: {rport: \"!$a\"}\n"
-					  "    when: {to: CLOSE}\n",
-					  "5:20",
-					  { "\"!$a\"", "holds exclusions" } })
-
-ECASE(err_unknown_severity, { "rules:\n"
-			      "  - name: s\n"
-			      "    severity: warnig\n"
-			      "    when: {to: CLOSE}\n",
-			      "3:15",
-			      { "unknown severity \"warnig\"", "did you mean \"warning\"?" } })
-
-ECASE(err_comm_too_long, { "rules:\n"
-			   "  - name: s\n"
-			   "    match: {comm: a-very-long-process-name}\n"
-			   "    when: {to: CLOSE}\n",
-			   "3:19",
-			   { "longer than 15 characters" } })
-
-ECASE(err_by_unknown_field, { "rules:\n"
-			      "  - name: s\n"
-			      "    when: {state: TIME_WAIT, count_above: 5, by: [comm, rprot]}\n",
-			      "3:57",
-			      { "unknown field \"rprot\" for by", "did you mean \"rport\"?" } })
-
-ECASE(err_action_unknown_facility, { "actions:\n"
-				     "  - name: l\n"
-				     "    type: syslog\n"
-				     "    facility: deamon\n",
-				     "4:15",
-				     { "unknown syslog facility \"deamon\"",
-				       "did you mean \"daemon\"?" } })
-
-ECASE(err_action_unknown_type, { "actions:\n"
-				 "  - name: l\n"
-				 "    type: webhok\n",
-				 "3:11",
-				 { "unknown action type \"webhok\"", "did you mean \"webhook\"?" } })
-
-ECASE(err_action_field_of_other_type, { "actions:\n"
-					"  - name: l\n"
-					"    type: syslog\n"
-					"    url: http://x/\n",
-					"4:5",
-					{ "unknown field \"url\"", "syslog action \"l\"" } })
-
-ECASE(err_action_bad_url, { "actions:\n"
-			    "  - name: w\n"
-			    "    type: webhook\n"
-			    "    url: ftp://127.0.0.1/\n",
-			    "4:10",
-			    { "bad url \"ftp://127.0.0.1/\"", "http://", "https://" } })
-
-ECASE(err_action_body_without_template, { "actions:\n"
-					  "  - name: w\n"
-					  "    type: webhook\n"
-					  "    url: http://127.0.0.1/\n"
-					  "    format: json\n"
-					  "    body: '{{summary}}'\n",
-					  "6:11",
-					  { "body is only used with format: template" } })
-
-ECASE(err_action_template_without_body, { "actions:\n"
-					  "  - name: w\n"
-					  "    type: webhook\n"
-					  "    url: http://127.0.0.1/\n"
-					  "    format: template\n",
-					  "5:13",
-					  { "needs a body" } })
-
-ECASE(err_action_relative_argv0, { "actions:\n"
-				   "  - name: k\n"
-				   "    type: exec\n"
-				   "    argv: [kick-peer, \"{{raddr}}\"]\n",
-				   "4:12",
-				   { "argv[0] \"kick-peer\"", "absolute path" } })
-
-ECASE(err_action_empty_argv, { "actions:\n"
-			       "  - name: k\n"
-			       "    type: exec\n"
-			       "    argv: []\n",
-			       "4:11",
-			       { "non-empty list for argv" } })
-
-ECASE(err_action_unknown_user, { "actions:\n"
-				 "  - name: k\n"
-				 "    type: exec\n"
-				 "    argv: [/bin/true]\n"
-				 "    user: no-such-user-tsg\n",
-				 "5:11",
-				 { "unknown user \"no-such-user-tsg\"" } })
-
-ECASE(err_yaml_syntax, { "rules:\n"
-			 "  - name: [oops\n"
-			 "    when: {to: CLOSE}\n",
-			 "3:9",
-			 { "YAML:" } })
+	for (size_t i = 0; i < n; i++)
+		failed += (size_t)run_ecase(&rules_errors[i]);
+	if (failed)
+		fail_msg("%zu of %zu error cases failed", failed, n);
+	print_message("%zu error cases\n", n);
+}
 
 /* ---- errors that need more than one file ------------------------------------ */
 
@@ -978,70 +653,14 @@ static void ok_diags(void **state)
 
 #define T(f) cmocka_unit_test_setup_teardown(f, tmp_setup, tmp_teardown)
 
-ECASE(err_nested_too_deep,
-      { "rules: [[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]\n",
-	"1:71", { "nested deeper than 64 levels" } })
 
-/* A rule with a bad name still has its other errors reported. */
-ECASE(err_bad_name_and_more, { "rules:\n"
-			       "  - name: Bad_Name\n"
-			       "    when: {state: SYN_SNT, longer_than: 1s}\n",
-			       "3:19", { "unknown state \"SYN_SNT\"" } })
 
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		T(err_unknown_top_key),
-		T(err_nested_too_deep),
-		T(err_bad_name_and_more),
-		T(err_misspelled_field),
-		T(err_misspelled_rule_field),
-		T(err_wrong_type),
-		T(err_wrong_type_mapping),
-		T(err_bad_duration),
-		T(err_unknown_state),
+		cmocka_unit_test(err_table),
 		T(err_duplicate_across_files),
 		T(err_duplicate_action_and_list),
-		T(err_undefined_list),
-		T(err_undefined_action),
-		T(err_bad_name),
-		T(err_name_too_long),
-		T(err_two_when_kinds),
-		T(err_missing_when_parts),
-		T(err_missing_rate_parts),
-		T(err_state_alone),
-		T(err_missing_when),
-		T(err_by_on_time_rule),
-		T(err_for_on_time_rule),
-		T(err_template_unknown_field),
-		T(err_template_unclosed),
-		T(err_template_field_unavailable),
-		T(err_template_summary_self),
-		T(err_template_undefined_label),
-		T(err_action_field_unavailable),
-		T(err_resolve_above_count),
-		T(err_bad_cidr_prefix),
-		T(err_bad_address),
-		T(err_bad_port_range),
-		T(err_bad_port),
-		T(err_bad_port_in_list),
-		T(err_bad_regex),
-		T(err_unquoted_exclusion),
-		T(err_list_cycle),
-		T(err_exclude_list_with_exclusions),
-		T(err_unknown_severity),
-		T(err_comm_too_long),
-		T(err_by_unknown_field),
-		T(err_action_unknown_facility),
-		T(err_action_unknown_type),
-		T(err_action_field_of_other_type),
-		T(err_action_bad_url),
-		T(err_action_body_without_template),
-		T(err_action_template_without_body),
-		T(err_action_relative_argv0),
-		T(err_action_empty_argv),
-		T(err_action_unknown_user),
-		T(err_yaml_syntax),
 		T(err_permissions_as_root),
 		T(err_missing_path),
 		T(err_all_collected),
