@@ -214,7 +214,7 @@ static const char *lbl(json_t *a, const char *name)
 static void test_alertmanager_lifecycle(void **state)
 {
 	struct tsg_actions_opts o = { .am_resend_ns = 1000000000ull };
-	char *dir = t_tmpdir(), *yaml;
+	char *yaml;
 	struct tsg_action_stats st;
 	struct tsg_actions *acts;
 	struct tsg_ruleset *rs;
@@ -223,10 +223,8 @@ static void test_alertmanager_lifecycle(void **state)
 	uint64_t sent;
 
 	(void)state;
-	if (!am.pid) {
-		t_rmdir(dir);
+	if (!am.pid)
 		skip(); /* no Alertmanager installed */
-	}
 	assert_true(asprintf(&yaml,
 			     "actions:\n"
 			     "  - {name: am, type: webhook, format: alertmanager, url: '%s/api/v2/alerts'}\n"
@@ -307,7 +305,6 @@ static void test_alertmanager_lifecycle(void **state)
 	tsg_actions_free(acts);
 	free(yaml);
 	tsg_ruleset_free(rs);
-	t_rmdir(dir);
 }
 
 int main(void)

@@ -10,7 +10,7 @@
 static void test_webhook_formats(void **state)
 {
 	struct rec_srv *s = rec_start();
-	char *dir = t_tmpdir(), *yaml;
+	char *yaml;
 	struct tsg_actions *acts;
 	struct tsg_ruleset *rs;
 	struct tsg_alert a;
@@ -70,7 +70,6 @@ static void test_webhook_formats(void **state)
 	}
 	free(yaml);
 	tsg_ruleset_free(rs);
-	t_rmdir(dir);
 	rec_stop(s);
 }
 
@@ -80,7 +79,7 @@ static void test_webhook_formats(void **state)
 static void test_webhook_retries(void **state)
 {
 	struct rec_srv *s = rec_start(), *bad = rec_start();
-	char *dir = t_tmpdir(), *yaml, *log;
+	char *yaml, *log;
 	struct tsg_action_stats st;
 	struct tsg_actions *acts;
 	struct tsg_ruleset *rs;
@@ -136,7 +135,6 @@ static void test_webhook_retries(void **state)
 	free(log);
 	free(yaml);
 	tsg_ruleset_free(rs);
-	t_rmdir(dir);
 	rec_stop(s);
 	rec_stop(bad);
 }
@@ -206,7 +204,7 @@ static void test_webhook_hang_blocks_nothing(void **state)
 static void test_webhook_queue_and_free(void **state)
 {
 	struct tsg_actions_opts o = { .webhook_queue = 2 };
-	char *dir = t_tmpdir(), *yaml, *log;
+	char *yaml, *log;
 	struct tsg_action_stats st;
 	struct tsg_actions *acts;
 	struct tsg_ruleset *rs;
@@ -246,7 +244,6 @@ static void test_webhook_queue_and_free(void **state)
 	free(yaml);
 	close(hfd);
 	tsg_ruleset_free(rs);
-	t_rmdir(dir);
 }
 
 static void test_webhook_dry_run(void **state)
@@ -307,7 +304,7 @@ static void test_webhook_dry_run(void **state)
 static void test_webhook_swap(void **state)
 {
 	struct rec_srv *s1 = rec_start(), *s2 = rec_start();
-	char *dir1 = t_tmpdir(), *dir2 = t_tmpdir(), *y1, *y2;
+	char *y1, *y2;
 	struct tsg_action_stats st;
 	struct tsg_actions *acts;
 	struct tsg_ruleset *rs1, *rs2;
@@ -352,8 +349,6 @@ static void test_webhook_swap(void **state)
 	free(y1);
 	free(y2);
 	tsg_ruleset_free(rs2);
-	t_rmdir(dir1);
-	t_rmdir(dir2);
 	rec_stop(s1);
 	rec_stop(s2);
 }
@@ -366,7 +361,7 @@ static void test_webhook_am_resend(void **state)
 {
 	struct tsg_actions_opts o = { .am_resend_ns = 300000000ull };
 	struct rec_srv *s = rec_start();
-	char *dir = t_tmpdir(), *dir2 = t_tmpdir(), *yaml, *yaml2;
+	char *yaml, *yaml2;
 	struct tsg_actions *acts;
 	struct tsg_ruleset *rs, *rs2;
 	struct tsg_alert a, t, c;
@@ -476,8 +471,6 @@ static void test_webhook_am_resend(void **state)
 	free(yaml2);
 	tsg_ruleset_free(rs);
 	tsg_ruleset_free(rs2);
-	t_rmdir(dir);
-	t_rmdir(dir2);
 	rec_stop(s);
 }
 
