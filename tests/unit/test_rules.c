@@ -800,7 +800,8 @@ static void ok_examples(void **state)
 
 	a = action(rs, "alertmanager");
 	assert_int_equal(a->type, TSG_ACT_WEBHOOK);
-	assert_string_equal(a->webhook.url, "http://127.0.0.1:9093/api/v2/alerts");
+	assert_int_equal(a->webhook.nurls, 1);
+	assert_string_equal(a->webhook.urls[0], "http://127.0.0.1:9093/api/v2/alerts");
 	assert_int_equal(a->webhook.format, TSG_WH_ALERTMANAGER);
 	assert_int_equal(a->webhook.nheaders, 1);
 	assert_string_equal(a->webhook.headers[0].name, "X-Scope");
