@@ -439,6 +439,46 @@ ECASE(err_action_bad_url, { "actions:\n"
 			    "4:10",
 			    { "bad url \"ftp://127.0.0.1/\"", "http://", "https://" } })
 
+ECASE(err_action_url_empty_list, { "actions:\n"
+				   "  - name: w\n"
+				   "    type: webhook\n"
+				   "    url: []\n",
+				   "4:10",
+				   { "expected a URL or a list of 1 to 16 URLs for url" } })
+
+ECASE(err_action_url_not_string, { "actions:\n"
+				   "  - name: w\n"
+				   "    type: webhook\n"
+				   "    url: [http://a/, {host: b}]\n",
+				   "4:22",
+				   { "expected a URL for url" } })
+
+ECASE(err_action_url_duplicate, { "actions:\n"
+				  "  - name: w\n"
+				  "    type: webhook\n"
+				  "    url: [http://a/x, http://b/x, http://a/x]\n",
+				  "4:35",
+				  { "url \"http://a/x\" is listed twice" } })
+
+ECASE(err_action_url_bad_in_list, { "actions:\n"
+				    "  - name: w\n"
+				    "    type: webhook\n"
+				    "    url:\n"
+				    "      - http://a/x\n"
+				    "      - ftp://b/x\n",
+				    "6:9",
+				    { "bad url \"ftp://b/x\"", "http://", "https://" } })
+
+ECASE(err_action_url_too_many, { "actions:\n"
+				 "  - name: w\n"
+				 "    type: webhook\n"
+				 "    url: [http://a/1, http://a/2, http://a/3, http://a/4, http://a/5, "
+				 "http://a/6, http://a/7, http://a/8, http://a/9, http://a/10, "
+				 "http://a/11, http://a/12, http://a/13, http://a/14, http://a/15, "
+				 "http://a/16, http://a/17]\n",
+				 "4:10",
+				 { "a list of 1 to 16 URLs" } })
+
 ECASE(err_action_body_without_template, { "actions:\n"
 					  "  - name: w\n"
 					  "    type: webhook\n"
@@ -836,6 +876,37 @@ static void ok_examples(void **state)
 }
 
 /* the same definitions give the same digest; any change changes it */
+/* url as a list: every URL, in order; one item is the same as the scalar. */
+static void ok_webhook_url_list(void **state)
+{
+	struct tmp *t = *state;
+	struct tsg_ruleset *rs = NULL;
+	struct tsg_diags d;
+	const struct tsg_action_def *a;
+	const char *path = tmp_write(t, "urls.yaml",
+				     "actions:\n"
+				     "  - name: am\n"
+				     "    type: webhook\n"
+				     "    format: alertmanager\n"
+				     "    url: [http://am-1:9093/api/v2/alerts, http://am-2:9093/api/v2/alerts]\n"
+				     "  - {name: one, type: webhook, url: [https://h/x]}\n");
+
+	tsg_diags_init(&d);
+	if (load1(path, false, &d, &rs) < 0)
+		dump(&d);
+	assert_non_null(rs);
+	a = action(rs, "am");
+	assert_int_equal(a->webhook.nurls, 2);
+	assert_string_equal(a->webhook.urls[0], "http://am-1:9093/api/v2/alerts");
+	assert_string_equal(a->webhook.urls[1], "http://am-2:9093/api/v2/alerts");
+	assert_int_equal(a->webhook.format, TSG_WH_ALERTMANAGER);
+	a = action(rs, "one");
+	assert_int_equal(a->webhook.nurls, 1);
+	assert_string_equal(a->webhook.urls[0], "https://h/x");
+	tsg_ruleset_free(rs);
+	tsg_diags_fini(&d);
+}
+
 static void ok_digest(void **state)
 {
 	struct tmp *t = *state;
@@ -1037,6 +1108,12 @@ int main(void)
 		T(err_action_unknown_type),
 		T(err_action_field_of_other_type),
 		T(err_action_bad_url),
+		T(err_action_url_empty_list),
+		T(err_action_url_not_string),
+		T(err_action_url_duplicate),
+		T(err_action_url_bad_in_list),
+		T(err_action_url_too_many),
+		T(ok_webhook_url_list),
 		T(err_action_body_without_template),
 		T(err_action_template_without_body),
 		T(err_action_relative_argv0),
