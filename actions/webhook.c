@@ -102,8 +102,9 @@ static void drop(struct wh_job *j, const char *why)
 	if (j->ust)
 		atomic_fetch_add(&j->ust->dropped, 1);
 	if (tsg_act_log_drop(n))
-		act_warn("rule %s action %s: %s, notification dropped (%" PRIu64 " dropped so far)",
-			 j->rule, j->action, why, n);
+		act_warn("rule %s action %s: %s, notification dropped (POST %s; %" PRIu64
+			 " dropped so far)",
+			 j->rule, j->action, why, j->url, n);
 }
 
 static void dest_free(struct wh_dest *dd)

@@ -162,7 +162,7 @@ static void test_urls_queue_per_url(void **state)
 {
 	struct tsg_actions_opts o = {.webhook_queue = 2};
 	struct rec_srv *s = rec_start();
-	char *dir = t_tmpdir(), uh[64], uok[64];
+	char *dir = t_tmpdir(), uh[64], uok[64], *log;
 	struct tsg_action_stats sh, so;
 	struct tsg_actions *acts;
 	struct tsg_ruleset *rs;
@@ -190,7 +190,11 @@ static void test_urls_queue_per_url(void **state)
 	assert_int_equal(so.sent, 5);
 	assert_int_equal(t_stats(acts, "w").dropped, 3);
 	tsg_actions_free(acts);
-	free(t_capture_end(&cap));
+	log = t_capture_end(&cap);
+	assert_non_null(strstr(log, "tsguard: warning: rule r1 action w: webhook queue full, "
+				    "notification dropped (POST http://127.0.0.1:"));
+	assert_null(strstr(log, "/ok; "));
+	free(log);
 	close(hfd);
 	tsg_ruleset_free(rs);
 	t_rmdir(dir);
