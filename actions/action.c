@@ -274,8 +274,21 @@ void tsg_actions_fire(struct tsg_actions *acts, const struct tsg_alert *a)
 	free(c.json);
 }
 
-int tsg_actions_get_stats(const struct tsg_actions *acts, const char *name,
-			  struct tsg_action_stats *st)
+static void stat_read(const struct tsg_act_stat *s, struct tsg_action_stats *st)
+{
+	int64_t q = atomic_load(&s->queued_now);
+
+	st->sent = atomic_load(&s->sent);
+	st->failed = atomic_load(&s->failed);
+	st->timed_out = atomic_load(&s->timed_out);
+	st->retried = atomic_load(&s->retried);
+	st->dropped = atomic_load(&s->dropped);
+	st->queued_now = q > 0 ? (uint64_t)q : 0;
+}
+
+/* The counters of action `name` and, with `url`, of that URL of it. */
+static int stats_find(const struct tsg_actions *acts, const char *name, const char *url,
+		      struct tsg_action_stats *st)
 {
 	struct tsg_actions *m = (struct tsg_actions *)acts; /* the lock only */
 	const struct tsg_act_stat *s;
@@ -287,21 +300,60 @@ int tsg_actions_get_stats(const struct tsg_actions *acts, const char *name,
 	for (s = acts->stats; s; s = s->next) {
 		if (strcmp(s->name, name))
 			continue;
-		if (st) {
-			int64_t q = atomic_load(&s->queued_now);
-
-			st->sent = atomic_load(&s->sent);
-			st->failed = atomic_load(&s->failed);
-			st->timed_out = atomic_load(&s->timed_out);
-			st->retried = atomic_load(&s->retried);
-			st->dropped = atomic_load(&s->dropped);
-			st->queued_now = q > 0 ? (uint64_t)q : 0;
-		}
-		ret = 0;
+		if (url)
+			for (s = atomic_load(&s->urls); s && strcmp(s->name, url); s = s->next)
+				;
+		if (s && st)
+			stat_read(s, st);
+		ret = s ? 0 : -ENOENT;
 		break;
 	}
 	pthread_mutex_unlock(&m->stats_lock);
 	return ret;
+}
+
+int tsg_actions_get_stats(const struct tsg_actions *acts, const char *name,
+			  struct tsg_action_stats *st)
+{
+	return stats_find(acts, name, NULL, st);
+}
+
+int tsg_actions_get_url_stats(const struct tsg_actions *acts, const char *name, const char *url,
+			      struct tsg_action_stats *st)
+{
+	return url ? stats_find(acts, name, url, st) : -EINVAL;
+}
+
+struct tsg_act_stat *tsg_act_url_stat(struct tsg_act_stat *st, const char *url)
+{
+	struct tsg_act_stat *u;
+
+	for (u = atomic_load(&st->urls); u; u = u->next)
+		if (!strcmp(u->name, url))
+			return u;
+	if (st->nurls >= TSG_ACT_MAX_URL_STATS || !(u = calloc(1, sizeof(*u))))
+		return NULL;
+	if (!(u->name = strdup(url))) {
+		free(u);
+		return NULL;
+	}
+	u->next = atomic_load(&st->urls);
+	atomic_store(&st->urls, u); /* published whole */
+	st->nurls++;
+	return u;
+}
+
+static void stat_free(struct tsg_act_stat *s)
+{
+	struct tsg_act_stat *u, *n;
+
+	for (u = atomic_load(&s->urls); u; u = n) {
+		n = u->next;
+		free(u->name);
+		free(u);
+	}
+	free(s->name);
+	free(s);
 }
 
 void tsg_actions_free(struct tsg_actions *acts)
@@ -322,8 +374,7 @@ void tsg_actions_free(struct tsg_actions *acts)
 	tsg_syslog_runner_free(acts->sl);
 	for (s = acts->stats; s; s = n) {
 		n = s->next;
-		free(s->name);
-		free(s);
+		stat_free(s);
 	}
 	pthread_mutex_destroy(&acts->stats_lock);
 	pthread_mutex_destroy(&acts->runner_lock);

@@ -39,6 +39,10 @@ int tsg_actions_swap(struct tsg_actions *acts, const struct tsg_ruleset *rs);
 /* Stats of the action named `name` (0 or -ENOENT). */
 int tsg_actions_get_stats(const struct tsg_actions *acts, const char *name,
 			  struct tsg_action_stats *st);
+/* Stats of one URL of the webhook action `name` (0 or -ENOENT): every URL
+ * counts its own deliveries; the action's stats are their sums. */
+int tsg_actions_get_url_stats(const struct tsg_actions *acts, const char *name, const char *url,
+			      struct tsg_action_stats *st);
 /* Stops: pending work gets its timeout to finish, then everything is freed. */
 void tsg_actions_free(struct tsg_actions *acts);
 

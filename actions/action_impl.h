@@ -29,8 +29,19 @@ struct tsg_act_stat {
 	char *name;
 	atomic_uint_least64_t sent, failed, timed_out, retried, dropped;
 	atomic_int_least64_t queued_now;
+	/* a webhook's counters per URL (name: the URL), TSG_ACT_MAX_URL_STATS at most:
+	 * added by the one webhook runner under its lock, read lock-free, freed
+	 * with the action's counters */
+	_Atomic(struct tsg_act_stat *) urls;
+	size_t nurls;
 	struct tsg_act_stat *next;
 };
+
+#define TSG_ACT_MAX_URL_STATS 64
+
+/* The counters of `url` under the action's `st`: found or added. NULL on ENOMEM
+ * or past the bound. One writer only (the webhook runner, under its lock). */
+struct tsg_act_stat *tsg_act_url_stat(struct tsg_act_stat *st, const char *url);
 
 /*
  * Dropped notifications are always counted (metrics); the log line is

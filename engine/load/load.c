@@ -625,7 +625,9 @@ void tsg_action_def_fini(struct tsg_action_def *a)
 		free(a->exec.user);
 		break;
 	case TSG_ACT_WEBHOOK:
-		free(a->webhook.url);
+		for (size_t i = 0; i < a->webhook.nurls; i++)
+			free(a->webhook.urls[i]);
+		free(a->webhook.urls);
 		tsg_template_fini(&a->webhook.body);
 		for (size_t i = 0; i < a->webhook.nheaders; i++) {
 			free(a->webhook.headers[i].name);

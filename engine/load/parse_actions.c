@@ -292,6 +292,61 @@ static bool header_name_ok(const char *s)
 			 "!#$%&'*+-.^_`|~") == n;
 }
 
+/* One URL of `url:` (the scalar, or one item of the list) into urls[nurls]. */
+static int ld_webhook_url(struct ld *L, struct ld_file *f, yaml_node_t *n,
+			  struct tsg_action_def *a)
+{
+	const char *s = ld_scalar(L, f, n, "a URL for url");
+
+	if (!s)
+		return -EINVAL;
+	if (!((!strncmp(s, "http://", 7) && s[7]) || (!strncmp(s, "https://", 8) && s[8])) ||
+	    strpbrk(s, " \t\r\n")) {
+		ld_err(L, f, n, "bad url \"%s\": expected http://HOST... or https://HOST...", s);
+		return -EINVAL;
+	}
+	for (size_t i = 0; i < a->webhook.nurls; i++)
+		if (!strcmp(a->webhook.urls[i], s)) {
+			ld_err(L, f, n, "url \"%s\" is listed twice", s);
+			return -EINVAL;
+		}
+	if (!(a->webhook.urls[a->webhook.nurls] = strdup(s)))
+		return -ENOMEM;
+	a->webhook.nurls++;
+	return 0;
+}
+
+/* `url:` as one URL or a list of 1..TSG_WH_MAX_URLS distinct URLs. */
+static int ld_webhook_urls(struct ld *L, struct ld_file *f, yaml_node_t *n,
+			   struct tsg_action_def *a)
+{
+	size_t cnt = 1;
+	int r = 0;
+
+	if (n->type == YAML_SEQUENCE_NODE) {
+		cnt = (size_t)(n->data.sequence.items.top - n->data.sequence.items.start);
+		if (!cnt || cnt > TSG_WH_MAX_URLS) {
+			ld_err(L, f, n, "expected a URL or a list of 1 to %d URLs for url",
+			       TSG_WH_MAX_URLS);
+			return -EINVAL;
+		}
+	}
+	a->webhook.urls = calloc(cnt, sizeof(*a->webhook.urls));
+	if (!a->webhook.urls)
+		return -ENOMEM;
+	if (n->type != YAML_SEQUENCE_NODE)
+		return ld_webhook_url(L, f, n, a);
+	for (size_t i = 0; i < cnt; i++) {
+		int r1 = ld_webhook_url(L, f, ld_node(f, n->data.sequence.items.start[i]), a);
+
+		if (r1 == -ENOMEM)
+			return r1;
+		if (r1 < 0)
+			r = r1;
+	}
+	return r;
+}
+
 static int ld_webhook(struct ld *L, struct ld_file *f, yaml_node_t *an, yaml_node_t **vn,
 		      struct tsg_action_def *a)
 {
@@ -308,18 +363,12 @@ static int ld_webhook(struct ld *L, struct ld_file *f, yaml_node_t *an, yaml_nod
 		       a->name);
 		r = -EINVAL;
 	} else {
-		const char *s = ld_scalar(L, f, vn[2], "a URL for url");
+		int r1 = ld_webhook_urls(L, f, vn[2], a);
 
-		if (!s) {
-			r = -EINVAL;
-		} else if (!((!strncmp(s, "http://", 7) && s[7]) ||
-			     (!strncmp(s, "https://", 8) && s[8])) ||
-			   strpbrk(s, " \t\r\n")) {
-			ld_err(L, f, vn[2], "bad url \"%s\": expected http://HOST... or https://HOST...", s);
-			r = -EINVAL;
-		} else if (!(a->webhook.url = strdup(s))) {
-			return -ENOMEM;
-		}
+		if (r1 == -ENOMEM)
+			return r1;
+		if (r1 < 0)
+			r = r1;
 	}
 	if (vn[3]) {
 		int i = pick(L, f, vn[3], "webhook format", fmts);

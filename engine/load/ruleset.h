@@ -138,6 +138,8 @@ struct tsg_match {
 enum tsg_action_type { TSG_ACT_SYSLOG = 0, TSG_ACT_EXEC, TSG_ACT_WEBHOOK };
 enum tsg_syslog_format { TSG_SYSLOG_TEXT = 0, TSG_SYSLOG_JSON };
 enum tsg_webhook_format { TSG_WH_JSON = 0, TSG_WH_TEMPLATE, TSG_WH_ALERTMANAGER };
+/* A webhook's `url:` list holds at most this many URLs. */
+#define TSG_WH_MAX_URLS 16
 
 struct tsg_header {
 	char *name;
@@ -167,7 +169,8 @@ struct tsg_action_def {
 			char *user; /* NULL: run as tsguard's user */
 		} exec;
 		struct {
-			char *url;
+			char **urls; /* 1..TSG_WH_MAX_URLS, distinct; each gets every notification */
+			size_t nurls;
 			int format; /* enum tsg_webhook_format */
 			struct tsg_template body; /* format template only */
 			struct tsg_header *headers;

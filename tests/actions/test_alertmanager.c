@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: MIT */
-/* webhook format alertmanager against a real Alertmanager that the test
+/* webhook format alertmanager against real Alertmanagers that the test
  * starts (loopback, private config and storage) and stops: a firing alert
  * shows up active in GET /api/v2/alerts, stays active past its endsAt thanks
- * to the re-sends, and is no longer active after the resolved notification. */
+ * to the re-sends, and is no longer active after the resolved notification;
+ * one action with two URLs reaches both Alertmanagers. */
 #include "act_test.h"
 
 #include <arpa/inet.h>
@@ -21,7 +22,8 @@ struct am {
 	char base[64];
 };
 
-static struct am am;
+static struct am ams[2];
+static struct am *const am0 = &ams[0];
 
 static uint16_t free_port(void)
 {
@@ -53,7 +55,7 @@ static size_t on_body(char *p, size_t sz, size_t n, void *arg)
 }
 
 /* GET base+path; the body (malloc'd) on HTTP 200, else NULL. */
-static char *http_get(const char *path)
+static char *http_get(const struct am *m, const char *path)
 {
 	struct buf b = { 0 };
 	char url[256];
@@ -61,7 +63,7 @@ static char *http_get(const char *path)
 	CURL *c = curl_easy_init();
 	CURLcode rc;
 
-	snprintf(url, sizeof(url), "%s%s", am.base, path);
+	snprintf(url, sizeof(url), "%s%s", m->base, path);
 	curl_easy_setopt(c, CURLOPT_URL, url);
 	curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, 2000L);
 	curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
@@ -77,21 +79,16 @@ static char *http_get(const char *path)
 	return b.p ? b.p : strdup("");
 }
 
-static int am_start(void **state)
+/* One Alertmanager of its own: own port, config, storage; no cluster. */
+static int am_start_one(struct am *m)
 {
 	char *cfg, *data, *log, *port_arg, *cfg_arg, *data_arg;
 	char *body = NULL;
 
-	(void)state;
-	curl_global_init(CURL_GLOBAL_DEFAULT);
-	am.dir = t_tmpdir();
-	if (access(AM_BIN, X_OK) != 0) {
-		fprintf(stderr, "%s not installed: skipping\n", AM_BIN);
-		return 0;
-	}
-	cfg = t_path(am.dir, "am.yml");
-	data = t_path(am.dir, "data");
-	log = t_path(am.dir, "am.log");
+	m->dir = t_tmpdir();
+	cfg = t_path(m->dir, "am.yml");
+	data = t_path(m->dir, "data");
+	log = t_path(m->dir, "am.log");
 	mkdir(data, 0700);
 	t_write(cfg,
 		"route:\n"
@@ -100,14 +97,14 @@ static int am_start(void **state)
 		"receivers:\n"
 		"  - name: blackhole\n",
 		0644);
-	am.port = free_port();
-	snprintf(am.base, sizeof(am.base), "http://127.0.0.1:%u", am.port);
-	assert_true(asprintf(&port_arg, "--web.listen-address=127.0.0.1:%u", am.port) > 0);
+	m->port = free_port();
+	snprintf(m->base, sizeof(m->base), "http://127.0.0.1:%u", m->port);
+	assert_true(asprintf(&port_arg, "--web.listen-address=127.0.0.1:%u", m->port) > 0);
 	assert_true(asprintf(&cfg_arg, "--config.file=%s", cfg) > 0);
 	assert_true(asprintf(&data_arg, "--storage.path=%s", data) > 0);
-	am.pid = fork();
-	assert_true(am.pid >= 0);
-	if (am.pid == 0) {
+	m->pid = fork();
+	assert_true(m->pid >= 0);
+	if (m->pid == 0) {
 		int fd = open(log, O_WRONLY | O_CREAT | O_TRUNC, 0644);
 
 		dup2(fd, 1);
@@ -117,7 +114,7 @@ static int am_start(void **state)
 		_exit(127);
 	}
 	for (int i = 0; i < 200 && !body; i++) { /* up to 20 s */
-		body = http_get("/-/ready");
+		body = http_get(m, "/-/ready");
 		if (!body)
 			t_sleep_ms(100);
 	}
@@ -136,34 +133,56 @@ static int am_start(void **state)
 	return body ? 0 : -1;
 }
 
-static int am_stop(void **state)
+static int am_start(void **state)
+{
+	(void)state;
+	curl_global_init(CURL_GLOBAL_DEFAULT);
+	if (access(AM_BIN, X_OK) != 0) {
+		fprintf(stderr, "%s not installed: skipping\n", AM_BIN);
+		return 0;
+	}
+	for (size_t i = 0; i < 2; i++)
+		if (am_start_one(&ams[i]) < 0)
+			return -1;
+	return 0;
+}
+
+static void am_stop_one(struct am *m)
 {
 	int st;
 
-	(void)state;
-	if (am.pid > 0) {
-		kill(am.pid, SIGTERM);
+	if (m->pid > 0) {
+		kill(m->pid, SIGTERM);
 		for (int i = 0; i < 50; i++) {
-			if (waitpid(am.pid, &st, WNOHANG) == am.pid) {
-				am.pid = 0;
+			if (waitpid(m->pid, &st, WNOHANG) == m->pid) {
+				m->pid = 0;
 				break;
 			}
 			t_sleep_ms(100);
 		}
-		if (am.pid > 0) {
-			kill(am.pid, SIGKILL);
-			waitpid(am.pid, &st, 0);
+		if (m->pid > 0) {
+			kill(m->pid, SIGKILL);
+			waitpid(m->pid, &st, 0);
 		}
 	}
-	t_rmdir(am.dir);
+	if (m->dir)
+		t_rmdir(m->dir);
+	m->dir = NULL;
+}
+
+static int am_stop(void **state)
+{
+	(void)state;
+	for (size_t i = 0; i < 2; i++)
+		am_stop_one(&ams[i]);
 	curl_global_cleanup();
 	return 0;
 }
 
 /* The alert with this alertname in GET /api/v2/alerts (new ref), or NULL. */
-static json_t *am_find(const char *alertname)
+static json_t *am_find(const struct am *m, const char *alertname)
 {
-	char *body = http_get("/api/v2/alerts");
+	char *body = http_get(m, "/api/v2/alerts");
 	json_t *arr, *found = NULL, *it;
 	size_t i;
 
@@ -183,10 +202,10 @@ static json_t *am_find(const char *alertname)
 	return found;
 }
 
-static json_t *am_wait(const char *alertname, bool present, long ms)
+static json_t *am_wait(const struct am *m, const char *alertname, bool present, long ms)
 {
 	for (long t = 0; t <= ms; t += 100) {
-		json_t *a = am_find(alertname);
+		json_t *a = am_find(m, alertname);
 
 		if (a && present)
 			return a;
@@ -195,7 +214,7 @@ static json_t *am_wait(const char *alertname, bool present, long ms)
 		json_decref(a);
 		t_sleep_ms(100);
 	}
-	return present ? NULL : am_find(alertname);
+	return present ? NULL : am_find(m, alertname);
 }
 
 static void show(const char *what, json_t *j)
@@ -223,7 +242,7 @@ static void test_alertmanager_lifecycle(void **state)
 	uint64_t sent;
 
 	(void)state;
-	if (!am.pid)
+	if (!am0->pid)
 		skip(); /* no Alertmanager installed */
 	assert_true(asprintf(&yaml,
 			     "actions:\n"
@@ -238,7 +257,7 @@ static void test_alertmanager_lifecycle(void **state)
 			     "  - name: conn-failed\n"
 			     "    when: {from: SYN_SENT, to: CLOSE}\n"
 			     "    actions: [am]\n",
-			     am.base) > 0);
+			     am0->base) > 0);
 	rs = t_rules(yaml);
 	assert_int_equal(tsg_actions_new(rs, &o, &acts), 0);
 
@@ -251,7 +270,7 @@ static void test_alertmanager_lifecycle(void **state)
 	t_alert(&ev, rs, "conn-failed", TSG_FIRING);
 	tsg_actions_fire(acts, &ev);
 
-	got = am_wait("slow-connect", true, 5000);
+	got = am_wait(am0, "slow-connect", true, 5000);
 	assert_non_null(got);
 	show("alertmanager has", got);
 	assert_string_equal(json_string_value(json_object_get(json_object_get(got, "status"),
@@ -266,13 +285,13 @@ static void test_alertmanager_lifecycle(void **state)
 							      "description")),
 			    "outbound connect stuck in SYN_SENT");
 	json_decref(got);
-	got = am_wait("conn-failed", true, 5000);
+	got = am_wait(am0, "conn-failed", true, 5000);
 	assert_non_null(got);
 	json_decref(got);
 
 	/* endsAt of one send is now + 4 s: 5.5 s later only re-sends keep it */
 	t_sleep_ms(5500);
-	got = am_find("slow-connect");
+	got = am_find(am0, "slow-connect");
 	assert_non_null(got);
 	assert_string_equal(json_string_value(json_object_get(json_object_get(got, "status"),
 							      "state")),
@@ -291,7 +310,7 @@ static void test_alertmanager_lifecycle(void **state)
 	a.has_duration = true;
 	a.duration_ns = 6000000000ull;
 	tsg_actions_fire(acts, &a);
-	got = am_wait("slow-connect", false, 5000);
+	got = am_wait(am0, "slow-connect", false, 5000);
 	if (got)
 		show("still there", got);
 	assert_null(got);
@@ -299,9 +318,82 @@ static void test_alertmanager_lifecycle(void **state)
 	assert_true(t_wait_done(acts, "am", 0, 2000));
 	sent = t_stats(acts, "am").sent;
 	t_sleep_ms(2500);
-	got = am_find("slow-connect");
+	got = am_find(am0, "slow-connect");
 	assert_null(got);
 	assert_int_equal(t_stats(acts, "am").sent, sent);
+	tsg_actions_free(acts);
+	free(yaml);
+	tsg_ruleset_free(rs);
+}
+
+/* One action, url: [AM 1, AM 2]: both get the firing alert, keep it active by
+ * the re-sends, and both see it resolved; each URL counts its own sends. */
+static void test_alertmanager_two(void **state)
+{
+	struct tsg_actions_opts o = { .am_resend_ns = 1000000000ull };
+	char *yaml, url[2][96];
+	struct tsg_action_stats st, su[2];
+	struct tsg_actions *acts;
+	struct tsg_ruleset *rs;
+	struct tsg_alert a;
+	json_t *got;
+
+	(void)state;
+	if (!am0->pid)
+		skip(); /* no Alertmanager installed */
+	for (size_t i = 0; i < 2; i++)
+		snprintf(url[i], sizeof(url[i]), "%s/api/v2/alerts", ams[i].base);
+	assert_true(asprintf(&yaml,
+			     "actions:\n"
+			     "  - name: am\n"
+			     "    type: webhook\n"
+			     "    format: alertmanager\n"
+			     "    url: ['%s', '%s']\n"
+			     "rules:\n"
+			     "  - name: two-slow\n"
+			     "    when: {state: SYN_SENT, longer_than: 500ms}\n"
+			     "    actions: [am]\n",
+			     url[0], url[1]) > 0);
+	rs = t_rules(yaml);
+	assert_int_equal(tsg_actions_new(rs, &o, &acts), 0);
+	t_alert(&a, rs, "two-slow", TSG_FIRING);
+	a.from = a.to = 0;
+	a.state = TSG_SYN_SENT;
+	a.has_duration = true;
+	a.duration_ns = 500000000ull;
+	tsg_actions_fire(acts, &a);
+	for (size_t i = 0; i < 2; i++) {
+		got = am_wait(&ams[i], "two-slow", true, 5000);
+		assert_non_null(got);
+		show(ams[i].base, got);
+		assert_string_equal(json_string_value(json_object_get(
+					    json_object_get(got, "status"), "state")),
+				    "active");
+		assert_string_equal(lbl(got, "raddr"), "10.0.0.9");
+		json_decref(got);
+	}
+	t_sleep_ms(2500); /* a re-send or two to each */
+	a.status = TSG_RESOLVED;
+	a.duration_ns = 3000000000ull;
+	tsg_actions_fire(acts, &a);
+	for (size_t i = 0; i < 2; i++) {
+		got = am_wait(&ams[i], "two-slow", false, 5000);
+		if (got)
+			show("still there", got);
+		assert_null(got);
+	}
+	assert_true(t_wait_done(acts, "am", 0, 2000));
+	st = t_stats(acts, "am");
+	for (size_t i = 0; i < 2; i++) {
+		assert_int_equal(tsg_actions_get_url_stats(acts, "am", url[i], &su[i]), 0);
+		fprintf(stderr, "%s: sent %llu failed %llu\n", url[i],
+			(unsigned long long)su[i].sent, (unsigned long long)su[i].failed);
+		assert_true(su[i].sent >= 3); /* firing, a re-send, resolved */
+		assert_int_equal(su[i].failed, 0);
+	}
+	assert_int_equal(st.sent, su[0].sent + su[1].sent);
+	assert_int_equal(tsg_actions_get_url_stats(acts, "am", "http://127.0.0.1:1/", NULL),
+			 -ENOENT);
 	tsg_actions_free(acts);
 	free(yaml);
 	tsg_ruleset_free(rs);
@@ -311,6 +403,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_alertmanager_lifecycle),
+		cmocka_unit_test(test_alertmanager_two),
 	};
 
 	return cmocka_run_group_tests(tests, am_start, am_stop);

@@ -363,6 +363,30 @@ static const struct ecase rules_errors[] = {
      "    when: {state: SYN_SNT, longer_than: 1s}\n",
      "3:19",
      {"unknown state \"SYN_SNT\""}},
+    {"action_url_empty_list",
+     "actions:\n  - name: w\n    type: webhook\n    url: []\n",
+     "4:10",
+     {"expected a URL or a list of 1 to 16 URLs for url"}},
+    {"action_url_not_string",
+     "actions:\n  - name: w\n    type: webhook\n    url: [http://a/, {host: b}]\n",
+     "4:22",
+     {"expected a URL for url"}},
+    {"action_url_duplicate",
+     "actions:\n  - name: w\n    type: webhook\n    url: [http://a/x, http://b/x, http://a/x]\n",
+     "4:35",
+     {"url \"http://a/x\" is listed twice"}},
+    {"action_url_bad_in_list",
+     "actions:\n  - name: w\n    type: webhook\n    url:\n      - http://a/x\n      - ftp://b/x\n",
+     "6:9",
+     {"bad url \"ftp://b/x\"", "http://", "https://"}},
+    {"action_url_too_many",
+     "actions:\n  - name: w\n    type: webhook\n"
+     "    url: [http://a/1, http://a/2, http://a/3, http://a/4, http://a/5, "
+     "http://a/6, http://a/7, http://a/8, http://a/9, http://a/10, "
+     "http://a/11, http://a/12, http://a/13, http://a/14, http://a/15, "
+     "http://a/16, http://a/17]\n",
+     "4:10",
+     {"a list of 1 to 16 URLs"}},
 };
 
 #endif

@@ -475,7 +475,8 @@ static void ok_examples(void **state)
 
 	a = action(rs, "alertmanager");
 	assert_int_equal(a->type, TSG_ACT_WEBHOOK);
-	assert_string_equal(a->webhook.url, "http://127.0.0.1:9093/api/v2/alerts");
+	assert_int_equal(a->webhook.nurls, 1);
+	assert_string_equal(a->webhook.urls[0], "http://127.0.0.1:9093/api/v2/alerts");
 	assert_int_equal(a->webhook.format, TSG_WH_ALERTMANAGER);
 	assert_int_equal(a->webhook.nheaders, 1);
 	assert_string_equal(a->webhook.headers[0].name, "X-Scope");
@@ -510,6 +511,37 @@ static void ok_examples(void **state)
 }
 
 /* the same definitions give the same digest; any change changes it */
+/* url as a list: every URL, in order; one item is the same as the scalar. */
+static void ok_webhook_url_list(void **state)
+{
+	struct tmp *t = *state;
+	struct tsg_ruleset *rs = NULL;
+	struct tsg_diags d;
+	const struct tsg_action_def *a;
+	const char *path = tmp_write(t, "urls.yaml",
+				     "actions:\n"
+				     "  - name: am\n"
+				     "    type: webhook\n"
+				     "    format: alertmanager\n"
+				     "    url: [http://am-1:9093/api/v2/alerts, http://am-2:9093/api/v2/alerts]\n"
+				     "  - {name: one, type: webhook, url: [https://h/x]}\n");
+
+	tsg_diags_init(&d);
+	if (load1(path, false, &d, &rs) < 0)
+		dump(&d);
+	assert_non_null(rs);
+	a = action(rs, "am");
+	assert_int_equal(a->webhook.nurls, 2);
+	assert_string_equal(a->webhook.urls[0], "http://am-1:9093/api/v2/alerts");
+	assert_string_equal(a->webhook.urls[1], "http://am-2:9093/api/v2/alerts");
+	assert_int_equal(a->webhook.format, TSG_WH_ALERTMANAGER);
+	a = action(rs, "one");
+	assert_int_equal(a->webhook.nurls, 1);
+	assert_string_equal(a->webhook.urls[0], "https://h/x");
+	tsg_ruleset_free(rs);
+	tsg_diags_fini(&d);
+}
+
 static void ok_digest(void **state)
 {
 	struct tmp *t = *state;
@@ -661,6 +693,7 @@ int main(void)
 		cmocka_unit_test(err_table),
 		T(err_duplicate_across_files),
 		T(err_duplicate_action_and_list),
+		T(ok_webhook_url_list),
 		T(err_permissions_as_root),
 		T(err_missing_path),
 		T(err_all_collected),
