@@ -48,7 +48,7 @@ changes=$(ls "$tmp"/tsguard_*.changes 2>/dev/null | head -n 1)
 
 echo "lintian --fail-on error $(basename "$changes")"
 # lintian warns when run as root; that line is not about the package
-lintian --fail-on error --info "$changes" 2>&1 | grep -v 'running with root privileges' ||
+lintian --fail-on error --display-info "$changes" 2>&1 | grep -v 'running with root privileges' ||
 	true
 lintian --fail-on error "$changes" >/dev/null 2>&1 || fail "lintian reports errors"
 
