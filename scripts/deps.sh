@@ -1,12 +1,15 @@
 #!/bin/bash
-# Installs the Debian packages tsguard builds, tests and runs with.
+# Installs the Debian packages tsguard builds, tests and runs with
+# (dpkg-dev debhelper lintian fakeroot: the Debian package, tests/dist;
+# systemd: systemd-analyze; strace: tests/dist/syscalls.sh).
 # Skips the install when everything is present already.
 set -euo pipefail
 pkgs=(build-essential cmake pkg-config clang llvm libclang-rt-14-dev
       libbpf-dev bpftool libyaml-dev libpcre2-dev libjansson-dev
       libcurl4-openssl-dev libmicrohttpd-dev libcmocka-dev libcap-dev
       iproute2 procps python3 rsyslog prometheus prometheus-alertmanager
-      libbpf-tools)
+      libbpf-tools
+      dpkg-dev debhelper lintian fakeroot systemd strace curl python3-yaml)
 missing=()
 for p in "${pkgs[@]}"; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
