@@ -412,8 +412,6 @@ static int run_replay(struct ctx *c)
 #ifdef TSG_HAVE_METRICS
 static void publish_metrics(struct ctx *c, struct tsg_capture *cap)
 {
-	static const char *const kinds[] = { "transition", "time", "count", "rate" };
-	static const char *const types[] = { "syslog", "exec", "webhook" };
 	struct tsg_metrics_snapshot snap = { 0 };
 	static uint64_t last;
 	uint64_t now = tsg_mono_ns();
@@ -435,7 +433,7 @@ static void publish_metrics(struct ctx *c, struct tsg_capture *cap)
 
 		snprintf(snap.rules[i].name, sizeof(snap.rules[i].name), "%s", r->name);
 		snprintf(snap.rules[i].kind, sizeof(snap.rules[i].kind), "%s",
-			 kinds[r->kind & 3]);
+			 tsg_kind_name(r->kind));
 		tsg_engine_rule_stats(c->engine, i, &snap.rules[i].st);
 	}
 	snap.nrules = c->rs->nrules;
@@ -444,7 +442,7 @@ static void publish_metrics(struct ctx *c, struct tsg_capture *cap)
 
 		snprintf(snap.actions[i].name, sizeof(snap.actions[i].name), "%s", a->name);
 		snprintf(snap.actions[i].type, sizeof(snap.actions[i].type), "%s",
-			 types[a->type % 3]);
+			 tsg_action_type_name(a->type));
 		tsg_actions_get_stats(c->actions, a->name, &snap.actions[i].st);
 	}
 	snap.nactions = c->rs->nactions;
