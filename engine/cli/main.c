@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * tsguard: command line and main loop (cli.md).
+ * tsguard: command line and main loop (docs/cli.md "Running").
  *
  *   tsguard -r PATH [-r PATH ...] [options]   live (needs root and BPF)
  *   tsguard --check [--explain] -r PATH        validate, print the plan
