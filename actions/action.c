@@ -174,16 +174,6 @@ int tsg_actions_swap(struct tsg_actions *acts, const struct tsg_ruleset *rs)
 	return 0;
 }
 
-static const char *type_name(int type)
-{
-	switch (type) {
-	case TSG_ACT_SYSLOG: return "syslog";
-	case TSG_ACT_EXEC: return "exec";
-	case TSG_ACT_WEBHOOK: return "webhook";
-	}
-	return "?";
-}
-
 /* Starts a runner on first use; a runner that cannot start is reported once. */
 static bool runner_ready_locked(struct tsg_actions *acts, int type)
 {
@@ -260,7 +250,7 @@ void tsg_actions_fire(struct tsg_actions *acts, const struct tsg_alert *a)
 		if (!runner_ready(acts, d->type)) {
 			atomic_fetch_add(&st->failed, 1);
 			act_err("rule %s action %s: the %s runner could not start", a->rule->name,
-				d->name, type_name(d->type));
+				d->name, tsg_action_type_name(d->type));
 			continue;
 		}
 		switch (d->type) {
@@ -392,8 +382,7 @@ void tsg_act_free_vec(char **v)
 void tsg_act_dry(struct tsg_act_ctx *c, const struct tsg_action_def *d, const char *what,
 		 const char *value, bool value_is_json)
 {
-	static const char *const types[] = { "syslog", "exec", "webhook" };
-	const char *type = types[d->type % 3];
+	const char *type = tsg_action_type_name(d->type);
 	json_t *o, *dr, *v = NULL;
 	char *s;
 

@@ -76,12 +76,6 @@ static void set_label(json_t *labels, const char *name, const char *value)
 	json_object_set_new(labels, n, json_string(value));
 }
 
-static const int sf_to_tf[TSG_SF_N] = {
-    [TSG_SF_COMM] = TSG_TF_COMM,     [TSG_SF_PID] = TSG_TF_PID,	    [TSG_SF_UID] = TSG_TF_UID,
-    [TSG_SF_CGROUP] = TSG_TF_CGROUP, [TSG_SF_LADDR] = TSG_TF_LADDR, [TSG_SF_LPORT] = TSG_TF_LPORT,
-    [TSG_SF_RADDR] = TSG_TF_RADDR,   [TSG_SF_RPORT] = TSG_TF_RPORT, [TSG_SF_FAMILY] = TSG_TF_FAMILY,
-};
-
 /* {labels, annotations, startsAt} of one alert; endsAt is added per send. */
 json_t *wh_am_alert(const struct tsg_alert *a)
 {
@@ -100,13 +94,13 @@ json_t *wh_am_alert(const struct tsg_alert *a)
 		set_label(labels, r->labels[i].name, r->labels[i].value);
 	if (a->key_is_sock) {
 		for (size_t i = 0; i < sizeof(sock_fields) / sizeof(sock_fields[0]); i++)
-			if (tsg_alert_field(a, sf_to_tf[sock_fields[i]], NULL, buf, sizeof(buf)) ==
+			if (tsg_alert_field(a, tsg_sfield_to_tfield(sock_fields[i]), NULL, buf, sizeof(buf)) ==
 			    0)
 				set_label(labels, tsg_sfield_name(sock_fields[i]), buf);
 	} else {
 		for (int sf = 0; sf < TSG_SF_N; sf++)
 			if ((r->by & TSG_HAVE(sf)) &&
-			    tsg_alert_field(a, sf_to_tf[sf], NULL, buf, sizeof(buf)) == 0)
+			    tsg_alert_field(a, tsg_sfield_to_tfield(sf), NULL, buf, sizeof(buf)) == 0)
 				set_label(labels, tsg_sfield_name(sf), buf);
 	}
 	set_label(labels, "alertname", r->name);

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * tsguard: command line and main loop (cli.md).
+ * tsguard: command line and main loop (docs/cli.md "Running").
  *
  *   tsguard -r PATH [-r PATH ...] [options]   live (needs root and BPF)
  *   tsguard --check [--explain] -r PATH        validate, print the plan
@@ -100,6 +100,40 @@ static void usage(FILE *f)
 		"Exit status: 0 success, 1 runtime failure, 2 usage error or invalid rules.\n");
 }
 
+/* --until SECONDS: 0 or -EINVAL (printed). */
+static int parse_until(const char *arg, struct opts *o)
+{
+	char *end;
+
+	o->until = strtod(arg, &end);
+	if (!*arg || isspace((unsigned char)*arg) || *end || !isfinite(o->until) ||
+	    o->until < 0 || o->until > 1e9) {
+		fprintf(stderr, "tsguard: --until wants seconds, not \"%s\"\n", arg);
+		return -EINVAL;
+	}
+	o->has_until = true;
+	return 0;
+}
+
+/* Options that do not go together (printed). */
+static bool args_conflict(const struct opts *o)
+{
+	if (o->explain && !o->check) {
+		fprintf(stderr, "tsguard: --explain goes with --check\n");
+		return true;
+	}
+	if (o->has_until && !o->replay) {
+		fprintf(stderr, "tsguard: --until goes with --replay\n");
+		return true;
+	}
+	if (o->record && o->replay) {
+		fprintf(stderr, "tsguard: --record records live transitions; it does not combine "
+				"with --replay\n");
+		return true;
+	}
+	return false;
+}
+
 static int parse_args(int argc, char **argv, struct opts *o)
 {
 	enum { OPT_CHECK = 256, OPT_EXPLAIN, OPT_REPLAY, OPT_UNTIL, OPT_RECORD, OPT_METRICS,
@@ -143,18 +177,10 @@ static int parse_args(int argc, char **argv, struct opts *o)
 		case OPT_REPLAY:
 			o->replay = optarg;
 			break;
-		case OPT_UNTIL: {
-			char *end;
-
-			o->until = strtod(optarg, &end);
-			if (!*optarg || isspace((unsigned char)*optarg) || *end ||
-			    !isfinite(o->until) || o->until < 0 || o->until > 1e9) {
-				fprintf(stderr, "tsguard: --until wants seconds, not \"%s\"\n", optarg);
+		case OPT_UNTIL:
+			if (parse_until(optarg, o) < 0)
 				return -EINVAL;
-			}
-			o->has_until = true;
 			break;
-		}
 		case OPT_RECORD:
 			o->record = optarg;
 			break;
@@ -191,19 +217,8 @@ static int parse_args(int argc, char **argv, struct opts *o)
 		usage(stderr);
 		return -EINVAL;
 	}
-	if (o->explain && !o->check) {
-		fprintf(stderr, "tsguard: --explain goes with --check\n");
+	if (args_conflict(o))
 		return -EINVAL;
-	}
-	if (o->has_until && !o->replay) {
-		fprintf(stderr, "tsguard: --until goes with --replay\n");
-		return -EINVAL;
-	}
-	if (o->record && o->replay) {
-		fprintf(stderr, "tsguard: --record records live transitions; it does not combine "
-				"with --replay\n");
-		return -EINVAL;
-	}
 	if (!o->nrules)
 		o->rules[o->nrules++] = "/etc/tsguard/rules.d";
 	return 0;
@@ -412,8 +427,6 @@ static int run_replay(struct ctx *c)
 #ifdef TSG_HAVE_METRICS
 static void publish_metrics(struct ctx *c, struct tsg_capture *cap)
 {
-	static const char *const kinds[] = { "transition", "time", "count", "rate" };
-	static const char *const types[] = { "syslog", "exec", "webhook" };
 	struct tsg_metrics_snapshot snap = { 0 };
 	static uint64_t last;
 	uint64_t now = tsg_mono_ns();
@@ -435,7 +448,7 @@ static void publish_metrics(struct ctx *c, struct tsg_capture *cap)
 
 		snprintf(snap.rules[i].name, sizeof(snap.rules[i].name), "%s", r->name);
 		snprintf(snap.rules[i].kind, sizeof(snap.rules[i].kind), "%s",
-			 kinds[r->kind & 3]);
+			 tsg_kind_name(r->kind));
 		tsg_engine_rule_stats(c->engine, i, &snap.rules[i].st);
 	}
 	snap.nrules = c->rs->nrules;
@@ -444,7 +457,7 @@ static void publish_metrics(struct ctx *c, struct tsg_capture *cap)
 
 		snprintf(snap.actions[i].name, sizeof(snap.actions[i].name), "%s", a->name);
 		snprintf(snap.actions[i].type, sizeof(snap.actions[i].type), "%s",
-			 types[a->type % 3]);
+			 tsg_action_type_name(a->type));
 		tsg_actions_get_stats(c->actions, a->name, &snap.actions[i].st);
 	}
 	snap.nactions = c->rs->nactions;
@@ -529,12 +542,107 @@ static int run_live(struct ctx *c)
 }
 #endif
 
+/* --check [--explain]: load, print the plan, exit. */
+static int run_check(struct ctx *c)
+{
+	struct tsg_plan *plan = NULL;
+
+	if (load_rules(c->o, false, &c->rs) < 0)
+		return EXIT_USAGE;
+	if (c->o->explain) {
+		if (tsg_plan_build(c->rs, false, &plan) < 0) {
+			log_err("cannot build the plan");
+			tsg_ruleset_free(c->rs);
+			return EXIT_RUNTIME;
+		}
+		tsg_plan_explain(plan, c->rs, stdout);
+		tsg_plan_free(plan);
+	}
+	if (!c->o->quiet)
+		fprintf(stderr, "tsguard: %zu rule(s), %zu action(s): OK\n", c->rs->nrules,
+			c->rs->nactions);
+	tsg_ruleset_free(c->rs);
+	return 0;
+}
+
+/* Handlers first: a SIGHUP that comes while the rules load must not kill the
+ * process (its default action); it reloads once running. */
+static void install_signals(void)
+{
+	struct sigaction sa = { .sa_handler = on_signal };
+
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+	sa.sa_flags = SA_RESTART; /* a reload interrupts no read; the live loop's
+				     epoll_wait returns on it all the same */
+	sigaction(SIGHUP, &sa, NULL);
+	signal(SIGPIPE, SIG_IGN);
+}
+
+/* The rules, the engine, the actions and --metrics: 0 or an exit status. */
+static int start(struct ctx *c)
+{
+	struct tsg_engine_opts eo = { 0 };
+	int rc;
+
+	/* live runs as root refuse rule files others can write; replay runs no
+	 * kernel code but may run actions, so it applies the same check as root */
+	if (load_rules(c->o, geteuid() == 0, &c->rs) < 0)
+		return EXIT_USAGE;
+	eo.dry_run = c->o->dry_run;
+	eo.keep_idle_sockets = c->o->replay != NULL;
+	rc = tsg_engine_new(c->rs, &eo, on_alert, c, &c->engine);
+	if (rc < 0) {
+		log_err("cannot start the engine: %s", strerror(-rc));
+		return EXIT_RUNTIME;
+	}
+	if (setup_actions(c) < 0)
+		return EXIT_RUNTIME;
+	c->start_time = unix_now();
+	if (!c->o->metrics)
+		return 0;
+#ifdef TSG_HAVE_METRICS
+	rc = tsg_metrics_new(c->o->metrics, &c->metrics);
+	/* a malformed ADDR:PORT is a usage error; a busy port is not */
+	if (rc < 0)
+		return rc == -EINVAL ? EXIT_USAGE : EXIT_RUNTIME;
+	return 0;
+#else
+	log_err("this build has no metrics support (libmicrohttpd missing)");
+	return EXIT_RUNTIME;
+#endif
+}
+
+/* The live capture, with --record. */
+static int run_capture(struct ctx *c)
+{
+#ifdef TSG_HAVE_CAPTURE
+	int rc;
+
+	if (c->o->record) {
+		c->record = strcmp(c->o->record, "-") ? fopen(c->o->record, "w") : stdout;
+		if (!c->record) {
+			log_err("cannot open %s: %s", c->o->record, strerror(errno));
+			return EXIT_RUNTIME;
+		}
+	}
+	rc = run_live(c);
+	if (c->record && c->record != stdout && fclose(c->record) != 0) {
+		log_err("--record: %s", strerror(errno));
+		rc = EXIT_RUNTIME;
+	}
+	return rc;
+#else
+	(void)c;
+	log_err("this build has no live capture (built without BPF); use --replay");
+	return EXIT_RUNTIME;
+#endif
+}
+
 int main(int argc, char **argv)
 {
 	struct opts o = { 0 };
 	struct ctx c = { .o = &o };
-	struct sigaction sa = { .sa_handler = on_signal };
-	struct tsg_engine_opts eo = { 0 };
 	int rc;
 
 	if (argc >= 2 && !strcmp(argv[1], "test")) {
@@ -547,94 +655,12 @@ int main(int argc, char **argv)
 	if (parse_args(argc, argv, &o) < 0)
 		return EXIT_USAGE;
 	tsg_log_set_level(o.quiet ? LOG_WARNING : o.verbose ? LOG_DEBUG : LOG_INFO);
-
-	if (o.check) {
-		struct tsg_plan *plan = NULL;
-
-		if (load_rules(&o, false, &c.rs) < 0)
-			return EXIT_USAGE;
-		if (o.explain) {
-			if (tsg_plan_build(c.rs, false, &plan) < 0) {
-				log_err("cannot build the plan");
-				tsg_ruleset_free(c.rs);
-				return EXIT_RUNTIME;
-			}
-			tsg_plan_explain(plan, c.rs, stdout);
-			tsg_plan_free(plan);
-		}
-		if (!o.quiet)
-			fprintf(stderr, "tsguard: %zu rule(s), %zu action(s): OK\n", c.rs->nrules,
-				c.rs->nactions);
-		tsg_ruleset_free(c.rs);
-		return 0;
-	}
-
-	/* handlers first: a SIGHUP that comes while the rules load must not
-	 * kill the process (its default action); it reloads once running */
-	sigaction(SIGINT, &sa, NULL);
-	sigaction(SIGTERM, &sa, NULL);
-	sa.sa_flags = SA_RESTART; /* a reload interrupts no read; the live loop's
-				     epoll_wait returns on it all the same */
-	sigaction(SIGHUP, &sa, NULL);
-	signal(SIGPIPE, SIG_IGN);
-
-	/* live runs as root refuse rule files others can write; replay runs no
-	 * kernel code but may run actions, so it applies the same check as root */
-	if (load_rules(&o, geteuid() == 0, &c.rs) < 0)
-		return EXIT_USAGE;
-
-
-	eo.dry_run = o.dry_run;
-	eo.keep_idle_sockets = o.replay != NULL;
-	rc = tsg_engine_new(c.rs, &eo, on_alert, &c, &c.engine);
-	if (rc < 0) {
-		log_err("cannot start the engine: %s", strerror(-rc));
-		tsg_ruleset_free(c.rs);
-		return EXIT_RUNTIME;
-	}
-	if (setup_actions(&c) < 0) {
-		teardown(&c);
-		return EXIT_RUNTIME;
-	}
-
-	c.start_time = unix_now();
-	if (o.metrics) {
-#ifdef TSG_HAVE_METRICS
-		rc = tsg_metrics_new(o.metrics, &c.metrics);
-		if (rc < 0) {
-			teardown(&c);
-			/* a malformed ADDR:PORT is a usage error; a busy port is not */
-			return rc == -EINVAL ? EXIT_USAGE : EXIT_RUNTIME;
-		}
-#else
-		log_err("this build has no metrics support (libmicrohttpd missing)");
-		teardown(&c);
-		return EXIT_RUNTIME;
-#endif
-	}
-
-	if (o.replay) {
-		rc = run_replay(&c);
-	} else {
-#ifdef TSG_HAVE_CAPTURE
-		if (o.record) {
-			c.record = strcmp(o.record, "-") ? fopen(o.record, "w") : stdout;
-			if (!c.record) {
-				log_err("cannot open %s: %s", o.record, strerror(errno));
-				teardown(&c);
-				return EXIT_RUNTIME;
-			}
-		}
-		rc = run_live(&c);
-		if (c.record && c.record != stdout && fclose(c.record) != 0) {
-			log_err("--record: %s", strerror(errno));
-			rc = EXIT_RUNTIME;
-		}
-#else
-		log_err("this build has no live capture (built without BPF); use --replay");
-		rc = EXIT_RUNTIME;
-#endif
-	}
-	teardown(&c);
+	if (o.check)
+		return run_check(&c);
+	install_signals();
+	rc = start(&c);
+	if (rc == 0)
+		rc = o.replay ? run_replay(&c) : run_capture(&c);
+	teardown(&c); /* NULL-safe: also after a failed start */
 	return rc;
 }

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * tsguard: rule tests (`tsguard test FILE...`, cli.md "Rule tests").
+ * tsguard: rule tests (`tsguard test FILE...`, docs/cli.md "Rule tests").
  *
  * A test file names rule paths (relative to the file) and a list of tests:
  * events (inline or an event file), an optional `until`, and the exact list
@@ -304,156 +304,185 @@ static int feed_events_file(struct tfile *tf, yaml_node_t *n, struct tsg_engine 
 	return bad ? -1 : 0;
 }
 
-static int run_test(struct tfile *tf, const struct tsg_ruleset *rs, yaml_node_t *t, FILE *out,
-		    bool *passed)
-{
-	yaml_node_t *name = NULL, *events = NULL, *until = NULL, *expect = NULL;
-	struct tsg_engine_opts eo = { .keep_idle_sockets = true };
-	struct tsg_engine *e = NULL;
-	struct got g = { 0 };
-	uint64_t last = 0;
-	size_t nexp = 0;
-	bool ok = true;
-	int errs = tf->errors;
+/* The keys of one test, as written (rule tests in docs/cli.md "Rule tests"). */
+struct test_keys {
+	yaml_node_t *name, *events, *until, *expect;
+};
 
-	*passed = false;
-	if (t->type != YAML_MAPPING_NODE) {
-		terr(tf, t, "a test must be a mapping with name, events, expect");
-		return -1;
-	}
+static void test_read_keys(struct tfile *tf, yaml_node_t *t, struct test_keys *tk)
+{
 	for (yaml_node_pair_t *p = t->data.mapping.pairs.start; p < t->data.mapping.pairs.top; p++) {
 		yaml_node_t *k = node(tf, p->key), *v = node(tf, p->value);
 		const char *ks = scalar(k);
 
 		if (!ks)
 			terr(tf, k, "expected a key");
-		else if ((!strcmp(ks, "name") && name) || (!strcmp(ks, "events") && events) ||
-			 (!strcmp(ks, "until") && until) || (!strcmp(ks, "expect") && expect))
+		else if ((!strcmp(ks, "name") && tk->name) || (!strcmp(ks, "events") && tk->events) ||
+			 (!strcmp(ks, "until") && tk->until) || (!strcmp(ks, "expect") && tk->expect))
 			terr(tf, k, "duplicate key \"%s\"", ks);
 		else if (!strcmp(ks, "name"))
-			name = v;
+			tk->name = v;
 		else if (!strcmp(ks, "events"))
-			events = v;
+			tk->events = v;
 		else if (!strcmp(ks, "until"))
-			until = v;
+			tk->until = v;
 		else if (!strcmp(ks, "expect"))
-			expect = v;
+			tk->expect = v;
 		else
 			terr(tf, k, "unknown test field \"%s\" (expected name, events, until, expect)", ks);
 	}
-	if (!name || !scalar(name))
+}
+
+/* One expected notification: a mapping of scalars with rule and status. */
+static void test_check_expected(struct tfile *tf, yaml_node_t *x)
+{
+	bool has_rule = false, has_status = false;
+
+	if (x->type != YAML_MAPPING_NODE) {
+		terr(tf, x, "an expected notification must be a mapping like "
+			    "{rule: R, status: firing, at: 0.5}");
+		return;
+	}
+	for (yaml_node_pair_t *p = x->data.mapping.pairs.start; p < x->data.mapping.pairs.top;
+	     p++) {
+		const char *k = scalar(node(tf, p->key));
+		double d;
+
+		if (!k || !scalar(node(tf, p->value))) {
+			terr(tf, node(tf, p->value), "expected a scalar value");
+			continue;
+		}
+		has_rule |= !strcmp(k, "rule");
+		has_status |= !strcmp(k, "status");
+		if (!strcmp(k, "at") && !parse_number(scalar(node(tf, p->value)), &d))
+			terr(tf, node(tf, p->value), "at must be a number of seconds");
+	}
+	if (!has_rule || !has_status)
+		terr(tf, x, "an expected notification needs rule and status");
+}
+
+/* The test's shape; the number of expected notifications. */
+static size_t test_check(struct tfile *tf, yaml_node_t *t, const struct test_keys *tk)
+{
+	size_t nexp = 0;
+	double u;
+
+	if (!tk->name || !scalar(tk->name))
 		terr(tf, t, "a test needs a name");
-	if (!events)
+	if (!tk->events)
 		terr(tf, t, "a test needs events (a list, or the path of an event file)");
-	if (!expect)
+	if (!tk->expect)
 		terr(tf, t, "a test needs expect (a list; [] for none)");
-	else if (expect->type != YAML_SEQUENCE_NODE)
-		terr(tf, expect, "expect must be a list");
+	else if (tk->expect->type != YAML_SEQUENCE_NODE)
+		terr(tf, tk->expect, "expect must be a list");
 	else
-		for (yaml_node_item_t *i = expect->data.sequence.items.start;
-		     i < expect->data.sequence.items.top; i++) {
-			yaml_node_t *x = node(tf, *i);
-			bool has_rule = false, has_status = false;
-
-			if (x->type != YAML_MAPPING_NODE) {
-				terr(tf, x, "an expected notification must be a mapping like "
-					    "{rule: R, status: firing, at: 0.5}");
-				continue;
-			}
-			for (yaml_node_pair_t *p = x->data.mapping.pairs.start;
-			     p < x->data.mapping.pairs.top; p++) {
-				const char *k = scalar(node(tf, p->key));
-				double d;
-
-				if (!k || !scalar(node(tf, p->value))) {
-					terr(tf, node(tf, p->value), "expected a scalar value");
-					continue;
-				}
-				has_rule |= !strcmp(k, "rule");
-				has_status |= !strcmp(k, "status");
-				if (!strcmp(k, "at") && !parse_number(scalar(node(tf, p->value)), &d))
-					terr(tf, node(tf, p->value), "at must be a number of seconds");
-			}
-			if (!has_rule || !has_status)
-				terr(tf, x, "an expected notification needs rule and status");
+		for (yaml_node_item_t *i = tk->expect->data.sequence.items.start;
+		     i < tk->expect->data.sequence.items.top; i++) {
+			test_check_expected(tf, node(tf, *i));
 			nexp++;
 		}
-	if (until) {
-		double u;
+	if (tk->until &&
+	    (!scalar(tk->until) || !parse_number(scalar(tk->until), &u) || u < 0 || u > 1e9))
+		terr(tf, tk->until, "until must be a number of seconds (0 or more)");
+	return nexp;
+}
 
-		if (!scalar(until) || !parse_number(scalar(until), &u) || u < 0 || u > 1e9)
-			terr(tf, until, "until must be a number of seconds (0 or more)");
+/* Feeds the test's events (inline list or event file); *last: the last ts. */
+static void test_feed(struct tfile *tf, yaml_node_t *events, struct tsg_engine *e, uint64_t *last)
+{
+	if (scalar(events)) {
+		feed_events_file(tf, events, e, last);
+		return;
 	}
+	if (events->type != YAML_SEQUENCE_NODE) {
+		terr(tf, events, "events must be a list or the path of an event file");
+		return;
+	}
+	for (yaml_node_item_t *i = events->data.sequence.items.start;
+	     i < events->data.sequence.items.top; i++) {
+		yaml_node_t *n = node(tf, *i);
+		json_t *o = event_json(tf, n);
+		struct tsg_event ev;
+		char err[256];
+
+		if (!o)
+			continue;
+		if (tsg_event_from_json(o, &ev, err, sizeof(err)) < 0) {
+			terr(tf, n, "bad event: %s", err);
+		} else if (ev.ts_ns < *last) {
+			terr(tf, n, "events must be in non-decreasing ts");
+		} else {
+			tsg_engine_feed(e, &ev);
+			*last = ev.ts_ns;
+		}
+		json_decref(o);
+	}
+}
+
+/* "ok - NAME" or "FAIL - NAME" with what was expected and what happened. */
+static bool test_report(struct tfile *tf, const struct test_keys *tk, size_t nexp,
+			const struct got *g, FILE *out)
+{
+	yaml_node_item_t *x = nexp ? tk->expect->data.sequence.items.start : NULL;
+	bool ok = g->n == nexp;
+
+	for (size_t i = 0; ok && i < nexp; i++)
+		ok = expect_match(tf, node(tf, x[i]), g->v[i]);
+	fprintf(out, "%s - %s\n", ok ? "ok" : "FAIL", scalar(tk->name));
+	if (ok)
+		return true;
+	fprintf(out, "  expected %zu notification(s):\n", nexp);
+	for (size_t i = 0; i < nexp; i++) {
+		fprintf(out, "    ");
+		print_expect(tf, node(tf, x[i]), out);
+		fprintf(out, "\n");
+	}
+	fprintf(out, "  got %zu:\n", g->n);
+	for (size_t i = 0; i < g->n; i++) {
+		fprintf(out, "    ");
+		print_got(g->v[i], out);
+		fprintf(out, "\n");
+	}
+	return false;
+}
+
+static int run_test(struct tfile *tf, const struct tsg_ruleset *rs, yaml_node_t *t, FILE *out,
+		    bool *passed)
+{
+	struct tsg_engine_opts eo = { .keep_idle_sockets = true };
+	struct test_keys tk = { 0 };
+	struct tsg_engine *e = NULL;
+	struct got g = { 0 };
+	uint64_t last = 0;
+	int errs = tf->errors;
+	size_t nexp;
+
+	*passed = false;
+	if (t->type != YAML_MAPPING_NODE) {
+		terr(tf, t, "a test must be a mapping with name, events, expect");
+		return -1;
+	}
+	test_read_keys(tf, t, &tk);
+	nexp = test_check(tf, t, &tk);
 	if (tf->errors > errs)
 		return -1;
-
 	if (tsg_engine_new(rs, &eo, got_notify, &g, &e) < 0)
 		return -ENOMEM;
-	if (events->type == YAML_SEQUENCE_NODE) {
-		for (yaml_node_item_t *i = events->data.sequence.items.start;
-		     i < events->data.sequence.items.top; i++) {
-			yaml_node_t *n = node(tf, *i);
-			json_t *o = event_json(tf, n);
-			struct tsg_event ev;
-			char err[256];
+	test_feed(tf, tk.events, e, &last);
+	if (tf->errors == errs) {
+		double u = 0;
 
-			if (!o)
-				continue;
-			if (tsg_event_from_json(o, &ev, err, sizeof(err)) < 0) {
-				terr(tf, n, "bad event: %s", err);
-			} else if (ev.ts_ns < last) {
-				terr(tf, n, "events must be in non-decreasing ts");
-			} else {
-				tsg_engine_feed(e, &ev);
-				last = ev.ts_ns;
-			}
-			json_decref(o);
+		if (tk.until) {
+			parse_number(scalar(tk.until), &u); /* checked above */
+			if ((uint64_t)llround(u * 1e9) > last)
+				last = (uint64_t)llround(u * 1e9);
 		}
-	} else if (scalar(events)) {
-		feed_events_file(tf, events, e, &last);
-	} else {
-		terr(tf, events, "events must be a list or the path of an event file");
-	}
-	if (tf->errors > errs) {
-		tsg_engine_free(e);
-		got_clear(&g);
-		return -1;
-	}
-	if (until) {
-		double u;
-
-		u = 0;
-		parse_number(scalar(until), &u); /* checked above */
-		if ((uint64_t)llround(u * 1e9) > last)
-			last = (uint64_t)llround(u * 1e9);
-	}
-	tsg_engine_advance(e, last);
-
-	/* exact pairing, in order */
-	if (g.n != nexp)
-		ok = false;
-	for (size_t i = 0; ok && i < nexp; i++)
-		ok = expect_match(tf, node(tf, expect->data.sequence.items.start[i]), g.v[i]);
-
-	fprintf(out, "%s - %s\n", ok ? "ok" : "FAIL", scalar(name));
-	if (!ok) {
-		fprintf(out, "  expected %zu notification(s):\n", nexp);
-		for (size_t i = 0; i < nexp; i++) {
-			fprintf(out, "    ");
-			print_expect(tf, node(tf, expect->data.sequence.items.start[i]), out);
-			fprintf(out, "\n");
-		}
-		fprintf(out, "  got %zu:\n", g.n);
-		for (size_t i = 0; i < g.n; i++) {
-			fprintf(out, "    ");
-			print_got(g.v[i], out);
-			fprintf(out, "\n");
-		}
+		tsg_engine_advance(e, last);
+		*passed = test_report(tf, &tk, nexp, &g, out);
 	}
 	tsg_engine_free(e);
 	got_clear(&g);
-	*passed = ok;
-	return 0;
+	return tf->errors > errs ? -1 : 0;
 }
 
 #define MAX_TEST_RULE_PATHS 64
@@ -482,120 +511,142 @@ static size_t add_rule_path(struct tfile *tf, yaml_node_t *n, char **paths, size
 
 /* Runs one test file. Adds to *npass / *nfail; returns -1 when the file itself
  * is unusable (counted as one failure). */
-static int run_file(const char *path, FILE *out, size_t *npass, size_t *nfail)
+/* Parses the file into tf->doc: 0, or -1 (printed, or counted in tf->errors). */
+static int test_read_doc(struct tfile *tf)
 {
-	struct tfile tf = { .path = path };
-	struct tsg_diags diags;
-	struct tsg_ruleset *rs = NULL;
 	yaml_parser_t parser;
-	yaml_node_t *root, *rules = NULL, *tests = NULL;
-	char *paths[MAX_TEST_RULE_PATHS] = { 0 };
-	char tmp[PATH_MAX];
-	size_t npaths = 0;
-	FILE *f;
-	int rc = -1;
+	yaml_document_t extra;
+	FILE *f = fopen(tf->path, "r");
 
-	snprintf(tmp, sizeof(tmp), "%s", path);
-	snprintf(tf.dir, sizeof(tf.dir), "%s", dirname(tmp));
-	f = fopen(path, "r");
 	if (!f) {
-		fprintf(stderr, "%s: error: %s\n", path, strerror(errno));
-		(*nfail)++;
+		fprintf(stderr, "%s: error: %s\n", tf->path, strerror(errno));
 		return -1;
 	}
 	yaml_parser_initialize(&parser);
 	yaml_parser_set_input_file(&parser, f);
-	if (!yaml_parser_load(&parser, &tf.doc)) {
-		fprintf(stderr, "%s:%zu:%zu: error: %s\n", path, parser.problem_mark.line + 1,
+	if (!yaml_parser_load(&parser, &tf->doc)) {
+		fprintf(stderr, "%s:%zu:%zu: error: %s\n", tf->path, parser.problem_mark.line + 1,
 			parser.problem_mark.column + 1, parser.problem ? parser.problem : "bad YAML");
 		yaml_parser_delete(&parser);
 		fclose(f);
-		(*nfail)++;
 		return -1;
 	}
-	{
-		/* one document per test file, as for rule files */
-		yaml_document_t extra;
+	/* one document per test file, as for rule files */
+	if (yaml_parser_load(&parser, &extra)) {
+		yaml_node_t *r2 = yaml_document_get_root_node(&extra);
 
-		if (yaml_parser_load(&parser, &extra)) {
-			yaml_node_t *r2 = yaml_document_get_root_node(&extra);
-
-			if (r2)
-				terr(&tf, r2, "a second YAML document: expected one document per file");
-			yaml_document_delete(&extra);
-		}
+		if (r2)
+			terr(tf, r2, "a second YAML document: expected one document per file");
+		yaml_document_delete(&extra);
 	}
 	yaml_parser_delete(&parser);
 	fclose(f);
-	if (tf.errors)
-		goto out;
+	return tf->errors ? -1 : 0;
+}
 
-	root = yaml_document_get_root_node(&tf.doc);
+/* The top level: `rules` (paths, made relative to the file) and `tests`. */
+static int test_read_top(struct tfile *tf, char **paths, size_t *npaths, yaml_node_t **tests_out)
+{
+	yaml_node_t *root = yaml_document_get_root_node(&tf->doc), *rules = NULL, *tests = NULL;
+
 	if (!root || root->type != YAML_MAPPING_NODE) {
-		terr(&tf, root, "a rule test file is a mapping with rules and tests");
-		goto out;
+		terr(tf, root, "a rule test file is a mapping with rules and tests");
+		return -1;
 	}
 	for (yaml_node_pair_t *p = root->data.mapping.pairs.start; p < root->data.mapping.pairs.top;
 	     p++) {
-		yaml_node_t *k = node(&tf, p->key);
+		yaml_node_t *k = node(tf, p->key);
 		const char *ks = scalar(k);
 
 		if (ks && ((!strcmp(ks, "rules") && rules) || (!strcmp(ks, "tests") && tests)))
-			terr(&tf, k, "duplicate key \"%s\"", ks);
+			terr(tf, k, "duplicate key \"%s\"", ks);
 		else if (ks && !strcmp(ks, "rules"))
-			rules = node(&tf, p->value);
+			rules = node(tf, p->value);
 		else if (ks && !strcmp(ks, "tests"))
-			tests = node(&tf, p->value);
+			tests = node(tf, p->value);
 		else
-			terr(&tf, k, "unknown key \"%s\" (expected rules or tests)", ks ? ks : "?");
+			terr(tf, k, "unknown key \"%s\" (expected rules or tests)", ks ? ks : "?");
 	}
 	if (!rules) {
-		terr(&tf, root, "missing rules: the rule paths to test, relative to this file");
-		goto out;
+		terr(tf, root, "missing rules: the rule paths to test, relative to this file");
+		return -1;
 	}
 	if (!tests || tests->type != YAML_SEQUENCE_NODE) {
-		terr(&tf, tests ? tests : root, "tests must be a list");
-		goto out;
+		terr(tf, tests ? tests : root, "tests must be a list");
+		return -1;
 	}
 	if (scalar(rules)) {
-		npaths = add_rule_path(&tf, rules, paths, npaths);
+		*npaths = add_rule_path(tf, rules, paths, *npaths);
 	} else if (rules->type == YAML_SEQUENCE_NODE) {
 		for (yaml_node_item_t *i = rules->data.sequence.items.start;
 		     i < rules->data.sequence.items.top; i++)
-			npaths = add_rule_path(&tf, node(&tf, *i), paths, npaths);
+			*npaths = add_rule_path(tf, node(tf, *i), paths, *npaths);
 	} else {
-		terr(&tf, rules, "rules must be a path or a list of paths");
+		terr(tf, rules, "rules must be a path or a list of paths");
 	}
-	if (tf.errors)
-		goto out;
+	*tests_out = tests;
+	return tf->errors ? -1 : 0;
+}
+
+static int test_load_rules(struct tfile *tf, char **paths, size_t npaths,
+			   struct tsg_ruleset **rs)
+{
+	struct tsg_diags diags;
+	int r;
 
 	tsg_diags_init(&diags);
-	if (tsg_ruleset_load((const char *const *)paths, npaths, false, &diags, &rs) < 0) {
+	r = tsg_ruleset_load((const char *const *)paths, npaths, false, &diags, rs);
+	if (r < 0) {
 		tsg_diags_print(&diags, stderr);
-		tsg_diags_fini(&diags);
-		fprintf(stderr, "%s: error: the rules under test do not load\n", path);
-		tf.errors++;
-		goto out;
+		fprintf(stderr, "%s: error: the rules under test do not load\n", tf->path);
+		tf->errors++;
 	}
 	tsg_diags_fini(&diags);
+	return r < 0 ? -1 : 0;
+}
 
+static void run_tests(struct tfile *tf, const struct tsg_ruleset *rs, yaml_node_t *tests,
+		      FILE *out, size_t *npass, size_t *nfail)
+{
 	for (yaml_node_item_t *i = tests->data.sequence.items.start; i < tests->data.sequence.items.top;
 	     i++) {
+		yaml_node_t *t = node(tf, *i);
 		bool passed;
 
-		if (run_test(&tf, rs, node(&tf, *i), out, &passed) < 0) {
-			yaml_node_t *t = node(&tf, *i);
-			fprintf(out, "FAIL - %s:%zu: invalid test\n", path, t->start_mark.line + 1);
+		if (run_test(tf, rs, t, out, &passed) < 0) {
+			fprintf(out, "FAIL - %s:%zu: invalid test\n", tf->path, t->start_mark.line + 1);
 			(*nfail)++;
-			continue;
-		}
-		if (passed)
+		} else if (passed) {
 			(*npass)++;
-		else
+		} else {
 			(*nfail)++;
+		}
 	}
-	rc = 0;
-out:
+}
+
+static int run_file(const char *path, FILE *out, size_t *npass, size_t *nfail)
+{
+	struct tfile tf = { .path = path };
+	struct tsg_ruleset *rs = NULL;
+	yaml_node_t *tests = NULL;
+	char *paths[MAX_TEST_RULE_PATHS] = { 0 };
+	char tmp[PATH_MAX];
+	size_t npaths = 0;
+	int rc = -1;
+
+	snprintf(tmp, sizeof(tmp), "%s", path);
+	snprintf(tf.dir, sizeof(tf.dir), "%s", dirname(tmp));
+	if (test_read_doc(&tf) < 0) {
+		(*nfail)++;
+		if (tf.errors) /* a document was read: a second one followed */
+			yaml_document_delete(&tf.doc);
+		return -1;
+	}
+	if (test_read_top(&tf, paths, &npaths, &tests) == 0 &&
+	    test_load_rules(&tf, paths, npaths, &rs) == 0) {
+		run_tests(&tf, rs, tests, out, npass, nfail);
+		rc = 0;
+	}
 	if (rc < 0)
 		(*nfail)++;
 	tsg_ruleset_free(rs);

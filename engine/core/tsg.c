@@ -12,14 +12,21 @@
 #include <string.h>
 #include <time.h>
 
-static const char *const state_names[TSG_NSTATES] = {
-	[TSG_STATE_NONE] = "NONE",	   [TSG_ESTABLISHED] = "ESTABLISHED",
-	[TSG_SYN_SENT] = "SYN_SENT",	   [TSG_SYN_RECV] = "SYN_RECV",
-	[TSG_FIN_WAIT1] = "FIN_WAIT1",	   [TSG_FIN_WAIT2] = "FIN_WAIT2",
-	[TSG_TIME_WAIT] = "TIME_WAIT",	   [TSG_CLOSE] = "CLOSE",
-	[TSG_CLOSE_WAIT] = "CLOSE_WAIT",   [TSG_LAST_ACK] = "LAST_ACK",
-	[TSG_LISTEN] = "LISTEN",	   [TSG_CLOSING] = "CLOSING",
+static const char *const state_names[TSG_NSTATES + 1] = {
+	[TSG_STATE_NONE] = "NONE",
+	[TSG_ESTABLISHED] = "ESTABLISHED",
+	[TSG_SYN_SENT] = "SYN_SENT",
+	[TSG_SYN_RECV] = "SYN_RECV",
+	[TSG_FIN_WAIT1] = "FIN_WAIT1",
+	[TSG_FIN_WAIT2] = "FIN_WAIT2",
+	[TSG_TIME_WAIT] = "TIME_WAIT",
+	[TSG_CLOSE] = "CLOSE",
+	[TSG_CLOSE_WAIT] = "CLOSE_WAIT",
+	[TSG_LAST_ACK] = "LAST_ACK",
+	[TSG_LISTEN] = "LISTEN",
+	[TSG_CLOSING] = "CLOSING",
 	[TSG_NEW_SYN_RECV] = "NEW_SYN_RECV",
+	[TSG_NSTATES] = NULL,
 };
 
 const char *tsg_state_name(int state)
@@ -27,6 +34,11 @@ const char *tsg_state_name(int state)
 	if (state < 0 || state >= TSG_NSTATES)
 		return NULL;
 	return state_names[state];
+}
+
+const char *const *tsg_state_words(void)
+{
+	return state_names + 1;
 }
 
 int tsg_state_parse(const char *s)
@@ -47,10 +59,11 @@ int tsg_state_parse(const char *s)
 	return -EINVAL;
 }
 
-static const char *const sfield_names[TSG_SF_N] = {
-	[TSG_SF_COMM] = "comm",	  [TSG_SF_PID] = "pid",	    [TSG_SF_UID] = "uid",
+static const char *const sfield_names[TSG_SF_N + 1] = {
+	[TSG_SF_COMM] = "comm",	[TSG_SF_PID] = "pid",	  [TSG_SF_UID] = "uid",
 	[TSG_SF_CGROUP] = "cgroup", [TSG_SF_LADDR] = "laddr", [TSG_SF_LPORT] = "lport",
-	[TSG_SF_RADDR] = "raddr", [TSG_SF_RPORT] = "rport", [TSG_SF_FAMILY] = "family",
+	[TSG_SF_RADDR] = "raddr",	[TSG_SF_RPORT] = "rport", [TSG_SF_FAMILY] = "family",
+	[TSG_SF_N] = NULL,
 };
 
 const char *tsg_sfield_name(int f)
@@ -58,6 +71,11 @@ const char *tsg_sfield_name(int f)
 	if (f < 0 || f >= TSG_SF_N)
 		return NULL;
 	return sfield_names[f];
+}
+
+const char *const *tsg_sfield_words(void)
+{
+	return sfield_names;
 }
 
 int tsg_sfield_parse(const char *s)
@@ -96,15 +114,20 @@ static struct {
 	uint64_t dropped;
 } intern_tab;
 
-static uint64_t fnv1a(const char *s)
+uint64_t tsg_hash_bytes(uint64_t h, const void *p, size_t n)
 {
-	uint64_t h = 1469598103934665603ull;
+	const unsigned char *b = p;
 
-	for (; *s; s++) {
-		h ^= (unsigned char)*s;
+	for (size_t i = 0; i < n; i++) {
+		h ^= b[i];
 		h *= 1099511628211ull;
 	}
 	return h;
+}
+
+uint64_t tsg_hash_str(const char *s)
+{
+	return tsg_hash_bytes(TSG_HASH_SEED, s, strlen(s));
 }
 
 static int intern_grow(void)
@@ -120,7 +143,7 @@ static int intern_grow(void)
 
 		if (!s)
 			continue;
-		for (j = fnv1a(s) & (ncap - 1); ns[j]; j = (j + 1) & (ncap - 1))
+		for (j = tsg_hash_str(s) & (ncap - 1); ns[j]; j = (j + 1) & (ncap - 1))
 			;
 		ns[j] = s;
 	}
@@ -135,7 +158,7 @@ static size_t intern_slot(const char *s)
 {
 	size_t j;
 
-	for (j = fnv1a(s) & (intern_tab.cap - 1); intern_tab.slot[j];
+	for (j = tsg_hash_str(s) & (intern_tab.cap - 1); intern_tab.slot[j];
 	     j = (j + 1) & (intern_tab.cap - 1))
 		if (!strcmp(intern_tab.slot[j], s))
 			break;
@@ -236,7 +259,7 @@ uint64_t tsg_sk_from_string(const char *s)
 	uint64_t id;
 
 	if (!i) /* table full: fall back to a hash (printed as a number) */
-		return SK_STRING_BIT | SK_HASH_BIT | (fnv1a(s) >> 2);
+		return SK_STRING_BIT | SK_HASH_BIT | (tsg_hash_str(s) >> 2);
 	id = SK_STRING_BIT | (uint64_t)(uintptr_t)i;
 	sk_ids_add(id);
 	return id;

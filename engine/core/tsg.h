@@ -38,6 +38,8 @@ typedef uint16_t tsg_statemask; /* bit (1u << state) per state */
 
 /* "SYN_SENT" etc.; "NONE" for 0; NULL when out of range. */
 const char *tsg_state_name(int state);
+/* The state names without NONE, NULL-terminated (for "did you mean"). */
+const char *const *tsg_state_words(void);
 /* Case-insensitive, '-' accepted for '_'. Returns the state or -EINVAL. */
 int tsg_state_parse(const char *s);
 
@@ -63,6 +65,8 @@ enum tsg_sfield {
 /* Name of a socket field ("comm", "pid", ...), and its parse (-EINVAL). */
 const char *tsg_sfield_name(int f);
 int tsg_sfield_parse(const char *s);
+/* The socket field names, NULL-terminated. */
+const char *const *tsg_sfield_words(void);
 
 #define TSG_COMM_LEN 16
 
@@ -103,6 +107,12 @@ static inline uint64_t tsg_hash64(uint64_t x)
 	x ^= x >> 33;
 	return x;
 }
+
+/* The one string hash (FNV-1a, 64 bit): tsg_hash_bytes goes on from h
+ * (TSG_HASH_SEED to start), tsg_hash_str hashes a NUL-terminated string. */
+#define TSG_HASH_SEED 1469598103934665603ull
+uint64_t tsg_hash_bytes(uint64_t h, const void *p, size_t n);
+uint64_t tsg_hash_str(const char *s);
 
 /* Socket id for a string name (replay "sk"): stable within the process. */
 uint64_t tsg_sk_from_string(const char *s);

@@ -158,26 +158,10 @@ const char *tsg_alert_key_string(const struct tsg_alert *a, char *buf, size_t le
 	return buf;
 }
 
-static int tf_to_sf(int f)
-{
-	switch (f) {
-	case TSG_TF_COMM: return TSG_SF_COMM;
-	case TSG_TF_PID: return TSG_SF_PID;
-	case TSG_TF_UID: return TSG_SF_UID;
-	case TSG_TF_CGROUP: return TSG_SF_CGROUP;
-	case TSG_TF_FAMILY: return TSG_SF_FAMILY;
-	case TSG_TF_LADDR: return TSG_SF_LADDR;
-	case TSG_TF_LPORT: return TSG_SF_LPORT;
-	case TSG_TF_RADDR: return TSG_SF_RADDR;
-	case TSG_TF_RPORT: return TSG_SF_RPORT;
-	default: return -1;
-	}
-}
-
 int tsg_alert_field(const struct tsg_alert *a, int field, const char *label, char *buf,
 		    size_t len)
 {
-	int sf = tf_to_sf(field);
+	int sf = tsg_tfield_to_sfield(field);
 
 	buf[0] = 0;
 	if (sf >= 0)

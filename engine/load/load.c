@@ -300,6 +300,39 @@ bool ld_map(struct ld *L, const struct ld_file *f, const yaml_node_t *n, const c
 	return true;
 }
 
+/* Keys of `keys` that the mapping n lacks but that one of its unknown keys is
+ * nearest to (tsg_nearest_word): bit i for keys[i] (i < 64). Reports nothing;
+ * a caller uses it to leave out what only follows from a misspelt key. */
+uint64_t ld_guess(const struct ld_file *f, const yaml_node_t *n, const char *const *keys)
+{
+	uint64_t present = 0, near = 0;
+
+	if (!n || n->type != YAML_MAPPING_NODE)
+		return 0;
+	for (yaml_node_pair_t *p = n->data.mapping.pairs.start; p < n->data.mapping.pairs.top;
+	     p++) {
+		yaml_node_t *k = ld_node(f, p->key);
+		const char *ks, *w;
+		size_t i;
+
+		if (!k || k->type != YAML_SCALAR_NODE)
+			continue;
+		ks = (const char *)k->data.scalar.value;
+		for (i = 0; keys[i] && i < 64; i++)
+			if (!strcmp(ks, keys[i]))
+				break;
+		if (keys[i] && i < 64) {
+			present |= 1ull << i;
+			continue;
+		}
+		w = tsg_nearest_word(ks, keys);
+		for (i = 0; w && keys[i] && i < 64; i++)
+			if (keys[i] == w)
+				near |= 1ull << i;
+	}
+	return near & ~present;
+}
+
 /* ---- files ------------------------------------------------------------- */
 
 /* On a read-only mount (a Kubernetes ConfigMap volume, for one) mode bits
@@ -705,21 +738,6 @@ uint32_t tsg_rule_fields_avail(const struct tsg_rule *r)
 		break;
 	}
 	return f;
-}
-
-int tsg_sfield_to_tfield(int sf)
-{
-	static const int map[TSG_SF_N] = {
-		[TSG_SF_COMM] = TSG_TF_COMM,	 [TSG_SF_PID] = TSG_TF_PID,
-		[TSG_SF_UID] = TSG_TF_UID,	 [TSG_SF_CGROUP] = TSG_TF_CGROUP,
-		[TSG_SF_LADDR] = TSG_TF_LADDR,	 [TSG_SF_LPORT] = TSG_TF_LPORT,
-		[TSG_SF_RADDR] = TSG_TF_RADDR,	 [TSG_SF_RPORT] = TSG_TF_RPORT,
-		[TSG_SF_FAMILY] = TSG_TF_FAMILY,
-	};
-
-	if (sf < 0 || sf >= TSG_SF_N)
-		return -EINVAL;
-	return map[sf];
 }
 
 /* ---- entry point ------------------------------------------------------- */

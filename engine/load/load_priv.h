@@ -86,6 +86,10 @@ int ld_duration(struct ld *L, const struct ld_file *f, const yaml_node_t *n,
 		const char *what, bool positive, uint64_t *out);
 bool ld_map(struct ld *L, const struct ld_file *f, const yaml_node_t *n, const char *what,
 	    const char *const *keys, yaml_node_t **kn, yaml_node_t **vn);
+/* Absent keys that an unknown key of the mapping is close to (bit i: keys[i]);
+ * the errors that only follow from their absence are not reported. */
+uint64_t ld_guess(const struct ld_file *f, const yaml_node_t *n, const char *const *keys);
+#define LD_GUESSED(mask, i) (((mask) >> (i)) & 1u)
 
 /* lists (parse_lists.c) */
 int ld_lists(struct ld *L);
@@ -106,7 +110,6 @@ int ld_template(struct ld *L, struct ld_file *f, yaml_node_t *n, const char *wha
 		struct tsg_template *t);
 
 /* shared with the rest of the loader */
-int tsg_sfield_to_tfield(int sf);
 void tsg_rule_fini(struct tsg_rule *r);
 void tsg_action_def_fini(struct tsg_action_def *a);
 

@@ -80,17 +80,6 @@ void tsg_regex_free(struct tsg_regex *re)
 	free(re);
 }
 
-static uint32_t comm_hash(const char *s)
-{
-	uint32_t h = 2166136261u;
-
-	for (; *s; s++) {
-		h ^= (unsigned char)*s;
-		h *= 16777619u;
-	}
-	return h;
-}
-
 static bool regex_run(struct tsg_regex *re, const char *subject, size_t len)
 {
 	int rc = pcre2_match(re->code, (PCRE2_SPTR)subject, len, 0, 0, re->md, NULL);
@@ -108,7 +97,7 @@ bool tsg_regex_match(struct tsg_regex *re, const char *subject)
 	len = strlen(subject);
 	if (len >= TSG_COMM_LEN) /* not a comm: no caching */
 		return regex_run(re, subject, len);
-	for (j = comm_hash(subject) & (RE_CACHE_SLOTS - 1); re->cache[j].used;
+	for (j = tsg_hash_str(subject) & (RE_CACHE_SLOTS - 1); re->cache[j].used;
 	     j = (j + 1) & (RE_CACHE_SLOTS - 1)) {
 		if (!strcmp(re->cache[j].comm, subject)) {
 			re->hits++;
@@ -121,7 +110,7 @@ bool tsg_regex_match(struct tsg_regex *re, const char *subject)
 		memset(re->cache, 0, RE_CACHE_SLOTS * sizeof(*re->cache));
 		re->ncache = 0;
 		re->clears++;
-		j = comm_hash(subject) & (RE_CACHE_SLOTS - 1);
+		j = tsg_hash_str(subject) & (RE_CACHE_SLOTS - 1);
 	}
 	memcpy(re->cache[j].comm, subject, len + 1);
 	re->cache[j].used = true;

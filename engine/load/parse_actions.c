@@ -204,7 +204,7 @@ static int ld_syslog(struct ld *L, struct ld_file *f, yaml_node_t **vn, struct t
 }
 
 static int ld_exec(struct ld *L, struct ld_file *f, yaml_node_t *an, yaml_node_t **vn,
-		   struct tsg_action_def *a)
+		   uint64_t guessed, struct tsg_action_def *a)
 {
 	uint64_t v;
 	int r = 0;
@@ -212,8 +212,10 @@ static int ld_exec(struct ld *L, struct ld_file *f, yaml_node_t *an, yaml_node_t
 	a->exec.timeout_ns = 30 * TSG_NSEC_PER_SEC;
 	a->exec.max_concurrent = 4;
 	if (!vn[2]) {
-		ld_err(L, f, an, "exec action \"%s\" needs argv: [/absolute/program, args...]",
-		       a->name);
+		if (!LD_GUESSED(guessed, 2)) /* else the misspelt key is the error */
+			ld_err(L, f, an,
+			       "exec action \"%s\" needs argv: [/absolute/program, args...]",
+			       a->name);
 		r = -EINVAL;
 	} else if (vn[2]->type != YAML_SEQUENCE_NODE ||
 		   vn[2]->data.sequence.items.start == vn[2]->data.sequence.items.top) {
@@ -347,29 +349,29 @@ static int ld_webhook_urls(struct ld *L, struct ld_file *f, yaml_node_t *n,
 	return r;
 }
 
-static int ld_webhook(struct ld *L, struct ld_file *f, yaml_node_t *an, yaml_node_t **vn,
-		      struct tsg_action_def *a)
+/* url (vn[2]): one URL or a list; missing is an error unless a misspelt key
+ * is the error. */
+static int wh_url(struct ld *L, struct ld_file *f, yaml_node_t *an, yaml_node_t *n,
+		  uint64_t guessed, struct tsg_action_def *a)
+{
+	if (!n) {
+		if (!LD_GUESSED(guessed, 2)) /* else the misspelt key is the error */
+			ld_err(L, f, an,
+			       "webhook action \"%s\" needs url: http://... or https://...",
+			       a->name);
+		return -EINVAL;
+	}
+	return ld_webhook_urls(L, f, n, a);
+}
+
+/* format (vn[3]) and body (vn[4]); a body needs format: template and back. */
+static int wh_format_body(struct ld *L, struct ld_file *f, yaml_node_t **vn, uint64_t guessed,
+			  struct tsg_action_def *a)
 {
 	static const char *const fmts[] = { "json", "template", "alertmanager", NULL };
 	static const int fmt_val[] = { TSG_WH_JSON, TSG_WH_TEMPLATE, TSG_WH_ALERTMANAGER };
-	uint64_t v;
-	int r = 0;
+	int r = 0, r1;
 
-	a->webhook.format = TSG_WH_JSON;
-	a->webhook.timeout_ns = 5 * TSG_NSEC_PER_SEC;
-	a->webhook.retries = 3;
-	if (!vn[2]) {
-		ld_err(L, f, an, "webhook action \"%s\" needs url: http://... or https://...",
-		       a->name);
-		r = -EINVAL;
-	} else {
-		int r1 = ld_webhook_urls(L, f, vn[2], a);
-
-		if (r1 == -ENOMEM)
-			return r1;
-		if (r1 < 0)
-			r = r1;
-	}
 	if (vn[3]) {
 		int i = pick(L, f, vn[3], "webhook format", fmts);
 
@@ -378,80 +380,107 @@ static int ld_webhook(struct ld *L, struct ld_file *f, yaml_node_t *an, yaml_nod
 		else
 			a->webhook.format = fmt_val[i];
 	}
-	if (vn[4]) {
-		if (vn[3] && a->webhook.format != TSG_WH_TEMPLATE) {
-			ld_err(L, f, vn[4], "body is only used with format: template");
+	if (!vn[4]) {
+		if (a->webhook.format == TSG_WH_TEMPLATE && vn[3]) {
+			if (!LD_GUESSED(guessed, 4))
+				ld_err(L, f, vn[3],
+				       "format: template needs a body: '...{{summary}}...'");
 			r = -EINVAL;
-		} else if (!vn[3]) {
-			ld_err(L, f, vn[4], "body is only used with format: template (add format: template)");
-			r = -EINVAL;
-		} else {
-			int r1 = ld_template(L, f, vn[4], "body", &a->webhook.body);
-
-			if (r1 == -ENOMEM)
-				return r1;
-			if (r1 < 0)
-				r = r1;
-			else if (add_labels_used(a, &a->webhook.body) < 0)
-				return -ENOMEM;
 		}
-	} else if (a->webhook.format == TSG_WH_TEMPLATE && vn[3]) {
-		ld_err(L, f, vn[3], "format: template needs a body: '...{{summary}}...'");
-		r = -EINVAL;
+		return r;
 	}
-	if (vn[5]) {
-		yaml_node_t *h = vn[5];
+	if (vn[3] && a->webhook.format != TSG_WH_TEMPLATE) {
+		ld_err(L, f, vn[4], "body is only used with format: template");
+		return -EINVAL;
+	}
+	if (!vn[3]) {
+		if (!LD_GUESSED(guessed, 3))
+			ld_err(L, f, vn[4], "body is only used with format: template (add format: template)");
+		return -EINVAL;
+	}
+	r1 = ld_template(L, f, vn[4], "body", &a->webhook.body);
+	if (r1 < 0)
+		return r1;
+	if (add_labels_used(a, &a->webhook.body) < 0)
+		return -ENOMEM;
+	return r;
+}
 
-		if (h->type != YAML_MAPPING_NODE) {
-			ld_err(L, f, h, "expected a mapping of header names to values for headers");
-			r = -EINVAL;
-		} else {
-			size_t n = (size_t)(h->data.mapping.pairs.top - h->data.mapping.pairs.start);
+/* One header of the mapping: 0 (added), -EINVAL (diagnosed) or -ENOMEM. */
+static int wh_header(struct ld *L, struct ld_file *f, yaml_node_pair_t *p, struct tsg_action_def *a)
+{
+	yaml_node_t *k = ld_node(f, p->key), *val = ld_node(f, p->value);
+	struct tsg_header *hd = &a->webhook.headers[a->webhook.nheaders];
+	const char *ks = ld_scalar(L, f, k, "a header name");
+	char what[160];
+	int r1;
 
-			a->webhook.headers = calloc(n ? n : 1, sizeof(*a->webhook.headers));
-			if (!a->webhook.headers)
-				return -ENOMEM;
-			for (size_t i = 0; i < n; i++) {
-				yaml_node_pair_t *p = &h->data.mapping.pairs.start[i];
-				yaml_node_t *k = ld_node(f, p->key), *val = ld_node(f, p->value);
-				struct tsg_header *hd = &a->webhook.headers[a->webhook.nheaders];
-				const char *ks = ld_scalar(L, f, k, "a header name");
-				char what[160];
-				int r1;
+	if (!ks)
+		return -EINVAL;
+	if (!header_name_ok(ks)) {
+		ld_err(L, f, k,
+		       "bad header name \"%s\": expected an HTTP token (letters, digits, -)", ks);
+		return -EINVAL;
+	}
+	snprintf(what, sizeof(what), "header %s", ks);
+	r1 = ld_template(L, f, val, what, &hd->value);
+	if (r1 < 0)
+		return r1;
+	if (strpbrk(hd->value.src, "\r\n")) {
+		ld_err(L, f, val, "header %s: a value cannot hold a line break", ks);
+		tsg_template_fini(&hd->value);
+		return -EINVAL;
+	}
+	hd->name = strdup(ks);
+	if (!hd->name) {
+		tsg_template_fini(&hd->value);
+		return -ENOMEM;
+	}
+	a->webhook.nheaders++;
+	return add_labels_used(a, &hd->value) < 0 ? -ENOMEM : 0;
+}
 
-				if (!ks) {
-					r = -EINVAL;
-					continue;
-				}
-				if (!header_name_ok(ks)) {
-					ld_err(L, f, k, "bad header name \"%s\": expected an HTTP token (letters, digits, -)", ks);
-					r = -EINVAL;
-					continue;
-				}
-				snprintf(what, sizeof(what), "header %s", ks);
-				r1 = ld_template(L, f, val, what, &hd->value);
-				if (r1 == -ENOMEM)
-					return r1;
-				if (r1 < 0) {
-					r = r1;
-					continue;
-				}
-				if (strpbrk(hd->value.src, "\r\n")) {
-					ld_err(L, f, val, "header %s: a value cannot hold a line break", ks);
-					tsg_template_fini(&hd->value);
-					r = -EINVAL;
-					continue;
-				}
-				hd->name = strdup(ks);
-				if (!hd->name) {
-					tsg_template_fini(&hd->value);
-					return -ENOMEM;
-				}
-				a->webhook.nheaders++;
-				if (add_labels_used(a, &hd->value) < 0)
-					return -ENOMEM;
-			}
-		}
+static int wh_headers(struct ld *L, struct ld_file *f, yaml_node_t *h, struct tsg_action_def *a)
+{
+	size_t n;
+	int r = 0;
+
+	if (h->type != YAML_MAPPING_NODE) {
+		ld_err(L, f, h, "expected a mapping of header names to values for headers");
+		return -EINVAL;
+	}
+	n = (size_t)(h->data.mapping.pairs.top - h->data.mapping.pairs.start);
+	a->webhook.headers = calloc(n ? n : 1, sizeof(*a->webhook.headers));
+	if (!a->webhook.headers)
+		return -ENOMEM;
+	for (size_t i = 0; i < n; i++) {
+		int r1 = wh_header(L, f, &h->data.mapping.pairs.start[i], a);
+
+		if (r1 == -ENOMEM)
+			return r1;
+		if (r1 < 0)
+			r = r1;
+	}
+	return r;
+}
+
+static int ld_webhook(struct ld *L, struct ld_file *f, yaml_node_t *an, yaml_node_t **vn,
+		      uint64_t guessed, struct tsg_action_def *a)
+{
+	int r = 0, rs[3];
+	uint64_t v;
+
+	a->webhook.format = TSG_WH_JSON;
+	a->webhook.timeout_ns = 5 * TSG_NSEC_PER_SEC;
+	a->webhook.retries = 3;
+	rs[0] = wh_url(L, f, an, vn[2], guessed, a);
+	rs[1] = wh_format_body(L, f, vn, guessed, a);
+	rs[2] = vn[5] ? wh_headers(L, f, vn[5], a) : 0;
+	for (size_t i = 0; i < 3; i++) {
+		if (rs[i] == -ENOMEM)
+			return -ENOMEM;
+		if (rs[i] < 0)
+			r = rs[i];
 	}
 	if (vn[6] && ld_duration(L, f, vn[6], "timeout", true, &a->webhook.timeout_ns) < 0)
 		r = -EINVAL;
@@ -484,12 +513,57 @@ static int append_action(struct ld *L, struct tsg_action_def *a)
 	return 0;
 }
 
+static const char *const *const type_keys[TSG_ACT_N] = {
+	[TSG_ACT_SYSLOG] = syslog_keys,
+	[TSG_ACT_EXEC] = exec_keys,
+	[TSG_ACT_WEBHOOK] = webhook_keys,
+};
+static const char *const all_keys[] = {"name", "type",	  "facility",	    "ident", "format",
+				       "argv", "timeout", "max_concurrent", "user",  "url",
+				       "body", "headers", "retries",	    NULL};
+
+/* The value of key `key` of the action mapping (the first), or NULL. */
+static yaml_node_t *action_value(struct ld_file *f, yaml_node_t *an, const char *key)
+{
+	for (yaml_node_pair_t *p = an->data.mapping.pairs.start; p < an->data.mapping.pairs.top;
+	     p++) {
+		yaml_node_t *k = ld_node(f, p->key);
+
+		if (k && k->type == YAML_SCALAR_NODE &&
+		    !strcmp((const char *)k->data.scalar.value, key))
+			return ld_node(f, p->value);
+	}
+	return NULL;
+}
+
+/* An action without a name or a type: the error, or only the misspelt key
+ * (ld_map) when one is close to the missing one. Always -EINVAL. */
+static int action_untyped(struct ld *L, struct ld_file *f, yaml_node_t *an, const char *name)
+{
+	yaml_node_t *ak[13], *av[13];
+	uint64_t guessed = ld_guess(f, an, all_keys);
+	char what[128];
+
+	if (!name) {
+		if (LD_GUESSED(guessed, 0))
+			ld_map(L, f, an, "action", all_keys, ak, av);
+		else
+			ld_err(L, f, an, "an action needs a name");
+		return -EINVAL;
+	}
+	snprintf(what, sizeof(what), "action \"%s\"", name);
+	ld_map(L, f, an, what, all_keys, ak, av);
+	if (!LD_GUESSED(guessed, 1))
+		ld_err(L, f, an, "action \"%s\" needs a type: syslog, exec or webhook", name);
+	return -EINVAL;
+}
+
 static int ld_action(struct ld *L, struct ld_file *f, yaml_node_t *an)
 {
-	static const char *const types[] = { "syslog", "exec", "webhook", NULL };
-	const char *const *keys;
-	yaml_node_t *kn[8], *vn[8], *type_node = NULL, *name_node = NULL;
+	yaml_node_t *kn[8], *vn[8], *type_node, *name_node;
+	const struct tsg_action_def *prev;
 	struct tsg_action_def a = { 0 };
+	uint64_t guessed;
 	const char *name;
 	char what[128];
 	int type, r;
@@ -498,47 +572,24 @@ static int ld_action(struct ld *L, struct ld_file *f, yaml_node_t *an)
 		ld_err(L, f, an, "expected an action (a mapping with name and type)");
 		return -EINVAL;
 	}
-	for (yaml_node_pair_t *p = an->data.mapping.pairs.start; p < an->data.mapping.pairs.top;
-	     p++) {
-		yaml_node_t *k = ld_node(f, p->key);
-
-		if (k && k->type == YAML_SCALAR_NODE) {
-			if (!strcmp((const char *)k->data.scalar.value, "type") && !type_node)
-				type_node = ld_node(f, p->value);
-			if (!strcmp((const char *)k->data.scalar.value, "name") && !name_node)
-				name_node = ld_node(f, p->value);
-		}
-	}
-	if (!name_node) {
-		ld_err(L, f, an, "an action needs a name");
-		return -EINVAL;
-	}
+	type_node = action_value(f, an, "type");
+	name_node = action_value(f, an, "name");
+	if (!name_node)
+		return action_untyped(L, f, an, NULL);
 	name = ld_name(L, f, name_node, "action");
 	if (!name)
 		return -EINVAL;
-	if (!type_node) {
-		static const char *const all_keys[] = { "name",	   "type",    "facility",
-							"ident",   "format",  "argv",
-							"timeout", "max_concurrent", "user",
-							"url",	   "body",    "headers",
-							"retries", NULL };
-		yaml_node_t *ak[13], *av[13];
-
-		snprintf(what, sizeof(what), "action \"%s\"", name);
-		ld_map(L, f, an, what, all_keys, ak, av);
-		ld_err(L, f, an, "action \"%s\" needs a type: syslog, exec or webhook", name);
-		return -EINVAL;
-	}
-	type = pick(L, f, type_node, "action type", types);
+	if (!type_node)
+		return action_untyped(L, f, an, name);
+	type = pick(L, f, type_node, "action type", tsg_action_type_names);
 	if (type < 0)
 		return -EINVAL;
-	keys = type == 0 ? syslog_keys : type == 1 ? exec_keys : webhook_keys;
-	snprintf(what, sizeof(what), "%s action \"%s\"", types[type], name);
-	ld_map(L, f, an, what, keys, kn, vn);
+	snprintf(what, sizeof(what), "%s action \"%s\"", tsg_action_type_name(type), name);
+	ld_map(L, f, an, what, type_keys[type], kn, vn);
+	guessed = ld_guess(f, an, type_keys[type]);
 
-	if (find_action(L, name)) {
-		const struct tsg_action_def *prev = find_action(L, name);
-
+	prev = find_action(L, name);
+	if (prev) {
 		ld_err(L, f, name_node, "duplicate action name \"%s\" (first defined at %s:%d:%d)",
 		       name, prev->file, prev->line, prev->col);
 		return -EINVAL;
@@ -546,15 +597,15 @@ static int ld_action(struct ld *L, struct ld_file *f, yaml_node_t *an)
 	a.name = strdup(name);
 	if (!a.name)
 		return -ENOMEM;
-	a.type = type == 0 ? TSG_ACT_SYSLOG : type == 1 ? TSG_ACT_EXEC : TSG_ACT_WEBHOOK;
+	a.type = type; /* pick() indexes tsg_action_type_names */
 	a.file = f->ipath;
 	ld_pos(name_node, &a.line, &a.col);
 	if (a.type == TSG_ACT_SYSLOG)
 		r = ld_syslog(L, f, vn, &a);
 	else if (a.type == TSG_ACT_EXEC)
-		r = ld_exec(L, f, an, vn, &a);
+		r = ld_exec(L, f, an, vn, guessed, &a);
 	else
-		r = ld_webhook(L, f, an, vn, &a);
+		r = ld_webhook(L, f, an, vn, guessed, &a);
 	if (r == -ENOMEM) {
 		tsg_action_def_fini(&a);
 		return r;

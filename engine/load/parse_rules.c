@@ -12,15 +12,6 @@
 #include <string.h>
 #include <syslog.h>
 
-static const char *const state_cands[] = {
-	"ESTABLISHED", "SYN_SENT", "SYN_RECV",	 "FIN_WAIT1", "FIN_WAIT2",    "TIME_WAIT",
-	"CLOSE",       "CLOSE_WAIT", "LAST_ACK", "LISTEN",    "CLOSING",      "NEW_SYN_RECV",
-	NULL,
-};
-static const char *const by_cands[] = { "comm",	 "pid",	  "uid",   "cgroup", "laddr",
-					"lport", "raddr", "rport", "family", NULL };
-static const char *const kind_names[] = { "transition", "time", "count", "rate" };
-
 /* ---- states and by ------------------------------------------------------- */
 
 static int parse_state(struct ld *L, struct ld_file *f, yaml_node_t *n, const char *what)
@@ -36,9 +27,11 @@ static int parse_state(struct ld *L, struct ld_file *f, yaml_node_t *n, const ch
 	st = tsg_state_parse(s);
 	if (st > 0)
 		return st;
-	ld_err(L, f, n,
-	       "unknown state \"%s\" for %s: expected ESTABLISHED, SYN_SENT, SYN_RECV, FIN_WAIT1, FIN_WAIT2, TIME_WAIT, CLOSE, CLOSE_WAIT, LAST_ACK, LISTEN, CLOSING or NEW_SYN_RECV%s",
-	       s, what, ld_dym(s, state_cands, dym, sizeof(dym)));
+	ld_err(
+	    L, f, n,
+	    "unknown state \"%s\" for %s: expected ESTABLISHED, SYN_SENT, SYN_RECV, FIN_WAIT1, "
+	    "FIN_WAIT2, TIME_WAIT, CLOSE, CLOSE_WAIT, LAST_ACK, LISTEN, CLOSING or NEW_SYN_RECV%s",
+	    s, what, ld_dym(s, tsg_state_words(), dym, sizeof(dym)));
 	return -EINVAL;
 }
 
@@ -85,8 +78,9 @@ static int parse_by1(struct ld *L, struct ld_file *f, yaml_node_t *n, uint32_t *
 	sf = tsg_sfield_parse(s);
 	if (sf < 0) {
 		ld_err(L, f, n,
-		       "unknown field \"%s\" for by: expected comm, pid, uid, cgroup, laddr, lport, raddr, rport or family%s",
-		       s, ld_dym(s, by_cands, dym, sizeof(dym)));
+		       "unknown field \"%s\" for by: expected comm, pid, uid, cgroup, laddr, "
+		       "lport, raddr, rport or family%s",
+		       s, ld_dym(s, tsg_sfield_words(), dym, sizeof(dym)));
 		return -EINVAL;
 	}
 	*by |= TSG_HAVE(sf);
@@ -136,108 +130,156 @@ static const char *const kind_example[] = {
 	[TSG_KIND_RATE] = "{from: SYN_SENT, to: CLOSE, rate_above: 50, per: 10s, by: raddr}",
 };
 
-static int ld_when(struct ld *L, struct ld_file *f, yaml_node_t *n, struct tsg_rule *r)
-{
+/* The keys of a when as written: kn/vn from ld_map, and the keys that an
+ * unknown key is close to (ld_guess), which count as present for the checks
+ * that would only follow from their absence. */
+struct when_keys {
 	yaml_node_t *kn[WK_N], *vn[WK_N];
-	char what[128];
-	int kind, rc = 0;
-	const int kind_key[] = { -1, WK_LONGER, WK_COUNT, WK_RATE };
+	uint64_t guessed;
+	bool suppressed; /* an error was left out for a guessed key */
+};
+
+static bool wk_has(struct when_keys *w, int k)
+{
+	if (w->kn[k])
+		return true;
+	if (LD_GUESSED(w->guessed, k)) {
+		w->suppressed = true;
+		return true;
+	}
+	return false;
+}
+
+/* A kind whose defining key is written; else a guessed one that allows every
+ * written key; else transition. -EINVAL (diagnosed) for two kinds. */
+static int when_kind(struct ld *L, struct ld_file *f, struct when_keys *w)
+{
+	static const int kind_key[TSG_KIND_N] = {-1, WK_LONGER, WK_COUNT, WK_RATE};
 	int first = -1;
 
-	snprintf(what, sizeof(what), "when of rule \"%s\"", r->name);
-	if (!ld_map(L, f, n, what, when_keys, kn, vn))
-		return -EINVAL;
-
-	/* the kind: by its defining key */
-	kind = TSG_KIND_TRANSITION;
-	for (int k = TSG_KIND_TIME; k <= TSG_KIND_RATE; k++) {
-		if (!kn[kind_key[k]])
+	for (int k = TSG_KIND_TIME; k < TSG_KIND_N; k++) {
+		if (!w->kn[kind_key[k]])
 			continue;
 		if (first < 0) {
 			first = k;
-			kind = k;
 			continue;
 		}
-		ld_err(L, f, kn[kind_key[k]],
-		       "\"%s\" (a %s rule) cannot be combined with \"%s\" (a %s rule): a when has exactly one kind",
-		       when_keys[kind_key[k]], kind_names[k], when_keys[kind_key[first]],
-		       kind_names[first]);
+		ld_err(L, f, w->kn[kind_key[k]],
+		       "\"%s\" (a %s rule) cannot be combined with \"%s\" (a %s rule): a when has "
+		       "exactly one kind",
+		       when_keys[kind_key[k]], tsg_kind_name(k), when_keys[kind_key[first]],
+		       tsg_kind_name(first));
 		return -EINVAL;
 	}
-	r->kind = kind;
+	if (first >= 0)
+		return first;
+	for (int k = TSG_KIND_TIME; k < TSG_KIND_N; k++) {
+		bool fits = LD_GUESSED(w->guessed, kind_key[k]);
+
+		for (int i = 0; fits && i < WK_N; i++)
+			if (w->kn[i] && !(kind_allows[k] & (1u << i)))
+				fits = false;
+		if (fits) {
+			w->suppressed = true;
+			return k;
+		}
+	}
+	return TSG_KIND_TRANSITION;
+}
+
+/* Written keys that the kind does not allow. */
+static int when_disallowed(struct ld *L, struct ld_file *f, const struct when_keys *w, int kind)
+{
+	int rc = 0;
 
 	for (int k = 0; k < WK_N; k++) {
-		if (!kn[k] || (kind_allows[kind] & (1u << k)))
+		yaml_node_t *kn = w->kn[k];
+
+		if (!kn || (kind_allows[kind] & (1u << k)))
 			continue;
 		if (k == WK_BY && kind == TSG_KIND_TIME)
-			ld_err(L, f, kn[k],
-			       "\"by\" is not allowed in a time rule (when with longer_than): its key is the socket");
+			ld_err(L, f, kn,
+			       "\"by\" is not allowed in a time rule (when with longer_than): its "
+			       "key is the socket");
 		else if (kind == TSG_KIND_TRANSITION && k == WK_STATE)
-			ld_err(L, f, kn[k],
-			       "\"state\" needs longer_than (time in state: %s) or count_above (count: %s)",
+			ld_err(L, f, kn,
+			       "\"state\" needs longer_than (time in state: %s) or count_above "
+			       "(count: %s)",
 			       kind_example[TSG_KIND_TIME], kind_example[TSG_KIND_COUNT]);
 		else if (kind == TSG_KIND_TRANSITION && (k == WK_FOR || k == WK_RESOLVE || k == WK_PER))
-			ld_err(L, f, kn[k],
-			       "\"%s\" is not allowed in a transition rule; it qualifies count_above or rate_above",
+			ld_err(L, f, kn,
+			       "\"%s\" is not allowed in a transition rule; it qualifies "
+			       "count_above or rate_above",
 			       when_keys[k]);
 		else
-			ld_err(L, f, kn[k],
-			       "\"%s\" is not allowed in a %s rule (e.g. when: %s)", when_keys[k],
-			       kind_names[kind], kind_example[kind]);
+			ld_err(L, f, kn, "\"%s\" is not allowed in a %s rule (e.g. when: %s)",
+			       when_keys[k], tsg_kind_name(kind), kind_example[kind]);
 		rc = -EINVAL;
 	}
+	return rc;
+}
 
-	/* required parts */
-	switch (kind) {
+/* The keys the kind needs; a guessed key counts as written. */
+static int when_required(struct ld *L, struct ld_file *f, yaml_node_t *n, struct when_keys *w,
+			 const struct tsg_rule *r)
+{
+	char miss[64] = "";
+
+	switch (r->kind) {
 	case TSG_KIND_TRANSITION:
-		if (!kn[WK_FROM] && !kn[WK_TO] && !kn[WK_STATE]) {
-			ld_err(L, f, n,
-			       "when of rule \"%s\" needs a condition: from/to (transition), state + longer_than (time), state + count_above + by (count) or from/to + rate_above + per + by (rate)",
-			       r->name);
-			rc = -EINVAL;
-		}
-		break;
+		if (w->kn[WK_FROM] || w->kn[WK_TO] || w->kn[WK_STATE] || wk_has(w, WK_FROM) ||
+		    wk_has(w, WK_TO) || wk_has(w, WK_STATE))
+			return 0;
+		ld_err(L, f, n,
+		       "when of rule \"%s\" needs a condition: from/to (transition), state + "
+		       "longer_than (time), state + count_above + by (count) or from/to + "
+		       "rate_above + per + by (rate)",
+		       r->name);
+		return -EINVAL;
 	case TSG_KIND_TIME:
-		if (!kn[WK_STATE]) {
-			ld_err(L, f, n, "a time rule needs state (e.g. when: %s)",
-			       kind_example[kind]);
-			rc = -EINVAL;
-		}
-		break;
-	case TSG_KIND_COUNT:
-		if (!kn[WK_STATE] || !kn[WK_BY]) {
-			ld_err(L, f, n, "a count rule needs %s (e.g. when: %s)",
-			       !kn[WK_STATE] && !kn[WK_BY] ? "state and by"
-			       : !kn[WK_STATE]		   ? "state"
-							   : "by",
-			       kind_example[kind]);
-			rc = -EINVAL;
-		}
-		break;
-	case TSG_KIND_RATE: {
-		char miss[64] = "";
+		if (wk_has(w, WK_STATE))
+			return 0;
+		ld_err(L, f, n, "a time rule needs state (e.g. when: %s)", kind_example[r->kind]);
+		return -EINVAL;
+	case TSG_KIND_COUNT: {
+		bool st = wk_has(w, WK_STATE), by = wk_has(w, WK_BY);
 
-		if (!kn[WK_FROM] && !kn[WK_TO])
+		if (st && by)
+			return 0;
+		ld_err(L, f, n, "a count rule needs %s (e.g. when: %s)",
+		       !st && !by ? "state and by"
+		       : !st	  ? "state"
+				  : "by",
+		       kind_example[r->kind]);
+		return -EINVAL;
+	}
+	default:
+		if (!w->kn[WK_FROM] && !w->kn[WK_TO] && !wk_has(w, WK_FROM) && !wk_has(w, WK_TO))
 			strcat(miss, "from and/or to");
-		if (!kn[WK_PER])
+		if (!wk_has(w, WK_PER))
 			strcat(strcat(miss, miss[0] ? ", " : ""), "per");
-		if (!kn[WK_BY])
+		if (!wk_has(w, WK_BY))
 			strcat(strcat(miss, miss[0] ? ", " : ""), "by");
-		if (miss[0]) {
-			ld_err(L, f, n, "a rate rule needs %s (e.g. when: %s)", miss,
-			       kind_example[kind]);
-			rc = -EINVAL;
-		}
-		break;
+		if (!miss[0])
+			return 0;
+		ld_err(L, f, n, "a rate rule needs %s (e.g. when: %s)", miss,
+		       kind_example[r->kind]);
+		return -EINVAL;
 	}
-	}
+}
 
-	/* values */
+/* The values of the written keys. */
+static int when_values(struct ld *L, struct ld_file *f, const struct when_keys *w,
+		       struct tsg_rule *r)
+{
+	yaml_node_t *const *kn = w->kn, *const *vn = w->vn;
+	int rc = 0;
+
 	if (kn[WK_FROM] && parse_states(L, f, vn[WK_FROM], "from", &r->from) < 0)
 		rc = -EINVAL;
 	if (kn[WK_TO] && parse_states(L, f, vn[WK_TO], "to", &r->to) < 0)
 		rc = -EINVAL;
-	if (kn[WK_STATE] && kind != TSG_KIND_TRANSITION) {
+	if (kn[WK_STATE] && r->kind != TSG_KIND_TRANSITION) {
 		int st = parse_state(L, f, vn[WK_STATE], "state");
 
 		if (st < 0)
@@ -254,7 +296,7 @@ static int ld_when(struct ld *L, struct ld_file *f, yaml_node_t *n, struct tsg_r
 	if (kn[WK_RATE] && ld_uint(L, f, vn[WK_RATE], "rate_above", UINT32_MAX, &r->threshold) < 0)
 		rc = -EINVAL;
 	r->resolve_below = r->threshold;
-	if (kn[WK_RESOLVE] && kind == TSG_KIND_COUNT) {
+	if (kn[WK_RESOLVE] && r->kind == TSG_KIND_COUNT) {
 		if (ld_uint(L, f, vn[WK_RESOLVE], "resolve_below", UINT32_MAX, &r->resolve_below) < 0) {
 			rc = -EINVAL;
 		} else if (kn[WK_COUNT] && r->resolve_below > r->threshold) {
@@ -269,9 +311,35 @@ static int ld_when(struct ld *L, struct ld_file *f, yaml_node_t *n, struct tsg_r
 		rc = -EINVAL;
 	if (kn[WK_FOR] && ld_duration(L, f, vn[WK_FOR], "for", false, &r->for_ns) < 0)
 		rc = -EINVAL;
-	if (kn[WK_BY] && kind != TSG_KIND_TIME && parse_by(L, f, vn[WK_BY], &r->by) < 0)
+	if (kn[WK_BY] && r->kind != TSG_KIND_TIME && parse_by(L, f, vn[WK_BY], &r->by) < 0)
 		rc = -EINVAL;
 	return rc;
+}
+
+/* A when: its kind, the keys that kind allows and needs, their values. An
+ * unknown key close to a key the when lacks is the one error reported for
+ * it (ld_map); what only follows from that key's absence is left out, and
+ * the when is still invalid. */
+static int ld_when(struct ld *L, struct ld_file *f, yaml_node_t *n, struct tsg_rule *r)
+{
+	struct when_keys w = {0};
+	char what[128];
+	int kind, rc;
+
+	snprintf(what, sizeof(what), "when of rule \"%s\"", r->name);
+	if (!ld_map(L, f, n, what, when_keys, w.kn, w.vn))
+		return -EINVAL;
+	w.guessed = ld_guess(f, n, when_keys);
+	kind = when_kind(L, f, &w);
+	if (kind < 0)
+		return kind;
+	r->kind = kind;
+	rc = when_disallowed(L, f, &w, kind);
+	if (when_required(L, f, n, &w, r) < 0)
+		rc = -EINVAL;
+	if (when_values(L, f, &w, r) < 0)
+		rc = -EINVAL;
+	return rc < 0 || w.suppressed ? -EINVAL : 0;
 }
 
 /* ---- summaries and template checks ---------------------------------------------- */
@@ -363,8 +431,9 @@ static void check_summary(struct ld *L, struct ld_file *f, yaml_node_t *n, struc
 	for (int tf = 0; tf < TSG_TF_N; tf++)
 		if (miss & (1u << tf))
 			ld_err(L, f, n,
-			       "summary of %s rule \"%s\" uses {{%s}}, which its alerts never have (they have: %s)",
-			       kind_names[r->kind], r->name, tsg_tfield_name(tf), have);
+			       "summary of %s rule \"%s\" uses {{%s}}, which its alerts never have "
+			       "(they have: %s)",
+			       tsg_kind_name(r->kind), r->name, tsg_tfield_name(tf), have);
 	for (size_t i = 0; i < r->summary.nlabels_used; i++)
 		if (!has_label(r, r->summary.labels_used[i]))
 			ld_err(L, f, n, "summary uses {{labels.%s}} but rule \"%s\" has no label \"%s\"",
@@ -381,8 +450,9 @@ static void check_action(struct ld *L, struct ld_file *f, yaml_node_t *n,
 	for (int tf = 0; tf < TSG_TF_N; tf++)
 		if (miss & (1u << tf))
 			ld_err(L, f, n,
-			       "action \"%s\" uses {{%s}}, which alerts of %s rule \"%s\" never have (they have: %s)",
-			       a->name, tsg_tfield_name(tf), kind_names[r->kind], r->name, have);
+			       "action \"%s\" uses {{%s}}, which alerts of %s rule \"%s\" never "
+			       "have (they have: %s)",
+			       a->name, tsg_tfield_name(tf), tsg_kind_name(r->kind), r->name, have);
 	for (size_t i = 0; i < a->nlabels_used; i++)
 		if (!has_label(r, a->labels_used[i]))
 			ld_err(L, f, n, "action \"%s\" uses {{labels.%s}} but rule \"%s\" has no label \"%s\"",
@@ -397,12 +467,7 @@ struct hasher {
 
 static void h_bytes(struct hasher *h, const void *p, size_t n)
 {
-	const unsigned char *b = p;
-
-	for (size_t i = 0; i < n; i++) {
-		h->h ^= b[i];
-		h->h *= 1099511628211ull;
-	}
+	h->h = tsg_hash_bytes(h->h, p, n);
 }
 
 static void h_u64(struct hasher *h, uint64_t v)
@@ -422,7 +487,7 @@ static void h_str(struct hasher *h, const char *s)
 
 static uint64_t rule_digest(const struct tsg_rule *r, const struct tsg_ruleset *rs)
 {
-	struct hasher h = { 1469598103934665603ull };
+	struct hasher h = {TSG_HASH_SEED};
 	const struct tsg_match *m = &r->match;
 
 	h_str(&h, r->name);
@@ -635,159 +700,222 @@ static int ld_rule_actions(struct ld *L, struct ld_file *f, yaml_node_t *n, stru
 	return rc;
 }
 
-static int ld_rule(struct ld *L, struct ld_file *f, yaml_node_t *rn)
-{
-	yaml_node_t *kn[RK_N], *vn[RK_N], *name_node = NULL, **act_nodes = NULL;
-	struct tsg_rule r = { 0 };
-	bool when_ok = true, bad = false;
-	const struct tsg_rule *prev;
-	char what[128];
-	const char *name;
-	int rc;
+/* One rule being read: its YAML keys, what is wrong so far. */
+struct rule_rd {
+	struct ld *L;
+	struct ld_file *f;
+	yaml_node_t *rn, *kn[RK_N], *vn[RK_N], **act_nodes;
+	struct tsg_rule r;
+	bool bad, when_ok;
+};
 
-	if (!rn || rn->type != YAML_MAPPING_NODE) {
-		ld_err(L, f, rn, "expected a rule (a mapping with name, when, ...)");
-		return -EINVAL;
-	}
-	for (yaml_node_pair_t *p = rn->data.mapping.pairs.start; p < rn->data.mapping.pairs.top;
-	     p++) {
-		yaml_node_t *k = ld_node(f, p->key);
+/* Its name, unique across the set: 0, or -EINVAL (diagnosed) when the rule
+ * cannot be read on. A bad name is reported and the rest checked anyway, so
+ * that one run lists every error (the set is rejected). */
+static int rule_name(struct rule_rd *d, const char **out)
+{
+	struct ld *L = d->L;
+	yaml_node_t *name_node = NULL;
+	const struct tsg_rule *prev;
+	const char *name;
+	char what[128];
+
+	for (yaml_node_pair_t *p = d->rn->data.mapping.pairs.start;
+	     p < d->rn->data.mapping.pairs.top; p++) {
+		yaml_node_t *k = ld_node(d->f, p->key);
 
 		if (k && k->type == YAML_SCALAR_NODE && !name_node &&
 		    !strcmp((const char *)k->data.scalar.value, "name"))
-			name_node = ld_node(f, p->value);
+			name_node = ld_node(d->f, p->value);
 	}
-	name = name_node ? ld_name(L, f, name_node, "rule") : NULL;
-	if (!name_node)
-		ld_err(L, f, rn, "a rule needs a name");
+	name = name_node ? ld_name(L, d->f, name_node, "rule") : NULL;
+	if (!name_node && !LD_GUESSED(ld_guess(d->f, d->rn, rule_keys), RK_NAME))
+		ld_err(L, d->f, d->rn, "a rule needs a name");
 	snprintf(what, sizeof(what), "rule \"%s\"", name ? name : "?");
-	ld_map(L, f, rn, what, rule_keys, kn, vn);
+	ld_map(L, d->f, d->rn, what, rule_keys, d->kn, d->vn);
 	if (!name && name_node && name_node->type == YAML_SCALAR_NODE) {
-		/* a bad name is reported; check the rest of the rule anyway, so
-		 * that one run lists every error (the set is rejected) */
 		name = (const char *)name_node->data.scalar.value;
-		bad = true;
+		d->bad = true;
 	}
 	if (!name)
 		return -EINVAL;
 	prev = find_rule(L, name);
 	if (prev) {
-		ld_err(L, f, name_node, "duplicate rule name \"%s\" (first defined at %s:%d:%d)", name,
-		       prev->file, prev->line, prev->col);
+		ld_err(L, d->f, name_node, "duplicate rule name \"%s\" (first defined at %s:%d:%d)",
+		       name, prev->file, prev->line, prev->col);
 		return -EINVAL;
 	}
-	r.name = strdup(name);
-	if (!r.name)
-		return -ENOMEM;
-	r.file = f->ipath;
-	ld_pos(rn, &r.line, &r.col);
-	r.severity = LOG_WARNING;
-	r.enabled = true;
+	*out = name;
+	return 0;
+}
 
-#define CHECK(expr)                          \
-	do {                                 \
-		int _r = (expr);             \
-		if (_r == -ENOMEM)           \
-			goto nomem;          \
-		if (_r < 0)                  \
-			bad = true;          \
-	} while (0)
+/* A field's result: -ENOMEM goes up, another error marks the rule bad. */
+static int rule_check(struct rule_rd *d, int r)
+{
+	if (r == -ENOMEM)
+		return r;
+	if (r < 0)
+		d->bad = true;
+	return 0;
+}
+
+static int rule_severity(struct rule_rd *d, yaml_node_t *n)
+{
+	static const char *const sevs[] = {"emergency", "alert", "critical", "error", "warning",
+					   "notice",	"info",	 "debug",    NULL};
+	const char *s = ld_scalar(d->L, d->f, n, "a severity");
+	int sev = s ? tsg_severity_parse(s) : -EINVAL;
+	char dym[96];
+
+	if (s && sev < 0)
+		ld_err(d->L, d->f, n,
+		       "unknown severity \"%s\": expected emergency, alert, critical, error, "
+		       "warning, notice, info or debug%s",
+		       s, ld_dym(s, sevs, dym, sizeof(dym)));
+	if (sev < 0)
+		return -EINVAL;
+	d->r.severity = sev;
+	return 0;
+}
+
+/* The fields before when: description, severity, enabled, labels, match. */
+static int rule_fields(struct rule_rd *d)
+{
+	struct ld *L = d->L;
+	struct ld_file *f = d->f;
+	yaml_node_t **kn = d->kn, **vn = d->vn;
 
 	if (vn[RK_DESC]) {
 		const char *s = ld_scalar(L, f, vn[RK_DESC], "a string for description");
 
 		if (!s)
-			bad = true;
-		else if (!(r.description = strdup(s)))
-			goto nomem;
+			d->bad = true;
+		else if (!(d->r.description = strdup(s)))
+			return -ENOMEM;
 	}
-	if (vn[RK_SEV]) {
-		static const char *const sevs[] = { "emergency", "alert", "critical", "error",
-						    "warning",	 "notice", "info",     "debug",
-						    NULL };
-		const char *s = ld_scalar(L, f, vn[RK_SEV], "a severity");
-		int sev = s ? tsg_severity_parse(s) : -EINVAL;
-		char dym[96];
+	if (vn[RK_SEV] && rule_severity(d, vn[RK_SEV]) < 0)
+		d->bad = true;
+	if (vn[RK_ENABLED] &&
+	    rule_check(d, ld_bool(L, f, vn[RK_ENABLED], "enabled", &d->r.enabled)))
+		return -ENOMEM;
+	if (kn[RK_LABELS] && rule_check(d, ld_labels(L, f, vn[RK_LABELS], &d->r)))
+		return -ENOMEM;
+	/* `match:` with nothing: every socket */
+	if (kn[RK_MATCH] && !ld_is_null(vn[RK_MATCH]) &&
+	    rule_check(d, ld_match(L, f, vn[RK_MATCH], d->r.name, &d->r.match)))
+		return -ENOMEM;
+	return 0;
+}
 
-		if (s && sev < 0)
-			ld_err(L, f, vn[RK_SEV],
-			       "unknown severity \"%s\": expected emergency, alert, critical, error, warning, notice, info or debug%s",
-			       s, ld_dym(s, sevs, dym, sizeof(dym)));
-		if (sev < 0)
-			bad = true;
-		else
-			r.severity = sev;
-	}
-	if (vn[RK_ENABLED])
-		CHECK(ld_bool(L, f, vn[RK_ENABLED], "enabled", &r.enabled));
-	if (kn[RK_LABELS])
-		CHECK(ld_labels(L, f, vn[RK_LABELS], &r));
-	if (kn[RK_MATCH]) {
-		if (ld_is_null(vn[RK_MATCH]))
-			; /* `match:` with nothing: every socket */
-		else
-			CHECK(ld_match(L, f, vn[RK_MATCH], r.name, &r.match));
-	}
+/* when, cooldown and actions (default [syslog]). */
+static int rule_when_actions(struct rule_rd *d)
+{
+	struct ld *L = d->L;
+	struct ld_file *f = d->f;
+	yaml_node_t **kn = d->kn, **vn = d->vn;
+	int rc;
+
 	if (!kn[RK_WHEN]) {
-		ld_err(L, f, rn, "rule \"%s\" needs a when (e.g. when: {state: SYN_SENT, longer_than: 500ms})",
-		       r.name);
-		when_ok = false;
+		if (!LD_GUESSED(ld_guess(f, d->rn, rule_keys), RK_WHEN))
+			ld_err(L, f, d->rn,
+			       "rule \"%s\" needs a when (e.g. when: {state: SYN_SENT, "
+			       "longer_than: 500ms})",
+			       d->r.name);
+		d->when_ok = false;
 	} else {
-		rc = ld_when(L, f, vn[RK_WHEN], &r);
+		rc = ld_when(L, f, vn[RK_WHEN], &d->r);
 		if (rc == -ENOMEM)
-			goto nomem;
-		when_ok = rc == 0;
+			return rc;
+		d->when_ok = rc == 0;
 	}
-	if (vn[RK_COOLDOWN])
-		CHECK(ld_duration(L, f, vn[RK_COOLDOWN], "cooldown", false, &r.cooldown_ns));
-	if (kn[RK_ACTIONS]) {
-		CHECK(ld_rule_actions(L, f, vn[RK_ACTIONS], &r, &act_nodes));
-	} else {
-		int idx = find_action_idx(L, "syslog");
+	if (vn[RK_COOLDOWN] &&
+	    rule_check(d, ld_duration(L, f, vn[RK_COOLDOWN], "cooldown", false, &d->r.cooldown_ns)))
+		return -ENOMEM;
+	if (kn[RK_ACTIONS])
+		return rule_check(d, ld_rule_actions(L, f, vn[RK_ACTIONS], &d->r, &d->act_nodes));
+	d->r.actions = calloc(1, sizeof(*d->r.actions));
+	if (!d->r.actions)
+		return -ENOMEM;
+	rc = find_action_idx(L, "syslog");
+	if (rc >= 0)
+		d->r.actions[d->r.nactions++] = (size_t)rc;
+	return 0;
+}
 
-		r.actions = calloc(1, sizeof(*r.actions));
-		if (!r.actions)
-			goto nomem;
-		if (idx >= 0)
-			r.actions[r.nactions++] = (size_t)idx;
-	}
-	r.fields_avail = tsg_rule_fields_avail(&r);
+/* The summary and the actions' templates against what the alerts have
+ * (only when the when is valid: else its kind is not known). */
+static int rule_templates(struct rule_rd *d)
+{
+	struct tsg_rule *r = &d->r;
+	yaml_node_t **kn = d->kn, **vn = d->vn;
+	int rc;
+
+	r->fields_avail = tsg_rule_fields_avail(r);
 	if (vn[RK_SUMMARY]) {
-		rc = ld_template(L, f, vn[RK_SUMMARY], "summary", &r.summary);
+		rc = ld_template(d->L, d->f, vn[RK_SUMMARY], "summary", &r->summary);
 		if (rc == -ENOMEM)
-			goto nomem;
+			return rc;
 		if (rc < 0)
-			bad = true;
-		else if (when_ok)
-			check_summary(L, f, vn[RK_SUMMARY], &r);
-	} else if (when_ok && default_summary(&r) < 0) {
-		goto nomem;
+			d->bad = true;
+		else if (d->when_ok)
+			check_summary(d->L, d->f, vn[RK_SUMMARY], r);
+	} else if (d->when_ok && default_summary(r) < 0) {
+		return -ENOMEM;
 	}
-	if (when_ok && act_nodes) {
-		for (size_t i = 0; i < r.nactions; i++)
-			check_action(L, f, act_nodes[i], &r, &L->rs->actions[r.actions[i]]);
-	} else if (when_ok) {
-		for (size_t i = 0; i < r.nactions; i++)
-			check_action(L, f, kn[RK_ACTIONS] ? kn[RK_ACTIONS] : rn, &r,
-				     &L->rs->actions[r.actions[i]]);
-	}
-#undef CHECK
-	free(act_nodes);
-	act_nodes = NULL;
-	r.digest = rule_digest(&r, L->rs);
-	{
-		struct tsg_rule *nr = realloc(L->rs->rules, (L->rs->nrules + 1) * sizeof(*nr));
+	if (!d->when_ok)
+		return 0;
+	for (size_t i = 0; i < r->nactions; i++)
+		check_action(d->L, d->f,
+			     d->act_nodes     ? d->act_nodes[i]
+			     : kn[RK_ACTIONS] ? kn[RK_ACTIONS]
+					      : d->rn,
+			     r, &d->L->rs->actions[r->actions[i]]);
+	return 0;
+}
 
-		if (!nr)
-			goto nomem;
-		L->rs->rules = nr;
-		r.index = (uint32_t)L->rs->nrules;
-		nr[L->rs->nrules++] = r;
+static int rule_append(struct ld *L, struct tsg_rule *r)
+{
+	struct tsg_rule *nr = realloc(L->rs->rules, (L->rs->nrules + 1) * sizeof(*nr));
+
+	if (!nr)
+		return -ENOMEM;
+	L->rs->rules = nr;
+	r->index = (uint32_t)L->rs->nrules;
+	nr[L->rs->nrules++] = *r;
+	return 0;
+}
+
+/* One rule: read, checked, appended (also when invalid: the set is then
+ * rejected, and rules are not reported again for what one already was). */
+static int ld_rule(struct ld *L, struct ld_file *f, yaml_node_t *rn)
+{
+	struct rule_rd d = {.L = L, .f = f, .rn = rn, .when_ok = true};
+	const char *name;
+
+	if (!rn || rn->type != YAML_MAPPING_NODE) {
+		ld_err(L, f, rn, "expected a rule (a mapping with name, when, ...)");
+		return -EINVAL;
 	}
-	return bad || !when_ok ? -EINVAL : 0;
+	if (rule_name(&d, &name) < 0)
+		return -EINVAL;
+	d.r.name = strdup(name);
+	if (!d.r.name)
+		return -ENOMEM;
+	d.r.file = f->ipath;
+	ld_pos(rn, &d.r.line, &d.r.col);
+	d.r.severity = LOG_WARNING;
+	d.r.enabled = true;
+	if (rule_fields(&d) < 0 || rule_when_actions(&d) < 0 || rule_templates(&d) < 0)
+		goto nomem;
+	free(d.act_nodes);
+	d.act_nodes = NULL;
+	d.r.digest = rule_digest(&d.r, L->rs);
+	if (rule_append(L, &d.r) < 0)
+		goto nomem;
+	return d.bad || !d.when_ok ? -EINVAL : 0;
 nomem:
-	free(act_nodes);
-	tsg_rule_fini(&r);
+	free(d.act_nodes);
+	tsg_rule_fini(&d.r);
 	L->oom = true;
 	return -ENOMEM;
 }

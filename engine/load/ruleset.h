@@ -135,7 +135,12 @@ struct tsg_match {
 
 /* ---- actions ------------------------------------------------------------ */
 
-enum tsg_action_type { TSG_ACT_SYSLOG = 0, TSG_ACT_EXEC, TSG_ACT_WEBHOOK };
+enum tsg_action_type { TSG_ACT_SYSLOG = 0, TSG_ACT_EXEC, TSG_ACT_WEBHOOK, TSG_ACT_N };
+
+/* "syslog", "exec", "webhook" (the `type:` of an action); "?" out of range.
+ * tsg_action_type_names is the same table, NULL-terminated. */
+const char *tsg_action_type_name(int type);
+extern const char *const tsg_action_type_names[TSG_ACT_N + 1];
 enum tsg_syslog_format { TSG_SYSLOG_TEXT = 0, TSG_SYSLOG_JSON };
 enum tsg_webhook_format { TSG_WH_JSON = 0, TSG_WH_TEMPLATE, TSG_WH_ALERTMANAGER };
 /* A webhook's `url:` list holds at most this many URLs. */
@@ -185,10 +190,16 @@ struct tsg_action_def {
 
 enum tsg_kind {
 	TSG_KIND_TRANSITION = 0,
-	TSG_KIND_TIME,  /* state + longer_than */
+	TSG_KIND_TIME,	/* state + longer_than */
 	TSG_KIND_COUNT, /* state + count_above + by */
-	TSG_KIND_RATE,  /* from/to + rate_above + per + by */
+	TSG_KIND_RATE,	/* from/to + rate_above + per + by */
+	TSG_KIND_N
 };
+
+/* "transition", "time", "count", "rate" (metrics, messages); the title is
+ * what --explain prints ("time in state"). "?" out of range. */
+const char *tsg_kind_name(int kind);
+const char *tsg_kind_title(int kind);
 
 /* syslog facility name of LOG_DAEMON etc. ("daemon"); "?" when unknown. */
 const char *tsg_facility_name(int facility);
@@ -252,6 +263,10 @@ struct tsg_ruleset {
 int tsg_ruleset_load(const char *const *paths, size_t npaths, bool as_root,
 		     struct tsg_diags *diags, struct tsg_ruleset **out);
 void tsg_ruleset_free(struct tsg_ruleset *rs);
+
+/* The template field of a socket field and back; -EINVAL when there is none. */
+int tsg_sfield_to_tfield(int sf);
+int tsg_tfield_to_sfield(int tf);
 
 /* Template fields a rule of this shape can have (bit per enum tsg_tfield). */
 uint32_t tsg_rule_fields_avail(const struct tsg_rule *r);

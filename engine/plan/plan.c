@@ -595,21 +595,6 @@ static const char *state_name(int s)
 	return n ? n : "?";
 }
 
-static const char *kind_name(int k)
-{
-	switch (k) {
-	case TSG_KIND_TRANSITION:
-		return "transition";
-	case TSG_KIND_TIME:
-		return "time in state";
-	case TSG_KIND_COUNT:
-		return "count";
-	case TSG_KIND_RATE:
-		return "rate";
-	}
-	return "?";
-}
-
 static void print_statemask(FILE *out, tsg_statemask m)
 {
 	bool first = true;
@@ -862,7 +847,7 @@ static void explain_rule(FILE *out, const struct tsg_plan *p, const struct tsg_r
 		return;
 	}
 	fprintf(out, "  slot %u (bit 0x%016" PRIx64 "), %s rule\n", slot, slot_bit(slot),
-		kind_name(r->kind));
+		tsg_kind_title(r->kind));
 	fputs("  kernel:\n", out);
 	explain_trans(out, r);
 	fputs("    family    ", out);

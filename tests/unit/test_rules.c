@@ -687,10 +687,142 @@ static void ok_diags(void **state)
 
 
 
+/* ---- one mistake, one error ---------------------------------------------- */
+
+/*
+ * A misspelt key close to a key its mapping lacks is the one error reported:
+ * what only follows from that key being absent is not. One entry per case:
+ * the file, and exactly the lines --check prints for it (after "FILE:").
+ * Adding a case is adding an entry.
+ */
+static const struct {
+	const char *what, *yaml;
+	const char *lines[4];
+} root_cases[] = {
+	{ "a misspelt longer_than",
+	  "rules:\n  - name: slow\n    when: {state: SYN_SENT, longer_then: 500ms}\n",
+	  { "3:29: error: unknown field \"longer_then\" in when of rule \"slow\" (expected from, to, state, longer_than, count_above, resolve_below, by, for, rate_above or per) (did you mean \"longer_than\"?)" } },
+	{ "a misspelt state (time)",
+	  "rules:\n  - name: tm\n    when: {stat: SYN_SENT, longer_than: 1s}\n",
+	  { "3:12: error: unknown field \"stat\" in when of rule \"tm\" (expected from, to, state, longer_than, count_above, resolve_below, by, for, rate_above or per) (did you mean \"state\"?)" } },
+	{ "a misspelt count_above",
+	  "rules:\n  - name: cnt\n    when: {state: TIME_WAIT, count_abve: 500, by: comm}\n",
+	  { "3:30: error: unknown field \"count_abve\" in when of rule \"cnt\" (expected from, to, state, longer_than, count_above, resolve_below, by, for, rate_above or per) (did you mean \"count_above\"?)" } },
+	{ "a misspelt state (count)",
+	  "rules:\n  - name: cnt\n    when: {sate: TIME_WAIT, count_above: 500, by: comm}\n",
+	  { "3:12: error: unknown field \"sate\" in when of rule \"cnt\" (expected from, to, state, longer_than, count_above, resolve_below, by, for, rate_above or per) (did you mean \"state\"?)" } },
+	{ "a misspelt by (count)",
+	  "rules:\n  - name: cnt\n    when: {state: TIME_WAIT, count_above: 500, bye: comm}\n",
+	  { "3:48: error: unknown field \"bye\" in when of rule \"cnt\" (expected from, to, state, longer_than, count_above, resolve_below, by, for, rate_above or per) (did you mean \"by\"?)" } },
+	{ "a misspelt resolve_below",
+	  "rules:\n  - name: cnt\n    when: {state: TIME_WAIT, count_above: 500, resolve_bellow: 400, by: comm}\n",
+	  { "3:48: error: unknown field \"resolve_bellow\" in when of rule \"cnt\" (expected from, to, state, longer_than, count_above, resolve_below, by, for, rate_above or per) (did you mean \"resolve_below\"?)" } },
+	{ "a misspelt for",
+	  "rules:\n  - name: cnt\n    when: {state: TIME_WAIT, count_above: 500, by: comm, forr: 30s}\n",
+	  { "3:58: error: unknown field \"forr\" in when of rule \"cnt\" (expected from, to, state, longer_than, count_above, resolve_below, by, for, rate_above or per) (did you mean \"for\"?)" } },
+	{ "a misspelt rate_above",
+	  "rules:\n  - name: rate\n    when: {from: SYN_SENT, to: CLOSE, rate_abov: 5, per: 10s, by: raddr}\n",
+	  { "3:39: error: unknown field \"rate_abov\" in when of rule \"rate\" (expected from, to, state, longer_than, count_above, resolve_below, by, for, rate_above or per) (did you mean \"rate_above\"?)" } },
+	{ "a misspelt per",
+	  "rules:\n  - name: rate\n    when: {to: CLOSE, rate_above: 5, pre: 10s, by: raddr}\n",
+	  { "3:38: error: unknown field \"pre\" in when of rule \"rate\" (expected from, to, state, longer_than, count_above, resolve_below, by, for, rate_above or per) (did you mean \"per\"?)" } },
+	{ "a misspelt by (rate)",
+	  "rules:\n  - name: rate\n    when: {to: CLOSE, rate_above: 5, per: 10s, bi: raddr}\n",
+	  { "3:48: error: unknown field \"bi\" in when of rule \"rate\" (expected from, to, state, longer_than, count_above, resolve_below, by, for, rate_above or per) (did you mean \"by\"?)" } },
+	{ "a misspelt from (rate)",
+	  "rules:\n  - name: rate\n    when: {form: SYN_SENT, rate_above: 5, per: 10s, by: raddr}\n",
+	  { "3:12: error: unknown field \"form\" in when of rule \"rate\" (expected from, to, state, longer_than, count_above, resolve_below, by, for, rate_above or per) (did you mean \"from\"?)" } },
+	{ "a misspelt from (transition)",
+	  "rules:\n  - name: tr\n    when: {form: SYN_SENT}\n",
+	  { "3:12: error: unknown field \"form\" in when of rule \"tr\" (expected from, to, state, longer_than, count_above, resolve_below, by, for, rate_above or per) (did you mean \"from\"?)" } },
+	{ "a misspelt to (transition)",
+	  "rules:\n  - name: tr\n    when: {tp: CLOSE}\n",
+	  { "3:12: error: unknown field \"tp\" in when of rule \"tr\" (expected from, to, state, longer_than, count_above, resolve_below, by, for, rate_above or per) (did you mean \"to\"?)" } },
+	{ "a misspelt when",
+	  "rules:\n  - name: nw\n    wehn: {to: CLOSE}\n",
+	  { "3:5: error: unknown field \"wehn\" in rule \"nw\" (expected name, description, summary, severity, enabled, labels, match, when, cooldown or actions) (did you mean \"when\"?)" } },
+	{ "a misspelt argv",
+	  "actions:\n  - name: kick\n    type: exec\n    agrv: [/bin/true]\n",
+	  { "4:5: error: unknown field \"agrv\" in exec action \"kick\" (expected name, type, argv, timeout, max_concurrent or user) (did you mean \"argv\"?)" } },
+	{ "a misspelt url",
+	  "actions:\n  - name: am\n    type: webhook\n    ulr: http://127.0.0.1:9/\n",
+	  { "4:5: error: unknown field \"ulr\" in webhook action \"am\" (expected name, type, url, format, body, headers, timeout or retries) (did you mean \"url\"?)" } },
+	{ "a misspelt format",
+	  "actions:\n  - name: am\n    type: webhook\n    url: http://127.0.0.1:9/\n    formt: template\n    body: hi\n",
+	  { "5:5: error: unknown field \"formt\" in webhook action \"am\" (expected name, type, url, format, body, headers, timeout or retries) (did you mean \"format\"?)" } },
+	{ "a misspelt body",
+	  "actions:\n  - name: am\n    type: webhook\n    url: http://127.0.0.1:9/\n    format: template\n    bdy: hi\n",
+	  { "6:5: error: unknown field \"bdy\" in webhook action \"am\" (expected name, type, url, format, body, headers, timeout or retries) (did you mean \"body\"?)" } },
+	{ "a misspelt type",
+	  "actions:\n  - name: t\n    tpye: exec\n",
+	  { "3:5: error: unknown field \"tpye\" in action \"t\" (expected name, type, facility, ident, format, argv, timeout, max_concurrent, user, url, body, headers or retries) (did you mean \"type\"?)" } },
+	{ "a misspelt action name",
+	  "actions:\n  - nmae: t\n    type: syslog\n",
+	  { "2:5: error: unknown field \"nmae\" in action (expected name, type, facility, ident, format, argv, timeout, max_concurrent, user, url, body, headers or retries) (did you mean \"name\"?)" } },
+	{ "a state without longer_than is still reported",
+	  "rules:\n  - name: st\n    when: {state: SYN_SENT}\n",
+	  { "3:12: error: \"state\" needs longer_than (time in state: {state: SYN_SENT, longer_than: 500ms}) or count_above (count: {state: TIME_WAIT, count_above: 500, by: comm})" } },
+	{ "a missing argv without a misspelling is still reported",
+	  "actions:\n  - name: kick\n    type: exec\n    timeout: 1s\n",
+	  { "2:5: error: exec action \"kick\" needs argv: [/absolute/program, args...]" } },
+};
+
+static bool root_case_ok(const char *path, const char *const *lines, const struct tsg_diags *d)
+{
+	size_t n = 0;
+	char want[2048];
+
+	while (n < 4 && lines[n])
+		n++;
+	if (d->n != n)
+		return false;
+	for (size_t i = 0; i < n; i++) {
+		snprintf(want, sizeof(want), "%s:%s", path, lines[i]);
+		if (strcmp(d->msg[i], want))
+			return false;
+	}
+	return true;
+}
+
+static void err_root_cause_only(void **state)
+{
+	struct tmp *t = *state;
+	char path[600];
+	size_t failed = 0;
+
+	snprintf(path, sizeof(path), "%s/root.yaml", t->dir);
+	for (size_t c = 0; c < sizeof(root_cases) / sizeof(root_cases[0]); c++) {
+		struct tsg_ruleset *rs = NULL;
+		struct tsg_diags d;
+		FILE *fp = fopen(path, "w");
+		int r;
+
+		assert_non_null(fp);
+		fputs(root_cases[c].yaml, fp);
+		fclose(fp);
+		chmod(path, 0644);
+		tsg_diags_init(&d);
+		r = load1(path, false, &d, &rs);
+		if (r != -EINVAL || rs || !root_case_ok(path, root_cases[c].lines, &d)) {
+			fprintf(stderr, "case \"%s\": want (rc -EINVAL)\n", root_cases[c].what);
+			for (size_t i = 0; i < 4 && root_cases[c].lines[i]; i++)
+				fprintf(stderr, "  | %s:%s\n", path, root_cases[c].lines[i]);
+			fprintf(stderr, "got (rc %d):\n", r);
+			dump(&d);
+			failed++;
+		}
+		tsg_ruleset_free(rs);
+		tsg_diags_fini(&d);
+	}
+	unlink(path);
+	assert_int_equal(failed, 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(err_table),
+		T(err_root_cause_only),
 		T(err_duplicate_across_files),
 		T(err_duplicate_action_and_list),
 		T(ok_webhook_url_list),
