@@ -43,22 +43,6 @@ _Static_assert(TSG_BPF_COMM_LEN == TSG_COMM_LEN, "comm length");
 #define CGROUP_REWALK_NS (2 * TSG_NSEC_PER_SEC)
 #define LOST_LOG_NS TSG_NSEC_PER_SEC
 
-/* What the kernel filter maps hold now (for superset-first updates). */
-struct kplan {
-	uint64_t trans[NTRANS];
-	uint64_t family[2];
-	uint64_t *lport, *rport;
-	struct tsg_plan_lpm *laddr, *raddr;
-	size_t nladdr, nraddr;
-	struct tsg_plan_comm *comm;
-	size_t ncomm;
-	uint64_t comm_default;
-	struct tsg_plan_uid *uid;
-	size_t nuid;
-	uint64_t uid_default;
-	bool record_all;
-};
-
 /* A socket in TIME_WAIT, followed until its timewait socket disappears. */
 struct tw_entry {
 	struct tw_entry *next;
@@ -116,7 +100,7 @@ struct tsg_capture {
 	bool fallback; /* classic tracepoint */
 	bool verbose;
 	struct tsg_capture_opts opts;
-	struct kplan cur;
+	struct tsg_plan *cur; /* what the kernel filter maps hold now */
 
 	/* delivery during poll */
 	tsg_event_fn cb;
@@ -198,102 +182,6 @@ static int ensure_tracefs(void)
 
 /* ---- plan -> maps ------------------------------------------------------------ */
 
-static void kplan_fini(struct kplan *k)
-{
-	free(k->lport);
-	free(k->rport);
-	free(k->laddr);
-	free(k->raddr);
-	free(k->comm);
-	free(k->uid);
-	memset(k, 0, sizeof(*k));
-}
-
-static void *dup_array(const void *src, size_t n, size_t size)
-{
-	void *p = malloc(n ? n * size : 1);
-
-	if (p && n)
-		memcpy(p, src, n * size);
-	return p;
-}
-
-static int kplan_from_plan(struct kplan *k, const struct tsg_plan *p)
-{
-	memset(k, 0, sizeof(*k));
-	for (int f = 0; f < TSG_NSTATES; f++)
-		for (int t = 0; t < TSG_NSTATES; t++)
-			k->trans[f * TSG_NSTATES + t] = p->trans[f][t];
-	k->family[0] = p->family[0];
-	k->family[1] = p->family[1];
-	k->lport = dup_array(p->lport, NPORTS, sizeof(uint64_t));
-	k->rport = dup_array(p->rport, NPORTS, sizeof(uint64_t));
-	k->laddr = dup_array(p->laddr, p->nladdr, sizeof(*p->laddr));
-	k->raddr = dup_array(p->raddr, p->nraddr, sizeof(*p->raddr));
-	k->comm = dup_array(p->comm, p->ncomm, sizeof(*p->comm));
-	k->uid = dup_array(p->uid, p->nuid, sizeof(*p->uid));
-	k->nladdr = p->nladdr;
-	k->nraddr = p->nraddr;
-	k->ncomm = p->ncomm;
-	k->nuid = p->nuid;
-	k->comm_default = p->comm_default;
-	k->uid_default = p->uid_default;
-	k->record_all = p->record_all;
-	if (!k->lport || !k->rport || !k->laddr || !k->raddr || !k->comm || !k->uid) {
-		kplan_fini(k);
-		return -ENOMEM;
-	}
-	return 0;
-}
-
-static bool prefix_contains(const uint8_t *p, unsigned plen, const uint8_t *a, unsigned alen)
-{
-	unsigned i;
-
-	if (plen > alen)
-		return false;
-	for (i = 0; i + 8 <= plen; i += 8)
-		if (p[i / 8] != a[i / 8])
-			return false;
-	if (plen % 8) {
-		uint8_t m = (uint8_t)(0xff << (8 - plen % 8));
-
-		if ((p[plen / 8] & m) != (a[plen / 8] & m))
-			return false;
-	}
-	return true;
-}
-
-/* The value the kernel's LPM trie yields for prefix (a, alen) in set e. */
-static uint64_t lpm_of(const struct tsg_plan_lpm *e, size_t n, const uint8_t *a, unsigned alen)
-{
-	int best = -1;
-	uint64_t bits = 0;
-
-	for (size_t i = 0; i < n; i++)
-		if ((int)e[i].plen > best && prefix_contains(e[i].addr, e[i].plen, a, alen)) {
-			best = e[i].plen;
-			bits = e[i].bits;
-		}
-	return bits;
-}
-
-static uint64_t comm_of(const struct kplan *k, const char *c)
-{
-	for (size_t i = 0; i < k->ncomm; i++)
-		if (strncmp(k->comm[i].comm, c, TSG_COMM_LEN) == 0)
-			return k->comm[i].bits;
-	return k->comm_default;
-}
-
-static uint64_t uid_of(const struct kplan *k, uint32_t u)
-{
-	for (size_t i = 0; i < k->nuid; i++)
-		if (k->uid[i].uid == u)
-			return k->uid[i].bits;
-	return k->uid_default;
-}
-
 static int map_put(int fd, const void *key, const void *val, const char *what)
 {
 	if (bpf_map_update_elem(fd, key, val, BPF_ANY)) {
@@ -330,7 +218,7 @@ static int array_put_all(int fd, const uint64_t *v, uint32_t n, const char *what
  * entry gets old|new so that every intermediate state is a superset of both
  * plans; `old` keys missing from `w` are deleted only in the exact phase.
  */
-static int maps_write(struct tsg_capture *c, const struct kplan *w, const struct kplan *old,
+static int maps_write(struct tsg_capture *c, const struct tsg_plan *w, const struct tsg_plan *old,
 		      bool union_with)
 {
 	struct tsguard_bpf *s = c->skel;
@@ -342,7 +230,7 @@ static int maps_write(struct tsg_capture *c, const struct kplan *w, const struct
 	if (!tmp)
 		return -ENOMEM;
 	for (unsigned i = 0; i < NTRANS; i++)
-		tmp[i] = w->trans[i] | (union_with ? old->trans[i] : 0);
+		tmp[i] = (&w->trans[0][0])[i] | (union_with ? (&old->trans[0][0])[i] : 0);
 	err = array_put_all(bpf_map__fd(s->maps.trans), tmp, NTRANS, "trans");
 	for (unsigned i = 0; i < 2 && !err; i++)
 		tmp[i] = w->family[i] | (union_with ? old->family[i] : 0);
@@ -377,10 +265,10 @@ static int maps_write(struct tsg_capture *c, const struct kplan *w, const struct
 				break;
 			for (size_t i = 0; i < n; i++) {
 				struct tsg_bpf_lpm_key k = { .prefixlen = e[i].plen };
-				uint64_t v = lpm_of(we, wn, e[i].addr, e[i].plen);
+				uint64_t v = tsg_plan_lpm_bits(we, wn, e[i].addr, e[i].plen);
 
 				if (union_with)
-					v |= lpm_of(oe, on, e[i].addr, e[i].plen);
+					v |= tsg_plan_lpm_bits(oe, on, e[i].addr, e[i].plen);
 				memcpy(k.addr, e[i].addr, 16);
 				err = map_put(fd, &k, &v, what);
 				if (err)
@@ -393,8 +281,7 @@ static int maps_write(struct tsg_capture *c, const struct kplan *w, const struct
 
 				for (size_t j = 0; j < wn && !keep; j++)
 					keep = we[j].plen == oe[i].plen &&
-					       prefix_contains(we[j].addr, we[j].plen, oe[i].addr, 128) &&
-					       prefix_contains(oe[i].addr, oe[i].plen, we[j].addr, 128);
+					       !memcmp(we[j].addr, oe[i].addr, 16);
 				if (!keep) {
 					struct tsg_bpf_lpm_key k = { .prefixlen = oe[i].plen };
 
@@ -410,7 +297,7 @@ static int maps_write(struct tsg_capture *c, const struct kplan *w, const struct
 		int fd = bpf_map__fd(s->maps.comm);
 
 		for (int pass = 0; pass < 2; pass++) {
-			const struct kplan *src = pass ? old : w;
+			const struct tsg_plan *src = pass ? old : w;
 
 			if (pass && !union_with)
 				break;
@@ -419,7 +306,7 @@ static int maps_write(struct tsg_capture *c, const struct kplan *w, const struct
 				uint64_t v;
 
 				memcpy(key, src->comm[i].comm, strnlen(src->comm[i].comm, TSG_COMM_LEN - 1));
-				v = comm_of(w, key) | (union_with ? comm_of(old, key) : 0);
+				v = tsg_plan_comm_bits(w, key) | (union_with ? tsg_plan_comm_bits(old, key) : 0);
 				err = map_put(fd, key, &v, "comm");
 				if (err)
 					return err;
@@ -443,13 +330,13 @@ static int maps_write(struct tsg_capture *c, const struct kplan *w, const struct
 		int fd = bpf_map__fd(s->maps.uid);
 
 		for (int pass = 0; pass < 2; pass++) {
-			const struct kplan *src = pass ? old : w;
+			const struct tsg_plan *src = pass ? old : w;
 
 			if (pass && !union_with)
 				break;
 			for (size_t i = 0; i < src->nuid; i++) {
 				uint32_t key = src->uid[i].uid;
-				uint64_t v = uid_of(w, key) | (union_with ? uid_of(old, key) : 0);
+				uint64_t v = tsg_plan_uid_bits(w, key) | (union_with ? tsg_plan_uid_bits(old, key) : 0);
 
 				err = map_put(fd, &key, &v, "uid");
 				if (err)
@@ -479,30 +366,30 @@ static void bump_gen(struct tsg_capture *c)
 
 int tsg_capture_update_plan(struct tsg_capture *c, const struct tsg_plan *plan)
 {
-	struct kplan nk;
+	struct tsg_plan *nk;
 	int err;
 
 	if (!c || !plan)
 		return -EINVAL;
-	err = kplan_from_plan(&nk, plan);
+	err = tsg_plan_dup(plan, &nk);
 	if (err)
 		return err;
 	/* phase 1: old|new everywhere, then invalidate cached verdicts */
-	err = maps_write(c, &nk, &c->cur, true);
+	err = maps_write(c, nk, c->cur, true);
 	if (!err) {
 		bump_gen(c);
 		/* phase 2: exactly new (each step still a superset of new) */
-		err = maps_write(c, &nk, &c->cur, false);
+		err = maps_write(c, nk, c->cur, false);
 	}
 	if (err) {
 		/* the maps hold a superset of the old plan: still correct for it */
 		log_err("capture: kernel filter update failed (%s); keeping a superset filter",
 			strerror(-err));
-		kplan_fini(&nk);
+		tsg_plan_free(nk);
 		return err;
 	}
 	bump_gen(c);
-	kplan_fini(&c->cur);
+	tsg_plan_free(c->cur);
 	c->cur = nk;
 	log_debug("capture: kernel filter updated (generation %u)", c->skel->bss->cfg.gen);
 	return 0;
@@ -1395,10 +1282,10 @@ int tsg_capture_new(const struct tsg_plan *plan, const struct tsg_capture_opts *
 		}
 		c->fallback = true;
 	}
-	err = kplan_from_plan(&c->cur, plan);
+	err = tsg_plan_dup(plan, &c->cur);
 	if (err)
 		goto fail;
-	err = maps_write(c, &c->cur, NULL, false);
+	err = maps_write(c, c->cur, NULL, false);
 	if (err)
 		goto fail;
 	bump_gen(c); /* gen 1: cached verdicts (gen 0) are stale */
@@ -1457,7 +1344,7 @@ void tsg_capture_free(struct tsg_capture *c)
 	ring_buffer__free(c->rb);
 	bpf_link__destroy(c->iter_link);
 	tsguard_bpf__destroy(c->skel);
-	kplan_fini(&c->cur);
+	tsg_plan_free(c->cur);
 	if (c->tw)
 		for (size_t b = 0; b < c->tw_nbuckets; b++)
 			for (struct tw_entry *e = c->tw[b], *n; e; e = n) {
