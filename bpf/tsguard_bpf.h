@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * tsguard: types shared by the BPF programs (tsguard.bpf.c) and user space
- * (bpf/capture.c). Fixed-width types only; the layout is the ABI between
+ * (bpf/capture*.c). Fixed-width types only; the layout is the ABI between
  * the two halves and is checked by _Static_assert in capture.c.
  */
 #ifndef TSGUARD_BPF_H

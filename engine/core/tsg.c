@@ -86,6 +86,31 @@ int tsg_sfield_parse(const char *s)
 	return -EINVAL;
 }
 
+void tsg_sockinfo_copy(struct tsg_sockinfo *dst, const struct tsg_sockinfo *src, uint32_t fields)
+{
+	uint32_t h = src->have & fields;
+
+	if (h & TSG_HAVE(TSG_SF_COMM))
+		memcpy(dst->comm, src->comm, sizeof(dst->comm));
+	if (h & TSG_HAVE(TSG_SF_PID))
+		dst->pid = src->pid;
+	if (h & TSG_HAVE(TSG_SF_UID))
+		dst->uid = src->uid;
+	if (h & TSG_HAVE(TSG_SF_CGROUP))
+		dst->cgroup = src->cgroup;
+	if (h & TSG_HAVE(TSG_SF_LADDR))
+		memcpy(dst->laddr, src->laddr, 16);
+	if (h & TSG_HAVE(TSG_SF_RADDR))
+		memcpy(dst->raddr, src->raddr, 16);
+	if (h & TSG_HAVE(TSG_SF_LPORT))
+		dst->lport = src->lport;
+	if (h & TSG_HAVE(TSG_SF_RPORT))
+		dst->rport = src->rport;
+	if (h & TSG_HAVE(TSG_SF_FAMILY))
+		dst->family = src->family;
+	dst->have |= h;
+}
+
 /* ---- clocks ------------------------------------------------------------------- */
 
 uint64_t tsg_mono_ns(void)

@@ -87,6 +87,13 @@ struct tsg_sockinfo {
 };
 
 /*
+ * Copies the fields that `fields` (TSG_HAVE bits) selects and src knows
+ * (src->have & fields) into dst and marks them known there; dst's other
+ * fields stay as they are.
+ */
+void tsg_sockinfo_copy(struct tsg_sockinfo *dst, const struct tsg_sockinfo *src, uint32_t fields);
+
+/*
  * A normalised TCP state transition: what the kernel capture (with TIME_WAIT
  * derived) and the replay reader deliver to the engine.
  */

@@ -272,25 +272,7 @@ static uint64_t hash_bytes(uint64_t h, const void *p, size_t n)
 static void key_project(uint32_t by, const struct tsg_sockinfo *in, struct tsg_sockinfo *k)
 {
 	memset(k, 0, sizeof(*k));
-	k->have = in->have & by;
-	if (k->have & TSG_HAVE(TSG_SF_COMM))
-		memcpy(k->comm, in->comm, sizeof(k->comm));
-	if (k->have & TSG_HAVE(TSG_SF_PID))
-		k->pid = in->pid;
-	if (k->have & TSG_HAVE(TSG_SF_UID))
-		k->uid = in->uid;
-	if (k->have & TSG_HAVE(TSG_SF_CGROUP))
-		k->cgroup = in->cgroup;
-	if (k->have & TSG_HAVE(TSG_SF_LADDR))
-		memcpy(k->laddr, in->laddr, 16);
-	if (k->have & TSG_HAVE(TSG_SF_RADDR))
-		memcpy(k->raddr, in->raddr, 16);
-	if (k->have & TSG_HAVE(TSG_SF_LPORT))
-		k->lport = in->lport;
-	if (k->have & TSG_HAVE(TSG_SF_RPORT))
-		k->rport = in->rport;
-	if (k->have & TSG_HAVE(TSG_SF_FAMILY))
-		k->family = in->family;
+	tsg_sockinfo_copy(k, in, by);
 }
 
 static uint64_t key_hash(const struct tsg_sockinfo *k)
@@ -948,27 +930,7 @@ static void sock_free(struct tsg_engine *e, struct sock_ent *s)
 
 static void info_merge(struct tsg_sockinfo *dst, const struct tsg_sockinfo *src)
 {
-	uint32_t h = src->have;
-
-	if (h & TSG_HAVE(TSG_SF_COMM))
-		memcpy(dst->comm, src->comm, sizeof(dst->comm));
-	if (h & TSG_HAVE(TSG_SF_PID))
-		dst->pid = src->pid;
-	if (h & TSG_HAVE(TSG_SF_UID))
-		dst->uid = src->uid;
-	if (h & TSG_HAVE(TSG_SF_CGROUP))
-		dst->cgroup = src->cgroup;
-	if (h & TSG_HAVE(TSG_SF_LADDR))
-		memcpy(dst->laddr, src->laddr, 16);
-	if (h & TSG_HAVE(TSG_SF_RADDR))
-		memcpy(dst->raddr, src->raddr, 16);
-	if (h & TSG_HAVE(TSG_SF_LPORT))
-		dst->lport = src->lport;
-	if (h & TSG_HAVE(TSG_SF_RPORT))
-		dst->rport = src->rport;
-	if (h & TSG_HAVE(TSG_SF_FAMILY))
-		dst->family = src->family;
-	dst->have |= h;
+	tsg_sockinfo_copy(dst, src, TSG_HAVE_ALL);
 }
 
 /* ---- transition rules ------------------------------------------------------ */

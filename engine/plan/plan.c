@@ -213,13 +213,14 @@ static int lpm_build(const struct tsg_ruleset *rs, const uint8_t *slot, bool lad
 }
 
 /* Longest-prefix match, as BPF_MAP_TYPE_LPM_TRIE does. ::/0 is always there. */
-static uint64_t lpm_lookup(const struct tsg_plan_lpm *e, size_t n, const uint8_t a[16])
+uint64_t tsg_plan_lpm_bits(const struct tsg_plan_lpm *e, size_t n, const uint8_t a[16],
+			   unsigned plen)
 {
 	int best = -1;
 	uint64_t bits = 0;
 
 	for (size_t i = 0; i < n; i++)
-		if ((int)e[i].plen > best && prefix_contains(e[i].addr, e[i].plen, a, 128)) {
+		if ((int)e[i].plen > best && prefix_contains(e[i].addr, e[i].plen, a, plen)) {
 			best = e[i].plen;
 			bits = e[i].bits;
 		}
@@ -305,7 +306,7 @@ static int comm_build(const struct tsg_ruleset *rs, const uint8_t *slot, struct 
 	return 0;
 }
 
-static uint64_t comm_lookup(const struct tsg_plan *p, const char *comm)
+uint64_t tsg_plan_comm_bits(const struct tsg_plan *p, const char *comm)
 {
 	char key[TSG_COMM_LEN] = {0};
 
@@ -367,7 +368,7 @@ static int uid_build(const struct tsg_ruleset *rs, const uint8_t *slot, struct t
 	return 0;
 }
 
-static uint64_t uid_lookup(const struct tsg_plan *p, uint32_t uid)
+uint64_t tsg_plan_uid_bits(const struct tsg_plan *p, uint32_t uid)
 {
 	size_t lo = 0, hi = p->nuid;
 
@@ -423,6 +424,40 @@ void tsg_plan_free(struct tsg_plan *p)
 	free(p->slot_of_rule);
 	free(p->user_fields_of_rule);
 	free(p);
+}
+
+static void *dup_array(const void *src, size_t n, size_t size)
+{
+	void *d = malloc(n ? n * size : 1);
+
+	if (d && n)
+		memcpy(d, src, n * size);
+	return d;
+}
+
+int tsg_plan_dup(const struct tsg_plan *p, struct tsg_plan **out)
+{
+	struct tsg_plan *d = malloc(sizeof(*d));
+
+	if (!d)
+		return -ENOMEM;
+	*d = *p;
+	d->lport = dup_array(p->lport, NPORTS, sizeof(*p->lport));
+	d->rport = dup_array(p->rport, NPORTS, sizeof(*p->rport));
+	d->laddr = dup_array(p->laddr, p->nladdr, sizeof(*p->laddr));
+	d->raddr = dup_array(p->raddr, p->nraddr, sizeof(*p->raddr));
+	d->comm = dup_array(p->comm, p->ncomm, sizeof(*p->comm));
+	d->uid = dup_array(p->uid, p->nuid, sizeof(*p->uid));
+	d->slot_of_rule = dup_array(p->slot_of_rule, p->nrules, sizeof(*p->slot_of_rule));
+	d->user_fields_of_rule =
+		dup_array(p->user_fields_of_rule, p->nrules, sizeof(*p->user_fields_of_rule));
+	if (!d->lport || !d->rport || !d->laddr || !d->raddr || !d->comm || !d->uid ||
+	    !d->slot_of_rule || !d->user_fields_of_rule) {
+		tsg_plan_free(d);
+		return -ENOMEM;
+	}
+	*out = d;
+	return 0;
 }
 
 static void plan_set_all(struct tsg_plan *p)
@@ -577,11 +612,12 @@ uint64_t tsg_plan_eval(const struct tsg_plan *p, uint8_t from, uint8_t to,
 	if (have & TSG_HAVE(TSG_SF_RPORT))
 		bits &= p->rport[info->rport];
 	if (have & TSG_HAVE(TSG_SF_LADDR))
-		bits &= lpm_lookup(p->laddr, p->nladdr, info->laddr);
+		bits &= tsg_plan_lpm_bits(p->laddr, p->nladdr, info->laddr, 128);
 	if (have & TSG_HAVE(TSG_SF_RADDR))
-		bits &= lpm_lookup(p->raddr, p->nraddr, info->raddr);
-	bits &= (have & TSG_HAVE(TSG_SF_COMM)) ? comm_lookup(p, info->comm) : p->comm_default;
-	bits &= (have & TSG_HAVE(TSG_SF_UID)) ? uid_lookup(p, info->uid) : p->uid_default;
+		bits &= tsg_plan_lpm_bits(p->raddr, p->nraddr, info->raddr, 128);
+	bits &=
+	    (have & TSG_HAVE(TSG_SF_COMM)) ? tsg_plan_comm_bits(p, info->comm) : p->comm_default;
+	bits &= (have & TSG_HAVE(TSG_SF_UID)) ? tsg_plan_uid_bits(p, info->uid) : p->uid_default;
 	return bits;
 }
 

@@ -62,6 +62,17 @@ struct tsg_plan {
 /* 0 or -ENOMEM. `record_all` makes every transition cross. */
 int tsg_plan_build(const struct tsg_ruleset *rs, bool record_all, struct tsg_plan **out);
 void tsg_plan_free(struct tsg_plan *p);
+/* A deep copy (the capture keeps what its maps hold); 0 or -ENOMEM. */
+int tsg_plan_dup(const struct tsg_plan *p, struct tsg_plan **out);
+/*
+ * The lookups the kernel does in the plan's maps: the bits of the longest
+ * prefix in e[n] containing (a, plen) (an address is a /128; 0 if none);
+ * of a comm (truncated as a kernel comm) or uid, or the default when absent.
+ */
+uint64_t tsg_plan_lpm_bits(const struct tsg_plan_lpm *e, size_t n, const uint8_t a[16],
+			   unsigned plen);
+uint64_t tsg_plan_comm_bits(const struct tsg_plan *p, const char *comm);
+uint64_t tsg_plan_uid_bits(const struct tsg_plan *p, uint32_t uid);
 /* The user-space reference of the kernel decision (tests, replay stats). */
 uint64_t tsg_plan_eval(const struct tsg_plan *p, uint8_t from, uint8_t to,
 		       const struct tsg_sockinfo *info);

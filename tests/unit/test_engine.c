@@ -528,6 +528,36 @@ static void test_text_line_has_no_control_chars(void **state)
 	fx_stop(&f);
 }
 
+/* The one masked copy of a socket's fields (keys, merges, owners). */
+static void test_sockinfo_copy(void **state)
+{
+	struct tsg_sockinfo src = {0}, dst = {0};
+
+	(void)state;
+	src.have = TSG_HAVE(TSG_SF_PID) | TSG_HAVE(TSG_SF_COMM) | TSG_HAVE(TSG_SF_LPORT);
+	src.pid = 42;
+	snprintf(src.comm, sizeof(src.comm), "nginx");
+	src.lport = 443;
+	src.uid = 1000; /* not in src.have: never copied */
+	src.rport = 80;
+	dst.have = TSG_HAVE(TSG_SF_RPORT) | TSG_HAVE(TSG_SF_PID);
+	dst.rport = 5555;
+	dst.pid = 7;
+	dst.lport = 1;
+	tsg_sockinfo_copy(&dst, &src, TSG_HAVE(TSG_SF_PID) | TSG_HAVE(TSG_SF_COMM) |
+					      TSG_HAVE(TSG_SF_UID) | TSG_HAVE(TSG_SF_RPORT));
+	assert_int_equal(dst.have, TSG_HAVE(TSG_SF_RPORT) | TSG_HAVE(TSG_SF_PID) |
+					   TSG_HAVE(TSG_SF_COMM));
+	assert_int_equal(dst.pid, 42);
+	assert_string_equal(dst.comm, "nginx");
+	assert_int_equal(dst.uid, 0);      /* selected, but src does not know it */
+	assert_int_equal(dst.rport, 5555); /* selected, but src does not know it */
+	assert_int_equal(dst.lport, 1);    /* known in src, not selected */
+	tsg_sockinfo_copy(&dst, &src, TSG_HAVE_ALL);
+	assert_int_equal(dst.lport, 443);
+	assert_int_equal(dst.have & TSG_HAVE(TSG_SF_LPORT), TSG_HAVE(TSG_SF_LPORT));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -549,6 +579,7 @@ int main(void)
 		cmocka_unit_test(test_time_key_stable_when_port_learnt),
 		cmocka_unit_test(test_resnapshot_joins_new_rules),
 		cmocka_unit_test(test_text_line_has_no_control_chars),
+		cmocka_unit_test(test_sockinfo_copy),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

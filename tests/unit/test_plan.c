@@ -562,6 +562,89 @@ static void test_comm(void **state)
 	rsb_free(b);
 }
 
+/* The exported lookups (what the capture writes in phase 1 of a reload) and
+ * the copy the capture keeps of what its maps hold. */
+static void test_lookups_and_dup(void **state)
+{
+	struct rsb *b = rsb_new();
+	struct tsg_rule *a = add_trans(b, "ten-not-ten-one", 0, 0);
+	set_cidrs(&a->match.raddr, "10.0.0.0/8, !10.1.0.0/16");
+	set_comms(&a->match.comm, "curl");
+	set_uids(&a->match.uid, "1000");
+	add_trans(b, "any", 0, 0);
+	struct tsg_plan *p = build(b, false), *d = NULL;
+	struct tsg_cidr c = {0};
+
+	(void)state;
+	struct {
+		const char *prefix;
+		uint64_t bits;
+	} keys[] = {
+		{"10.0.0.0/8", 0x3},   {"10.1.0.0/16", 0x2}, {"10.1.2.0/24", 0x2},
+		{"10.2.0.0/16", 0x3},  {"10.9.9.9/32", 0x3}, {"8.0.0.0/6", 0x2},
+		{"::/0", 0x2},
+	};
+	for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
+		uint64_t got;
+
+		parse_prefix(keys[i].prefix, &c);
+		got = tsg_plan_lpm_bits(p->raddr, p->nraddr, c.addr, c.plen);
+		if (got != keys[i].bits)
+			fail_msg("%s: bits 0x%llx, want 0x%llx", keys[i].prefix,
+				 (unsigned long long)got, (unsigned long long)keys[i].bits);
+	}
+	/* a key shorter than every entry but ::/0 gets ::/0's bits */
+	parse_prefix("10.0.0.0/7", &c);
+	assert_int_equal(tsg_plan_lpm_bits(p->raddr, p->nraddr, c.addr, c.plen), 0x2);
+	assert_int_equal(tsg_plan_lpm_bits(p->raddr, 0, c.addr, c.plen), 0);
+	assert_int_equal(tsg_plan_comm_bits(p, "curl"), 0x3);
+	assert_int_equal(tsg_plan_comm_bits(p, "wget"), 0x2);
+	assert_int_equal(p->comm_default, 0x2);
+	assert_int_equal(tsg_plan_comm_bits(p, "curlcurlcurlcurlcurl"), 0x2);
+	assert_int_equal(tsg_plan_uid_bits(p, 1000), 0x3);
+	assert_int_equal(tsg_plan_uid_bits(p, 0), 0x2);
+
+	assert_int_equal(tsg_plan_dup(p, &d), 0);
+	assert_non_null(d);
+	assert_ptr_not_equal(d->lport, p->lport);
+	assert_ptr_not_equal(d->raddr, p->raddr);
+	assert_memory_equal(d->trans, p->trans, sizeof(p->trans));
+	assert_memory_equal(d->family, p->family, sizeof(p->family));
+	assert_memory_equal(d->lport, p->lport, 65536 * sizeof(uint64_t));
+	assert_memory_equal(d->rport, p->rport, 65536 * sizeof(uint64_t));
+	assert_int_equal(d->nladdr, p->nladdr);
+	assert_int_equal(d->nraddr, 3);
+	assert_memory_equal(d->laddr, p->laddr, p->nladdr * sizeof(*p->laddr));
+	assert_memory_equal(d->raddr, p->raddr, p->nraddr * sizeof(*p->raddr));
+	assert_int_equal(d->ncomm, 1);
+	assert_memory_equal(d->comm, p->comm, p->ncomm * sizeof(*p->comm));
+	assert_int_equal(d->nuid, 1);
+	assert_memory_equal(d->uid, p->uid, p->nuid * sizeof(*p->uid));
+	assert_int_equal(d->comm_default, p->comm_default);
+	assert_int_equal(d->uid_default, p->uid_default);
+	assert_int_equal(d->all_slots, 0x3);
+	assert_int_equal(d->nrules, 2);
+	assert_memory_equal(d->slot_of_rule, p->slot_of_rule, 2);
+	assert_memory_equal(d->user_fields_of_rule, p->user_fields_of_rule, 2 * sizeof(uint32_t));
+	/* the copy is its own: changing it leaves the plan as it was */
+	d->lport[80] = 0;
+	d->raddr[0].bits = 0;
+	d->comm[0].bits = 0;
+	assert_int_equal(p->lport[80], 0x3);
+	assert_int_equal(tsg_plan_lpm_bits(p->raddr, p->nraddr, c.addr, c.plen), 0x2);
+	assert_int_equal(tsg_plan_comm_bits(p, "curl"), 0x3);
+	tsg_plan_free(d);
+	tsg_plan_free(p);
+
+	p = build(b, true);
+	assert_int_equal(tsg_plan_dup(p, &d), 0);
+	assert_true(d->record_all);
+	assert_int_equal(tsg_plan_uid_bits(d, 0), ~(uint64_t)0);
+	tsg_plan_free(d);
+	tsg_plan_free(p);
+	rsb_free(b);
+}
+
 static void test_uid_and_cgroup(void **state)
 {
 	struct rsb *b = rsb_new();
@@ -1072,6 +1155,7 @@ int main(void)
 		cmocka_unit_test(test_v4_mapped),
 		cmocka_unit_test(test_comm),
 		cmocka_unit_test(test_uid_and_cgroup),
+		cmocka_unit_test(test_lookups_and_dup),
 		cmocka_unit_test(test_more_than_64_rules),
 		cmocka_unit_test(test_disabled_rules),
 		cmocka_unit_test(test_record_all),

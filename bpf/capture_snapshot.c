@@ -1,0 +1,246 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * tsguard: the snapshot (tsg_capture_snapshot, capture.h). iter/tcp lists
+ * the TCP sockets that exist now; /proc/PID/fd finds their owners (the
+ * lowest pid holding each socket inode); each socket is delivered as an
+ * event from TSG_STATE_NONE, its owner remembered for its later events, and
+ * a timewait socket followed until it disappears. docs/kernel.md.
+ */
+#include "capture_priv.h"
+#include "log.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+struct snap_sock {
+	struct tsg_bpf_iter_rec r;
+	uint32_t pid;
+};
+
+struct snap {
+	struct snap_sock *v;
+	size_t n, cap;
+	bool oom;
+};
+
+static void snap_collect(struct tsg_capture *c, const struct tsg_bpf_iter_rec *r, void *arg)
+{
+	struct snap *s = arg;
+
+	(void)c;
+	if (s->n == s->cap) {
+		size_t ncap = s->cap ? s->cap * 2 : 1024;
+		struct snap_sock *nv = realloc(s->v, ncap * sizeof(*nv));
+
+		if (!nv) {
+			s->oom = true;
+			return;
+		}
+		s->v = nv;
+		s->cap = ncap;
+	}
+	s->v[s->n].r = *r;
+	s->v[s->n].pid = 0;
+	s->n++;
+}
+
+static int cmp_ino(const void *a, const void *b)
+{
+	uint64_t x = ((const struct snap_sock *)a)->r.ino, y = ((const struct snap_sock *)b)->r.ino;
+
+	return x < y ? -1 : x > y;
+}
+
+/* The sockets (sorted by inode) with inode `ino` are held by pid. */
+static void snap_held_by(struct snap *s, unsigned long long ino, unsigned long pid)
+{
+	size_t lo = 0, hi = s->n;
+
+	while (lo < hi) {
+		size_t mid = (lo + hi) / 2;
+
+		if (s->v[mid].r.ino < ino)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	for (; lo < s->n && s->v[lo].r.ino == ino; lo++)
+		if (!s->v[lo].pid || pid < s->v[lo].pid)
+			s->v[lo].pid = (uint32_t)pid;
+}
+
+/* /proc/PID/fd/N -> "socket:[INO]". */
+static void snap_scan_fds(struct snap *s, unsigned long pid)
+{
+	char path[64], link[64], fp[320];
+	struct dirent *f;
+	DIR *fds;
+
+	snprintf(path, sizeof(path), "/proc/%lu/fd", pid);
+	if (!(fds = opendir(path)))
+		return;
+	while ((f = readdir(fds))) {
+		ssize_t n;
+		unsigned long long ino;
+
+		if (f->d_name[0] == '.')
+			continue;
+		snprintf(fp, sizeof(fp), "%s/%s", path, f->d_name);
+		n = readlink(fp, link, sizeof(link) - 1);
+		if (n <= 0)
+			continue;
+		link[n] = 0;
+		if (sscanf(link, "socket:[%llu]", &ino) == 1)
+			snap_held_by(s, ino, pid);
+	}
+	closedir(fds);
+}
+
+/* Socket inode -> the lowest pid holding it. */
+static void snap_find_owners(struct snap *s)
+{
+	DIR *proc = opendir("/proc");
+	struct dirent *d;
+
+	if (!proc)
+		return;
+	if (!s->n) {
+		closedir(proc);
+		return;
+	}
+	qsort(s->v, s->n, sizeof(*s->v), cmp_ino);
+	while ((d = readdir(proc))) {
+		char *end;
+		unsigned long pid = strtoul(d->d_name, &end, 10);
+
+		if (!*end && pid)
+			snap_scan_fds(s, pid);
+	}
+	closedir(proc);
+}
+
+static bool read_comm(uint32_t pid, char out[TSG_COMM_LEN])
+{
+	char path[64];
+	FILE *f;
+	size_t n;
+
+	snprintf(path, sizeof(path), "/proc/%u/comm", pid);
+	if (!(f = fopen(path, "re")))
+		return false;
+	n = fread(out, 1, TSG_COMM_LEN - 1, f);
+	fclose(f);
+	out[n] = 0;
+	if (n && out[n - 1] == '\n')
+		out[n - 1] = 0;
+	return n > 0;
+}
+
+static const char *read_cgroup(uint32_t pid)
+{
+	char path[64], line[4096];
+	const char *res = NULL;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%u/cgroup", pid);
+	if (!(f = fopen(path, "re")))
+		return NULL;
+	while (fgets(line, sizeof(line), f)) {
+		if (strncmp(line, "0::", 3) == 0) {
+			line[strcspn(line, "\n")] = 0;
+			res = tsg_intern(line + 3);
+			break;
+		}
+	}
+	fclose(f);
+	return res;
+}
+
+/* The id of a socket without a cookie (a timewait socket that inherited none). */
+static uint64_t tuple_id(const struct tsg_bpf_iter_rec *r)
+{
+	uint64_t h = cap_tuple_hash(r->laddr, r->raddr, r->lport, r->rport);
+
+	return (h >> 2) | (1ull << 62); /* bit 62: synthesised id, not a cookie */
+}
+
+/* The owner of pid, from /proc. */
+static void snap_owner_of(uint32_t pid, struct tsg_sockinfo *info)
+{
+	struct tsg_sockinfo o = {0};
+
+	if (!pid || !read_comm(pid, o.comm))
+		return;
+	o.pid = pid;
+	o.have = TSG_HAVE(TSG_SF_PID) | TSG_HAVE(TSG_SF_COMM);
+	o.cgroup = read_cgroup(pid);
+	if (o.cgroup)
+		o.have |= TSG_HAVE(TSG_SF_CGROUP);
+	cap_owner_fill(info, &o);
+}
+
+static void snap_deliver(struct tsg_capture *c, const struct snap_sock *ss, uint64_t t)
+{
+	const struct tsg_bpf_iter_rec *r = &ss->r;
+	const struct tsg_sockinfo *known;
+	struct tsg_event ev = {0};
+
+	if (r->state == 0 || r->state >= TSG_NSTATES)
+		return;
+	ev.ts_ns = t;
+	ev.since_ns = t;
+	ev.snapshot = 1;
+	ev.from = TSG_STATE_NONE;
+	ev.to = r->state;
+	ev.sk = r->cookie ? r->cookie : tuple_id(r);
+	cap_info_from_bpf(&ev.info, r->laddr, r->raddr, r->lport, r->rport, r->family);
+	if (!r->timewait) {
+		ev.info.uid = r->uid;
+		ev.info.have |= TSG_HAVE(TSG_SF_UID);
+	}
+	snap_owner_of(ss->pid, &ev.info);
+	c->snapshot_sockets++;
+	if (!r->timewait) {
+		cap_owners_remember(c, &ev);
+	} else if ((known = cap_tw_followed(c, &ev))) {
+		/* a snapshot taken again (reload) finds timewait sockets it
+		 * follows already: deliver, but keep following the same entry */
+		ev.info = *known;
+		cap_deliver(c, &ev);
+		return;
+	}
+	cap_deliver(c, &ev);
+	if (r->timewait)
+		cap_tw_enter(c, &ev);
+}
+
+int tsg_capture_snapshot(struct tsg_capture *c, tsg_event_fn cb, void *ctx)
+{
+	struct snap s = {0};
+	uint64_t t = tsg_mono_ns();
+	int err;
+
+	if (!c)
+		return -EINVAL;
+	err = cap_run_iter(c, false, snap_collect, &s);
+	if (!err && s.oom)
+		err = -ENOMEM;
+	if (err) {
+		free(s.v);
+		return err;
+	}
+	snap_find_owners(&s);
+	c->cb = cb;
+	c->cb_ctx = ctx;
+	for (size_t i = 0; i < s.n; i++)
+		snap_deliver(c, &s.v[i], t);
+	c->cb = NULL;
+	cap_tw_schedule(c);
+	log_debug("capture: snapshot: %zu TCP sockets", s.n);
+	free(s.v);
+	return 0;
+}

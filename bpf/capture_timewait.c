@@ -1,0 +1,186 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * tsguard: TIME_WAIT tracking (capture_priv.h). The kernel reports the entry
+ * into TIME_WAIT (derived from ->CLOSE); the exit has no tracepoint. A
+ * socket that entered TIME_WAIT is followed here by its 4-tuple, and a
+ * periodic iter/tcp scan over the timewait sockets reports TIME_WAIT ->
+ * CLOSE for those that no longer exist. docs/kernel.md.
+ */
+#include "capture_priv.h"
+#include "log.h"
+
+#include <bpf/libbpf.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* A socket in TIME_WAIT, followed until its timewait socket disappears. */
+struct tw_entry {
+	struct tw_entry *next;
+	uint64_t cookie;	  /* the socket id used for its events */
+	uint64_t since_ns;	  /* entered TIME_WAIT */
+	uint32_t seen;		  /* scan generation that last saw it */
+	struct tsg_sockinfo info; /* its 4-tuple, and all its events knew */
+};
+
+uint64_t cap_tuple_hash(const uint8_t la[16], const uint8_t ra[16], uint16_t lp, uint16_t rp)
+{
+	uint64_t w[5], h = 0;
+
+	memcpy(&w[0], la, 16);
+	memcpy(&w[2], ra, 16);
+	w[4] = (uint64_t)lp << 16 | rp;
+	for (int i = 0; i < 5; i++)
+		h = tsg_hash64(h ^ w[i]);
+	return h;
+}
+
+static struct tw_entry **tw_find(struct tsg_capture *c, const uint8_t *la, const uint8_t *ra,
+				 uint16_t lp, uint16_t rp)
+{
+	struct tw_entry **pp = &c->tw[cap_tuple_hash(la, ra, lp, rp) & (c->tw_nbuckets - 1)];
+
+	for (; *pp; pp = &(*pp)->next)
+		if ((*pp)->info.lport == lp && (*pp)->info.rport == rp &&
+		    !memcmp((*pp)->info.laddr, la, 16) && !memcmp((*pp)->info.raddr, ra, 16))
+			return pp;
+	return pp;
+}
+
+int cap_tw_init(struct tsg_capture *c)
+{
+	c->tw_nbuckets = cap_pow2_at_least(c->opts.max_sockets / 2, 1024);
+	c->tw = calloc(c->tw_nbuckets, sizeof(*c->tw));
+	return c->tw ? 0 : -ENOMEM;
+}
+
+void cap_tw_free(struct tsg_capture *c)
+{
+	if (c->tw)
+		for (size_t b = 0; b < c->tw_nbuckets; b++)
+			for (struct tw_entry *e = c->tw[b], *n; e; e = n) {
+				n = e->next;
+				free(e);
+			}
+	free(c->tw);
+	c->tw = NULL;
+	c->tw_n = 0;
+}
+
+/* Unlinks *pp and reports its socket's TIME_WAIT -> CLOSE at ts. */
+static void tw_exit(struct tsg_capture *c, struct tw_entry **pp, uint64_t ts)
+{
+	struct tw_entry *e = *pp;
+	struct tsg_event ev = {0};
+
+	*pp = e->next;
+	c->tw_n--;
+	ev.ts_ns = ts;
+	ev.sk = e->cookie;
+	ev.from = TSG_TIME_WAIT;
+	ev.to = TSG_CLOSE;
+	ev.since_ns = e->since_ns;
+	ev.info = e->info;
+	c->tw_exited++;
+	cap_deliver(c, &ev);
+	free(e);
+}
+
+void cap_tw_enter(struct tsg_capture *c, const struct tsg_event *ev)
+{
+	const struct tsg_sockinfo *in = &ev->info;
+	struct tw_entry **pp = tw_find(c, in->laddr, in->raddr, in->lport, in->rport), *e = *pp;
+
+	c->tw_entered++;
+	if (e) {
+		/* the 4-tuple was reused: the old timewait socket is gone */
+		tw_exit(c, pp, ev->ts_ns);
+		pp = tw_find(c, in->laddr, in->raddr, in->lport, in->rport);
+	}
+	if (c->tw_n >= c->opts.max_sockets || !(e = calloc(1, sizeof(*e)))) {
+		c->tw_full++;
+		if (c->tw_full == 1 || c->tw_full % 10000 == 0)
+			log_warn("capture: TIME_WAIT table full (%u sockets): exits of %" PRIu64
+				 " sockets will not be reported",
+				 c->opts.max_sockets, c->tw_full);
+		return;
+	}
+	e->cookie = ev->sk;
+	e->since_ns = ev->ts_ns;
+	e->seen = c->scan_gen;
+	e->info = *in;
+	*pp = e;
+	c->tw_n++;
+}
+
+const struct tsg_sockinfo *cap_tw_followed(struct tsg_capture *c, const struct tsg_event *ev)
+{
+	const struct tsg_sockinfo *in = &ev->info;
+	struct tw_entry *e = *tw_find(c, in->laddr, in->raddr, in->lport, in->rport);
+
+	return e && e->cookie == ev->sk ? &e->info : NULL;
+}
+
+static void scan_mark(struct tsg_capture *c, const struct tsg_bpf_iter_rec *r, void *arg)
+{
+	struct tw_entry *e = *tw_find(c, r->laddr, r->raddr, r->lport, r->rport);
+
+	(void)arg;
+	if (!r->timewait || !e)
+		return;
+	if (r->cookie && e->cookie != r->cookie && !(e->cookie >> 62))
+		return; /* another socket's timewait on the same 4-tuple */
+	e->seen = c->scan_gen;
+}
+
+/* TIME_WAIT sockets we follow that no longer exist have left TIME_WAIT. */
+static int tw_scan(struct tsg_capture *c)
+{
+	uint64_t t;
+	int err;
+
+	c->scan_gen++;
+	err = cap_run_iter(c, true, scan_mark, NULL);
+	if (err)
+		return err;
+	t = tsg_mono_ns();
+	for (size_t b = 0; b < c->tw_nbuckets; b++) {
+		struct tw_entry **pp = &c->tw[b];
+
+		while (*pp) {
+			if ((*pp)->seen == c->scan_gen)
+				pp = &(*pp)->next;
+			else
+				tw_exit(c, pp, t);
+		}
+	}
+	return 0;
+}
+
+void cap_tw_schedule(struct tsg_capture *c)
+{
+	c->next_scan_ns = tsg_mono_ns() + (uint64_t)c->opts.tw_scan_ms * TSG_NSEC_PER_MSEC;
+}
+
+int cap_tw_timeout(const struct tsg_capture *c, int timeout_ms)
+{
+	uint64_t t;
+	int left;
+
+	if (!c->tw_n)
+		return timeout_ms;
+	t = tsg_mono_ns();
+	left = t >= c->next_scan_ns ? 0 : (int)((c->next_scan_ns - t) / TSG_NSEC_PER_MSEC) + 1;
+	return timeout_ms < 0 || left < timeout_ms ? left : timeout_ms;
+}
+
+void cap_tw_scan_if_due(struct tsg_capture *c)
+{
+	if (!c->tw_n || tsg_mono_ns() < c->next_scan_ns)
+		return;
+	/* drain first: an entry delivered now is in the iterator's view */
+	ring_buffer__consume(c->rb);
+	tw_scan(c);
+	cap_tw_schedule(c);
+}
