@@ -1519,8 +1519,8 @@ size_t tsg_engine_foreach_alert(const struct tsg_engine *e, tsg_alert_view_fn fn
 				v.alert.info = k->key;
 				v.alert.has_count = true;
 				v.alert.count = rt->r->kind == TSG_KIND_COUNT
-							? k->count
-							: rate_in_window(e, rt->r, k, &expiry);
+						    ? k->count
+						    : rate_in_window(e, rt->r, k, &expiry);
 				v.alert.suppressed = k->suppressed;
 				v.pending = k->astate == A_PENDING;
 				v.silenced = k->silenced;

@@ -78,9 +78,9 @@ void tsg_engine_rule_stats(const struct tsg_engine *e, size_t rule_index,
  */
 struct tsg_alert_view {
 	struct tsg_alert alert;
-	bool pending;     /* the condition holds, `for` has not elapsed */
-	bool silenced;    /* firing, its notification suppressed by cooldown */
-	uint64_t since_ns;/* event clock: when it became pending, or firing */
+	bool pending;	   /* the condition holds, `for` has not elapsed */
+	bool silenced;	   /* firing, its notification suppressed by cooldown */
+	uint64_t since_ns; /* event clock: when it became pending, or firing */
 };
 typedef void (*tsg_alert_view_fn)(void *ctx, const struct tsg_alert_view *v);
 /* Calls fn for every alert pending or firing now (time rules: by socket;
