@@ -994,18 +994,10 @@ static void check_lost(struct tsg_capture *c)
 	}
 }
 
-int tsg_capture_poll(struct tsg_capture *c, int timeout_ms, tsg_event_fn cb, void *ctx)
+int tsg_capture_timeout(const struct tsg_capture *c, int timeout_ms)
 {
-	uint64_t t;
-	int err;
-
-	if (!c)
-		return -EINVAL;
-	c->cb = cb;
-	c->cb_ctx = ctx;
-	c->delivered = 0;
 	if (c->tw_n) {
-		t = tsg_mono_ns();
+		uint64_t t = tsg_mono_ns();
 		int left = t >= c->next_scan_ns ? 0 : (int)((c->next_scan_ns - t) / TSG_NSEC_PER_MSEC) + 1;
 
 		if (timeout_ms < 0 || left < timeout_ms)
@@ -1013,6 +1005,24 @@ int tsg_capture_poll(struct tsg_capture *c, int timeout_ms, tsg_event_fn cb, voi
 	}
 	if (c->skel->rodata->wakeup_bytes && (timeout_ms < 0 || timeout_ms > BATCH_MS))
 		timeout_ms = BATCH_MS;
+	return timeout_ms;
+}
+
+int tsg_capture_fd(const struct tsg_capture *c)
+{
+	return ring_buffer__epoll_fd(c->rb);
+}
+
+int tsg_capture_poll(struct tsg_capture *c, int timeout_ms, tsg_event_fn cb, void *ctx)
+{
+	int err;
+
+	if (!c)
+		return -EINVAL;
+	c->cb = cb;
+	c->cb_ctx = ctx;
+	c->delivered = 0;
+	timeout_ms = tsg_capture_timeout(c, timeout_ms);
 	err = ring_buffer__poll(c->rb, timeout_ms);
 	if (err < 0 && err != -EINTR) {
 		log_err("capture: ring buffer poll: %s", strerror(-err));
