@@ -190,6 +190,12 @@ int tsg_control_new(const char *path, bool is_default, const struct tsg_control_
 
 static void client_close(struct tsg_control *c, struct client *k)
 {
+	char junk[4096];
+
+	/* what the client sent beyond its request is read first: closing on
+	 * unread data would reset the connection before it reads our reply */
+	for (int i = 0; i < 16 && recv(k->fd, junk, sizeof(junk), MSG_DONTWAIT) > 0; i++)
+		;
 	close(k->fd);
 	free(k->out);
 	memset(k, 0, sizeof(*k));
@@ -333,12 +339,14 @@ static void accept_all(struct tsg_control *c)
 		if (!k) {
 			static const char busy[] =
 			    "error\nerror: too many control clients at once\n";
+			char busy_in[TSG_CONTROL_REQUEST_MAX];
 
 			if (!c->st.busy++)
 				log_warn("control: more than %d clients at once; the others are "
 					 "refused (counted in status)",
 					 TSG_CONTROL_MAX_CLIENTS);
 			(void)!send(fd, busy, sizeof(busy) - 1, MSG_NOSIGNAL | MSG_DONTWAIT);
+			(void)!recv(fd, busy_in, sizeof(busy_in), MSG_DONTWAIT); /* no reset */
 			close(fd);
 			continue;
 		}
