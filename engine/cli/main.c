@@ -436,10 +436,18 @@ static int start_control(struct ctx *c)
 	const struct tsg_control_ops ops = {
 	    .view = ctl_view, .reload = ctl_reload, .stopping = ctl_stopping, .ctx = c};
 
+	int rc;
+
 	if (c->o->control && !strcmp(c->o->control, "none"))
 		return 0;
-	return tsg_control_new(c->o->control ? c->o->control : TSG_CONTROL_DEFAULT, !c->o->control,
-			       &ops, &c->control);
+	rc = tsg_control_new(c->o->control ? c->o->control : TSG_CONTROL_DEFAULT, !c->o->control,
+			     &ops, &c->control);
+	/* a replay beside the running daemon: that one keeps the default socket */
+	if (rc == -EADDRINUSE && !c->o->control && c->o->replay) {
+		log_warn("control: replaying without a control socket (give --control PATH)");
+		return 0;
+	}
+	return rc;
 }
 
 /* ---- replay ---------------------------------------------------------------------- */
