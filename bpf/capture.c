@@ -179,6 +179,19 @@ static void check_lost(struct tsg_capture *c)
 	}
 }
 
+int tsg_capture_timeout(const struct tsg_capture *c, int timeout_ms)
+{
+	timeout_ms = cap_tw_timeout(c, timeout_ms);
+	if (c->skel->rodata->wakeup_bytes && (timeout_ms < 0 || timeout_ms > BATCH_MS))
+		timeout_ms = BATCH_MS;
+	return timeout_ms;
+}
+
+int tsg_capture_fd(const struct tsg_capture *c)
+{
+	return ring_buffer__epoll_fd(c->rb);
+}
+
 int tsg_capture_poll(struct tsg_capture *c, int timeout_ms, tsg_event_fn cb, void *ctx)
 {
 	int err;
@@ -188,9 +201,7 @@ int tsg_capture_poll(struct tsg_capture *c, int timeout_ms, tsg_event_fn cb, voi
 	c->cb = cb;
 	c->cb_ctx = ctx;
 	c->delivered = 0;
-	timeout_ms = cap_tw_timeout(c, timeout_ms);
-	if (c->skel->rodata->wakeup_bytes && (timeout_ms < 0 || timeout_ms > BATCH_MS))
-		timeout_ms = BATCH_MS;
+	timeout_ms = tsg_capture_timeout(c, timeout_ms);
 	err = ring_buffer__poll(c->rb, timeout_ms);
 	if (err < 0 && err != -EINTR) {
 		log_err("capture: ring buffer poll: %s", strerror(-err));

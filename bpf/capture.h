@@ -44,6 +44,11 @@ int tsg_capture_snapshot(struct tsg_capture *c, tsg_event_fn cb, void *ctx);
 /* Polls the ring buffer up to timeout_ms, delivering events; also runs the
  * TIME_WAIT exit scan when due. Returns events delivered or -errno (-EINTR ok). */
 int tsg_capture_poll(struct tsg_capture *c, int timeout_ms, tsg_event_fn cb, void *ctx);
+/* For a caller that polls the capture with other descriptors: a descriptor
+ * readable when events wait, and timeout_ms shortened to when
+ * tsg_capture_poll has work to do anyway (TIME_WAIT scan, batched events). */
+int tsg_capture_fd(const struct tsg_capture *c);
+int tsg_capture_timeout(const struct tsg_capture *c, int timeout_ms);
 /* Swaps the kernel filter to a new plan without detaching (reload). */
 int tsg_capture_update_plan(struct tsg_capture *c, const struct tsg_plan *plan);
 void tsg_capture_get_stats(const struct tsg_capture *c, struct tsg_capture_stats *st);

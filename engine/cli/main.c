@@ -6,7 +6,10 @@
  *   tsguard --check [--explain] -r PATH        validate, print the plan
  *   tsguard --replay FILE [--until S] -r PATH  evaluate an event file
  *   tsguard test FILE...                       rule tests
+ *   tsguard ctl COMMAND                        ask a running tsguard (ctl.c)
  */
+#include "control.h"
+#include "ctl.h"
 #include "engine.h"
 #include "eventio.h"
 #include "log.h"
@@ -42,6 +45,7 @@ struct opts {
 	size_t nrules;
 	bool dry_run, check, explain, json, quiet;
 	const char *replay, *record, *metrics;
+	const char *control; /* NULL: the default path */
 	double until;
 	bool has_until;
 	int verbose;
@@ -56,6 +60,8 @@ struct ctx {
 	uint64_t record_errors;
 	uint64_t reloads_ok, reloads_failed;
 	double last_reload_ok, start_time;
+	struct tsg_control *control;
+	void *cap; /* the live capture, for the control socket's status and reload */
 #ifdef TSG_HAVE_METRICS
 	struct tsg_metrics *metrics;
 #endif
@@ -78,26 +84,32 @@ static void on_signal(int sig)
 
 static void usage(FILE *f)
 {
-	fprintf(f,
-		"usage: tsguard -r PATH [-r PATH ...] [options]\n"
-		"       tsguard test FILE...\n"
-		"\n"
-		"  -r, --rules PATH       rule file or directory (repeatable; default /etc/tsguard/rules.d)\n"
-		"  -n, --dry-run          evaluate and print what each action would run; run nothing\n"
-		"      --check            validate the rules and exit (0 valid, 2 invalid)\n"
-		"      --explain          with --check: print the compiled plan rule by rule\n"
-		"      --replay FILE      read events from FILE ('-': standard input) on a virtual clock\n"
-		"      --until SECONDS    with --replay: run the clock on to this time at the end\n"
-		"      --record FILE      also write every TCP state transition to FILE\n"
-		"  -o, --output FORMAT    alerts on standard output as text (default) or json\n"
-		"      --metrics ADDR:PORT  serve /metrics and /healthz\n"
-		"  -v, --verbose          more log output\n"
-		"  -q, --quiet            only warnings and errors\n"
-		"      --version          print the version\n"
-		"  -h, --help             this help\n"
-		"\n"
-		"Signals: SIGHUP reloads the rules; SIGTERM and SIGINT stop.\n"
-		"Exit status: 0 success, 1 runtime failure, 2 usage error or invalid rules.\n");
+	fprintf(
+	    f,
+	    "usage: tsguard -r PATH [-r PATH ...] [options]\n"
+	    "       tsguard test FILE...\n"
+	    "       tsguard ctl [--control PATH] [-o text|json] status|alerts|reload\n"
+	    "\n"
+	    "  -r, --rules PATH       rule file or directory (repeatable; default "
+	    "/etc/tsguard/rules.d)\n"
+	    "  -n, --dry-run          evaluate and print what each action would run; run nothing\n"
+	    "      --check            validate the rules and exit (0 valid, 2 invalid)\n"
+	    "      --explain          with --check: print the compiled plan rule by rule\n"
+	    "      --replay FILE      read events from FILE ('-': standard input) on a virtual "
+	    "clock\n"
+	    "      --until SECONDS    with --replay: run the clock on to this time at the end\n"
+	    "      --record FILE      also write every TCP state transition to FILE\n"
+	    "  -o, --output FORMAT    alerts on standard output as text (default) or json\n"
+	    "      --metrics ADDR:PORT  serve /metrics and /healthz\n"
+	    "      --control PATH     control socket for `tsguard ctl` (default\n"
+	    "                         " TSG_CONTROL_DEFAULT "; 'none': no socket)\n"
+	    "  -v, --verbose          more log output\n"
+	    "  -q, --quiet            only warnings and errors\n"
+	    "      --version          print the version\n"
+	    "  -h, --help             this help\n"
+	    "\n"
+	    "Signals: SIGHUP reloads the rules; SIGTERM and SIGINT stop.\n"
+	    "Exit status: 0 success, 1 runtime failure, 2 usage error or invalid rules.\n");
 }
 
 /* --until SECONDS: 0 or -EINVAL (printed). */
@@ -136,23 +148,32 @@ static bool args_conflict(const struct opts *o)
 
 static int parse_args(int argc, char **argv, struct opts *o)
 {
-	enum { OPT_CHECK = 256, OPT_EXPLAIN, OPT_REPLAY, OPT_UNTIL, OPT_RECORD, OPT_METRICS,
-	       OPT_VERSION };
+	enum {
+		OPT_CHECK = 256,
+		OPT_EXPLAIN,
+		OPT_REPLAY,
+		OPT_UNTIL,
+		OPT_RECORD,
+		OPT_METRICS,
+		OPT_VERSION,
+		OPT_CONTROL
+	};
 	static const struct option longopts[] = {
-		{ "rules", required_argument, NULL, 'r' },
-		{ "dry-run", no_argument, NULL, 'n' },
-		{ "check", no_argument, NULL, OPT_CHECK },
-		{ "explain", no_argument, NULL, OPT_EXPLAIN },
-		{ "replay", required_argument, NULL, OPT_REPLAY },
-		{ "until", required_argument, NULL, OPT_UNTIL },
-		{ "record", required_argument, NULL, OPT_RECORD },
-		{ "output", required_argument, NULL, 'o' },
-		{ "metrics", required_argument, NULL, OPT_METRICS },
-		{ "verbose", no_argument, NULL, 'v' },
-		{ "quiet", no_argument, NULL, 'q' },
-		{ "version", no_argument, NULL, OPT_VERSION },
-		{ "help", no_argument, NULL, 'h' },
-		{ 0 },
+	    {"rules", required_argument, NULL, 'r'},
+	    {"dry-run", no_argument, NULL, 'n'},
+	    {"check", no_argument, NULL, OPT_CHECK},
+	    {"explain", no_argument, NULL, OPT_EXPLAIN},
+	    {"replay", required_argument, NULL, OPT_REPLAY},
+	    {"until", required_argument, NULL, OPT_UNTIL},
+	    {"record", required_argument, NULL, OPT_RECORD},
+	    {"output", required_argument, NULL, 'o'},
+	    {"metrics", required_argument, NULL, OPT_METRICS},
+	    {"control", required_argument, NULL, OPT_CONTROL},
+	    {"verbose", no_argument, NULL, 'v'},
+	    {"quiet", no_argument, NULL, 'q'},
+	    {"version", no_argument, NULL, OPT_VERSION},
+	    {"help", no_argument, NULL, 'h'},
+	    {0},
 	};
 	int c;
 
@@ -195,6 +216,9 @@ static int parse_args(int argc, char **argv, struct opts *o)
 		case OPT_METRICS:
 			o->metrics = optarg;
 			break;
+		case OPT_CONTROL:
+			o->control = optarg;
+			break;
 		case 'v':
 			o->verbose++;
 			break;
@@ -224,16 +248,19 @@ static int parse_args(int argc, char **argv, struct opts *o)
 	return 0;
 }
 
-static int load_rules(const struct opts *o, bool as_root, struct tsg_ruleset **out)
+/* Diagnostics go to standard error, and to `also` (a ctl reload) if given. */
+static int load_rules(const struct opts *o, bool as_root, struct tsg_ruleset **out, FILE *also)
 {
 	struct tsg_diags d;
 	int rc;
 
 	tsg_diags_init(&d);
 	rc = tsg_ruleset_load(o->rules, o->nrules, as_root, &d, out);
-	tsg_diags_print(&d, stderr);
-	if (rc < 0 && !d.nerrors)
-		fprintf(stderr, "tsguard: error: cannot load rules: %s\n", strerror(-rc));
+	for (FILE *f = stderr; f; f = f == stderr ? also : NULL) {
+		tsg_diags_print(&d, f);
+		if (rc < 0 && !d.nerrors)
+			fprintf(f, "tsguard: error: cannot load rules: %s\n", strerror(-rc));
+	}
 	tsg_diags_fini(&d);
 	return rc;
 }
@@ -290,6 +317,8 @@ static int setup_actions(struct ctx *c)
 
 static void teardown(struct ctx *c)
 {
+	tsg_control_free(c->control);
+	c->control = NULL;
 #ifdef TSG_HAVE_METRICS
 	tsg_metrics_free(c->metrics);
 	c->metrics = NULL;
@@ -306,18 +335,19 @@ static void teardown(struct ctx *c)
  * SIGHUP: the new rule set is loaded and validated first; with any error the
  * errors are logged and the old rules keep running with their alert state.
  * `capv` is the live capture (its kernel filter is swapped and the snapshot
- * taken again), NULL in replay.
+ * taken again), NULL in replay. `errs` (a ctl reload) gets the errors too.
+ * 0, -EINVAL (rejected), or -errno (not applied).
  */
-static void reload(struct ctx *c, void *capv)
+static int reload(struct ctx *c, void *capv, FILE *errs)
 {
 	struct tsg_ruleset *nrs = NULL;
-	int rc;
+	int rc, applied;
 
-	log_info("SIGHUP: reloading rules");
-	if (load_rules(c->o, geteuid() == 0, &nrs) < 0) {
+	log_info("%s: reloading rules", errs ? "tsguard ctl" : "SIGHUP");
+	if (load_rules(c->o, geteuid() == 0, &nrs, errs) < 0) {
 		log_err("reload rejected: the new rules have errors; the old rules keep running");
 		c->reloads_failed++;
-		return;
+		return -EINVAL;
 	}
 #ifdef TSG_HAVE_CAPTURE
 	if (capv) {
@@ -330,19 +360,30 @@ static void reload(struct ctx *c, void *capv)
 		if (rc < 0) {
 			log_err("reload failed: cannot update the kernel filter: %s; the old "
 				"rules keep running", strerror(-rc));
+			if (errs)
+				fprintf(errs,
+					"tsguard: error: cannot update the kernel filter: "
+					"%s; the old rules keep running\n",
+					strerror(-rc));
 			tsg_ruleset_free(nrs);
 			c->reloads_failed++;
-			return;
+			return rc;
 		}
 	}
 #endif
 	rc = tsg_engine_swap_rules(c->engine, nrs);
 	if (rc == 0)
 		rc = tsg_actions_swap(c->actions, nrs);
+	applied = rc;
 	if (rc < 0) {
 		/* the engine already runs the new set: keep it, and keep it alive */
 		log_err("reload: could not switch everything to the new rules: %s",
 			strerror(-rc));
+		if (errs)
+			fprintf(errs,
+				"tsguard: error: could not switch everything to the new "
+				"rules: %s\n",
+				strerror(-rc));
 		c->reloads_failed++;
 	} else {
 		c->reloads_ok++;
@@ -361,6 +402,67 @@ static void reload(struct ctx *c, void *capv)
 	}
 #endif
 	log_info("reloaded: %zu rules", nrs->nrules);
+	return applied;
+}
+
+/* ---- control socket: control.c serves it, these answer its questions ------------ */
+
+static void ctl_view(void *vctx, struct tsg_control_view *v)
+{
+	struct ctx *c = vctx;
+
+	v->rs = c->rs;
+	v->engine = c->engine;
+	v->actions = c->actions;
+	v->source = c->o->replay ? "replay" : "live";
+	v->start_time = c->start_time;
+	v->reloads_ok = c->reloads_ok;
+	v->reloads_failed = c->reloads_failed;
+#ifdef TSG_HAVE_CAPTURE
+	if (c->cap) {
+		struct tsg_capture_stats cs;
+
+		tsg_capture_get_stats(c->cap, &cs);
+		v->have_capture = true;
+		v->seen = cs.seen;
+		v->filtered = cs.filtered;
+		v->sent = cs.sent;
+		v->lost = cs.lost;
+	}
+#endif
+}
+
+static int ctl_reload(void *vctx, FILE *errs, size_t *nrules)
+{
+	struct ctx *c = vctx;
+	int rc = reload(c, c->cap, errs); /* the SIGHUP path */
+
+	*nrules = c->rs->nrules;
+	return rc;
+}
+
+static bool ctl_stopping(void *vctx)
+{
+	return sig_stop;
+}
+
+static int start_control(struct ctx *c)
+{
+	const struct tsg_control_ops ops = {
+	    .view = ctl_view, .reload = ctl_reload, .stopping = ctl_stopping, .ctx = c};
+
+	int rc;
+
+	if (c->o->control && !strcmp(c->o->control, "none"))
+		return 0;
+	rc = tsg_control_new(c->o->control ? c->o->control : TSG_CONTROL_DEFAULT, !c->o->control,
+			     &ops, &c->control);
+	/* a replay beside the running daemon: that one keeps the default socket */
+	if (rc == -EADDRINUSE && !c->o->control && c->o->replay) {
+		log_warn("control: replaying without a control socket (give --control PATH)");
+		return 0;
+	}
+	return rc;
 }
 
 /* ---- replay ---------------------------------------------------------------------- */
@@ -384,12 +486,18 @@ static int run_replay(struct ctx *c)
 			fclose(f);
 		return EXIT_RUNTIME;
 	}
-	while (!sig_stop) {
+	/* while it waits for input, the replay serves the control socket */
+	if (c->control && !(rd.f = tsg_control_wrap_input(c->control, f))) {
+		log_err("cannot read %s: %s", o->replay, strerror(errno));
+		rd.f = f;
+		rc = EXIT_RUNTIME;
+	}
+	while (!sig_stop && !rc) {
 		struct tsg_event ev;
 
 		if (sig_reload) {
 			sig_reload = 0;
-			reload(c, NULL);
+			reload(c, NULL, NULL);
 		}
 		n = tsg_event_reader_next(&rd, &ev);
 		if (n == 0)
@@ -403,6 +511,8 @@ static int run_replay(struct ctx *c)
 		}
 		tsg_engine_feed(c->engine, &ev);
 	}
+	if (rd.f != f)
+		fclose(rd.f);
 	tsg_event_reader_fini(&rd);
 	if (f != stdin)
 		fclose(f);
@@ -490,6 +600,7 @@ static int run_live(struct ctx *c)
 	tsg_plan_free(plan);
 	if (rc < 0)
 		return EXIT_RUNTIME; /* the capture logged why */
+	c->cap = cap;
 	tsg_engine_advance(c->engine, tsg_mono_ns());
 	rc = tsg_capture_snapshot(cap, on_event, c);
 	if (rc < 0)
@@ -505,6 +616,11 @@ static int run_live(struct ctx *c)
 			uint64_t ms = next > now ? (next - now + 999999) / 1000000 : 0;
 			if (ms < (uint64_t)timeout)
 				timeout = (int)ms;
+		}
+		if (c->control) { /* served while waiting; then the events, at once */
+			tsg_control_wait(c->control, tsg_capture_fd(cap),
+					 tsg_capture_timeout(cap, timeout));
+			timeout = 0;
 		}
 		rc = tsg_capture_poll(cap, timeout, on_event, c);
 		if (rc < 0 && rc != -EINTR) {
@@ -526,7 +642,7 @@ static int run_live(struct ctx *c)
 			log_err("--record: cannot write: %s", strerror(errno));
 		if (sig_reload) {
 			sig_reload = 0;
-			reload(c, cap);
+			reload(c, cap, NULL);
 		}
 		/* the capture logs lost events itself; main only keeps the tally */
 #ifdef TSG_HAVE_METRICS
@@ -537,6 +653,7 @@ static int run_live(struct ctx *c)
 	log_info("stopping: %llu transitions seen, %llu filtered in the kernel, %llu sent, %llu lost",
 		 (unsigned long long)cs.seen, (unsigned long long)cs.filtered,
 		 (unsigned long long)cs.sent, (unsigned long long)cs.lost);
+	c->cap = NULL;
 	tsg_capture_free(cap);
 	return rc < 0 && rc != -EINTR ? EXIT_RUNTIME : 0;
 }
@@ -547,7 +664,7 @@ static int run_check(struct ctx *c)
 {
 	struct tsg_plan *plan = NULL;
 
-	if (load_rules(c->o, false, &c->rs) < 0)
+	if (load_rules(c->o, false, &c->rs, NULL) < 0)
 		return EXIT_USAGE;
 	if (c->o->explain) {
 		if (tsg_plan_build(c->rs, false, &plan) < 0) {
@@ -587,7 +704,7 @@ static int start(struct ctx *c)
 
 	/* live runs as root refuse rule files others can write; replay runs no
 	 * kernel code but may run actions, so it applies the same check as root */
-	if (load_rules(c->o, geteuid() == 0, &c->rs) < 0)
+	if (load_rules(c->o, geteuid() == 0, &c->rs, NULL) < 0)
 		return EXIT_USAGE;
 	eo.dry_run = c->o->dry_run;
 	eo.keep_idle_sockets = c->o->replay != NULL;
@@ -596,6 +713,9 @@ static int start(struct ctx *c)
 		log_err("cannot start the engine: %s", strerror(-rc));
 		return EXIT_RUNTIME;
 	}
+	/* before the actions start their threads: the socket is made under a umask */
+	if (start_control(c) < 0)
+		return EXIT_RUNTIME;
 	if (setup_actions(c) < 0)
 		return EXIT_RUNTIME;
 	c->start_time = unix_now();
@@ -645,6 +765,8 @@ int main(int argc, char **argv)
 	struct ctx c = { .o = &o };
 	int rc;
 
+	if (argc >= 2 && !strcmp(argv[1], "ctl"))
+		return tsg_ctl_main(argc - 1, argv + 1);
 	if (argc >= 2 && !strcmp(argv[1], "test")) {
 		if (argc < 3) {
 			fprintf(stderr, "usage: tsguard test FILE...\n");

@@ -80,7 +80,7 @@ struct key_ent {
 	uint8_t astate;
 	bool silenced;
 	bool fired_once;
-	uint64_t pending_since;
+	uint64_t pending_since; /* the condition holds since */
 	uint64_t last_fire;
 	uint64_t suppressed;
 };
@@ -524,9 +524,9 @@ static void key_eval(struct tsg_engine *e, struct key_ent *k)
 	case A_INACTIVE:
 		if (!cond)
 			break;
+		k->pending_since = e->now; /* also when firing at once (ctl alerts) */
 		if (r->for_ns) {
 			k->astate = A_PENDING;
-			k->pending_since = e->now;
 		} else {
 			k->astate = A_FIRING;
 			key_alert(e, k, TSG_FIRING);
@@ -1416,4 +1416,82 @@ void tsg_engine_rule_stats(const struct tsg_engine *e, size_t rule_index,
 		return;
 	*st = e->rules[rule_index].st;
 	st->keys = e->rules[rule_index].nkeys;
+}
+
+/* ---- alerts now (tsguard ctl) ------------------------------------------------ */
+
+static uint64_t sock_suppressed(const struct sock_ent *s, uint32_t rule)
+{
+	for (uint8_t i = 0; i < s->ncd; i++)
+		if (s->cd[i].rule == rule)
+			return s->cd[i].suppressed;
+	return 0;
+}
+
+static void view_init(const struct tsg_engine *e, struct tsg_alert_view *v,
+		      const struct tsg_rule *r)
+{
+	memset(v, 0, sizeof(*v));
+	alert_init(&v->alert, r, TSG_FIRING);
+	v->alert.rs = e->rs;
+	v->alert.ts_ns = e->now;
+	v->alert.wall_ns = tsg_wall_ns();
+	v->alert.host = e->opts.host;
+	v->alert.dry_run = e->opts.dry_run;
+}
+
+size_t tsg_engine_foreach_alert(const struct tsg_engine *e, tsg_alert_view_fn fn, void *ctx)
+{
+	struct tsg_alert_view v;
+	size_t n = 0;
+
+	for (size_t i = 0; i < e->scap; i++) {
+		const struct sock_ent *s = e->socks[i];
+
+		for (const struct memb *m = s ? s->memb : NULL; m; m = m->next) {
+			const struct tsg_rule *r = e->rules[m->rule].r;
+
+			if (r->kind != TSG_KIND_TIME || m->astate != A_FIRING)
+				continue;
+			view_init(e, &v, r);
+			v.alert.info = m->fired ? *m->fired : s->info;
+			v.alert.key_is_sock = true;
+			v.alert.sk = s->sk;
+			v.alert.state = r->state;
+			v.alert.has_duration = true;
+			v.alert.duration_ns = e->now - s->since;
+			v.alert.suppressed = sock_suppressed(s, m->rule);
+			v.silenced = m->silenced;
+			v.since_ns = s->since + r->longer_than_ns;
+			n++;
+			fn(ctx, &v);
+		}
+	}
+	for (size_t ri = 0; ri < e->nrules; ri++) {
+		const struct rule_rt *rt = &e->rules[ri];
+
+		for (size_t b = 0; b < rt->nbuckets; b++)
+			for (const struct key_ent *k = rt->buckets[b]; k; k = k->next) {
+				uint64_t expiry;
+
+				if (k->astate == A_INACTIVE)
+					continue;
+				view_init(e, &v, rt->r);
+				v.alert.state = rt->r->kind == TSG_KIND_COUNT ? rt->r->state : 0;
+				v.alert.info = k->key;
+				v.alert.has_count = true;
+				v.alert.count = rt->r->kind == TSG_KIND_COUNT
+						    ? k->count
+						    : rate_in_window(e, rt->r, k, &expiry);
+				v.alert.suppressed = k->suppressed;
+				v.pending = k->astate == A_PENDING;
+				v.silenced = k->silenced;
+				v.since_ns = k->pending_since;
+				if (k->astate == A_FIRING)
+					v.since_ns += rt->r->for_ns;
+				n++;
+				fn(ctx, &v);
+			}
+	}
+	return n;
 }

@@ -71,4 +71,20 @@ struct tsg_rule_stats {
 void tsg_engine_rule_stats(const struct tsg_engine *e, size_t rule_index,
 			   struct tsg_rule_stats *st);
 
+/*
+ * An alert now pending (during `for`) or firing, as `tsguard ctl alerts`
+ * lists it. `alert` is filled as a notification of it would be (rule, key or
+ * socket, count or duration, suppressed so far) with status firing.
+ */
+struct tsg_alert_view {
+	struct tsg_alert alert;
+	bool pending;	   /* the condition holds, `for` has not elapsed */
+	bool silenced;	   /* firing, its notification suppressed by cooldown */
+	uint64_t since_ns; /* event clock: when it became pending, or firing */
+};
+typedef void (*tsg_alert_view_fn)(void *ctx, const struct tsg_alert_view *v);
+/* Calls fn for every alert pending or firing now (time rules: by socket;
+ * count and rate rules: by key). Returns how many there are. */
+size_t tsg_engine_foreach_alert(const struct tsg_engine *e, tsg_alert_view_fn fn, void *ctx);
+
 #endif

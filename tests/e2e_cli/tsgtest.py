@@ -297,7 +297,8 @@ def require_root():
             raise Skip("needs %s" % tool)
 
 
-def run(test_fn):
+def run(test_fn, root=True):
+    """root=False: the test needs no privileges (replay) and runs as anyone."""
     if len(sys.argv) != 2:
         sys.stderr.write("usage: %s path/to/tsguard\n" % sys.argv[0])
         sys.exit(2)
@@ -305,7 +306,8 @@ def run(test_fn):
     env = None
     rc = 0
     try:
-        require_root()
+        if root:
+            require_root()
         env = Env()
         test_fn(env, binary)
         if env.soft_failures:

@@ -558,6 +558,85 @@ static void test_sockinfo_copy(void **state)
 	assert_int_equal(dst.have & TSG_HAVE(TSG_SF_LPORT), TSG_HAVE(TSG_SF_LPORT));
 }
 
+/* tsg_engine_foreach_alert: what `tsguard ctl alerts` lists */
+struct seen {
+	struct tsg_alert_view v[8];
+	char key[8][128];
+	size_t n;
+};
+
+static void on_view(void *ctx, const struct tsg_alert_view *v)
+{
+	struct seen *s = ctx;
+
+	assert_true(s->n < 8);
+	s->v[s->n] = *v;
+	tsg_alert_key_string(&v->alert, s->key[s->n], sizeof(s->key[0]));
+	s->n++;
+}
+
+static const struct tsg_alert_view *find_view(struct seen *s, const char *rule)
+{
+	for (size_t i = 0; i < s->n; i++)
+		if (!strcmp(s->v[i].alert.rule->name, rule))
+			return &s->v[i];
+	return NULL;
+}
+
+static void test_foreach_alert_pending_and_firing(void **state)
+{
+	const struct tsg_alert_view *v;
+	struct seen s = { 0 };
+	struct fx f;
+
+	fx_start(&f,
+		 "rules:\n"
+		 "  - name: slow\n"
+		 "    match: {rport: 443}\n"
+		 "    when: {state: SYN_SENT, longer_than: 500ms}\n"
+		 "  - name: cw\n"
+		 "    when: {state: CLOSE_WAIT, count_above: 1, by: comm, for: 10s}\n"
+		 "  - name: tw\n"
+		 "    when: {state: TIME_WAIT, count_above: 0, by: comm}\n",
+		 0, 0);
+	assert_int_equal(tsg_engine_foreach_alert(f.e, on_view, &s), 0);
+	ev(&f, SEC(0), "a", TSG_CLOSE, TSG_SYN_SENT, "curl", 443);
+	ev(&f, SEC(1), "b", TSG_ESTABLISHED, TSG_CLOSE_WAIT, "app", -1);
+	ev(&f, SEC(1), "c", TSG_ESTABLISHED, TSG_CLOSE_WAIT, "app", -1);
+	ev(&f, SEC(2), "d", TSG_FIN_WAIT2, TSG_TIME_WAIT, "web", -1);
+	tsg_engine_advance(f.e, SEC(3));
+	assert_int_equal(tsg_engine_foreach_alert(f.e, on_view, &s), 3);
+	assert_int_equal(s.n, 3);
+	v = find_view(&s, "slow"); /* firing since it passed its threshold */
+	assert_non_null(v);
+	assert_false(v->pending);
+	assert_int_equal(v->since_ns, MS(500));
+	assert_int_equal(v->alert.duration_ns, SEC(3));
+	assert_non_null(strstr(s.key[v - s.v], ":443"));
+	v = find_view(&s, "cw"); /* pending during `for` */
+	assert_non_null(v);
+	assert_true(v->pending);
+	assert_int_equal(v->since_ns, SEC(1));
+	assert_int_equal(v->alert.count, 2);
+	assert_string_equal(s.key[v - s.v], "comm=app");
+	v = find_view(&s, "tw"); /* firing at once: since the event */
+	assert_non_null(v);
+	assert_false(v->pending);
+	assert_int_equal(v->since_ns, SEC(2));
+	assert_int_equal(v->alert.count, 1);
+
+	/* `for` elapsed: cw fires at 11 s; slow resolves when its socket leaves */
+	ev(&f, SEC(12), "a", TSG_SYN_SENT, TSG_ESTABLISHED, NULL, -1);
+	memset(&s, 0, sizeof(s));
+	assert_int_equal(tsg_engine_foreach_alert(f.e, on_view, &s), 2);
+	assert_null(find_view(&s, "slow"));
+	v = find_view(&s, "cw");
+	assert_non_null(v);
+	assert_false(v->pending);
+	assert_int_equal(v->since_ns, SEC(11));
+	fx_stop(&f);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -580,6 +659,7 @@ int main(void)
 		cmocka_unit_test(test_resnapshot_joins_new_rules),
 		cmocka_unit_test(test_text_line_has_no_control_chars),
 		cmocka_unit_test(test_sockinfo_copy),
+		cmocka_unit_test(test_foreach_alert_pending_and_firing),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
