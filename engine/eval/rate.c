@@ -109,9 +109,7 @@ int tsg_rate_push(struct tsg_rate_win *w, uint64_t now, uint64_t per, uint64_t k
 
 	expire(w, now, per);
 	if (!w->len || w->cell < base)
-		w->cell = base;
-	else if (w->cell > base && w->len < TSG_RATE_MAX_BUCKETS / 8)
-		w->cell /= 2; /* the window emptied out: finer cells again */
+		w->cell = base; /* an empty window starts again at 1 ms */
 	back = w->len ? ring_at(w, w->len - 1) : 0;
 	if (w->len && w->ts[back] / w->cell == now / w->cell && w->n[back] < UINT32_MAX) {
 		w->n[back]++;

@@ -9,6 +9,7 @@
 
 #include "engine.h"
 #include "ruleset.h"
+#include "yaml_rules.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -49,26 +50,6 @@ static void on_note(void *ctx, const struct tsg_alert *a)
 	snprintf(n->comm, sizeof(n->comm), "%s", a->info.comm);
 	tsg_alert_key_string(a, n->key, sizeof(n->key));
 	tsg_alert_to_text(a, n->text, sizeof(n->text));
-}
-
-static struct tsg_ruleset *load(const char *yaml)
-{
-	char path[] = "/tmp/tsg-test-engine-XXXXXX.yaml";
-	int fd = mkstemps(path, 5);
-	struct tsg_ruleset *rs = NULL;
-	struct tsg_diags d;
-	const char *paths[1] = { path };
-
-	assert_true(fd >= 0);
-	assert_int_equal(write(fd, yaml, strlen(yaml)), (ssize_t)strlen(yaml));
-	close(fd);
-	tsg_diags_init(&d);
-	if (tsg_ruleset_load(paths, 1, false, &d, &rs) < 0)
-		tsg_diags_print(&d, stderr);
-	tsg_diags_fini(&d);
-	unlink(path);
-	assert_non_null(rs);
-	return rs;
 }
 
 struct fx {
