@@ -6,7 +6,7 @@
  *   - sockets: open-addressing table sk -> struct sock_ent (state, since,
  *     attributes, memberships). A membership ties a socket to a time rule
  *     (its alert and timer) or to a count rule's key (its contribution).
- *   - per rule: a hash of keys (struct key_ent): count, rate window ring,
+ *   - per rule: a hash of keys (struct key_ent): count, rate window (rate.h),
  *     alert state, cooldown bookkeeping, one timer.
  *   - timers: an indexed binary min-heap; cancelled timers leave the heap.
  *   - index: rules by transition (transition, rate) and by state (time,
@@ -18,6 +18,7 @@
 #include "engine.h"
 #include "log.h"
 #include "match.h"
+#include "rate.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -75,8 +76,7 @@ struct key_ent {
 	struct tsg_sockinfo key; /* the `by` fields (key.have) */
 	uint32_t rule;
 	uint64_t count;       /* count rules: sockets in the state now */
-	uint64_t *ring;       /* rate rules: last <= threshold+1 timestamps */
-	uint32_t rcap, rhead, rn;
+	struct tsg_rate_win win; /* rate rules: O(1) per event, bounded buckets */
 	uint8_t astate;
 	bool silenced;
 	bool fired_once;
@@ -91,6 +91,7 @@ struct rule_rt {
 	size_t nbuckets, nkeys;
 	struct tsg_rule_stats st;
 	bool overflow_logged;
+	bool coarsen_logged;
 };
 
 /* A rule keyed by one port of its match (secondary index). */
@@ -300,7 +301,7 @@ static bool key_equal(const struct tsg_sockinfo *a, const struct tsg_sockinfo *b
 static void key_free(struct tsg_engine *e, struct key_ent *k)
 {
 	timer_cancel(e, &k->tm);
-	free(k->ring);
+	tsg_rate_fini(&k->win);
 	free(k);
 }
 
@@ -324,7 +325,7 @@ static bool key_idle(const struct tsg_engine *e, const struct rule_rt *rt, const
 
 	if (k->astate != A_INACTIVE || k->count)
 		return false;
-	if (k->rn && k->ring[(k->rhead + k->rcap - 1) % k->rcap] + r->per_ns > e->now)
+	if (tsg_rate_live(&k->win, e->now, r->per_ns))
 		return false;
 	if (r->cooldown_ns && k->fired_once && e->now - k->last_fire < r->cooldown_ns)
 		return false;
@@ -439,23 +440,16 @@ static bool cooldown_pass(struct tsg_engine *e, const struct tsg_rule *r, bool *
 
 /* ---- count and rate alerts ------------------------------------------------ */
 
-/* Rate: count of ring timestamps still in the window. */
-static uint64_t rate_in_window(const struct tsg_engine *e, const struct tsg_rule *r,
-			       const struct key_ent *k, uint64_t *next_expiry)
+/*
+ * Rate: the events in the window, as the alert reports them. The window holds
+ * the newest buckets with threshold+1 events (rate.h), so more than that is
+ * reported as threshold+1, as it always was.
+ */
+static uint64_t rate_reported(const struct tsg_rule *r, const struct key_ent *k)
 {
-	uint64_t n = 0;
+	uint64_t keep = r->threshold == UINT64_MAX ? UINT64_MAX : r->threshold + 1;
 
-	*next_expiry = UINT64_MAX;
-	for (uint32_t i = 0; i < k->rn; i++) {
-		uint64_t ts = k->ring[(k->rhead + k->rcap - k->rn + i) % k->rcap];
-
-		if (ts + r->per_ns > e->now) {
-			if (ts + r->per_ns < *next_expiry)
-				*next_expiry = ts + r->per_ns;
-			n++;
-		}
-	}
-	return n;
+	return k->win.total < keep ? k->win.total : keep;
 }
 
 static void key_alert(struct tsg_engine *e, struct key_ent *k, int status)
@@ -471,7 +465,7 @@ static void key_alert(struct tsg_engine *e, struct key_ent *k, int status)
 		a.state = r->state;
 		a.count = k->count;
 	} else {
-		uint64_t expiry, n = rate_in_window(e, r, k, &expiry);
+		uint64_t n = rate_reported(r, k);
 
 		a.count = n;
 		/* {{from}} / {{to}}: the rule's own states when it names one */
@@ -516,8 +510,10 @@ static void key_eval(struct tsg_engine *e, struct key_ent *k)
 
 	if (r->kind == TSG_KIND_COUNT)
 		n = k->count;
-	else
-		n = rate_in_window(e, r, k, &expiry);
+	else {
+		n = tsg_rate_count(&k->win, e->now, r->per_ns);
+		expiry = tsg_rate_next_expiry(&k->win, r->per_ns);
+	}
 	cond = n > r->threshold;
 
 	switch (k->astate) {
@@ -565,38 +561,32 @@ static void rate_push(struct tsg_engine *e, struct rule_rt *rt, const struct tsg
 {
 	const struct tsg_rule *r = rt->r;
 	struct key_ent *k = key_get(e, rt, info);
-	uint64_t want;
+	uint64_t keep = r->threshold == UINT64_MAX ? UINT64_MAX : r->threshold + 1;
+	int rc;
 
 	if (!k)
 		return;
-	/* keep the last threshold+1 timestamps: enough to know whether more than
-	 * `threshold` happened within the window, and when that stops */
-	want = r->threshold + 1;
-	if (want > UINT32_MAX / 2)
-		want = UINT32_MAX / 2;
-	if (k->rn == k->rcap && k->rcap < want) {
-		uint32_t ncap = k->rcap ? k->rcap * 2 : 4;
-		uint64_t *nr;
+	rc = tsg_rate_push(&k->win, e->now, r->per_ns, keep);
+	if (rc < 0) {
+		/* out of memory with nothing held: the event is lost, counted */
+		rt->st.keys_dropped++;
+		e->st.keys_dropped++;
+		return;
+	}
+	if (rc > 0) {
+		e->st.rate_coarsened++;
+		if (!rt->coarsen_logged) {
+			char res[32];
 
-		if (ncap > want)
-			ncap = (uint32_t)want;
-		nr = malloc(ncap * sizeof(*nr));
-		if (nr) {
-			/* unroll the ring in order, oldest first */
-			for (uint32_t i = 0; i < k->rn; i++)
-				nr[i] = k->ring[(k->rhead + k->rcap - k->rn + i) % k->rcap];
-			free(k->ring);
-			k->ring = nr;
-			k->rcap = ncap;
-			k->rhead = k->rn % ncap;
+			log_warn("rule %s: a key's window holds events in more than %u distinct "
+				 "milliseconds; its resolution is now %s (counted in "
+				 "rate_coarsened)",
+				 r->name, TSG_RATE_MAX_BUCKETS,
+				 tsg_duration_format(tsg_rate_resolution(&k->win), res,
+						     sizeof(res)));
+			rt->coarsen_logged = true;
 		}
 	}
-	if (!k->rcap)
-		return;
-	k->ring[k->rhead] = e->now;
-	k->rhead = (k->rhead + 1) % k->rcap;
-	if (k->rn < k->rcap)
-		k->rn++;
 	key_eval(e, k);
 }
 
@@ -1472,8 +1462,6 @@ size_t tsg_engine_foreach_alert(const struct tsg_engine *e, tsg_alert_view_fn fn
 
 		for (size_t b = 0; b < rt->nbuckets; b++)
 			for (const struct key_ent *k = rt->buckets[b]; k; k = k->next) {
-				uint64_t expiry;
-
 				if (k->astate == A_INACTIVE)
 					continue;
 				view_init(e, &v, rt->r);
@@ -1482,7 +1470,7 @@ size_t tsg_engine_foreach_alert(const struct tsg_engine *e, tsg_alert_view_fn fn
 				v.alert.has_count = true;
 				v.alert.count = rt->r->kind == TSG_KIND_COUNT
 						    ? k->count
-						    : rate_in_window(e, rt->r, k, &expiry);
+						    : rate_reported(rt->r, k);
 				v.alert.suppressed = k->suppressed;
 				v.pending = k->astate == A_PENDING;
 				v.silenced = k->silenced;

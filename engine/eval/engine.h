@@ -39,6 +39,7 @@ struct tsg_engine_stats {
 	uint64_t notifications;
 	uint64_t suppressed;      /* by cooldown */
 	uint64_t out_of_order;    /* events older than the clock (clamped) */
+	uint64_t rate_coarsened;  /* times a rate window widened its cells (rate.h) */
 	uint64_t per_state[TSG_NSTATES]; /* tracked sockets per state */
 };
 
