@@ -6,7 +6,7 @@ pkgs=(build-essential cmake pkg-config clang llvm libclang-rt-14-dev
       libbpf-dev bpftool libyaml-dev libpcre2-dev libjansson-dev
       libcurl4-openssl-dev libmicrohttpd-dev libcmocka-dev libcap-dev
       iproute2 procps python3 rsyslog prometheus prometheus-alertmanager
-      libbpf-tools)
+      libbpf-tools bpftrace)
 missing=()
 for p in "${pkgs[@]}"; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
