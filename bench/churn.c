@@ -44,7 +44,7 @@ static int listener(const struct sockaddr_in *a)
 /* One connection from client address 127.0.0.(2 + i % addrs); 0 or -errno. */
 static int one_conn(int l, const struct sockaddr_in *srv, long i, int addrs)
 {
-	struct sockaddr_in c = { .sin_family = AF_INET };
+	struct sockaddr_in c = {.sin_family = AF_INET};
 	int one = 1, fd, s, e = 0;
 
 	c.sin_addr.s_addr = htonl(INADDR_LOOPBACK + 1 + (uint32_t)(i % addrs));
@@ -71,7 +71,7 @@ int main(int argc, char **argv)
 {
 	long n = 100000, fails = 0;
 	int port = 7900, addrs = 250, opt, l;
-	struct sockaddr_in a = { .sin_family = AF_INET };
+	struct sockaddr_in a = {.sin_family = AF_INET};
 	struct timespec t0, t1;
 	double s;
 
