@@ -205,22 +205,40 @@ static __always_inline bool is_v4mapped(const __u8 *a)
 	return hi == 0 && mid == bpf_htonl(0x0000ffff);
 }
 
-/* Works on full and timewait sockets (both start with sock_common). */
-static __always_inline void read_tuple(const struct sock_common *skc, struct tuple *t)
-{
-	__u16 fam = BPF_CORE_READ(skc, skc_family);
+/*
+ * A field of skc: a plain load where skc is a BTF pointer (tp_btf, iterator:
+ * the verifier makes it a fault-safe load, no helper call), else a
+ * bpf_probe_read_kernel() (the classic tracepoint's address). `direct` is a
+ * constant at every call, so only one of the two is compiled in.
+ */
+#define SKC_READ(direct, skc, field) ((direct) ? (skc)->field : BPF_CORE_READ(skc, field))
 
-	t->lport = BPF_CORE_READ(skc, skc_num);
-	t->rport = bpf_ntohs(BPF_CORE_READ(skc, skc_dport));
+/* Works on full and timewait sockets (both start with sock_common). */
+static __always_inline void read_tuple_x(const struct sock_common *skc, struct tuple *t,
+					 bool direct)
+{
+	__u16 fam = SKC_READ(direct, skc, skc_family);
+
+	t->lport = SKC_READ(direct, skc, skc_num);
+	t->rport = bpf_ntohs(SKC_READ(direct, skc, skc_dport));
 	if (fam == AF_INET) {
-		map_v4(t->laddr, BPF_CORE_READ(skc, skc_rcv_saddr));
-		map_v4(t->raddr, BPF_CORE_READ(skc, skc_daddr));
+		map_v4(t->laddr, SKC_READ(direct, skc, skc_rcv_saddr));
+		map_v4(t->raddr, SKC_READ(direct, skc, skc_daddr));
 		t->family = 4;
+	} else if (direct) {
+		__builtin_memcpy(t->laddr, skc->skc_v6_rcv_saddr.in6_u.u6_addr8, 16);
+		__builtin_memcpy(t->raddr, skc->skc_v6_daddr.in6_u.u6_addr8, 16);
+		t->family = is_v4mapped(t->raddr) ? 4 : 6;
 	} else {
 		BPF_CORE_READ_INTO(&t->laddr, skc, skc_v6_rcv_saddr.in6_u.u6_addr8);
 		BPF_CORE_READ_INTO(&t->raddr, skc, skc_v6_daddr.in6_u.u6_addr8);
 		t->family = is_v4mapped(t->raddr) ? 4 : 6;
 	}
+}
+
+static __always_inline void read_tuple(const struct sock_common *skc, struct tuple *t)
+{
+	read_tuple_x(skc, t, false);
 }
 
 /* The socket-attribute part of the plan: everything but trans. */
@@ -313,11 +331,12 @@ static __always_inline int process(struct sock *sk, int oldstate, int newstate,
 	    (newstate == TSG_BPF_TCP_SYN_SENT || newstate == TSG_BPF_TCP_LISTEN))
 		record_owner(st); /* connect() / listen(): the owning process runs */
 
-	read_tuple(&sk->__sk_common, &t);
+	/* tp_btf (no F_FALLBACK): sk is a BTF pointer, read it directly */
+	read_tuple_x(&sk->__sk_common, &t, !(flags & TSG_BPF_F_FALLBACK));
 	/* ->CLOSE runs after inet_put_port(): the local port is already 0 */
 	if (!t.lport && st->lport && oldstate != TSG_BPF_TCP_CLOSE)
 		t.lport = st->lport;
-	suid = BPF_CORE_READ(sk, sk_uid.val);
+	suid = flags & TSG_BPF_F_FALLBACK ? BPF_CORE_READ(sk, sk_uid.val) : sk->sk_uid.val;
 	gen = cfg.gen;
 	if (st->gen != gen || st->lport != t.lport || st->rport != t.rport) {
 		st->bits = attr_bits(&t, st, suid);
