@@ -453,7 +453,8 @@ static __always_inline int handle_btf(struct sock *sk, int oldstate, int newstat
 
 	if (sk->sk_protocol != IPPROTO_TCP)
 		return 0;
-	if (!our_netns(&sk->__sk_common)) {
+	/* our_netns() without its three helper calls: sk is a BTF pointer */
+	if (netns_ino && sk->__sk_common.skc_net.net->ns.inum != netns_ino) {
 		count(TSG_BPF_C_OTHER_NS);
 		return 0;
 	}
