@@ -439,17 +439,16 @@ struct {
 	__type(value, struct dedup);
 } dedup SEC(".maps");
 
-static __always_inline __u64 trans_id(struct sock *sk, int oldstate, int newstate)
+static __always_inline __u64 trans_id(__u64 cookie, int oldstate, int newstate)
 {
 	/* a pointer cannot be used as a number here: the cookie can */
-	return (bpf_get_socket_cookie(sk) << 8) | ((__u64)(oldstate & 15) << 4) |
-	       (__u64)(newstate & 15);
+	return (cookie << 8) | ((__u64)(oldstate & 15) << 4) | (__u64)(newstate & 15);
 }
 
-static __always_inline int handle_btf(struct sock *sk, int oldstate, int newstate)
+/* cookie: bpf_get_socket_cookie(sk), taken once by the caller */
+static __always_inline int handle_btf(struct sock *sk, int oldstate, int newstate, __u64 cookie)
 {
 	struct sk_state *st;
-	__u64 cookie;
 
 	if (sk->sk_protocol != IPPROTO_TCP)
 		return 0;
@@ -459,7 +458,6 @@ static __always_inline int handle_btf(struct sock *sk, int oldstate, int newstat
 		return 0;
 	}
 	count(TSG_BPF_C_SEEN);
-	cookie = bpf_get_socket_cookie(sk);
 	st = bpf_sk_storage_get(&sk_stor, sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
 	if (!st) {
 		count(TSG_BPF_C_MAP_FULL);
@@ -486,12 +484,13 @@ int BPF_PROG(tsg_set_state_btf, struct sock *sk, int oldstate, int newstate)
 {
 	__u32 zero = 0;
 	struct dedup *d = bpf_map_lookup_elem(&dedup, &zero);
+	__u64 cookie = bpf_get_socket_cookie(sk);
 
 	if (d) {
-		d->id[d->pos & 3] = trans_id(sk, oldstate, newstate);
+		d->id[d->pos & 3] = trans_id(cookie, oldstate, newstate);
 		d->pos++;
 	}
-	return handle_btf(sk, oldstate, newstate);
+	return handle_btf(sk, oldstate, newstate, cookie);
 }
 
 SEC("tp_btf/inet_sock_set_state")
@@ -499,7 +498,7 @@ int BPF_PROG(tsg_set_state_btf2, struct sock *sk, int oldstate, int newstate)
 {
 	__u32 zero = 0;
 	struct dedup *d = bpf_map_lookup_elem(&dedup, &zero);
-	__u64 id = trans_id(sk, oldstate, newstate);
+	__u64 cookie = bpf_get_socket_cookie(sk), id = trans_id(cookie, oldstate, newstate);
 
 	if (!d)
 		return 0;
@@ -510,7 +509,7 @@ int BPF_PROG(tsg_set_state_btf2, struct sock *sk, int oldstate, int newstate)
 		}
 	}
 	count(TSG_BPF_C_NESTED);
-	return handle_btf(sk, oldstate, newstate);
+	return handle_btf(sk, oldstate, newstate, cookie);
 }
 
 SEC("tp_btf/tcp_send_reset")
