@@ -205,22 +205,40 @@ static __always_inline bool is_v4mapped(const __u8 *a)
 	return hi == 0 && mid == bpf_htonl(0x0000ffff);
 }
 
-/* Works on full and timewait sockets (both start with sock_common). */
-static __always_inline void read_tuple(const struct sock_common *skc, struct tuple *t)
-{
-	__u16 fam = BPF_CORE_READ(skc, skc_family);
+/*
+ * A field of skc: a plain load where skc is a BTF pointer (tp_btf, iterator:
+ * the verifier makes it a fault-safe load, no helper call), else a
+ * bpf_probe_read_kernel() (the classic tracepoint's address). `direct` is a
+ * constant at every call, so only one of the two is compiled in.
+ */
+#define SKC_READ(direct, skc, field) ((direct) ? (skc)->field : BPF_CORE_READ(skc, field))
 
-	t->lport = BPF_CORE_READ(skc, skc_num);
-	t->rport = bpf_ntohs(BPF_CORE_READ(skc, skc_dport));
+/* Works on full and timewait sockets (both start with sock_common). */
+static __always_inline void read_tuple_x(const struct sock_common *skc, struct tuple *t,
+					 bool direct)
+{
+	__u16 fam = SKC_READ(direct, skc, skc_family);
+
+	t->lport = SKC_READ(direct, skc, skc_num);
+	t->rport = bpf_ntohs(SKC_READ(direct, skc, skc_dport));
 	if (fam == AF_INET) {
-		map_v4(t->laddr, BPF_CORE_READ(skc, skc_rcv_saddr));
-		map_v4(t->raddr, BPF_CORE_READ(skc, skc_daddr));
+		map_v4(t->laddr, SKC_READ(direct, skc, skc_rcv_saddr));
+		map_v4(t->raddr, SKC_READ(direct, skc, skc_daddr));
 		t->family = 4;
+	} else if (direct) {
+		__builtin_memcpy(t->laddr, skc->skc_v6_rcv_saddr.in6_u.u6_addr8, 16);
+		__builtin_memcpy(t->raddr, skc->skc_v6_daddr.in6_u.u6_addr8, 16);
+		t->family = is_v4mapped(t->raddr) ? 4 : 6;
 	} else {
 		BPF_CORE_READ_INTO(&t->laddr, skc, skc_v6_rcv_saddr.in6_u.u6_addr8);
 		BPF_CORE_READ_INTO(&t->raddr, skc, skc_v6_daddr.in6_u.u6_addr8);
 		t->family = is_v4mapped(t->raddr) ? 4 : 6;
 	}
+}
+
+static __always_inline void read_tuple(const struct sock_common *skc, struct tuple *t)
+{
+	read_tuple_x(skc, t, false);
 }
 
 /* The socket-attribute part of the plan: everything but trans. */
@@ -313,11 +331,12 @@ static __always_inline int process(struct sock *sk, int oldstate, int newstate,
 	    (newstate == TSG_BPF_TCP_SYN_SENT || newstate == TSG_BPF_TCP_LISTEN))
 		record_owner(st); /* connect() / listen(): the owning process runs */
 
-	read_tuple(&sk->__sk_common, &t);
+	/* tp_btf (no F_FALLBACK): sk is a BTF pointer, read it directly */
+	read_tuple_x(&sk->__sk_common, &t, !(flags & TSG_BPF_F_FALLBACK));
 	/* ->CLOSE runs after inet_put_port(): the local port is already 0 */
 	if (!t.lport && st->lport && oldstate != TSG_BPF_TCP_CLOSE)
 		t.lport = st->lport;
-	suid = BPF_CORE_READ(sk, sk_uid.val);
+	suid = flags & TSG_BPF_F_FALLBACK ? BPF_CORE_READ(sk, sk_uid.val) : sk->sk_uid.val;
 	gen = cfg.gen;
 	if (st->gen != gen || st->lport != t.lport || st->rport != t.rport) {
 		st->bits = attr_bits(&t, st, suid);
@@ -420,26 +439,25 @@ struct {
 	__type(value, struct dedup);
 } dedup SEC(".maps");
 
-static __always_inline __u64 trans_id(struct sock *sk, int oldstate, int newstate)
+static __always_inline __u64 trans_id(__u64 cookie, int oldstate, int newstate)
 {
 	/* a pointer cannot be used as a number here: the cookie can */
-	return (bpf_get_socket_cookie(sk) << 8) | ((__u64)(oldstate & 15) << 4) |
-	       (__u64)(newstate & 15);
+	return (cookie << 8) | ((__u64)(oldstate & 15) << 4) | (__u64)(newstate & 15);
 }
 
-static __always_inline int handle_btf(struct sock *sk, int oldstate, int newstate)
+/* cookie: bpf_get_socket_cookie(sk), taken once by the caller */
+static __always_inline int handle_btf(struct sock *sk, int oldstate, int newstate, __u64 cookie)
 {
 	struct sk_state *st;
-	__u64 cookie;
 
 	if (sk->sk_protocol != IPPROTO_TCP)
 		return 0;
-	if (!our_netns(&sk->__sk_common)) {
+	/* our_netns() without its three helper calls: sk is a BTF pointer */
+	if (netns_ino && sk->__sk_common.skc_net.net->ns.inum != netns_ino) {
 		count(TSG_BPF_C_OTHER_NS);
 		return 0;
 	}
 	count(TSG_BPF_C_SEEN);
-	cookie = bpf_get_socket_cookie(sk);
 	st = bpf_sk_storage_get(&sk_stor, sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
 	if (!st) {
 		count(TSG_BPF_C_MAP_FULL);
@@ -466,12 +484,13 @@ int BPF_PROG(tsg_set_state_btf, struct sock *sk, int oldstate, int newstate)
 {
 	__u32 zero = 0;
 	struct dedup *d = bpf_map_lookup_elem(&dedup, &zero);
+	__u64 cookie = bpf_get_socket_cookie(sk);
 
 	if (d) {
-		d->id[d->pos & 3] = trans_id(sk, oldstate, newstate);
+		d->id[d->pos & 3] = trans_id(cookie, oldstate, newstate);
 		d->pos++;
 	}
-	return handle_btf(sk, oldstate, newstate);
+	return handle_btf(sk, oldstate, newstate, cookie);
 }
 
 SEC("tp_btf/inet_sock_set_state")
@@ -479,7 +498,7 @@ int BPF_PROG(tsg_set_state_btf2, struct sock *sk, int oldstate, int newstate)
 {
 	__u32 zero = 0;
 	struct dedup *d = bpf_map_lookup_elem(&dedup, &zero);
-	__u64 id = trans_id(sk, oldstate, newstate);
+	__u64 cookie = bpf_get_socket_cookie(sk), id = trans_id(cookie, oldstate, newstate);
 
 	if (!d)
 		return 0;
@@ -490,7 +509,7 @@ int BPF_PROG(tsg_set_state_btf2, struct sock *sk, int oldstate, int newstate)
 		}
 	}
 	count(TSG_BPF_C_NESTED);
-	return handle_btf(sk, oldstate, newstate);
+	return handle_btf(sk, oldstate, newstate, cookie);
 }
 
 SEC("tp_btf/tcp_send_reset")
