@@ -108,6 +108,7 @@ void cap_info_from_bpf(struct tsg_sockinfo *in, const uint8_t *la, const uint8_t
 	 * "not known yet", not a port (the next transition carries it) */
 	if (!lp)
 		in->have &= ~TSG_HAVE(TSG_SF_LPORT);
+	tsg_sockinfo_norm_family(in); /* the BPF side's rule, kept in one place */
 }
 
 static int on_event(void *ctx, void *data, size_t size)
