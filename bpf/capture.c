@@ -329,6 +329,17 @@ static int attach_btf(struct tsguard_bpf *s)
 	return err;
 }
 
+/* The local port of a connect in progress, at connect()'s return (optional). */
+static void attach_connect_exit(struct tsguard_bpf *s)
+{
+	if (ensure_tracefs() == 0)
+		s->links.tsg_connect_exit = bpf_program__attach(s->progs.tsg_connect_exit);
+	if (!s->links.tsg_connect_exit)
+		log_info("capture: syscalls:sys_exit_connect not attached (%s): a connect's local "
+			 "port is known from its next transition only",
+			 strerror(errno));
+}
+
 static int load(struct tsg_capture *c, bool classic, struct tsguard_bpf **out)
 {
 	struct tsguard_bpf *s;
@@ -348,6 +359,7 @@ static int load(struct tsg_capture *c, bool classic, struct tsguard_bpf **out)
 		tsguard_bpf__destroy(s);
 		return err;
 	}
+	attach_connect_exit(s);
 	*out = s;
 	return 0;
 }
