@@ -156,6 +156,22 @@ struct {
 	__type(value, struct sk_state);
 } scratch SEC(".maps");
 
+/*
+ * Connects reported without their local port (CLOSE->SYN_SENT runs before
+ * inet_hash_connect chooses it), by thread: connect()'s return reads it.
+ */
+struct conn_pend {
+	__u64 sk; /* the socket's address: read at sys_exit_connect, same syscall */
+	__u64 cookie;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 16384);
+	__type(key, __u64); /* pid_tgid */
+	__type(value, struct conn_pend);
+} conn_pend SEC(".maps");
+
 /* ---- helpers ------------------------------------------------------------- */
 
 static __always_inline void count(__u32 idx)
@@ -318,6 +334,14 @@ static __always_inline void record_owner(struct sk_state *st)
 	st->gen = 0;
 }
 
+static __always_inline void submit(struct tsg_bpf_event *e)
+{
+	if (wakeup_bytes && bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) < wakeup_bytes)
+		bpf_ringbuf_submit(e, BPF_RB_NO_WAKEUP);
+	else
+		bpf_ringbuf_submit(e, 0);
+}
+
 static __always_inline int process(struct sock *sk, int oldstate, int newstate,
 				   struct sk_state *st, __u64 cookie, __u8 flags)
 {
@@ -398,11 +422,15 @@ static __always_inline int process(struct sock *sk, int oldstate, int newstate,
 		__builtin_memset(e->comm, 0, TSG_BPF_COMM_LEN);
 	}
 	e->flags = flags;
-	if (wakeup_bytes && bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) < wakeup_bytes)
-		bpf_ringbuf_submit(e, BPF_RB_NO_WAKEUP);
-	else
-		bpf_ringbuf_submit(e, 0);
+	submit(e);
 	count(TSG_BPF_C_SENT);
+	if (from == TSG_BPF_TCP_CLOSE && to == TSG_BPF_TCP_SYN_SENT && !t.lport) {
+		/* connect(): the port follows at the syscall's return */
+		struct conn_pend p = { .sk = (__u64)sk, .cookie = cookie };
+		__u64 id = bpf_get_current_pid_tgid();
+
+		bpf_map_update_elem(&conn_pend, &id, &p, BPF_ANY);
+	}
 	return 0;
 }
 
@@ -597,6 +625,53 @@ int tsg_send_reset_tp(struct trace_event_raw_tcp_send_reset *ctx)
 	st = bpf_map_lookup_elem(&fb_socks, &key);
 	if (st)
 		st->rst = 1;
+	return 0;
+}
+
+/* ---- connect()'s return: the local port of a connect in progress ---------------- */
+
+/*
+ * Process context, right after inet_hash_connect chose the port (a
+ * non-blocking connect returns -EINPROGRESS with the socket in SYN_SENT).
+ * A connect that already left SYN_SENT (a blocking one returns when it is
+ * done) had its port in that next transition: nothing to send. One hash
+ * lookup per connect() of the host otherwise.
+ */
+SEC("tracepoint/syscalls/sys_exit_connect")
+int tsg_connect_exit(struct trace_event_raw_sys_exit *ctx)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+	struct conn_pend *p = bpf_map_lookup_elem(&conn_pend, &id);
+	struct tsg_bpf_event *e;
+	struct sock *sk;
+	struct tuple t = {};
+
+	if (!p)
+		return 0;
+	sk = (struct sock *)p->sk;
+	e = NULL;
+	if (BPF_CORE_READ(sk, __sk_common.skc_state) == TSG_BPF_TCP_SYN_SENT &&
+	    BPF_CORE_READ(sk, __sk_common.skc_cookie.counter) == p->cookie) {
+		read_tuple(&sk->__sk_common, &t);
+		if (t.lport)
+			e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
+	}
+	if (e) {
+		__builtin_memset(e, 0, sizeof(*e));
+		e->ts_ns = bpf_ktime_get_ns();
+		e->cookie = p->cookie;
+		e->uid = BPF_CORE_READ(sk, sk_uid.val);
+		__builtin_memcpy(e->laddr, t.laddr, 16);
+		__builtin_memcpy(e->raddr, t.raddr, 16);
+		e->lport = t.lport;
+		e->rport = t.rport;
+		e->family = t.family;
+		e->from = e->to = TSG_BPF_TCP_SYN_SENT;
+		e->flags = TSG_BPF_F_UPDATE;
+		submit(e);
+		count(TSG_BPF_C_UPDATE);
+	}
+	bpf_map_delete_elem(&conn_pend, &id);
 	return 0;
 }
 

@@ -136,6 +136,13 @@ uint64_t tsg_intern_dropped(void);
 /* Address helpers: "10.0.0.1" / "fd00::1" -> 16 bytes (v4 mapped); 0 or -EINVAL. */
 int tsg_addr_parse(const char *s, uint8_t out[16], uint8_t *family);
 bool tsg_addr_is_v4mapped(const uint8_t a[16]);
+/*
+ * One rule for live capture and replay: a socket whose peer address is
+ * IPv4-mapped (::ffff:a.b.c.d, an IPv4 peer of a dual-stack socket) is an
+ * IPv4 socket for matching, keys and output, whatever family it was given.
+ * Changes nothing while the peer address is not known.
+ */
+void tsg_sockinfo_norm_family(struct tsg_sockinfo *in);
 /* Formats v4-mapped as dotted quad. buf >= 46 bytes. */
 const char *tsg_addr_format(const uint8_t a[16], char *buf, size_t len);
 

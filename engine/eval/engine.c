@@ -1039,8 +1039,9 @@ void tsg_engine_feed(struct tsg_engine *e, const struct tsg_event *ev)
 		has_since = ev->since_ns != 0;
 	}
 
-	/* transition and rate rules: real transitions only, not the snapshot */
-	if (!ev->snapshot) {
+	/* transition and rate rules: real transitions only, not the snapshot,
+	 * nor an update of a socket's fields (from == to: a connect's port) */
+	if (!ev->snapshot && from != to) {
 		IDX_FOREACH(&e->trans_idx[from < TSG_NSTATES ? from : 0][to], info, ri, {
 			struct rule_rt *rt = &e->rules[ri];
 

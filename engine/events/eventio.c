@@ -167,6 +167,8 @@ int tsg_event_from_json(json_t *o, struct tsg_event *ev, char *err, size_t errle
 	if ((in->have & (TSG_HAVE(TSG_SF_LADDR) | TSG_HAVE(TSG_SF_RADDR))) &&
 	    !json_object_get(o, "family"))
 		in->have |= TSG_HAVE(TSG_SF_FAMILY);
+	/* "family": "ipv6" with a v4-mapped peer is IPv4, as in the live capture */
+	tsg_sockinfo_norm_family(in);
 
 	if (get_uint(o, "lport", 65535, &u, &present, err, errlen) < 0)
 		return -EINVAL;
