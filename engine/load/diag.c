@@ -118,6 +118,17 @@ void tsg_diags_print(const struct tsg_diags *d, FILE *out)
 			d->nerrors + d->nwarnings - d->n);
 }
 
+void tsg_diags_flush(struct tsg_diags *d, FILE *out)
+{
+	if (!d)
+		return;
+	for (size_t i = 0; i < d->n; i++) {
+		fprintf(out, "%s\n", d->msg[i]);
+		free(d->msg[i]);
+	}
+	d->n = 0;
+}
+
 /* ---- nearest word ------------------------------------------------------ */
 
 #define NEAR_MAXLEN 64

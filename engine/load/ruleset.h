@@ -30,6 +30,8 @@ void tsg_diag_warn(struct tsg_diags *d, const char *file, int line, int col,
 void tsg_diag_vadd(struct tsg_diags *d, bool error, const char *file, int line, int col,
 		   const char *fmt, va_list ap);
 void tsg_diags_print(const struct tsg_diags *d, FILE *out);
+/* Prints the kept messages and drops them; the counts stay. */
+void tsg_diags_flush(struct tsg_diags *d, FILE *out);
 
 /* ---- templates --------------------------------------------------------- */
 
