@@ -225,7 +225,7 @@ const char *tsg_severity_name(int sev)
 	return sev_names[sev];
 }
 
-/* The names of rules.md, plus the syslog abbreviations (emerg crit err warn). */
+/* The names of docs/rules.md, plus the syslog abbreviations (emerg crit err warn). */
 int tsg_severity_parse(const char *s)
 {
 	static const struct {

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * tsguard: the rule loader (rules.md): files and directories, YAML with
+ * tsguard: the rule loader (docs/rules.md): files and directories, YAML with
  * marks (libyaml document API), lists, actions, rules, and every check of
  * the rule language. All errors are collected; a set with any error is
  * rejected whole.

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * tsguard: user-space matchers (rules.md "match").
+ * tsguard: user-space matchers (docs/rules.md "match").
  *
  * Every set holds positive items and exclusions ("!X"). A value matches a set
  * when it matches some positive item, or the set holds only exclusions, and
