@@ -90,6 +90,16 @@ static int conv_items(struct ld *L, const struct ritems *in, const char *field, 
 	return r;
 }
 
+/* conv_items into a set (v, n) of the match. */
+#define CONV_SET(L, in, field, regex_ok, one, set)                                          \
+	({                                                                                  \
+		void *_v;                                                                   \
+		int _r = conv_items(L, in, field, regex_ok, sizeof(*(set)->v), one, &_v,    \
+				    &(set)->n);                                             \
+		(set)->v = _v;                                                              \
+		_r;                                                                         \
+	})
+
 static int conv_port(struct ld *L, const struct ritem *it, const char *field, void *out)
 {
 	const char *s = it->text, *dash = strchr(s, '-');
@@ -119,16 +129,6 @@ static int conv_port(struct ld *L, const struct ritem *it, const char *field, vo
 	}
 	*(struct tsg_portrange *)out = pr;
 	return 0;
-}
-
-static int conv_ports(struct ld *L, const struct ritems *in, const char *field,
-		      struct tsg_portset *ps)
-{
-	void *v;
-	int r = conv_items(L, in, field, false, sizeof(*ps->v), conv_port, &v, &ps->n);
-
-	ps->v = v;
-	return r;
 }
 
 /* The prefix length after the "/" of a CIDR: 0, or -EINVAL (reported). */
@@ -188,16 +188,6 @@ static int conv_cidr(struct ld *L, const struct ritem *it, const char *field, vo
 	return 0;
 }
 
-static int conv_cidrs(struct ld *L, const struct ritems *in, const char *field,
-		      struct tsg_cidrset *cs)
-{
-	void *v;
-	int r = conv_items(L, in, field, false, sizeof(*cs->v), conv_cidr, &v, &cs->n);
-
-	cs->v = v;
-	return r;
-}
-
 static int conv_uid(struct ld *L, const struct ritem *it, const char *field, void *out)
 {
 	const char *s = it->text;
@@ -216,16 +206,7 @@ static int conv_uid(struct ld *L, const struct ritem *it, const char *field, voi
 	return 0;
 }
 
-static int conv_uids(struct ld *L, const struct ritems *in, struct tsg_uidset *us)
-{
-	void *v;
-	int r = conv_items(L, in, "uid", false, sizeof(*us->v), conv_uid, &v, &us->n);
-
-	us->v = v;
-	return r;
-}
-
-static int conv_comm1(struct ld *L, const struct ritem *it, const char *field, void *out)
+static int conv_comm(struct ld *L, const struct ritem *it, const char *field, void *out)
 {
 	struct tsg_stritem si = { .neg = it->neg };
 
@@ -277,19 +258,6 @@ static int conv_cgroup(struct ld *L, const struct ritem *it, const char *field, 
 		si.s[--n] = 0;
 	*(struct tsg_stritem *)out = si;
 	return 0;
-}
-
-/* comm (exact or {regex:}) and cgroup (path prefix) items. */
-static int conv_strs(struct ld *L, const struct ritems *in, const char *field,
-		     struct tsg_strset *ss)
-{
-	bool comm = !strcmp(field, "comm");
-	void *v;
-	int r = conv_items(L, in, field, comm, sizeof(*ss->v), comm ? conv_comm1 : conv_cgroup, &v,
-			   &ss->n);
-
-	ss->v = v;
-	return r;
 }
 
 static int conv_family(struct ld *L, const struct ritems *in, uint8_t *mask)
@@ -366,25 +334,25 @@ int ld_match(struct ld *L, struct ld_file *f, yaml_node_t *n, const char *rule,
 				r1 = conv_family(L, &items, &m->family_mask);
 				break;
 			case MK_LPORT:
-				r1 = conv_ports(L, &items, "lport", &m->lport);
+				r1 = CONV_SET(L, &items, "lport", false, conv_port, &m->lport);
 				break;
 			case MK_RPORT:
-				r1 = conv_ports(L, &items, "rport", &m->rport);
+				r1 = CONV_SET(L, &items, "rport", false, conv_port, &m->rport);
 				break;
 			case MK_LADDR:
-				r1 = conv_cidrs(L, &items, "laddr", &m->laddr);
+				r1 = CONV_SET(L, &items, "laddr", false, conv_cidr, &m->laddr);
 				break;
 			case MK_RADDR:
-				r1 = conv_cidrs(L, &items, "raddr", &m->raddr);
+				r1 = CONV_SET(L, &items, "raddr", false, conv_cidr, &m->raddr);
 				break;
 			case MK_COMM:
-				r1 = conv_strs(L, &items, "comm", &m->comm);
+				r1 = CONV_SET(L, &items, "comm", true, conv_comm, &m->comm);
 				break;
 			case MK_UID:
-				r1 = conv_uids(L, &items, &m->uid);
+				r1 = CONV_SET(L, &items, "uid", false, conv_uid, &m->uid);
 				break;
 			case MK_CGROUP:
-				r1 = conv_strs(L, &items, "cgroup", &m->cgroup);
+				r1 = CONV_SET(L, &items, "cgroup", false, conv_cgroup, &m->cgroup);
 				break;
 			}
 		}
