@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * tsguard: the event file format (cli.md "Event file"): JSON Lines, one
+ * tsguard: the event file format (docs/cli.md "Event file"): JSON Lines, one
  * transition per line. Used by --replay, --record and rule tests.
  */
 #ifndef TSG_EVENTIO_H

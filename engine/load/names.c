@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * tsguard: the one table of each name of the rule set: rule kinds, action
- * types, and the socket fields that are template fields (rules.md).
+ * types, and the socket fields that are template fields (docs/rules.md).
  */
 #include "ruleset.h"
 

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * tsguard: `actions:` (rules.md "actions") and template fields in YAML.
+ * tsguard: `actions:` (docs/rules.md "actions") and template fields in YAML.
  */
 #include "load_priv.h"
 

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * tsguard: `rules:` (rules.md "rules"): fields, the four kinds of `when`,
+ * tsguard: `rules:` (docs/rules.md "rules"): fields, the four kinds of `when`,
  * default summaries, template checks against what a rule's alerts have,
  * and the digest that tells a reload which rules are unchanged.
  */

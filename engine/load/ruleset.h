@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * tsguard: a loaded, validated rule set (rules.md) and its loader.
+ * tsguard: a loaded, validated rule set (docs/rules.md) and its loader.
  *
  * A ruleset is immutable once loaded. Lists are resolved into the match sets
  * at load time; templates are parsed and checked at load time.
@@ -30,10 +30,12 @@ void tsg_diag_warn(struct tsg_diags *d, const char *file, int line, int col,
 void tsg_diag_vadd(struct tsg_diags *d, bool error, const char *file, int line, int col,
 		   const char *fmt, va_list ap);
 void tsg_diags_print(const struct tsg_diags *d, FILE *out);
+/* Prints the kept messages and drops them; the counts stay. */
+void tsg_diags_flush(struct tsg_diags *d, FILE *out);
 
 /* ---- templates --------------------------------------------------------- */
 
-/* Template fields (rules.md "Templates"). */
+/* Template fields (docs/rules.md "Templates"). */
 enum tsg_tfield {
 	TSG_TF_RULE = 0,
 	TSG_TF_SEVERITY,

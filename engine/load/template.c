@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * tsguard: "{{ field }}" templates (rules.md "Templates"), parsed and
+ * tsguard: "{{ field }}" templates (docs/rules.md "Templates"), parsed and
  * checked at load time; expansion belongs to the alert side.
  */
 #include "ruleset.h"

@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT */
-/* tsguard: event file reader and writer (cli.md "Event file"). */
+/* tsguard: event file reader and writer (docs/cli.md "Event file"). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Unit tests of the rule loader (engine/rules_*.c, template.c, diag.c).
+ * Unit tests of the rule loader (the C files of engine/load/).
  *
  * The one-file error cases are the table rules_errors.h (YAML text, the
  * expected "LINE:COL" of the first error and words its message must hold),
@@ -342,7 +342,7 @@ static void err_messages_in_file_order(void **state)
 	tsg_diags_fini(&d);
 }
 
-/* ---- positive: the examples of rules.md ------------------------------------ */
+/* ---- positive: the examples of docs/rules.md ------------------------------- */
 
 static const struct tsg_rule *rule(const struct tsg_ruleset *rs, const char *name)
 {
