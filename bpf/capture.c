@@ -147,20 +147,22 @@ static int on_event(void *ctx, void *data, size_t size)
 	return 0;
 }
 
+/* The counters: one per-CPU element whose value starts with the
+ * TSG_BPF_C_N counters (struct pcpu in tsguard.bpf.c). */
 static void read_counters(const struct tsg_capture *c, uint64_t out[TSG_BPF_C_N])
 {
 	int ncpu = libbpf_num_possible_cpus();
+	size_t vsz = (bpf_map__value_size(c->skel->maps.counters) + 7) / 8;
+	uint32_t zero = 0;
 	uint64_t *v;
 
 	memset(out, 0, sizeof(uint64_t) * TSG_BPF_C_N);
-	if (ncpu <= 0 || !(v = calloc((size_t)ncpu, sizeof(uint64_t))))
+	if (ncpu <= 0 || vsz < TSG_BPF_C_N || !(v = calloc((size_t)ncpu * vsz, sizeof(uint64_t))))
 		return;
-	for (uint32_t i = 0; i < TSG_BPF_C_N; i++) {
-		if (bpf_map_lookup_elem(bpf_map__fd(c->skel->maps.counters), &i, v))
-			continue;
+	if (bpf_map_lookup_elem(bpf_map__fd(c->skel->maps.counters), &zero, v) == 0)
 		for (int cpu = 0; cpu < ncpu; cpu++)
-			out[i] += v[cpu];
-	}
+			for (uint32_t i = 0; i < TSG_BPF_C_N; i++)
+				out[i] += v[(size_t)cpu * vsz + i];
 	free(v);
 }
 

@@ -96,11 +96,22 @@ struct {
 
 /* ---- state --------------------------------------------------------------- */
 
+/*
+ * Per CPU, one element: the counters (user space reads c[]) and the dedup
+ * ring of the two attached copies (below), so that a transition costs one
+ * map lookup for all of them.
+ */
+struct pcpu {
+	__u64 c[TSG_BPF_C_N];
+	__u64 id[4]; /* dedup: transitions copy A handled */
+	__u32 pos;
+};
+
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, TSG_BPF_C_N);
+	__uint(max_entries, 1);
 	__type(key, __u32);
-	__type(value, __u64);
+	__type(value, struct pcpu);
 } counters SEC(".maps");
 
 struct {
@@ -151,7 +162,7 @@ struct {
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, 1);
+	__uint(max_entries, 2);
 	__type(key, __u32);
 	__type(value, struct sk_state);
 } scratch SEC(".maps");
@@ -174,12 +185,23 @@ struct {
 
 /* ---- helpers ------------------------------------------------------------- */
 
+static __always_inline struct pcpu *pcpu(void)
+{
+	__u32 zero = 0;
+
+	return bpf_map_lookup_elem(&counters, &zero);
+}
+
+/* idx is a constant at every call */
+static __always_inline void count_in(struct pcpu *pc, __u32 idx)
+{
+	if (pc && idx < TSG_BPF_C_N)
+		pc->c[idx] += 1;
+}
+
 static __always_inline void count(__u32 idx)
 {
-	__u64 *v = bpf_map_lookup_elem(&counters, &idx);
-
-	if (v)
-		*v += 1;
+	count_in(pcpu(), idx);
 }
 
 static __always_inline __u64 lookup_u64(void *map, const void *key)
@@ -257,13 +279,27 @@ static __always_inline void read_tuple(const struct sock_common *skc, struct tup
 	read_tuple_x(skc, t, false);
 }
 
-/* The socket-attribute part of the plan: everything but trans. */
-static __always_inline __u64 attr_bits(const struct tuple *t, const struct sk_state *st,
-				       __u32 suid)
+static __always_inline void record_owner(struct sk_state *st)
+{
+	st->pid = bpf_get_current_pid_tgid() >> 32;
+	bpf_get_current_comm(st->comm, sizeof(st->comm));
+	st->cgroup_id = bpf_get_current_cgroup_id();
+	st->owner = 1;
+	st->gen = 0;
+}
+
+/*
+ * The socket-attribute part of the plan: everything but trans. `owner_late`:
+ * the owner runs now (connect) but is not recorded yet; it is recorded only
+ * when the other attributes pass (its comm is the last filter), so that a
+ * socket that cannot matter costs no owner.
+ */
+static __always_inline __u64 attr_bits(const struct tuple *t, struct sk_state *st, __u32 suid,
+				       bool owner_late)
 {
 	struct tsg_bpf_lpm_key k = { .prefixlen = 128 };
 	__u32 i;
-	__u64 b;
+	__u64 b, *v;
 
 	i = t->family == 4 ? 0 : 1;
 	b = lookup_u64(&family, &i);
@@ -281,20 +317,20 @@ static __always_inline __u64 attr_bits(const struct tuple *t, const struct sk_st
 	b &= lookup_u64(&raddr, &k);
 	if (!b)
 		return 0;
+	v = bpf_map_lookup_elem(&uid, &suid);
+	b &= v ? *v : cfg.uid_default;
+	if (!b)
+		return 0;
+	if (owner_late)
+		record_owner(st);
 	if (st->owner) {
 		struct comm_key ck;
-		__u64 *v;
 
 		__builtin_memcpy(ck.comm, st->comm, TSG_BPF_COMM_LEN);
 		v = bpf_map_lookup_elem(&comm, &ck);
 		b &= v ? *v : cfg.comm_default;
 	} else {
 		b &= cfg.comm_default; /* as tsg_plan_eval() for an unknown comm */
-	}
-	{
-		__u64 *v = bpf_map_lookup_elem(&uid, &suid);
-
-		b &= v ? *v : cfg.uid_default;
 	}
 	return b;
 }
@@ -325,15 +361,6 @@ static __always_inline bool became_timewait(struct sock *sk, const struct sk_sta
 	return true;
 }
 
-static __always_inline void record_owner(struct sk_state *st)
-{
-	st->pid = bpf_get_current_pid_tgid() >> 32;
-	bpf_get_current_comm(st->comm, sizeof(st->comm));
-	st->cgroup_id = bpf_get_current_cgroup_id();
-	st->owner = 1;
-	st->gen = 0;
-}
-
 static __always_inline void submit(struct tsg_bpf_event *e)
 {
 	if (wakeup_bytes && bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) < wakeup_bytes)
@@ -342,41 +369,100 @@ static __always_inline void submit(struct tsg_bpf_event *e)
 		bpf_ringbuf_submit(e, 0);
 }
 
-static __always_inline int process(struct sock *sk, int oldstate, int newstate,
-				   struct sk_state *st, __u64 cookie, __u8 flags)
+static __always_inline void send_event(struct sock *sk, const struct sk_state *st,
+				       const struct tuple *t, struct pcpu *pc, __u64 now,
+				       __u64 since, __u64 cookie, __u32 suid, __u32 from, __u32 to,
+				       __u8 flags)
 {
-	struct tsg_bpf_event *e;
-	struct tuple t = {};
-	__u64 now = bpf_ktime_get_ns(), bits, since, tb;
-	__u32 gen, suid, from, to, idx;
-	bool end;
+	struct tsg_bpf_event *e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
 
-	if (oldstate == TSG_BPF_TCP_CLOSE &&
-	    (newstate == TSG_BPF_TCP_SYN_SENT || newstate == TSG_BPF_TCP_LISTEN))
+	if (!e) {
+		count_in(pc, TSG_BPF_C_LOST);
+		return;
+	}
+	e->ts_ns = now;
+	e->since_ns = since;
+	e->cookie = cookie;
+	e->cgroup_id = st->owner ? st->cgroup_id : 0;
+	e->pid = st->owner ? st->pid : 0;
+	e->uid = suid;
+	__builtin_memcpy(e->laddr, t->laddr, 16);
+	__builtin_memcpy(e->raddr, t->raddr, 16);
+	e->lport = t->lport;
+	e->rport = t->rport;
+	e->family = t->family;
+	e->from = from;
+	e->to = to;
+	if (st->owner) {
+		flags |= TSG_BPF_F_OWNER;
+		__builtin_memcpy(e->comm, st->comm, TSG_BPF_COMM_LEN);
+	} else {
+		__builtin_memset(e->comm, 0, TSG_BPF_COMM_LEN);
+	}
+	e->flags = flags;
+	submit(e);
+	count_in(pc, TSG_BPF_C_SENT);
+	if (from == TSG_BPF_TCP_CLOSE && to == TSG_BPF_TCP_SYN_SENT && !t->lport) {
+		/* connect(): the port follows at the syscall's return */
+		struct conn_pend p = { .sk = (__u64)sk, .cookie = cookie };
+		__u64 id = bpf_get_current_pid_tgid();
+
+		bpf_map_update_elem(&conn_pend, &id, &p, BPF_ANY);
+	}
+}
+
+/*
+ * One transition of sk. st: its state; with `fresh` (tp_btf, the socket has
+ * no storage yet) a zeroed per-CPU scratch that is stored (sk_storage
+ * created from it) only when the socket can matter: its attributes pass
+ * some rule slot, it listens (accepted sockets inherit its owner through
+ * BPF_F_CLONE), it connects with all attributes but its comm passing (the
+ * comm is known only now), or every transition is recorded. A socket that
+ * cannot matter costs no storage, no owner and no clock read; its later
+ * transitions recompute the verdict from the tuple, which does not change
+ * (the local port at ->CLOSE: inet_sport). docs/kernel.md.
+ */
+static __always_inline int process(struct sock *sk, int oldstate, int newstate,
+				   struct sk_state *st, __u64 cookie, __u8 flags, bool fresh,
+				   struct pcpu *pc)
+{
+	struct tuple t = {};
+	__u64 now = 0, bits, since = 0, tb;
+	__u32 gen, suid, from = oldstate, to = newstate, idx;
+	bool end, own = from == TSG_BPF_TCP_CLOSE &&
+			(to == TSG_BPF_TCP_SYN_SENT || to == TSG_BPF_TCP_LISTEN);
+
+	if (own && (!fresh || to == TSG_BPF_TCP_LISTEN))
 		record_owner(st); /* connect() / listen(): the owning process runs */
 
 	/* tp_btf (no F_FALLBACK): sk is a BTF pointer, read it directly */
 	read_tuple_x(&sk->__sk_common, &t, !(flags & TSG_BPF_F_FALLBACK));
-	/* ->CLOSE runs after inet_put_port(): the local port is already 0 */
-	if (!t.lport && st->lport && oldstate != TSG_BPF_TCP_CLOSE)
-		t.lport = st->lport;
+	/* ->CLOSE runs after inet_put_port(): the local port is already 0
+	 * (inet_sport, which stays, for a socket without storage) */
+	if (!t.lport && oldstate != TSG_BPF_TCP_CLOSE) {
+		if (st->lport) {
+			t.lport = st->lport;
+		} else if (fresh) {
+			struct tcp_sock *tp = bpf_skc_to_tcp_sock(sk);
+
+			if (tp)
+				t.lport = bpf_ntohs(tp->inet_conn.icsk_inet.inet_sport);
+		}
+	}
 	suid = flags & TSG_BPF_F_FALLBACK ? BPF_CORE_READ(sk, sk_uid.val) : sk->sk_uid.val;
 	gen = cfg.gen;
 	if (st->gen != gen || st->lport != t.lport || st->rport != t.rport) {
-		st->bits = attr_bits(&t, st, suid);
+		st->bits = attr_bits(&t, st, suid, own && fresh);
 		st->gen = gen;
 		st->lport = t.lport;
 		st->rport = t.rport;
 	}
-
-	from = oldstate;
-	to = newstate;
 	if (to == TSG_BPF_TCP_CLOSE &&
 	    (from == TSG_BPF_TCP_FIN_WAIT2 || from == TSG_BPF_TCP_CLOSING) &&
 	    became_timewait(sk, st)) {
 		to = TSG_BPF_TCP_TIME_WAIT;
 		flags |= TSG_BPF_F_TW;
-		count(TSG_BPF_C_TW);
+		count_in(pc, TSG_BPF_C_TW);
 	}
 	if (from >= NS || to >= NS)
 		return 0;
@@ -389,55 +475,43 @@ static __always_inline int process(struct sock *sk, int oldstate, int newstate,
 	}
 	bits = tb & st->bits;
 	end = to == TSG_BPF_TCP_CLOSE || to == TSG_BPF_TCP_TIME_WAIT;
-	since = st->since;
-	st->since = now;
+	/* owner: recorded (listen, or a connect whose other attributes pass):
+	 * the comm filter can only be known now */
+	if (fresh && !end && (st->bits || cfg.record_all || st->owner)) {
+		struct sk_state *s;
+
+		if (from != TSG_BPF_TCP_CLOSE && from != TSG_BPF_TCP_LISTEN)
+			st->sent = 1; /* met mid-life (a reload): let its end through */
+		s = bpf_sk_storage_get(&sk_stor, sk, st, BPF_SK_STORAGE_GET_F_CREATE);
+		if (s) {
+			st = s;
+			fresh = false;
+		} else {
+			count_in(pc, TSG_BPF_C_MAP_FULL);
+		}
+	}
+	if (!fresh) {
+		now = bpf_ktime_get_ns();
+		since = st->since;
+		st->since = now;
+	}
 	if (!bits && !cfg.record_all && !(st->sent && end) && !st->last) {
-		count(TSG_BPF_C_FILTERED);
+		count_in(pc, TSG_BPF_C_FILTERED);
 		return 0;
 	}
 	st->sent = 1;
 	st->last = bits != 0;
-	e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
-	if (!e) {
-		count(TSG_BPF_C_LOST);
-		return 0;
-	}
-	e->ts_ns = now;
-	e->since_ns = since;
-	e->cookie = cookie;
-	e->cgroup_id = st->owner ? st->cgroup_id : 0;
-	e->pid = st->owner ? st->pid : 0;
-	e->uid = suid;
-	__builtin_memcpy(e->laddr, t.laddr, 16);
-	__builtin_memcpy(e->raddr, t.raddr, 16);
-	e->lport = t.lport;
-	e->rport = t.rport;
-	e->family = t.family;
-	e->from = from;
-	e->to = to;
-	if (st->owner) {
-		flags |= TSG_BPF_F_OWNER;
-		__builtin_memcpy(e->comm, st->comm, TSG_BPF_COMM_LEN);
-	} else {
-		__builtin_memset(e->comm, 0, TSG_BPF_COMM_LEN);
-	}
-	e->flags = flags;
-	submit(e);
-	count(TSG_BPF_C_SENT);
-	if (from == TSG_BPF_TCP_CLOSE && to == TSG_BPF_TCP_SYN_SENT && !t.lport) {
-		/* connect(): the port follows at the syscall's return */
-		struct conn_pend p = { .sk = (__u64)sk, .cookie = cookie };
-		__u64 id = bpf_get_current_pid_tgid();
-
-		bpf_map_update_elem(&conn_pend, &id, &p, BPF_ANY);
-	}
+	if (!now)
+		now = bpf_ktime_get_ns();
+	send_event(sk, st, &t, pc, now, since, cookie, suid, from, to, flags);
 	return 0;
 }
 
-static __always_inline struct sk_state *scratch_state(void)
+/* slot 0: copy A and the classic tracepoint; slot 1: copy B, which runs
+ * nested inside copy A (a softirq) while A may be using slot 0 */
+static __always_inline struct sk_state *scratch_state(__u32 slot)
 {
-	__u32 zero = 0;
-	struct sk_state *st = bpf_map_lookup_elem(&scratch, &zero);
+	struct sk_state *st = bpf_map_lookup_elem(&scratch, &slot);
 
 	if (st)
 		__builtin_memset(st, 0, sizeof(*st));
@@ -452,51 +526,42 @@ static __always_inline struct sk_state *scratch_state(void)
  * transitions of that softirq are skipped by the kernel ("recursion
  * misses"), about 1% under loopback churn. So the same handler is attached
  * twice: copy A handles every transition it gets and notes it in a small
- * per-CPU ring; copy B (running right after A for the same transition)
- * handles only what A did not note, i.e. what A missed while nested.
+ * per-CPU ring (struct pcpu.id, beside the counters: one lookup); copy B
+ * (running right after A for the same transition) handles only what A did
+ * not note, i.e. what A missed while nested.
  */
-struct dedup {
-	__u64 id[4];
-	__u32 pos;
-};
-
-struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, 1);
-	__type(key, __u32);
-	__type(value, struct dedup);
-} dedup SEC(".maps");
-
 static __always_inline __u64 trans_id(__u64 cookie, int oldstate, int newstate)
 {
 	/* a pointer cannot be used as a number here: the cookie can */
 	return (cookie << 8) | ((__u64)(oldstate & 15) << 4) | (__u64)(newstate & 15);
 }
 
-/* cookie: bpf_get_socket_cookie(sk), taken once by the caller */
-static __always_inline int handle_btf(struct sock *sk, int oldstate, int newstate, __u64 cookie)
+/* cookie: bpf_get_socket_cookie(sk), taken once by the caller; slot: the
+ * copy's scratch slot */
+static __always_inline int handle_btf(struct sock *sk, int oldstate, int newstate, __u64 cookie,
+				      struct pcpu *pc, __u32 slot)
 {
 	struct sk_state *st;
+	bool fresh = false;
 
 	if (sk->sk_protocol != IPPROTO_TCP)
 		return 0;
 	/* our_netns() without its three helper calls: sk is a BTF pointer */
 	if (netns_ino && sk->__sk_common.skc_net.net->ns.inum != netns_ino) {
-		count(TSG_BPF_C_OTHER_NS);
+		count_in(pc, TSG_BPF_C_OTHER_NS);
 		return 0;
 	}
-	count(TSG_BPF_C_SEEN);
-	st = bpf_sk_storage_get(&sk_stor, sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
+	count_in(pc, TSG_BPF_C_SEEN);
+	/* created by process() only if the socket can matter */
+	st = bpf_sk_storage_get(&sk_stor, sk, 0, 0);
 	if (!st) {
-		count(TSG_BPF_C_MAP_FULL);
-		st = scratch_state();
+		st = scratch_state(slot);
 		if (!st)
 			return 0;
-		st->sent = 1; /* unknown: let the end through */
 		st->cookie = cookie;
-	}
-	if (st->cookie != cookie) {
-		/* fresh (0), or cloned from the listener: keep only the owner */
+		fresh = true;
+	} else if (st->cookie != cookie) {
+		/* cloned from the listener: keep only the owner */
 		st->cookie = cookie;
 		st->since = 0;
 		st->gen = 0;
@@ -504,40 +569,38 @@ static __always_inline int handle_btf(struct sock *sk, int oldstate, int newstat
 		st->last = 0;
 		st->rst = 0;
 	}
-	return process(sk, oldstate, newstate, st, cookie, 0);
+	return process(sk, oldstate, newstate, st, cookie, 0, fresh, pc);
 }
 
 SEC("tp_btf/inet_sock_set_state")
 int BPF_PROG(tsg_set_state_btf, struct sock *sk, int oldstate, int newstate)
 {
-	__u32 zero = 0;
-	struct dedup *d = bpf_map_lookup_elem(&dedup, &zero);
+	struct pcpu *pc = pcpu();
 	__u64 cookie = bpf_get_socket_cookie(sk);
 
-	if (d) {
-		d->id[d->pos & 3] = trans_id(cookie, oldstate, newstate);
-		d->pos++;
+	if (pc) {
+		pc->id[pc->pos & 3] = trans_id(cookie, oldstate, newstate);
+		pc->pos++;
 	}
-	return handle_btf(sk, oldstate, newstate, cookie);
+	return handle_btf(sk, oldstate, newstate, cookie, pc, 0);
 }
 
 SEC("tp_btf/inet_sock_set_state")
 int BPF_PROG(tsg_set_state_btf2, struct sock *sk, int oldstate, int newstate)
 {
-	__u32 zero = 0;
-	struct dedup *d = bpf_map_lookup_elem(&dedup, &zero);
+	struct pcpu *pc = pcpu();
 	__u64 cookie = bpf_get_socket_cookie(sk), id = trans_id(cookie, oldstate, newstate);
 
-	if (!d)
+	if (!pc)
 		return 0;
 	for (int i = 0; i < 4; i++) {
-		if (d->id[i] == id) {
-			d->id[i] = 0;
+		if (pc->id[i] == id) {
+			pc->id[i] = 0;
 			return 0; /* copy A handled it */
 		}
 	}
-	count(TSG_BPF_C_NESTED);
-	return handle_btf(sk, oldstate, newstate, cookie);
+	count_in(pc, TSG_BPF_C_NESTED);
+	return handle_btf(sk, oldstate, newstate, cookie, pc, 1);
 }
 
 SEC("tp_btf/tcp_send_reset")
@@ -573,7 +636,7 @@ int tsg_set_state_tp(struct trace_event_raw_inet_sock_set_state *ctx)
 	count(TSG_BPF_C_SEEN);
 	st = bpf_map_lookup_elem(&fb_socks, &key);
 	if (!st) {
-		struct sk_state *z = scratch_state();
+		struct sk_state *z = scratch_state(0);
 
 		if (!z)
 			return 0;
@@ -601,7 +664,7 @@ int tsg_set_state_tp(struct trace_event_raw_inet_sock_set_state *ctx)
 		}
 	}
 	cookie = st->cookie;
-	process(sk, oldstate, newstate, st, cookie, TSG_BPF_F_FALLBACK);
+	process(sk, oldstate, newstate, st, cookie, TSG_BPF_F_FALLBACK, false, pcpu());
 	if (newstate == TSG_BPF_TCP_LISTEN && oldstate == TSG_BPF_TCP_CLOSE) {
 		lp = BPF_CORE_READ(sk, __sk_common.skc_num);
 		bpf_map_update_elem(&fb_listen, &lp, st, BPF_ANY);
