@@ -258,36 +258,39 @@ static uint64_t mix(uint64_t h, uint64_t v)
 	return h * 0xff51afd7ed558ccdull;
 }
 
-static uint64_t hash_bytes(uint64_t h, const void *p, size_t n)
-{
-	const unsigned char *c = p;
-
-	for (size_t i = 0; i < n; i++) {
-		h ^= c[i];
-		h *= 1099511628211ull;
-	}
-	return h;
-}
-
-/* Projects a socket's info onto the `by` fields. */
+/* Projects a socket's info onto the `by` fields; a comm is zero-padded
+ * after its NUL, so that key_hash() can take it as two words. */
 static void key_project(uint32_t by, const struct tsg_sockinfo *in, struct tsg_sockinfo *k)
 {
 	memset(k, 0, sizeof(*k));
 	tsg_sockinfo_copy(k, in, by);
+	if (k->have & TSG_HAVE(TSG_SF_COMM)) {
+		size_t n = strnlen(k->comm, sizeof(k->comm));
+
+		memset(k->comm + n, 0, sizeof(k->comm) - n);
+	}
 }
 
+/* Word at a time (an event hashes a key per keyed rule it feeds): the
+ * fields a projected key lacks are zero, the addresses only when known. */
 static uint64_t key_hash(const struct tsg_sockinfo *k)
 {
-	uint64_t h = mix(1469598103934665603ull, k->have);
+	uint64_t w[4], h = mix(1469598103934665603ull, k->have);
 
-	if (k->have & TSG_HAVE(TSG_SF_COMM))
-		h = hash_bytes(h, k->comm, strnlen(k->comm, sizeof(k->comm)));
+	if (k->have & TSG_HAVE(TSG_SF_COMM)) {
+		memcpy(w, k->comm, 16);
+		h = mix(mix(h, w[0]), w[1]);
+	}
 	h = mix(h, ((uint64_t)k->pid << 32) | k->uid);
 	h = mix(h, (uint64_t)(uintptr_t)k->cgroup); /* interned: pointer identity */
-	h = hash_bytes(h, k->laddr, 16);
-	h = hash_bytes(h, k->raddr, 16);
+	if (k->have & (TSG_HAVE(TSG_SF_LADDR) | TSG_HAVE(TSG_SF_RADDR))) {
+		memcpy(w, k->laddr, 16);
+		memcpy(w + 2, k->raddr, 16);
+		for (int i = 0; i < 4; i++)
+			h = mix(h, w[i]);
+	}
 	h = mix(h, ((uint64_t)k->lport << 24) | ((uint64_t)k->rport << 8) | k->family);
-	return h;
+	return tsg_hash64(h); /* the bucket is the low bits: bring the high ones down */
 }
 
 static bool key_equal(const struct tsg_sockinfo *a, const struct tsg_sockinfo *b)
