@@ -36,16 +36,29 @@ uint64_t cap_tuple_hash(const uint8_t la[16], const uint8_t ra[16], uint16_t lp,
 	return h;
 }
 
-static struct tw_entry **tw_find(struct tsg_capture *c, const uint8_t *la, const uint8_t *ra,
-				 uint16_t lp, uint16_t rp)
+static uint64_t tw_bucket(const struct tsg_capture *c, const uint8_t *la, const uint8_t *ra,
+			  uint16_t lp, uint16_t rp)
 {
-	struct tw_entry **pp = &c->tw[cap_tuple_hash(la, ra, lp, rp) & (c->tw_nbuckets - 1)];
+	return cap_tuple_hash(la, ra, lp, rp) & (c->tw_nbuckets - 1);
+}
+
+/* The link to the entry of the 4-tuple in bucket b (or the chain's end). */
+static struct tw_entry **tw_find_in(struct tsg_capture *c, uint64_t b, const uint8_t *la,
+				    const uint8_t *ra, uint16_t lp, uint16_t rp)
+{
+	struct tw_entry **pp = &c->tw[b];
 
 	for (; *pp; pp = &(*pp)->next)
 		if ((*pp)->info.lport == lp && (*pp)->info.rport == rp &&
 		    !memcmp((*pp)->info.laddr, la, 16) && !memcmp((*pp)->info.raddr, ra, 16))
 			return pp;
 	return pp;
+}
+
+static struct tw_entry **tw_find(struct tsg_capture *c, const uint8_t *la, const uint8_t *ra,
+				 uint16_t lp, uint16_t rp)
+{
+	return tw_find_in(c, tw_bucket(c, la, ra, lp, rp), la, ra, lp, rp);
 }
 
 int cap_tw_init(struct tsg_capture *c)
@@ -122,11 +135,24 @@ const struct tsg_sockinfo *cap_tw_followed(struct tsg_capture *c, const struct t
 	return e && e->cookie == ev->sk ? &e->info : NULL;
 }
 
-static void scan_mark(struct tsg_capture *c, const struct tsg_bpf_iter_rec *r, void *arg)
-{
-	struct tw_entry *e = *tw_find(c, r->laddr, r->raddr, r->lport, r->rport);
+/*
+ * The scan looks every timewait socket of the host up in the follow table,
+ * which is larger than the caches: look-ups go in batches, each step of a
+ * batch (bucket, then first entry) prefetched for all its records before
+ * the next step, so that their cache misses overlap.
+ */
+#define SCAN_BATCH 16
 
-	(void)arg;
+struct scan_batch {
+	struct tsg_bpf_iter_rec r[SCAN_BATCH];
+	uint64_t bucket[SCAN_BATCH];
+	unsigned n;
+};
+
+static void scan_mark_one(struct tsg_capture *c, const struct tsg_bpf_iter_rec *r, uint64_t b)
+{
+	struct tw_entry *e = *tw_find_in(c, b, r->laddr, r->raddr, r->lport, r->rport);
+
 	if (!r->timewait || !e)
 		return;
 	if (r->cookie && e->cookie != r->cookie && !(e->cookie >> 62))
@@ -134,16 +160,43 @@ static void scan_mark(struct tsg_capture *c, const struct tsg_bpf_iter_rec *r, v
 	e->seen = c->scan_gen;
 }
 
+static void scan_flush(struct tsg_capture *c, struct scan_batch *b)
+{
+	for (unsigned i = 0; i < b->n; i++) {
+		const struct tw_entry *e = c->tw[b->bucket[i]];
+
+		if (e)
+			__builtin_prefetch(e);
+	}
+	for (unsigned i = 0; i < b->n; i++)
+		scan_mark_one(c, &b->r[i], b->bucket[i]);
+	b->n = 0;
+}
+
+static void scan_mark(struct tsg_capture *c, const struct tsg_bpf_iter_rec *r, void *arg)
+{
+	struct scan_batch *b = arg;
+	uint64_t k = tw_bucket(c, r->laddr, r->raddr, r->lport, r->rport);
+
+	__builtin_prefetch(&c->tw[k]);
+	b->r[b->n] = *r;
+	b->bucket[b->n++] = k;
+	if (b->n == SCAN_BATCH)
+		scan_flush(c, b);
+}
+
 /* TIME_WAIT sockets we follow that no longer exist have left TIME_WAIT. */
 static int tw_scan(struct tsg_capture *c)
 {
+	struct scan_batch batch = {0};
 	uint64_t t;
 	int err;
 
 	c->scan_gen++;
-	err = cap_run_iter(c, true, scan_mark, NULL);
+	err = cap_run_iter(c, true, scan_mark, &batch);
 	if (err)
 		return err;
+	scan_flush(c, &batch);
 	t = tsg_mono_ns();
 	for (size_t b = 0; b < c->tw_nbuckets; b++) {
 		struct tw_entry **pp = &c->tw[b];
