@@ -490,10 +490,15 @@ static __always_inline int process(struct sock *sk, int oldstate, int newstate,
 			count_in(pc, TSG_BPF_C_MAP_FULL);
 		}
 	}
-	if (!fresh) {
+	if (!fresh && (st->bits || st->sent || st->last || cfg.record_all)) {
 		now = bpf_ktime_get_ns();
 		since = st->since;
 		st->since = now;
+	} else if (!fresh) {
+		/* no slot wants the socket: nothing of it crosses until the plan
+		 * changes, and then its state's start is unknown (the reload's
+		 * snapshot gives it), not a stale time */
+		st->since = 0;
 	}
 	if (!bits && !cfg.record_all && !(st->sent && end) && !st->last) {
 		count_in(pc, TSG_BPF_C_FILTERED);
