@@ -89,6 +89,15 @@ static const char *sock_string(const struct tsg_alert *a, char *buf, size_t len)
 	return buf;
 }
 
+/* An interned string field: NULL is "none" (the field is absent). */
+static int str_text(const char *v, char *buf, size_t len)
+{
+	if (!v)
+		return -ENOENT;
+	snprintf(buf, len, "%s", v);
+	return 0;
+}
+
 /* Value of one socket field as text; -ENOENT when unknown. */
 static int sfield_text(const struct tsg_alert *a, int sf, char *buf, size_t len)
 {
@@ -122,6 +131,17 @@ static int sfield_text(const struct tsg_alert *a, int sf, char *buf, size_t len)
 	case TSG_SF_FAMILY:
 		snprintf(buf, len, "%s", family_name(a->info.family));
 		break;
+	case TSG_SF_NETNS:
+		if (!a->info.netns)
+			return -ENOENT;
+		snprintf(buf, len, "%" PRIu32, a->info.netns);
+		break;
+	case TSG_SF_NETNS_NAME:
+		return str_text(a->info.netns_name, buf, len);
+	case TSG_SF_CONTAINER:
+		return str_text(a->info.container, buf, len);
+	case TSG_SF_POD:
+		return str_text(a->info.pod, buf, len);
 	default:
 		return -ENOENT;
 	}
@@ -291,6 +311,10 @@ static json_t *sfield_json(const struct tsg_alert *a, int sf)
 		return json_integer(a->info.lport);
 	case TSG_SF_RPORT:
 		return json_integer(a->info.rport);
+	case TSG_SF_NETNS:
+		if (a->info.netns)
+			return json_integer(a->info.netns);
+		return json_null();
 	default:
 		if (sfield_text(a, sf, v, sizeof(v)) < 0)
 			return json_null();

@@ -58,6 +58,10 @@ enum tsg_tfield {
 	TSG_TF_COUNT,
 	TSG_TF_RATE,
 	TSG_TF_KEY,
+	TSG_TF_NETNS,
+	TSG_TF_NETNS_NAME,
+	TSG_TF_CONTAINER,
+	TSG_TF_POD,
 	TSG_TF_LABEL, /* labels.NAME */
 	TSG_TF_N
 };

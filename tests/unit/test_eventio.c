@@ -39,7 +39,7 @@ static void test_cli_example_lines(void **state)
 	assert_int_equal(ev.info.pid, 4242);
 	assert_int_equal(ev.info.uid, 1000);
 	assert_string_equal(ev.info.comm, "curl");
-	assert_int_equal(ev.info.have, TSG_HAVE_ALL & ~TSG_HAVE(TSG_SF_CGROUP));
+	assert_int_equal(ev.info.have, TSG_HAVE_ALL & ~(TSG_HAVE(TSG_SF_CGROUP) | TSG_HAVE_IDENT));
 	assert_string_equal(tsg_sk_to_string(ev.sk, a, sizeof(a)), "s1");
 
 	assert_int_equal(parse("{\"ts\": 0.740, \"sk\": \"s1\", \"from\": \"SYN_SENT\", \"to\": "
@@ -147,7 +147,7 @@ static void test_write_then_read(void **state)
 	in.sk = 987654321;
 	in.from = TSG_FIN_WAIT2;
 	in.to = TSG_TIME_WAIT;
-	in.info.have = TSG_HAVE_ALL;
+	in.info.have = TSG_HAVE_ALL & ~TSG_HAVE_IDENT;
 	in.info.family = TSG_FAM_IPV6;
 	tsg_addr_parse("fd00::2", in.info.laddr, NULL);
 	tsg_addr_parse("fd00::9", in.info.raddr, NULL);

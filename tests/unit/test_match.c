@@ -212,7 +212,7 @@ static void t_unknown_values(void **state)
 
 		u.have &= ~TSG_HAVE(f);
 		if (f == TSG_SF_PID || f == TSG_SF_RADDR || f == TSG_SF_FAMILY ||
-		    f == TSG_SF_LPORT)
+		    f == TSG_SF_LPORT || (TSG_HAVE(f) & TSG_HAVE_IDENT))
 			assert_true(tsg_match_sock(m, &u)); /* not matched on */
 		else
 			assert_false(tsg_match_sock(m, &u));
