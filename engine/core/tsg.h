@@ -57,10 +57,19 @@ enum tsg_sfield {
 	TSG_SF_RADDR,
 	TSG_SF_RPORT,
 	TSG_SF_FAMILY,
+	TSG_SF_NETNS,	   /* network namespace inode */
+	TSG_SF_NETNS_NAME, /* its name under /run/netns */
+	TSG_SF_CONTAINER,  /* container id parsed from the cgroup path */
+	TSG_SF_POD,	   /* Kubernetes pod UID parsed from the cgroup path */
 	TSG_SF_N
 };
 #define TSG_HAVE(f) (1u << (f))
 #define TSG_HAVE_ALL ((1u << TSG_SF_N) - 1)
+/* The namespace and container identity of a socket (version 2). A known
+ * netns_name, container or pod that is NULL means "none". */
+#define TSG_HAVE_IDENT                                                                             \
+	(TSG_HAVE(TSG_SF_NETNS) | TSG_HAVE(TSG_SF_NETNS_NAME) | TSG_HAVE(TSG_SF_CONTAINER) |       \
+	 TSG_HAVE(TSG_SF_POD))
 
 /* Name of a socket field ("comm", "pid", ...), and its parse (-EINVAL). */
 const char *tsg_sfield_name(int f);
@@ -84,6 +93,10 @@ struct tsg_sockinfo {
 	uint32_t pid, uid;
 	char comm[TSG_COMM_LEN]; /* NUL-terminated */
 	const char *cgroup;      /* interned (tsg_intern), or NULL */
+	uint32_t netns;		 /* inode of the socket's network namespace; 0 unknown */
+	const char *netns_name;	 /* interned name under /run/netns; NULL unknown or none */
+	const char *container;	 /* interned container id; NULL when none */
+	const char *pod;	 /* interned pod UID; NULL when none */
 };
 
 /*

@@ -37,6 +37,10 @@ static const char *const tfield_names[TSG_TF_N] = {
 	[TSG_TF_COUNT] = "count",
 	[TSG_TF_RATE] = "rate",
 	[TSG_TF_KEY] = "key",
+	[TSG_TF_NETNS] = "netns",
+	[TSG_TF_NETNS_NAME] = "netns_name",
+	[TSG_TF_CONTAINER] = "container",
+	[TSG_TF_POD] = "pod",
 	[TSG_TF_LABEL] = "labels",
 };
 
