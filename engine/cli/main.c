@@ -535,6 +535,31 @@ static int run_replay(struct ctx *c)
 
 #ifdef TSG_HAVE_CAPTURE
 #ifdef TSG_HAVE_METRICS
+/* snap->urls: every URL of every webhook action, with its own counters. */
+static void snapshot_urls(struct ctx *c, struct tsg_metrics_snapshot *snap)
+{
+	size_t n = 0;
+
+	for (size_t i = 0; i < c->rs->nactions; i++)
+		if (c->rs->actions[i].type == TSG_ACT_WEBHOOK)
+			n += c->rs->actions[i].webhook.nurls;
+	if (!n || !(snap->urls = calloc(n, sizeof(*snap->urls))))
+		return;
+	for (size_t i = 0; i < c->rs->nactions; i++) {
+		const struct tsg_action_def *a = &c->rs->actions[i];
+
+		for (size_t j = 0; a->type == TSG_ACT_WEBHOOK && j < a->webhook.nurls; j++) {
+			struct tsg_metrics_url *u = &snap->urls[snap->nurls];
+
+			snprintf(u->action, sizeof(u->action), "%s", a->name);
+			snprintf(u->url, sizeof(u->url), "%s", a->webhook.urls[j]);
+			if (tsg_actions_get_url_stats(c->actions, a->name, a->webhook.urls[j],
+						      &u->st) == 0)
+				snap->nurls++;
+		}
+	}
+}
+
 static void publish_metrics(struct ctx *c, struct tsg_capture *cap)
 {
 	struct tsg_metrics_snapshot snap = { 0 };
@@ -571,6 +596,7 @@ static void publish_metrics(struct ctx *c, struct tsg_capture *cap)
 		tsg_actions_get_stats(c->actions, a->name, &snap.actions[i].st);
 	}
 	snap.nactions = c->rs->nactions;
+	snapshot_urls(c, &snap);
 	snap.reloads_ok = c->reloads_ok;
 	snap.reloads_failed = c->reloads_failed;
 	snap.last_reload_ok_time = c->last_reload_ok;
@@ -580,6 +606,7 @@ static void publish_metrics(struct ctx *c, struct tsg_capture *cap)
 out:
 	free(snap.rules);
 	free(snap.actions);
+	free(snap.urls);
 }
 #endif
 
