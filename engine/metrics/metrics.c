@@ -245,15 +245,16 @@ static void render_rules(struct buf *b, const struct tsg_metrics_snapshot *s)
 
 static void render_actions(struct buf *b, const struct tsg_metrics_snapshot *s)
 {
-	static const char *const results[] = { "sent", "failed", "timed_out", "retried",
-					       "dropped" };
+	static const char *const results[] = { "sent",	  "failed",  "timed_out",
+					       "retried", "dropped", "skipped" };
 
 	family(b, "tsguard_action_results_total", "counter",
-	       "Action runs by action, type and result (sent, failed, timed_out, retried, dropped).");
+	       "Action runs by action, type and result (sent, failed, timed_out, retried, dropped, "
+	       "skipped).");
 	for (size_t i = 0; i < s->nactions; i++) {
 		const struct tsg_metrics_action *a = &s->actions[i];
-		const uint64_t v[] = { a->st.sent, a->st.failed, a->st.timed_out, a->st.retried,
-				       a->st.dropped };
+		const uint64_t v[] = { a->st.sent,    a->st.failed,  a->st.timed_out,
+				       a->st.retried, a->st.dropped, a->st.skipped };
 
 		for (size_t r = 0; r < sizeof(results) / sizeof(results[0]); r++)
 			sample_l(b, "tsguard_action_results_total", v[r], "action", a->name,

@@ -57,11 +57,15 @@ struct tsg_plan {
 	uint8_t *slot_of_rule;
 	uint32_t *user_fields_of_rule; /* TSG_HAVE(TSG_SF_*) bits */
 	size_t nrules;
+	bool wants_queue; /* an enabled queue rule exists: sample listeners */
 };
 
 /* 0 or -ENOMEM. `record_all` makes every transition cross. */
 int tsg_plan_build(const struct tsg_ruleset *rs, bool record_all, struct tsg_plan **out);
 void tsg_plan_free(struct tsg_plan *p);
+/* True when an enabled queue rule exists: the capture samples listening
+ * sockets' accept queues (at least every second) only then. */
+bool tsg_plan_wants_queue(const struct tsg_plan *p);
 /* A deep copy (the capture keeps what its maps hold); 0 or -ENOMEM. */
 int tsg_plan_dup(const struct tsg_plan *p, struct tsg_plan **out);
 /*
