@@ -539,7 +539,7 @@ static const char *const *const type_keys[TSG_ACT_N] = {
 };
 static const char *const all_keys[] = {"name", "type",	  "facility",	    "ident", "format",
 				       "argv", "timeout", "max_concurrent", "user",  "url",
-				       "body", "headers", "retries",	    "max_per_minute", NULL};
+				       "body", "headers", "retries",	    NULL};
 
 /* The value of key `key` of the action mapping (the first), or NULL. */
 static yaml_node_t *action_value(struct ld_file *f, yaml_node_t *an, const char *key)
