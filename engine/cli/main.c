@@ -300,13 +300,33 @@ static __attribute__((unused)) void on_event(void *vctx, const struct tsg_event 
 	tsg_engine_feed(c->engine, ev);
 }
 
+#ifdef TSG_HAVE_CAPTURE
+/* The destroy action's callback: the live capture closes the socket. */
+static int destroy_sock(void *vctx, uint64_t cookie, uint32_t netns,
+			const struct tsg_sockinfo *expect)
+{
+	struct ctx *c = vctx;
+
+	(void)expect;
+	return c->cap ? tsg_capture_destroy(c->cap, cookie, netns) : -ENXIO;
+}
+#endif
+
 static int setup_actions(struct ctx *c)
 {
 	/* with -o json, what each action would run is printed as JSON objects
 	 * too, so that standard output stays one object per line */
 	struct tsg_actions_opts ao = { .dry_run = c->o->dry_run, .dry_out = stdout,
 				       .dry_json = c->o->json };
-	int rc = tsg_actions_new(c->rs, &ao, &c->actions);
+	int rc;
+
+#ifdef TSG_HAVE_CAPTURE
+	if (!c->o->replay) { /* replay has no kernel sockets to close */
+		ao.destroy = destroy_sock;
+		ao.destroy_ctx = c;
+	}
+#endif
+	rc = tsg_actions_new(c->rs, &ao, &c->actions);
 
 	if (rc < 0) {
 		log_err("cannot set up actions: %s", strerror(-rc));
