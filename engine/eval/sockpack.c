@@ -1,0 +1,122 @@
+/* SPDX-License-Identifier: MIT */
+#include "sockpack.h"
+
+#include <errno.h>
+#include <string.h>
+
+_Static_assert(TSG_HAVE_ALL < SE_V6, "SE_V6 must not be a field bit");
+
+static void v4_mapped(uint32_t a, uint8_t out[16])
+{
+	memset(out, 0, 10);
+	out[10] = out[11] = 0xff;
+	memcpy(out + 12, &a, 4);
+}
+
+/* Stores one address (r: the remote one). */
+static int addr_put(struct pool *v6, struct sock_ent *s, bool r, const uint8_t a[16])
+{
+	struct sock_addr6 *x;
+
+	if (!(s->have & SE_V6) && tsg_addr_is_v4mapped(a)) {
+		memcpy(r ? &s->ra : &s->la, a + 12, 4);
+		return 0;
+	}
+	if (!(s->have & SE_V6)) {
+		uint32_t i = pool_get(v6);
+
+		if (!i)
+			return -ENOMEM;
+		x = pool_at(v6, i);
+		if (s->have & TSG_HAVE(TSG_SF_LADDR))
+			v4_mapped(s->la, x->laddr);
+		if (s->have & TSG_HAVE(TSG_SF_RADDR))
+			v4_mapped(s->ra, x->raddr);
+		s->la = i;
+		s->ra = 0;
+		s->have |= SE_V6;
+	}
+	x = pool_at(v6, s->la);
+	memcpy(r ? x->raddr : x->laddr, a, 16);
+	return 0;
+}
+
+static int comm_put(struct sock_ent *s, const char comm[TSG_COMM_LEN])
+{
+	char buf[TSG_COMM_LEN + 1];
+
+	if (s->comm && !strncmp(s->comm, comm, TSG_COMM_LEN))
+		return 0;
+	memcpy(buf, comm, TSG_COMM_LEN);
+	buf[TSG_COMM_LEN] = 0;
+	s->comm = tsg_intern(buf);
+	return s->comm ? 0 : -ENOMEM;
+}
+
+int sock_pack_merge(struct pool *v6, struct sock_ent *s, const struct tsg_sockinfo *in)
+{
+	uint32_t h = in->have & TSG_HAVE_ALL;
+	int rc = 0;
+
+	if ((h & TSG_HAVE(TSG_SF_COMM)) && comm_put(s, in->comm) < 0) {
+		h &= ~TSG_HAVE(TSG_SF_COMM);
+		s->have &= (uint16_t)~TSG_HAVE(TSG_SF_COMM);
+		rc = -ENOMEM;
+	}
+	if ((h & TSG_HAVE(TSG_SF_LADDR)) && addr_put(v6, s, false, in->laddr) < 0) {
+		h &= ~TSG_HAVE(TSG_SF_LADDR);
+		rc = -ENOMEM;
+	}
+	if ((h & TSG_HAVE(TSG_SF_RADDR)) && addr_put(v6, s, true, in->raddr) < 0) {
+		h &= ~TSG_HAVE(TSG_SF_RADDR);
+		rc = -ENOMEM;
+	}
+	if (h & TSG_HAVE(TSG_SF_PID))
+		s->pid = in->pid;
+	if (h & TSG_HAVE(TSG_SF_UID))
+		s->uid = in->uid;
+	if (h & TSG_HAVE(TSG_SF_CGROUP))
+		s->cgroup = in->cgroup;
+	if (h & TSG_HAVE(TSG_SF_LPORT))
+		s->lport = in->lport;
+	if (h & TSG_HAVE(TSG_SF_RPORT))
+		s->rport = in->rport;
+	if (h & TSG_HAVE(TSG_SF_FAMILY))
+		s->family = in->family;
+	s->have |= (uint16_t)h;
+	return rc;
+}
+
+void sock_unpack(const struct pool *v6, const struct sock_ent *s, struct tsg_sockinfo *out)
+{
+	uint32_t h = s->have & TSG_HAVE_ALL;
+
+	memset(out, 0, sizeof(*out));
+	out->have = h;
+	if (h & TSG_HAVE(TSG_SF_COMM))
+		strncpy(out->comm, s->comm, TSG_COMM_LEN - 1);
+	if (s->have & SE_V6) {
+		const struct sock_addr6 *x = pool_at(v6, s->la);
+
+		memcpy(out->laddr, x->laddr, 16);
+		memcpy(out->raddr, x->raddr, 16);
+	} else {
+		if (h & TSG_HAVE(TSG_SF_LADDR))
+			v4_mapped(s->la, out->laddr);
+		if (h & TSG_HAVE(TSG_SF_RADDR))
+			v4_mapped(s->ra, out->raddr);
+	}
+	out->pid = s->pid;
+	out->uid = s->uid;
+	out->cgroup = s->cgroup;
+	out->lport = s->lport;
+	out->rport = s->rport;
+	out->family = s->family;
+}
+
+void sock_pack_release(struct pool *v6, struct sock_ent *s)
+{
+	if (s->have & SE_V6)
+		pool_put(v6, s->la);
+	s->have &= (uint16_t)~SE_V6;
+}
