@@ -659,16 +659,18 @@ static uint32_t sock_find(const struct tsg_engine *e, uint64_t sk, size_t *slot)
 	return 0;
 }
 
-/* Counts a socket that is not tracked; logs the 1st, 2nd, 4th, 8th... */
+/* Counts a socket (an event of it) not tracked; logs the 1st, 2nd, 4th, 8th... */
 static void sock_dropped(struct tsg_engine *e, const char *why)
 {
 	uint64_t n = ++e->st.sockets_dropped;
 
 	if (!(n & (n - 1)))
-		log_warn("%s: %llu socket(s) not tracked so far (sockets_dropped; --max-sockets "
-			 "is %zu)",
+		log_warn("%s: a new socket is not tracked (%llu so far, counted in "
+			 "sockets_dropped; --max-sockets is %zu)",
 			 why, (unsigned long long)n, e->opts.max_sockets);
 }
+
+_Static_assert(sizeof(struct memb) == 16, "a membership is 16 bytes");
 
 static uint32_t sock_add(struct tsg_engine *e, uint64_t sk)
 {
@@ -1305,6 +1307,8 @@ int tsg_engine_new(const struct tsg_ruleset *rs, const struct tsg_engine_opts *o
 		e->opts = *opts;
 	if (!e->opts.max_sockets)
 		e->opts.max_sockets = TSG_ENGINE_MAX_SOCKETS;
+	if (e->opts.max_sockets > TSG_ENGINE_SOCKETS_LIMIT)
+		e->opts.max_sockets = TSG_ENGINE_SOCKETS_LIMIT;
 	pool_init(&e->sockp, sizeof(struct sock_ent));
 	pool_init(&e->membp, sizeof(struct memb));
 	pool_init(&e->v6p, sizeof(struct sock_addr6));

@@ -22,6 +22,7 @@ typedef void (*tsg_notify_fn)(void *ctx, const struct tsg_alert *alert);
 /* Tracked sockets by default (tsguard --max-sockets). The table grows with
  * the sockets tracked; nothing is allocated for the bound itself. */
 #define TSG_ENGINE_MAX_SOCKETS (4u << 20)
+#define TSG_ENGINE_SOCKETS_LIMIT (1u << 31) /* the largest bound (32-bit indices) */
 
 struct tsg_engine_opts {
 	size_t max_sockets;       /* tracked sockets; default TSG_ENGINE_MAX_SOCKETS */

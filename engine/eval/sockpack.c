@@ -63,13 +63,20 @@ int sock_pack_merge(struct pool *v6, struct sock_ent *s, const struct tsg_sockin
 		s->have &= (uint16_t)~TSG_HAVE(TSG_SF_COMM);
 		rc = -ENOMEM;
 	}
-	if ((h & TSG_HAVE(TSG_SF_LADDR)) && addr_put(v6, s, false, in->laddr) < 0) {
+	/* each address known at once: a later one may move both to the IPv6 pool */
+	if (h & TSG_HAVE(TSG_SF_LADDR)) {
 		h &= ~TSG_HAVE(TSG_SF_LADDR);
-		rc = -ENOMEM;
+		if (addr_put(v6, s, false, in->laddr) < 0)
+			rc = -ENOMEM;
+		else
+			s->have |= TSG_HAVE(TSG_SF_LADDR);
 	}
-	if ((h & TSG_HAVE(TSG_SF_RADDR)) && addr_put(v6, s, true, in->raddr) < 0) {
+	if (h & TSG_HAVE(TSG_SF_RADDR)) {
 		h &= ~TSG_HAVE(TSG_SF_RADDR);
-		rc = -ENOMEM;
+		if (addr_put(v6, s, true, in->raddr) < 0)
+			rc = -ENOMEM;
+		else
+			s->have |= TSG_HAVE(TSG_SF_RADDR);
 	}
 	if (h & TSG_HAVE(TSG_SF_PID))
 		s->pid = in->pid;
