@@ -60,9 +60,19 @@ int tsg_state_parse(const char *s)
 }
 
 static const char *const sfield_names[TSG_SF_N + 1] = {
-	[TSG_SF_COMM] = "comm",	[TSG_SF_PID] = "pid",	  [TSG_SF_UID] = "uid",
-	[TSG_SF_CGROUP] = "cgroup", [TSG_SF_LADDR] = "laddr", [TSG_SF_LPORT] = "lport",
-	[TSG_SF_RADDR] = "raddr",	[TSG_SF_RPORT] = "rport", [TSG_SF_FAMILY] = "family",
+	[TSG_SF_COMM] = "comm",
+	[TSG_SF_PID] = "pid",
+	[TSG_SF_UID] = "uid",
+	[TSG_SF_CGROUP] = "cgroup",
+	[TSG_SF_LADDR] = "laddr",
+	[TSG_SF_LPORT] = "lport",
+	[TSG_SF_RADDR] = "raddr",
+	[TSG_SF_RPORT] = "rport",
+	[TSG_SF_FAMILY] = "family",
+	[TSG_SF_NETNS] = "netns",
+	[TSG_SF_NETNS_NAME] = "netns_name",
+	[TSG_SF_CONTAINER] = "container",
+	[TSG_SF_POD] = "pod",
 	[TSG_SF_N] = NULL,
 };
 
@@ -108,6 +118,14 @@ void tsg_sockinfo_copy(struct tsg_sockinfo *dst, const struct tsg_sockinfo *src,
 		dst->rport = src->rport;
 	if (h & TSG_HAVE(TSG_SF_FAMILY))
 		dst->family = src->family;
+	if (h & TSG_HAVE(TSG_SF_NETNS))
+		dst->netns = src->netns;
+	if (h & TSG_HAVE(TSG_SF_NETNS_NAME))
+		dst->netns_name = src->netns_name;
+	if (h & TSG_HAVE(TSG_SF_CONTAINER))
+		dst->container = src->container;
+	if (h & TSG_HAVE(TSG_SF_POD))
+		dst->pod = src->pod;
 	dst->have |= h;
 }
 

@@ -89,6 +89,8 @@ struct key_ent {
 	uint64_t pending_since; /* the condition holds since */
 	uint64_t last_fire;
 	uint64_t suppressed;
+	uint64_t sk;                /* queue rules: the listener (key = the socket); else 0 */
+	struct tsg_queue_sample q;  /* queue rules: its last sample */
 };
 
 struct rule_rt {
@@ -131,6 +133,7 @@ struct tsg_engine {
 	size_t nrules;
 	struct idx_list trans_idx[TSG_NSTATES][TSG_NSTATES]; /* transition + rate rules */
 	struct idx_list state_idx[TSG_NSTATES];              /* time + count rules */
+	struct idx_list queue_idx;                           /* queue rules */
 
 	uint32_t *socks; /* open addressing of sockp indices, linear probing; 0: empty */
 	size_t scap, nsocks;
@@ -316,6 +319,9 @@ static uint64_t key_hash(const struct tsg_sockinfo *k)
 	h = hash_bytes(h, k->laddr, 16);
 	h = hash_bytes(h, k->raddr, 16);
 	h = mix(h, ((uint64_t)k->lport << 24) | ((uint64_t)k->rport << 8) | k->family);
+	/* netns, and the interned container and pod (pointer identity) */
+	h = mix(h, k->netns);
+	h = mix(h, (uint64_t)(uintptr_t)k->container ^ ((uint64_t)(uintptr_t)k->pod << 1));
 	return h;
 }
 
@@ -324,7 +330,9 @@ static bool key_equal(const struct tsg_sockinfo *a, const struct tsg_sockinfo *b
 	return a->have == b->have && !strncmp(a->comm, b->comm, sizeof(a->comm)) &&
 	       a->pid == b->pid && a->uid == b->uid && a->cgroup == b->cgroup &&
 	       !memcmp(a->laddr, b->laddr, 16) && !memcmp(a->raddr, b->raddr, 16) &&
-	       a->lport == b->lport && a->rport == b->rport && a->family == b->family;
+	       a->lport == b->lport && a->rport == b->rport && a->family == b->family &&
+	       a->netns == b->netns && a->netns_name == b->netns_name &&
+	       a->container == b->container && a->pod == b->pod;
 }
 
 static void key_free(struct tsg_engine *e, struct key_ent *k)
@@ -352,7 +360,8 @@ static bool key_idle(const struct tsg_engine *e, const struct rule_rt *rt, const
 {
 	const struct tsg_rule *r = rt->r;
 
-	if (k->astate != A_INACTIVE || k->count)
+	/* a queue key holds its listener's fields until the listener closes */
+	if (k->astate != A_INACTIVE || k->count || r->kind == TSG_KIND_QUEUE)
 		return false;
 	if (tsg_rate_live(&k->win, e->now, r->per_ns))
 		return false;
@@ -408,20 +417,20 @@ static int key_grow(struct rule_rt *rt)
 	return 0;
 }
 
-static struct key_ent *key_get(struct tsg_engine *e, struct rule_rt *rt,
-			       const struct tsg_sockinfo *info)
+/* The key of hash h: `k` (by fields) or, with sk != 0, the socket sk (queue
+ * rules). Added with k as its fields when absent and `add`; NULL when not. */
+static struct key_ent *key_lookup(struct tsg_engine *e, struct rule_rt *rt, uint64_t h,
+				  const struct tsg_sockinfo *k, uint64_t sk, bool add)
 {
-	struct tsg_sockinfo k;
 	struct key_ent *ke;
-	uint64_t h;
 
-	key_project(rt->r->by, info, &k);
-	h = key_hash(&k);
 	if (rt->nbuckets) {
 		for (ke = rt->buckets[h & (rt->nbuckets - 1)]; ke; ke = ke->next)
-			if (ke->hash == h && key_equal(&ke->key, &k))
+			if (ke->hash == h && ke->sk == sk && (sk || key_equal(&ke->key, k)))
 				return ke;
 	}
+	if (!add)
+		return NULL;
 	if (rt->nkeys >= e->opts.max_keys_per_rule && !key_sweep(e, rt)) {
 		rt->st.keys_dropped++;
 		e->st.keys_dropped++;
@@ -441,12 +450,22 @@ static struct key_ent *key_get(struct tsg_engine *e, struct rule_rt *rt,
 	}
 	ke->heap_idx = UINT32_MAX;
 	ke->hash = h;
-	ke->key = k;
+	ke->key = *k;
+	ke->sk = sk;
 	ke->rule = rt->r->index;
 	ke->next = rt->buckets[h & (rt->nbuckets - 1)];
 	rt->buckets[h & (rt->nbuckets - 1)] = ke;
 	rt->nkeys++;
 	return ke;
+}
+
+static struct key_ent *key_get(struct tsg_engine *e, struct rule_rt *rt,
+			       const struct tsg_sockinfo *info)
+{
+	struct tsg_sockinfo k;
+
+	key_project(rt->r->by, info, &k);
+	return key_lookup(e, rt, key_hash(&k), &k, 0, true);
 }
 
 /* Cooldown gate for a firing notification. Returns true to send it. */
@@ -480,6 +499,25 @@ static uint64_t rate_reported(const struct tsg_rule *r, const struct key_ent *k)
 	return k->win.total < keep ? k->win.total : keep;
 }
 
+/* Is the listener's queue above the rule's threshold (a number, or a
+ * percentage of its backlog)? */
+static bool queue_above(const struct tsg_rule *r, const struct tsg_queue_sample *q)
+{
+	if (r->queue_pct_x100)
+		return (uint64_t)q->queue * 10000 > (uint64_t)r->queue_pct_x100 * q->backlog;
+	return q->queue > r->threshold;
+}
+
+/* A queue alert: its key is the listening socket, with its last sample. */
+static void queue_fill(struct tsg_alert *a, const struct key_ent *k)
+{
+	a->key_is_sock = true;
+	a->sk = k->sk;
+	a->state = TSG_LISTEN;
+	a->has_queue = true;
+	a->q = k->q;
+}
+
 static void key_alert(struct tsg_engine *e, struct key_ent *k, int status)
 {
 	struct rule_rt *rt = &e->rules[k->rule];
@@ -488,8 +526,10 @@ static void key_alert(struct tsg_engine *e, struct key_ent *k, int status)
 
 	alert_init(&a, r, status);
 	a.info = k->key;
-	a.has_count = true;
-	if (r->kind == TSG_KIND_COUNT) {
+	a.has_count = r->kind != TSG_KIND_QUEUE;
+	if (r->kind == TSG_KIND_QUEUE) {
+		queue_fill(&a, k);
+	} else if (r->kind == TSG_KIND_COUNT) {
 		a.state = r->state;
 		a.count = k->count;
 	} else {
@@ -536,13 +576,13 @@ static void key_eval(struct tsg_engine *e, struct key_ent *k)
 	uint64_t n, expiry = UINT64_MAX, deadline = UINT64_MAX;
 	bool cond;
 
-	if (r->kind == TSG_KIND_COUNT)
+	if (r->kind == TSG_KIND_COUNT || r->kind == TSG_KIND_QUEUE)
 		n = k->count;
 	else {
 		n = tsg_rate_count(&k->win, e->now, r->per_ns);
 		expiry = tsg_rate_next_expiry(&k->win, r->per_ns);
 	}
-	cond = n > r->threshold;
+	cond = r->kind == TSG_KIND_QUEUE ? queue_above(r, &k->q) : n > r->threshold;
 
 	switch (k->astate) {
 	case A_INACTIVE:
@@ -567,7 +607,7 @@ static void key_eval(struct tsg_engine *e, struct key_ent *k)
 	case A_FIRING: {
 		uint64_t below = r->kind == TSG_KIND_COUNT ? r->resolve_below : r->threshold;
 
-		if (n <= below) {
+		if (r->kind == TSG_KIND_QUEUE ? !cond : n <= below) {
 			k->astate = A_INACTIVE;
 			key_alert(e, k, TSG_RESOLVED);
 		}
@@ -1025,6 +1065,77 @@ static void transition_fire(struct tsg_engine *e, struct rule_rt *rt, const stru
 	notify(e, &a);
 }
 
+/* ---- queue rules -------------------------------------------------------------- */
+
+/* The key of listener sk in a queue rule (found, or added when `add`). */
+static struct key_ent *queue_key(struct tsg_engine *e, struct rule_rt *rt, uint64_t sk,
+				 const struct tsg_sockinfo *info, bool add)
+{
+	return key_lookup(e, rt, tsg_hash64(sk), info, sk, add);
+}
+
+/*
+ * A queue sample: per queue rule that may match the listener, one key lookup
+ * and one evaluation. The listener's fields are what the sample brings over
+ * what was known (its socket entry, its key); a listener of which nothing is
+ * known cannot be named by an alert, and its sample is only counted.
+ */
+static void queue_sample(struct tsg_engine *e, const struct tsg_event *ev)
+{
+	const struct sock_ent *s = sock_find(e, ev->sk, NULL);
+	struct tsg_sockinfo info = { 0 };
+
+	e->st.queue_samples++;
+	if (s)
+		info = s->info;
+	/* a sample without the listener's port (replay: its fields came on an
+	 * earlier line): what a queue rule's key of it holds */
+	for (size_t i = 0; !(ev->info.have & TSG_HAVE(TSG_SF_LPORT)) && i < e->nrules; i++) {
+		struct key_ent *k = e->rules[i].r->kind == TSG_KIND_QUEUE
+					    ? queue_key(e, &e->rules[i], ev->sk, NULL, false)
+					    : NULL;
+
+		if (k)
+			tsg_sockinfo_copy(&info, &k->key, TSG_HAVE_ALL);
+	}
+	tsg_sockinfo_copy(&info, &ev->info, TSG_HAVE_ALL);
+	if (!info.have) {
+		e->st.queue_unknown++;
+		return;
+	}
+	IDX_FOREACH(&e->queue_idx, &info, ri, {
+		struct rule_rt *rt = &e->rules[ri];
+		struct key_ent *k;
+
+		if (tsg_match_sock(&rt->r->match, &info) &&
+		    (k = queue_key(e, rt, ev->sk, &info, true))) {
+			e->st.events_matched++;
+			k->key = info;
+			k->q = ev->q;
+			k->count = ev->q.queue;
+			key_eval(e, k);
+		}
+	});
+}
+
+/* A listener left LISTEN (closed): its queue alerts resolve and end. Costs
+ * the rules only on a listener's close, and only when queue rules exist. */
+static void queue_listener_gone(struct tsg_engine *e, uint64_t sk)
+{
+	if (!e->queue_idx.total)
+		return;
+	for (size_t ri = 0; ri < e->nrules; ri++) {
+		struct rule_rt *rt = &e->rules[ri];
+		struct key_ent *k;
+
+		if (rt->r->kind != TSG_KIND_QUEUE || !(k = queue_key(e, rt, sk, NULL, false)))
+			continue;
+		if (k->astate == A_FIRING)
+			key_alert(e, k, TSG_RESOLVED);
+		key_unlink_free(e, rt, k);
+	}
+}
+
 /* ---- timers ------------------------------------------------------------------ */
 
 static void run_timers(struct tsg_engine *e, uint64_t until, bool inclusive)
@@ -1108,6 +1219,10 @@ void tsg_engine_feed(struct tsg_engine *e, const struct tsg_event *ev)
 		run_timers(e, ev->ts_ns, false);
 		e->now = ev->ts_ns;
 	}
+	if (ev->kind == TSG_EV_QUEUE) {
+		queue_sample(e, ev);
+		return;
+	}
 	if (to == TSG_STATE_NONE || to >= TSG_NSTATES)
 		return;
 
@@ -1137,6 +1252,9 @@ void tsg_engine_feed(struct tsg_engine *e, const struct tsg_event *ev)
 	 * nor an update of a socket's fields (from == to: a connect's port) */
 	if (!ev->snapshot && from != to)
 		feed_transition(e, ev, info, from, has_since, since);
+
+	if (from == TSG_LISTEN && to != TSG_LISTEN)
+		queue_listener_gone(e, ev->sk);
 
 	if (s && s->state == to) {
 		/* a snapshot taken again (after a reload) of a socket already
@@ -1262,6 +1380,7 @@ static void index_free(struct tsg_engine *e)
 			idx_free(&e->trans_idx[f][t]);
 		idx_free(&e->state_idx[f]);
 	}
+	idx_free(&e->queue_idx);
 }
 
 static int index_build(struct tsg_engine *e)
@@ -1271,6 +1390,11 @@ static int index_build(struct tsg_engine *e)
 
 		if (!r->enabled)
 			continue;
+		if (r->kind == TSG_KIND_QUEUE) {
+			if (idx_push(&e->queue_idx, r, (uint32_t)i) < 0)
+				return -ENOMEM;
+			continue;
+		}
 		if (r->kind == TSG_KIND_TIME || r->kind == TSG_KIND_COUNT) {
 			if (idx_push(&e->state_idx[r->state], r, (uint32_t)i) < 0)
 				return -ENOMEM;
@@ -1293,6 +1417,7 @@ static int index_build(struct tsg_engine *e)
 			idx_sort(&e->trans_idx[f][t]);
 		idx_sort(&e->state_idx[f]);
 	}
+	idx_sort(&e->queue_idx);
 	return 0;
 }
 
@@ -1546,10 +1671,13 @@ size_t tsg_engine_foreach_alert(const struct tsg_engine *e, tsg_alert_view_fn fn
 				view_init(e, &v, rt->r);
 				v.alert.state = rt->r->kind == TSG_KIND_COUNT ? rt->r->state : 0;
 				v.alert.info = k->key;
-				v.alert.has_count = true;
-				v.alert.count = rt->r->kind == TSG_KIND_COUNT
-						    ? k->count
-						    : rate_reported(rt->r, k);
+				v.alert.has_count = rt->r->kind != TSG_KIND_QUEUE;
+				if (rt->r->kind == TSG_KIND_QUEUE)
+					queue_fill(&v.alert, k);
+				else
+					v.alert.count = rt->r->kind == TSG_KIND_COUNT
+								? k->count
+								: rate_reported(rt->r, k);
 				v.alert.suppressed = k->suppressed;
 				v.pending = k->astate == A_PENDING;
 				v.silenced = k->silenced;
