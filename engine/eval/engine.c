@@ -139,7 +139,7 @@ struct tsg_engine {
 	size_t scap, nsocks;
 	struct pool sockp;  /* struct sock_ent */
 	struct pool membp;  /* struct memb */
-	struct pool v6p;    /* struct sock_addr6 */
+	struct sock_side side; /* IPv6 addresses; cgroup, netns name, container, pod */
 	struct pool firedp; /* struct tsg_sockinfo */
 
 	struct hent *heap;
@@ -816,7 +816,7 @@ static void time_alert_info(const struct tsg_engine *e, const struct sock_ent *s
 	if (resolved && m->u.t.fired)
 		*out = *(const struct tsg_sockinfo *)pool_at(&e->firedp, m->u.t.fired);
 	else
-		sock_unpack(&e->v6p, s, out);
+		sock_unpack(&e->side, s, out);
 }
 
 static void time_alert(struct tsg_engine *e, uint32_t si, struct memb *m, int status)
@@ -1023,7 +1023,7 @@ static void sock_records_free(struct tsg_engine *e, struct sock_ent *s)
 		memb_release(e, mi);
 	}
 	s->memb = 0;
-	sock_pack_release(&e->v6p, s);
+	sock_pack_release(&e->side, s);
 }
 
 static void sock_free(struct tsg_engine *e, uint32_t si)
@@ -1082,12 +1082,12 @@ static struct key_ent *queue_key(struct tsg_engine *e, struct rule_rt *rt, uint6
  */
 static void queue_sample(struct tsg_engine *e, const struct tsg_event *ev)
 {
-	const struct sock_ent *s = sock_find(e, ev->sk, NULL);
+	uint32_t si = sock_find(e, ev->sk, NULL);
 	struct tsg_sockinfo info = { 0 };
 
 	e->st.queue_samples++;
-	if (s)
-		info = s->info;
+	if (si)
+		sock_unpack(&e->side, sock_at(e, si), &info);
 	/* a sample without the listener's port (replay: its fields came on an
 	 * earlier line): what a queue rule's key of it holds */
 	for (size_t i = 0; !(ev->info.have & TSG_HAVE(TSG_SF_LPORT)) && i < e->nrules; i++) {
@@ -1229,8 +1229,8 @@ void tsg_engine_feed(struct tsg_engine *e, const struct tsg_event *ev)
 	si = sock_find(e, ev->sk, NULL);
 	if (si) {
 		s = sock_at(e, si);
-		sock_pack_merge(&e->v6p, s, &ev->info);
-		sock_unpack(&e->v6p, s, &cur);
+		sock_pack_merge(&e->side, s, &ev->info);
+		sock_unpack(&e->side, s, &cur);
 		info = &cur;
 		/* the event's own `from` is the truth (live); else what we saw */
 		from = ev->from ? ev->from : s->state;
@@ -1282,8 +1282,8 @@ void tsg_engine_feed(struct tsg_engine *e, const struct tsg_event *ev)
 		if (!si)
 			return;
 		s = sock_at(e, si);
-		sock_pack_merge(&e->v6p, s, &ev->info);
-		sock_unpack(&e->v6p, s, &cur);
+		sock_pack_merge(&e->side, s, &ev->info);
+		sock_unpack(&e->side, s, &cur);
 		info = &cur;
 	}
 	/* the state began at the event's own time, also when it is read late */
@@ -1436,7 +1436,7 @@ int tsg_engine_new(const struct tsg_ruleset *rs, const struct tsg_engine_opts *o
 		e->opts.max_sockets = TSG_ENGINE_SOCKETS_LIMIT;
 	pool_init(&e->sockp, sizeof(struct sock_ent));
 	pool_init(&e->membp, sizeof(struct memb));
-	pool_init(&e->v6p, sizeof(struct sock_addr6));
+	sock_side_init(&e->side);
 	pool_init(&e->firedp, sizeof(struct tsg_sockinfo));
 	if (rs->nrules >= RULES_MAX) {
 		free(e);
@@ -1505,7 +1505,7 @@ void tsg_engine_free(struct tsg_engine *e)
 	index_free(e);
 	pool_fini(&e->sockp);
 	pool_fini(&e->membp);
-	pool_fini(&e->v6p);
+	sock_side_fini(&e->side);
 	pool_fini(&e->firedp);
 	free(e->heap);
 	free(e);

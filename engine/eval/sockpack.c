@@ -4,7 +4,7 @@
 #include <errno.h>
 #include <string.h>
 
-_Static_assert(TSG_HAVE_ALL < SE_V6, "SE_V6 must not be a field bit");
+_Static_assert(TSG_HAVE_ALL < SE_EXT && SE_EXT < SE_V6, "SE_* must not be field bits");
 
 static void v4_mapped(uint32_t a, uint8_t out[16])
 {
@@ -53,8 +53,35 @@ static int comm_put(struct sock_ent *s, const char comm[TSG_COMM_LEN])
 	return s->comm ? 0 : -ENOMEM;
 }
 
-int sock_pack_merge(struct pool *v6, struct sock_ent *s, const struct tsg_sockinfo *in)
+#define EXT_FIELDS                                                                                 \
+	(TSG_HAVE(TSG_SF_CGROUP) | TSG_HAVE(TSG_SF_NETNS_NAME) | TSG_HAVE(TSG_SF_CONTAINER) |      \
+	 TSG_HAVE(TSG_SF_POD))
+
+/* cgroup, netns name, container, pod: into the socket's side record. */
+static int ext_put(struct pool *ext, struct sock_ent *s, const struct tsg_sockinfo *in, uint32_t h)
 {
+	struct sock_ext *x;
+
+	if (!(s->have & SE_EXT)) {
+		if (!(s->ext = pool_get(ext)))
+			return -ENOMEM;
+		s->have |= SE_EXT;
+	}
+	x = pool_at(ext, s->ext);
+	if (h & TSG_HAVE(TSG_SF_CGROUP))
+		x->cgroup = in->cgroup;
+	if (h & TSG_HAVE(TSG_SF_NETNS_NAME))
+		x->netns_name = in->netns_name;
+	if (h & TSG_HAVE(TSG_SF_CONTAINER))
+		x->container = in->container;
+	if (h & TSG_HAVE(TSG_SF_POD))
+		x->pod = in->pod;
+	return 0;
+}
+
+int sock_pack_merge(struct sock_side *side, struct sock_ent *s, const struct tsg_sockinfo *in)
+{
+	struct pool *v6 = &side->v6;
 	uint32_t h = in->have & TSG_HAVE_ALL;
 	int rc = 0;
 
@@ -82,8 +109,12 @@ int sock_pack_merge(struct pool *v6, struct sock_ent *s, const struct tsg_sockin
 		s->pid = in->pid;
 	if (h & TSG_HAVE(TSG_SF_UID))
 		s->uid = in->uid;
-	if (h & TSG_HAVE(TSG_SF_CGROUP))
-		s->cgroup = in->cgroup;
+	if ((h & EXT_FIELDS) && ext_put(&side->ext, s, in, h) < 0) {
+		h &= ~EXT_FIELDS;
+		rc = -ENOMEM;
+	}
+	if (h & TSG_HAVE(TSG_SF_NETNS))
+		s->netns = in->netns;
 	if (h & TSG_HAVE(TSG_SF_LPORT))
 		s->lport = in->lport;
 	if (h & TSG_HAVE(TSG_SF_RPORT))
@@ -94,8 +125,9 @@ int sock_pack_merge(struct pool *v6, struct sock_ent *s, const struct tsg_sockin
 	return rc;
 }
 
-void sock_unpack(const struct pool *v6, const struct sock_ent *s, struct tsg_sockinfo *out)
+void sock_unpack(const struct sock_side *side, const struct sock_ent *s, struct tsg_sockinfo *out)
 {
+	const struct pool *v6 = &side->v6;
 	uint32_t h = s->have & TSG_HAVE_ALL;
 
 	memset(out, 0, sizeof(*out));
@@ -115,15 +147,38 @@ void sock_unpack(const struct pool *v6, const struct sock_ent *s, struct tsg_soc
 	}
 	out->pid = s->pid;
 	out->uid = s->uid;
-	out->cgroup = s->cgroup;
+	out->netns = s->netns;
+	if (s->have & SE_EXT) {
+		const struct sock_ext *x = pool_at(&side->ext, s->ext);
+
+		out->cgroup = x->cgroup;
+		out->netns_name = x->netns_name;
+		out->container = x->container;
+		out->pod = x->pod;
+	}
 	out->lport = s->lport;
 	out->rport = s->rport;
 	out->family = s->family;
 }
 
-void sock_pack_release(struct pool *v6, struct sock_ent *s)
+void sock_pack_release(struct sock_side *side, struct sock_ent *s)
 {
 	if (s->have & SE_V6)
-		pool_put(v6, s->la);
-	s->have &= (uint16_t)~SE_V6;
+		pool_put(&side->v6, s->la);
+	if (s->have & SE_EXT)
+		pool_put(&side->ext, s->ext);
+	s->have &= (uint16_t) ~(SE_V6 | SE_EXT);
 }
+
+void sock_side_init(struct sock_side *side)
+{
+	pool_init(&side->v6, sizeof(struct sock_addr6));
+	pool_init(&side->ext, sizeof(struct sock_ext));
+}
+
+void sock_side_fini(struct sock_side *side)
+{
+	pool_fini(&side->v6);
+	pool_fini(&side->ext);
+}
+_Static_assert(sizeof(struct sock_ent) == 64, "a tracked socket is 64 bytes");

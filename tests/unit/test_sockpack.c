@@ -44,6 +44,10 @@ static void rand_info(uint32_t *seed, struct tsg_sockinfo *in)
 	in->cgroup = tsg_intern(rnd(seed) & 1 ? "/a.slice" : "/b.slice");
 	rand_addr(seed, in->laddr);
 	rand_addr(seed, in->raddr);
+	in->netns = rnd(seed);
+	in->netns_name = rnd(seed) & 1 ? tsg_intern("blue") : NULL;
+	in->container = rnd(seed) & 1 ? tsg_intern("0123456789ab") : tsg_intern("cafe");
+	in->pod = rnd(seed) & 1 ? tsg_intern("pod-uid-1") : NULL;
 	in->lport = (uint16_t)rnd(seed);
 	in->rport = (uint16_t)rnd(seed);
 	in->family = rnd(seed) & 1 ? TSG_FAM_IPV4 : TSG_FAM_IPV6;
@@ -51,10 +55,10 @@ static void rand_info(uint32_t *seed, struct tsg_sockinfo *in)
 
 static void test_pack_matches_copy(void **state)
 {
-	struct pool v6;
+	struct sock_side side;
 	uint32_t seed = 2463534242u;
 
-	pool_init(&v6, sizeof(struct sock_addr6));
+	sock_side_init(&side);
 	for (int round = 0; round < 20000; round++) {
 		struct sock_ent s;
 		struct tsg_sockinfo ref, got, in;
@@ -64,14 +68,15 @@ static void test_pack_matches_copy(void **state)
 		for (int i = 0; i < 1 + (int)(rnd(&seed) % 4); i++) {
 			rand_info(&seed, &in);
 			tsg_sockinfo_copy(&ref, &in, TSG_HAVE_ALL);
-			assert_int_equal(sock_pack_merge(&v6, &s, &in), 0);
-			sock_unpack(&v6, &s, &got);
+			assert_int_equal(sock_pack_merge(&side, &s, &in), 0);
+			sock_unpack(&side, &s, &got);
 			assert_memory_equal(&got, &ref, sizeof(ref));
 		}
-		sock_pack_release(&v6, &s);
+		sock_pack_release(&side, &s);
 	}
-	assert_int_equal(v6.inuse, 0); /* every IPv6 record given back */
-	pool_fini(&v6);
+	assert_int_equal(side.v6.inuse, 0); /* every side record given back */
+	assert_int_equal(side.ext.inuse, 0);
+	sock_side_fini(&side);
 }
 
 /* Records keep their address while held, come back zeroed, are reused. */
