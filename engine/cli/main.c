@@ -48,6 +48,7 @@ struct opts {
 	const char *control; /* NULL: the default path */
 	double until;
 	bool has_until;
+	size_t max_sockets; /* 0: the engine's default */
 	int verbose;
 };
 
@@ -103,6 +104,7 @@ static void usage(FILE *f)
 	    "      --metrics ADDR:PORT  serve /metrics and /healthz\n"
 	    "      --control PATH     control socket for `tsguard ctl` (default\n"
 	    "                         " TSG_CONTROL_DEFAULT "; 'none': no socket)\n"
+	    "      --max-sockets N    track at most N sockets (default 4194304)\n"
 	    "  -v, --verbose          more log output\n"
 	    "  -q, --quiet            only warnings and errors\n"
 	    "      --version          print the version\n"
@@ -124,6 +126,23 @@ static int parse_until(const char *arg, struct opts *o)
 		return -EINVAL;
 	}
 	o->has_until = true;
+	return 0;
+}
+
+/* --max-sockets N: 0 or -EINVAL (printed). */
+static int parse_max_sockets(const char *arg, struct opts *o)
+{
+	char *end;
+	unsigned long long v;
+
+	errno = 0;
+	v = strtoull(arg, &end, 10);
+	if (!isdigit((unsigned char)*arg) || *end || errno || !v || v > TSG_ENGINE_SOCKETS_LIMIT) {
+		fprintf(stderr, "tsguard: --max-sockets wants a number from 1 to %u, not \"%s\"\n",
+			TSG_ENGINE_SOCKETS_LIMIT, arg);
+		return -EINVAL;
+	}
+	o->max_sockets = (size_t)v;
 	return 0;
 }
 
@@ -156,7 +175,8 @@ static int parse_args(int argc, char **argv, struct opts *o)
 		OPT_RECORD,
 		OPT_METRICS,
 		OPT_VERSION,
-		OPT_CONTROL
+		OPT_CONTROL,
+		OPT_MAX_SOCKETS
 	};
 	static const struct option longopts[] = {
 	    {"rules", required_argument, NULL, 'r'},
@@ -169,6 +189,7 @@ static int parse_args(int argc, char **argv, struct opts *o)
 	    {"output", required_argument, NULL, 'o'},
 	    {"metrics", required_argument, NULL, OPT_METRICS},
 	    {"control", required_argument, NULL, OPT_CONTROL},
+	    {"max-sockets", required_argument, NULL, OPT_MAX_SOCKETS},
 	    {"verbose", no_argument, NULL, 'v'},
 	    {"quiet", no_argument, NULL, 'q'},
 	    {"version", no_argument, NULL, OPT_VERSION},
@@ -218,6 +239,10 @@ static int parse_args(int argc, char **argv, struct opts *o)
 			break;
 		case OPT_CONTROL:
 			o->control = optarg;
+			break;
+		case OPT_MAX_SOCKETS:
+			if (parse_max_sockets(optarg, o) < 0)
+				return -EINVAL;
 			break;
 		case 'v':
 			o->verbose++;
@@ -755,6 +780,7 @@ static int start(struct ctx *c)
 		return EXIT_USAGE;
 	eo.dry_run = c->o->dry_run;
 	eo.keep_idle_sockets = c->o->replay != NULL;
+	eo.max_sockets = c->o->max_sockets;
 	rc = tsg_engine_new(c->rs, &eo, on_alert, c, &c->engine);
 	if (rc < 0) {
 		log_err("cannot start the engine: %s", strerror(-rc));

@@ -149,13 +149,14 @@ static inline uint64_t tsg_hash64(uint64_t x)
 uint64_t tsg_hash_bytes(uint64_t h, const void *p, size_t n);
 uint64_t tsg_hash_str(const char *s);
 
-/* Socket id for a string name (replay "sk"): stable within the process. */
+/* Socket id for a string name (replay "sk"): stable within the process.
+ * Up to 4M names are kept (then the id is a hash, printed as a number). */
 uint64_t tsg_sk_from_string(const char *s);
 /* Inverse where known (replay), else formats the number; buf >= 32 bytes. */
 const char *tsg_sk_to_string(uint64_t sk, char *buf, size_t len);
 
 /*
- * Process-wide string interning (cgroup paths, socket names). Bounded: at
+ * Process-wide string interning (cgroup paths, the engine's comm). Bounded: at
  * the bound NULL is returned and tsg_intern_dropped() counts it.
  */
 const char *tsg_intern(const char *s);

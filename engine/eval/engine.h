@@ -19,8 +19,13 @@ struct tsg_engine;
 
 typedef void (*tsg_notify_fn)(void *ctx, const struct tsg_alert *alert);
 
+/* Tracked sockets by default (tsguard --max-sockets). The table grows with
+ * the sockets tracked; nothing is allocated for the bound itself. */
+#define TSG_ENGINE_MAX_SOCKETS (4u << 20)
+#define TSG_ENGINE_SOCKETS_LIMIT (1u << 31) /* the largest bound (32-bit indices) */
+
 struct tsg_engine_opts {
-	size_t max_sockets;       /* tracked sockets; default 1M */
+	size_t max_sockets;       /* tracked sockets; default TSG_ENGINE_MAX_SOCKETS */
 	size_t max_keys_per_rule; /* count/rate/cooldown keys per rule; default 65536 */
 	bool dry_run;             /* copied into alerts */
 	const char *host;         /* default tsg_hostname() */
@@ -34,7 +39,7 @@ struct tsg_engine_stats {
 	uint64_t events;          /* fed */
 	uint64_t events_matched;  /* reached at least one rule */
 	uint64_t sockets;         /* tracked now */
-	uint64_t sockets_dropped; /* socket table full */
+	uint64_t sockets_dropped; /* not tracked: socket table full (or out of memory) */
 	uint64_t keys_dropped;    /* per-rule key limit hit */
 	uint64_t notifications;
 	uint64_t suppressed;      /* by cooldown */
