@@ -48,6 +48,7 @@ struct opts {
 	const char *control; /* NULL: the default path */
 	double until;
 	bool has_until;
+	size_t max_sockets; /* 0: the engine's default */
 	int verbose;
 };
 
@@ -103,6 +104,7 @@ static void usage(FILE *f)
 	    "      --metrics ADDR:PORT  serve /metrics and /healthz\n"
 	    "      --control PATH     control socket for `tsguard ctl` (default\n"
 	    "                         " TSG_CONTROL_DEFAULT "; 'none': no socket)\n"
+	    "      --max-sockets N    track at most N sockets (default 4194304)\n"
 	    "  -v, --verbose          more log output\n"
 	    "  -q, --quiet            only warnings and errors\n"
 	    "      --version          print the version\n"
@@ -124,6 +126,23 @@ static int parse_until(const char *arg, struct opts *o)
 		return -EINVAL;
 	}
 	o->has_until = true;
+	return 0;
+}
+
+/* --max-sockets N: 0 or -EINVAL (printed). */
+static int parse_max_sockets(const char *arg, struct opts *o)
+{
+	char *end;
+	unsigned long long v;
+
+	errno = 0;
+	v = strtoull(arg, &end, 10);
+	if (!isdigit((unsigned char)*arg) || *end || errno || !v || v > TSG_ENGINE_SOCKETS_LIMIT) {
+		fprintf(stderr, "tsguard: --max-sockets wants a number from 1 to %u, not \"%s\"\n",
+			TSG_ENGINE_SOCKETS_LIMIT, arg);
+		return -EINVAL;
+	}
+	o->max_sockets = (size_t)v;
 	return 0;
 }
 
@@ -156,7 +175,8 @@ static int parse_args(int argc, char **argv, struct opts *o)
 		OPT_RECORD,
 		OPT_METRICS,
 		OPT_VERSION,
-		OPT_CONTROL
+		OPT_CONTROL,
+		OPT_MAX_SOCKETS
 	};
 	static const struct option longopts[] = {
 	    {"rules", required_argument, NULL, 'r'},
@@ -169,6 +189,7 @@ static int parse_args(int argc, char **argv, struct opts *o)
 	    {"output", required_argument, NULL, 'o'},
 	    {"metrics", required_argument, NULL, OPT_METRICS},
 	    {"control", required_argument, NULL, OPT_CONTROL},
+	    {"max-sockets", required_argument, NULL, OPT_MAX_SOCKETS},
 	    {"verbose", no_argument, NULL, 'v'},
 	    {"quiet", no_argument, NULL, 'q'},
 	    {"version", no_argument, NULL, OPT_VERSION},
@@ -218,6 +239,10 @@ static int parse_args(int argc, char **argv, struct opts *o)
 			break;
 		case OPT_CONTROL:
 			o->control = optarg;
+			break;
+		case OPT_MAX_SOCKETS:
+			if (parse_max_sockets(optarg, o) < 0)
+				return -EINVAL;
 			break;
 		case 'v':
 			o->verbose++;
@@ -300,13 +325,33 @@ static __attribute__((unused)) void on_event(void *vctx, const struct tsg_event 
 	tsg_engine_feed(c->engine, ev);
 }
 
+#ifdef TSG_HAVE_CAPTURE
+/* The destroy action's callback: the live capture closes the socket. */
+static int destroy_sock(void *vctx, uint64_t cookie, uint32_t netns,
+			const struct tsg_sockinfo *expect)
+{
+	struct ctx *c = vctx;
+
+	(void)expect;
+	return c->cap ? tsg_capture_destroy(c->cap, cookie, netns) : -ENXIO;
+}
+#endif
+
 static int setup_actions(struct ctx *c)
 {
 	/* with -o json, what each action would run is printed as JSON objects
 	 * too, so that standard output stays one object per line */
 	struct tsg_actions_opts ao = { .dry_run = c->o->dry_run, .dry_out = stdout,
 				       .dry_json = c->o->json };
-	int rc = tsg_actions_new(c->rs, &ao, &c->actions);
+	int rc;
+
+#ifdef TSG_HAVE_CAPTURE
+	if (!c->o->replay) { /* replay has no kernel sockets to close */
+		ao.destroy = destroy_sock;
+		ao.destroy_ctx = c;
+	}
+#endif
+	rc = tsg_actions_new(c->rs, &ao, &c->actions);
 
 	if (rc < 0) {
 		log_err("cannot set up actions: %s", strerror(-rc));
@@ -535,6 +580,31 @@ static int run_replay(struct ctx *c)
 
 #ifdef TSG_HAVE_CAPTURE
 #ifdef TSG_HAVE_METRICS
+/* snap->urls: every URL of every webhook action, with its own counters. */
+static void snapshot_urls(struct ctx *c, struct tsg_metrics_snapshot *snap)
+{
+	size_t n = 0;
+
+	for (size_t i = 0; i < c->rs->nactions; i++)
+		if (c->rs->actions[i].type == TSG_ACT_WEBHOOK)
+			n += c->rs->actions[i].webhook.nurls;
+	if (!n || !(snap->urls = calloc(n, sizeof(*snap->urls))))
+		return;
+	for (size_t i = 0; i < c->rs->nactions; i++) {
+		const struct tsg_action_def *a = &c->rs->actions[i];
+
+		for (size_t j = 0; a->type == TSG_ACT_WEBHOOK && j < a->webhook.nurls; j++) {
+			struct tsg_metrics_url *u = &snap->urls[snap->nurls];
+
+			snprintf(u->action, sizeof(u->action), "%s", a->name);
+			snprintf(u->url, sizeof(u->url), "%s", a->webhook.urls[j]);
+			if (tsg_actions_get_url_stats(c->actions, a->name, a->webhook.urls[j],
+						      &u->st) == 0)
+				snap->nurls++;
+		}
+	}
+}
+
 static void publish_metrics(struct ctx *c, struct tsg_capture *cap)
 {
 	struct tsg_metrics_snapshot snap = { 0 };
@@ -571,6 +641,7 @@ static void publish_metrics(struct ctx *c, struct tsg_capture *cap)
 		tsg_actions_get_stats(c->actions, a->name, &snap.actions[i].st);
 	}
 	snap.nactions = c->rs->nactions;
+	snapshot_urls(c, &snap);
 	snap.reloads_ok = c->reloads_ok;
 	snap.reloads_failed = c->reloads_failed;
 	snap.last_reload_ok_time = c->last_reload_ok;
@@ -580,6 +651,7 @@ static void publish_metrics(struct ctx *c, struct tsg_capture *cap)
 out:
 	free(snap.rules);
 	free(snap.actions);
+	free(snap.urls);
 }
 #endif
 
@@ -708,6 +780,7 @@ static int start(struct ctx *c)
 		return EXIT_USAGE;
 	eo.dry_run = c->o->dry_run;
 	eo.keep_idle_sockets = c->o->replay != NULL;
+	eo.max_sockets = c->o->max_sockets;
 	rc = tsg_engine_new(c->rs, &eo, on_alert, c, &c->engine);
 	if (rc < 0) {
 		log_err("cannot start the engine: %s", strerror(-rc));

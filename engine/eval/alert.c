@@ -89,6 +89,15 @@ static const char *sock_string(const struct tsg_alert *a, char *buf, size_t len)
 	return buf;
 }
 
+/* An interned string field: NULL is "none" (the field is absent). */
+static int str_text(const char *v, char *buf, size_t len)
+{
+	if (!v)
+		return -ENOENT;
+	snprintf(buf, len, "%s", v);
+	return 0;
+}
+
 /* Value of one socket field as text; -ENOENT when unknown. */
 static int sfield_text(const struct tsg_alert *a, int sf, char *buf, size_t len)
 {
@@ -122,10 +131,37 @@ static int sfield_text(const struct tsg_alert *a, int sf, char *buf, size_t len)
 	case TSG_SF_FAMILY:
 		snprintf(buf, len, "%s", family_name(a->info.family));
 		break;
+	case TSG_SF_NETNS:
+		if (!a->info.netns)
+			return -ENOENT;
+		snprintf(buf, len, "%" PRIu32, a->info.netns);
+		break;
+	case TSG_SF_NETNS_NAME:
+		return str_text(a->info.netns_name, buf, len);
+	case TSG_SF_CONTAINER:
+		return str_text(a->info.container, buf, len);
+	case TSG_SF_POD:
+		return str_text(a->info.pod, buf, len);
 	default:
 		return -ENOENT;
 	}
 	return 0;
+}
+
+/* The "sock" of a socket's key: its tuple (and its id while the local port
+ * is not known). */
+static const char *sock_key(const struct tsg_alert *a, char *buf, size_t len)
+{
+	sock_string(a, buf, len);
+	/* a connect whose port is not known yet: two of them to one peer
+	 * would have the same tuple, so the socket's id tells them apart */
+	if (!have(a, TSG_SF_LPORT) && a->sk) {
+		char id[32];
+		size_t off = strlen(buf);
+
+		snprintf(buf + off, len - off, "#%s", tsg_sk_to_string(a->sk, id, sizeof(id)));
+	}
+	return buf;
 }
 
 const char *tsg_alert_key_string(const struct tsg_alert *a, char *buf, size_t len)
@@ -134,14 +170,10 @@ const char *tsg_alert_key_string(const struct tsg_alert *a, char *buf, size_t le
 
 	buf[0] = 0;
 	if (a->key_is_sock) {
-		sock_string(a, buf, len);
-		/* a connect whose port is not known yet: two of them to one peer
-		 * would have the same tuple, so the socket's id tells them apart */
-		if (!have(a, TSG_SF_LPORT) && a->sk) {
-			char id[32];
-
+		sock_key(a, buf, len);
+		if (have(a, TSG_SF_NETNS) && a->info.netns) {
 			off = strlen(buf);
-			snprintf(buf + off, len - off, "#%s", tsg_sk_to_string(a->sk, id, sizeof(id)));
+			snprintf(buf + off, len - off, " netns=%" PRIu32, a->info.netns);
 		}
 		return buf;
 	}
@@ -150,8 +182,9 @@ const char *tsg_alert_key_string(const struct tsg_alert *a, char *buf, size_t le
 
 		if (!(a->rule->by & TSG_HAVE(sf)))
 			continue;
+		/* known to be none (no container, no pod) or not known */
 		if (sfield_text(a, sf, v, sizeof(v)) < 0)
-			snprintf(v, sizeof(v), "?");
+			snprintf(v, sizeof(v), "%s", have(a, sf) ? "none" : "?");
 		off += (size_t)snprintf(buf + off, len - off, "%s%s=%s", off ? "," : "",
 					tsg_sfield_name(sf), v);
 	}
@@ -223,6 +256,16 @@ int tsg_alert_field(const struct tsg_alert *a, int field, const char *label, cha
 	case TSG_TF_KEY:
 		tsg_alert_key_string(a, buf, len);
 		return 0;
+	case TSG_TF_QUEUE:
+	case TSG_TF_BACKLOG:
+	case TSG_TF_DROPS:
+		if (!a->has_queue)
+			return -ENOENT;
+		snprintf(buf, len, "%" PRIu64,
+			 field == TSG_TF_QUEUE	   ? (uint64_t)a->q.queue
+			 : field == TSG_TF_BACKLOG ? (uint64_t)a->q.backlog
+						   : a->q.drops);
+		return 0;
 	case TSG_TF_LABEL:
 		for (size_t i = 0; label && i < a->rule->nlabels; i++)
 			if (!strcmp(a->rule->labels[i].name, label)) {
@@ -291,6 +334,10 @@ static json_t *sfield_json(const struct tsg_alert *a, int sf)
 		return json_integer(a->info.lport);
 	case TSG_SF_RPORT:
 		return json_integer(a->info.rport);
+	case TSG_SF_NETNS:
+		if (a->info.netns)
+			return json_integer(a->info.netns);
+		return json_null();
 	default:
 		if (sfield_text(a, sf, v, sizeof(v)) < 0)
 			return json_null();
@@ -307,9 +354,10 @@ static void jset(json_t *o, const char *k, json_t *v)
 
 json_t *tsg_alert_to_json(const struct tsg_alert *a)
 {
-	static const int order[] = { TSG_SF_COMM,  TSG_SF_PID,	 TSG_SF_UID,
-				     TSG_SF_CGROUP, TSG_SF_FAMILY, TSG_SF_LADDR,
-				     TSG_SF_LPORT, TSG_SF_RADDR,  TSG_SF_RPORT };
+	static const int order[] = {
+	    TSG_SF_COMM,       TSG_SF_PID,	 TSG_SF_UID,   TSG_SF_CGROUP, TSG_SF_FAMILY,
+	    TSG_SF_LADDR,      TSG_SF_LPORT,	 TSG_SF_RADDR, TSG_SF_RPORT,  TSG_SF_NETNS,
+	    TSG_SF_NETNS_NAME, TSG_SF_CONTAINER, TSG_SF_POD};
 	json_t *o = json_object(), *key, *labels, *acts;
 	char buf[1024];
 
@@ -324,7 +372,11 @@ json_t *tsg_alert_to_json(const struct tsg_alert *a)
 	key = json_object();
 	if (key) {
 		if (a->key_is_sock) {
-			jset(key, "sock", json_string(tsg_alert_key_string(a, buf, sizeof(buf))));
+			sock_key(a, buf, sizeof(buf));
+			jset(key, "sock", json_string(buf));
+			/* the same addresses in two namespaces are two sockets */
+			if (have(a, TSG_SF_NETNS) && a->info.netns)
+				jset(key, "netns", json_integer(a->info.netns));
 		} else {
 			for (int sf = 0; sf < TSG_SF_N; sf++)
 				if (a->rule->by & TSG_HAVE(sf))
@@ -339,9 +391,15 @@ json_t *tsg_alert_to_json(const struct tsg_alert *a)
 			     json_string(a->rule->labels[i].value));
 		json_object_set_new(o, "labels", labels);
 	}
-	for (size_t i = 0; i < sizeof(order) / sizeof(order[0]); i++)
-		if (have(a, order[i]))
-			jset(o, tsg_sfield_name(order[i]), sfield_json(a, order[i]));
+	for (size_t i = 0; i < sizeof(order) / sizeof(order[0]); i++) {
+		json_t *v = have(a, order[i]) ? sfield_json(a, order[i]) : NULL;
+
+		/* a field without a value (no container, no name) is left out */
+		if (v && json_is_null(v))
+			json_decref(v);
+		else
+			jset(o, tsg_sfield_name(order[i]), v);
+	}
 	if (a->state)
 		jset(o, "state", json_string(tsg_state_name(a->state)));
 	if (a->from)
@@ -354,6 +412,11 @@ json_t *tsg_alert_to_json(const struct tsg_alert *a)
 		jset(o, "count", json_integer((json_int_t)a->count));
 	if (a->has_rate)
 		jset(o, "rate", json_real(a->rate));
+	if (a->has_queue) {
+		jset(o, "queue", json_integer((json_int_t)a->q.queue));
+		jset(o, "backlog", json_integer((json_int_t)a->q.backlog));
+		jset(o, "drops", json_integer((json_int_t)a->q.drops));
+	}
 	if (a->suppressed)
 		jset(o, "suppressed", json_integer((json_int_t)a->suppressed));
 	jset(o, "host", json_string(a->host ? a->host : tsg_hostname()));

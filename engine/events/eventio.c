@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /* tsguard: event file reading and writing (JSON Lines, via jansson). */
 #include "eventio.h"
+#include "container.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -83,11 +84,83 @@ static int get_state(json_t *o, const char *k, uint8_t *out, bool required, char
 	return 0;
 }
 
+/* An interned string field that may be null ("none"): HAVE(sf) when given. */
+static int get_ident(json_t *o, const char *k, int sf, const char **out, struct tsg_sockinfo *in,
+		     char *err, size_t errlen)
+{
+	const char *s;
+
+	if (!json_object_get(o, k))
+		return 0;
+	if (get_str(o, k, &s, err, errlen) < 0)
+		return -EINVAL;
+	if (s && !*s)
+		return fail(err, errlen, "\"%s\" must not be empty (null: none)", k);
+	*out = s ? tsg_intern(s) : NULL;
+	if (!s || *out)
+		in->have |= TSG_HAVE(sf);
+	return 0;
+}
+
+/* cgroup (with the container and pod parsed from it), netns, netns_name;
+ * a container or pod given as such overrides the parsed one. */
+static int ident_from_json(json_t *o, struct tsg_sockinfo *in, char *err, size_t errlen)
+{
+	const char *s;
+	uint64_t u;
+	bool present;
+
+	if (get_str(o, "cgroup", &s, err, errlen) < 0)
+		return -EINVAL;
+	if (s && tsg_sockinfo_set_cgroup(in, s) < 0)
+		in->have &= ~(TSG_HAVE(TSG_SF_CGROUP) | TSG_HAVE(TSG_SF_CONTAINER) |
+			      TSG_HAVE(TSG_SF_POD)); /* intern table full: unknown */
+	if (get_uint(o, "netns", UINT32_MAX, &u, &present, err, errlen) < 0)
+		return -EINVAL;
+	if (present && !u)
+		return fail(err, errlen, "\"netns\" must be an inode number above 0");
+	if (present) {
+		in->netns = (uint32_t)u;
+		in->have |= TSG_HAVE(TSG_SF_NETNS);
+	}
+	if (get_ident(o, "netns_name", TSG_SF_NETNS_NAME, &in->netns_name, in, err, errlen) < 0 ||
+	    get_ident(o, "container", TSG_SF_CONTAINER, &in->container, in, err, errlen) < 0 ||
+	    get_ident(o, "pod", TSG_SF_POD, &in->pod, in, err, errlen) < 0)
+		return -EINVAL;
+	return 0;
+}
+
+/* A queue sample (cli.md): "queue" and "backlog", "drops" optional (0), no from/to. */
+static int sample_from_json(json_t *o, struct tsg_event *ev, char *err, size_t errlen)
+{
+	uint64_t u = 0;
+	bool present;
+
+	if (json_object_get(o, "from") || json_object_get(o, "to"))
+		return fail(err, errlen, "a queue sample (\"queue\") has no \"from\" or \"to\"");
+	ev->kind = TSG_EV_QUEUE;
+	ev->from = ev->to = TSG_LISTEN;
+	if (get_uint(o, "queue", UINT32_MAX, &u, &present, err, errlen) < 0)
+		return -EINVAL;
+	ev->q.queue = (uint32_t)u;
+	if (get_uint(o, "backlog", UINT32_MAX, &u, &present, err, errlen) < 0)
+		return -EINVAL;
+	if (!present)
+		return fail(err, errlen, "a queue sample needs \"backlog\"");
+	ev->q.backlog = (uint32_t)u;
+	u = 0;
+	if (get_uint(o, "drops", UINT64_MAX >> 11, &u, &present, err, errlen) < 0)
+		return -EINVAL;
+	ev->q.drops = u;
+	return 0;
+}
+
 int tsg_event_from_json(json_t *o, struct tsg_event *ev, char *err, size_t errlen)
 {
-	static const char *const known[] = { "ts",    "sk",    "family", "laddr", "lport",
-					     "raddr", "rport", "from",	 "to",	  "pid",
-					     "comm",  "uid",   "cgroup", NULL };
+	static const char *const known[] = {
+	    "ts",  "sk",   "family", "laddr",  "lport", "raddr",      "rport",	   "from", "to",
+	    "pid", "comm", "uid",    "cgroup", "netns", "netns_name", "container", "pod",  "queue",
+	    "backlog", "drops", NULL};
 	struct tsg_sockinfo *in = &ev->info;
 	const char *s, *key;
 	json_t *v;
@@ -133,9 +206,16 @@ int tsg_event_from_json(json_t *o, struct tsg_event *ev, char *err, size_t errle
 		return fail(err, errlen, "\"sk\" must not be empty");
 	ev->sk = tsg_sk_from_string(s);
 
-	if (get_state(o, "to", &ev->to, true, err, errlen) < 0 ||
-	    get_state(o, "from", &ev->from, false, err, errlen) < 0)
+	if (json_object_get(o, "queue")) {
+		if (sample_from_json(o, ev, err, errlen) < 0)
+			return -EINVAL;
+	} else if (get_state(o, "to", &ev->to, true, err, errlen) < 0 ||
+		   get_state(o, "from", &ev->from, false, err, errlen) < 0) {
 		return -EINVAL;
+	} else if (json_object_get(o, "backlog") || json_object_get(o, "drops")) {
+		return fail(err, errlen, "\"backlog\" and \"drops\" belong to a queue sample "
+					 "(with \"queue\", without from/to)");
+	}
 
 	if (get_str(o, "family", &s, err, errlen) < 0)
 		return -EINVAL;
@@ -200,14 +280,7 @@ int tsg_event_from_json(json_t *o, struct tsg_event *ev, char *err, size_t errle
 		snprintf(in->comm, sizeof(in->comm), "%s", s);
 		in->have |= TSG_HAVE(TSG_SF_COMM);
 	}
-	if (get_str(o, "cgroup", &s, err, errlen) < 0)
-		return -EINVAL;
-	if (s) {
-		in->cgroup = tsg_intern(s);
-		if (in->cgroup)
-			in->have |= TSG_HAVE(TSG_SF_CGROUP);
-	}
-	return 0;
+	return ident_from_json(o, in, err, errlen);
 }
 
 int tsg_event_parse_line(const char *line, size_t len, struct tsg_event *ev, char *err,
@@ -255,9 +328,15 @@ json_t *tsg_event_to_json(const struct tsg_event *ev)
 		json_object_set_new(o, "raddr", json_string(tsg_addr_format(in->raddr, buf, sizeof(buf))));
 	if (in->have & TSG_HAVE(TSG_SF_RPORT))
 		json_object_set_new(o, "rport", json_integer(in->rport));
-	if (ev->from)
-		json_object_set_new(o, "from", json_string(tsg_state_name(ev->from)));
-	json_object_set_new(o, "to", json_string(tsg_state_name(ev->to)));
+	if (ev->kind == TSG_EV_QUEUE) {
+		json_object_set_new(o, "queue", json_integer(ev->q.queue));
+		json_object_set_new(o, "backlog", json_integer(ev->q.backlog));
+		json_object_set_new(o, "drops", json_integer((json_int_t)ev->q.drops));
+	} else {
+		if (ev->from)
+			json_object_set_new(o, "from", json_string(tsg_state_name(ev->from)));
+		json_object_set_new(o, "to", json_string(tsg_state_name(ev->to)));
+	}
 	if (in->have & TSG_HAVE(TSG_SF_PID))
 		json_object_set_new(o, "pid", json_integer(in->pid));
 	if (in->have & TSG_HAVE(TSG_SF_COMM))
@@ -266,6 +345,15 @@ json_t *tsg_event_to_json(const struct tsg_event *ev)
 		json_object_set_new(o, "uid", json_integer(in->uid));
 	if ((in->have & TSG_HAVE(TSG_SF_CGROUP)) && in->cgroup)
 		json_object_set_new(o, "cgroup", json_string(in->cgroup));
+	if ((in->have & TSG_HAVE(TSG_SF_NETNS)) && in->netns)
+		json_object_set_new(o, "netns", json_integer(in->netns));
+	/* none (NULL) is not written: the cgroup path gives it again */
+	if ((in->have & TSG_HAVE(TSG_SF_NETNS_NAME)) && in->netns_name)
+		json_object_set_new(o, "netns_name", json_string(in->netns_name));
+	if ((in->have & TSG_HAVE(TSG_SF_CONTAINER)) && in->container)
+		json_object_set_new(o, "container", json_string(in->container));
+	if ((in->have & TSG_HAVE(TSG_SF_POD)) && in->pod)
+		json_object_set_new(o, "pod", json_string(in->pod));
 	return o;
 }
 

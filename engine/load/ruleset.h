@@ -60,7 +60,14 @@ enum tsg_tfield {
 	TSG_TF_COUNT,
 	TSG_TF_RATE,
 	TSG_TF_KEY,
+	TSG_TF_NETNS,
+	TSG_TF_NETNS_NAME,
+	TSG_TF_CONTAINER,
+	TSG_TF_POD,
 	TSG_TF_LABEL, /* labels.NAME */
+	TSG_TF_QUEUE, /* queue rules only: queue, backlog, drops */
+	TSG_TF_BACKLOG,
+	TSG_TF_DROPS,
 	TSG_TF_N
 };
 const char *tsg_tfield_name(int f);
@@ -126,6 +133,28 @@ struct tsg_strset {
 	size_t n;
 };
 
+/* netns: host and inode numbers resolve to an inode at load; a NAME resolves
+ * to the inode of /run/netns/NAME at load (0 when there is none then) and
+ * also matches a socket whose netns_name is NAME. */
+struct tsg_netnsset {
+	struct tsg_netnsitem {
+		uint32_t inode; /* 0: a name that denoted no namespace at load */
+		char *name;	/* netns: NAME; NULL for host and inode numbers */
+		bool host;	/* written `host` */
+		bool neg;
+	} * v;
+	size_t n;
+};
+
+/* container: ids or prefixes of ids (>= 12 characters); pod: UIDs. */
+struct tsg_idset {
+	struct tsg_iditem {
+		char *s; /* NULL: `none` (no container, no pod) */
+		bool neg;
+	} * v;
+	size_t n;
+};
+
 struct tsg_match {
 	uint8_t family_mask; /* bit0 ipv4, bit1 ipv6; 0: any */
 	struct tsg_portset lport, rport;
@@ -133,18 +162,24 @@ struct tsg_match {
 	struct tsg_strset comm;   /* exact or regex */
 	struct tsg_uidset uid;
 	struct tsg_strset cgroup; /* path prefixes */
+	struct tsg_netnsset netns;
+	struct tsg_idset container; /* id prefixes */
+	struct tsg_idset pod;	    /* exact UIDs */
 };
 
 /* ---- actions ------------------------------------------------------------ */
 
-enum tsg_action_type { TSG_ACT_SYSLOG = 0, TSG_ACT_EXEC, TSG_ACT_WEBHOOK, TSG_ACT_N };
+enum tsg_action_type { TSG_ACT_SYSLOG = 0, TSG_ACT_EXEC, TSG_ACT_WEBHOOK, TSG_ACT_DESTROY, TSG_ACT_N };
 
-/* "syslog", "exec", "webhook" (the `type:` of an action); "?" out of range.
+/* "syslog", "exec", "webhook", "destroy" (the `type:` of an action); "?" out of range.
  * tsg_action_type_names is the same table, NULL-terminated. */
 const char *tsg_action_type_name(int type);
 extern const char *const tsg_action_type_names[TSG_ACT_N + 1];
 enum tsg_syslog_format { TSG_SYSLOG_TEXT = 0, TSG_SYSLOG_JSON };
 enum tsg_webhook_format { TSG_WH_JSON = 0, TSG_WH_TEMPLATE, TSG_WH_ALERTMANAGER };
+/* A destroy action's max_per_minute: default and bound. */
+#define TSG_DESTROY_PER_MINUTE 60
+#define TSG_DESTROY_PER_MINUTE_MAX 100000
 /* A webhook's `url:` list holds at most this many URLs. */
 #define TSG_WH_MAX_URLS 16
 
@@ -185,6 +220,9 @@ struct tsg_action_def {
 			uint64_t timeout_ns;
 			int retries;
 		} webhook;
+		struct {
+			uint32_t max_per_minute; /* 1..TSG_DESTROY_PER_MINUTE_MAX */
+		} destroy;
 	};
 };
 
@@ -195,6 +233,7 @@ enum tsg_kind {
 	TSG_KIND_TIME,	/* state + longer_than */
 	TSG_KIND_COUNT, /* state + count_above + by */
 	TSG_KIND_RATE,	/* from/to + rate_above + per + by */
+	TSG_KIND_QUEUE, /* state LISTEN + queue_above (N or P%); key: the listener */
 	TSG_KIND_N
 };
 
@@ -233,12 +272,15 @@ struct tsg_rule {
 	uint64_t resolve_below; /* count (default = threshold) */
 	uint64_t per_ns;        /* rate */
 	uint32_t by;            /* TSG_HAVE(TSG_SF_*) bits; 0: no by */
-	uint64_t for_ns;        /* count, rate */
+	uint64_t for_ns;        /* count, rate, queue */
 	uint64_t cooldown_ns;
 
 	size_t *actions; /* indices into the set's actions[] */
 	size_t nactions;
 	uint32_t fields_avail; /* template fields this rule's alerts have */
+	/* queue: queue_above as a percentage of the backlog, in hundredths of a
+	 * percent (1..10000); 0: queue_above is the number in `threshold` */
+	uint32_t queue_pct_x100;
 
 	const char *file; /* interned */
 	int line, col;
@@ -272,6 +314,10 @@ int tsg_tfield_to_sfield(int tf);
 
 /* Template fields a rule of this shape can have (bit per enum tsg_tfield). */
 uint32_t tsg_rule_fields_avail(const struct tsg_rule *r);
+
+/* Where `netns: NAME` is looked up ("/run/netns"; tests point it elsewhere);
+ * the string must outlive the loads that use it. */
+void tsg_load_set_netns_dir(const char *dir);
 
 /* Nearest word from a NULL-terminated list (edit distance <= 2, or a prefix); NULL if none. */
 const char *tsg_nearest_word(const char *word, const char *const *candidates);

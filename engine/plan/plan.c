@@ -12,7 +12,7 @@
  * tsg_plan_eval() is the reference of the kernel computation; the BPF
  * program mirrors it line by line. docs/kernel-filter.md explains the shape.
  */
-#include "plan.h"
+#include "plan_priv.h"
 #include "match.h"
 
 #include <errno.h>
@@ -40,6 +40,12 @@ static inline uint64_t slot_bit(unsigned slot)
 static void rule_trans_rows(const struct tsg_rule *r, uint16_t rows[TSG_NSTATES])
 {
 	memset(rows, 0, sizeof(uint16_t) * TSG_NSTATES);
+	if (r->kind == TSG_KIND_QUEUE) {
+		/* samples come from the listener sampler; only a listener's close
+		 * (out of LISTEN) crosses, so that its alert ends */
+		rows[TSG_LISTEN] = ALL_STATES;
+		return;
+	}
 	if (r->kind == TSG_KIND_TIME || r->kind == TSG_KIND_COUNT) {
 		if (r->state >= TSG_NSTATES)
 			return;
@@ -408,7 +414,7 @@ static uint32_t rule_fields(const struct tsg_rule *r)
 		f |= TSG_HAVE(TSG_SF_UID);
 	if (m->cgroup.n)
 		f |= TSG_HAVE(TSG_SF_CGROUP);
-	return f;
+	return f | tsg_plan_ident_fields(m);
 }
 
 void tsg_plan_free(struct tsg_plan *p)
@@ -423,6 +429,7 @@ void tsg_plan_free(struct tsg_plan *p)
 	free(p->uid);
 	free(p->slot_of_rule);
 	free(p->user_fields_of_rule);
+	tsg_plan_netns_fini(&p->netns);
 	free(p);
 }
 
@@ -451,8 +458,10 @@ int tsg_plan_dup(const struct tsg_plan *p, struct tsg_plan **out)
 	d->slot_of_rule = dup_array(p->slot_of_rule, p->nrules, sizeof(*p->slot_of_rule));
 	d->user_fields_of_rule =
 		dup_array(p->user_fields_of_rule, p->nrules, sizeof(*p->user_fields_of_rule));
+	memset(&d->netns, 0, sizeof(d->netns));
 	if (!d->lport || !d->rport || !d->laddr || !d->raddr || !d->comm || !d->uid ||
-	    !d->slot_of_rule || !d->user_fields_of_rule) {
+	    !d->slot_of_rule || !d->user_fields_of_rule ||
+	    tsg_plan_netns_dup(&p->netns, &d->netns) < 0) {
 		tsg_plan_free(d);
 		return -ENOMEM;
 	}
@@ -503,6 +512,7 @@ int tsg_plan_build(const struct tsg_ruleset *rs, bool record_all, struct tsg_pla
 	for (size_t i = 0; i < n; i++) {
 		p->slot_of_rule[i] = (uint8_t)(i % TSG_PLAN_SLOTS);
 		if (rs->rules[i].enabled) {
+			p->wants_queue |= rs->rules[i].kind == TSG_KIND_QUEUE;
 			users[i % TSG_PLAN_SLOTS]++;
 			p->all_slots |= slot_bit(i % TSG_PLAN_SLOTS);
 		}
@@ -542,6 +552,7 @@ int tsg_plan_build(const struct tsg_ruleset *rs, bool record_all, struct tsg_pla
 			uf |= TSG_HAVE(TSG_SF_COMM);
 		if (m->cgroup.n)
 			uf |= TSG_HAVE(TSG_SF_CGROUP);
+		uf |= tsg_plan_ident_fields(m);
 		if (m->lport.n && !tsg_portset_match(&m->lport, 0))
 			uf |= TSG_HAVE(TSG_SF_LPORT); /* lport[0] passes every slot */
 		if (users[p->slot_of_rule[i]] > 1)
@@ -563,6 +574,8 @@ int tsg_plan_build(const struct tsg_ruleset *rs, bool record_all, struct tsg_pla
 		err = comm_build(rs, p->slot_of_rule, p);
 	if (!err)
 		err = uid_build(rs, p->slot_of_rule, p);
+	if (!err)
+		err = tsg_plan_netns_build(rs, record_all, &p->netns);
 	if (err)
 		goto fail;
 
@@ -683,7 +696,9 @@ static void explain_trans(FILE *out, const struct tsg_rule *r)
 				tw |= f == TSG_TIME_WAIT || t == TSG_TIME_WAIT;
 			}
 	fputs("    trans     ", out);
-	if (r->kind == TSG_KIND_TIME || r->kind == TSG_KIND_COUNT) {
+	if (r->kind == TSG_KIND_QUEUE) {
+		fputs("LISTEN->ANY (the listener's close); its queue is sampled, not traced", out);
+	} else if (r->kind == TSG_KIND_TIME || r->kind == TSG_KIND_COUNT) {
 		fprintf(out, "ANY->%s, %s->ANY", state_name(r->state), state_name(r->state));
 		tw = r->state == TSG_TIME_WAIT;
 	} else if (!r->from || !r->to) {
@@ -852,8 +867,19 @@ static void explain_condition(FILE *out, const struct tsg_rule *r)
 		print_statemask(out, r->to);
 		fprintf(out, "; fires above %" PRIu64, r->threshold);
 		break;
+	case TSG_KIND_QUEUE:
+		if (r->queue_pct_x100)
+			fprintf(out, "accept queue per listening socket, sampled; fires above "
+				     "%u.%02u%% of its backlog",
+				r->queue_pct_x100 / 100, r->queue_pct_x100 % 100);
+		else
+			fprintf(out, "accept queue per listening socket, sampled; fires above %" PRIu64,
+				r->threshold);
+		fputs(", resolves at or below", out);
+		break;
 	}
-	if ((r->kind == TSG_KIND_COUNT || r->kind == TSG_KIND_RATE) && r->for_ns)
+	if ((r->kind == TSG_KIND_COUNT || r->kind == TSG_KIND_RATE || r->kind == TSG_KIND_QUEUE) &&
+	    r->for_ns)
 		fprintf(out, "; for %s", tsg_duration_format(r->for_ns, b2, sizeof(b2)));
 	if (r->cooldown_ns) {
 		fprintf(out, "; cooldown %s", tsg_duration_format(r->cooldown_ns, b2, sizeof(b2)));
@@ -920,6 +946,7 @@ static void explain_rule(FILE *out, const struct tsg_plan *p, const struct tsg_r
 		fputc('\n', out);
 		any_user = true;
 	}
+	any_user |= tsg_plan_explain_ident(out, m);
 	if (m->lport.n && !tsg_portset_match(&m->lport, 0)) {
 		fputs("    lport     re-checked (lport[0] passes every slot)\n", out);
 		any_user = true;
@@ -997,4 +1024,14 @@ void tsg_plan_explain(const struct tsg_plan *p, const struct tsg_ruleset *rs, FI
 	fprintf(out, "  uid       hash, %zu entries, default 0x%016" PRIx64 "\n", p->nuid,
 		p->uid_default);
 	fputs("  cgroup    user space only\n", out);
+	fprintf(out, "  netns     user space; the rules name %zu inode%s and %zu name%s%s\n",
+		p->netns.ninodes, p->netns.ninodes == 1 ? "" : "s", p->netns.nnames,
+		p->netns.nnames == 1 ? "" : "s",
+		p->netns.any ? ", and some rule matches any namespace" : "");
+	fputs("  container, pod  user space only\n", out);
+}
+
+bool tsg_plan_wants_queue(const struct tsg_plan *p)
+{
+	return p && p->wants_queue;
 }
