@@ -130,15 +130,14 @@ static int on_event(void *ctx, void *data, size_t size)
 	ev.info.uid = e->uid;
 	ev.info.have |= TSG_HAVE(TSG_SF_UID);
 	if (e->flags & TSG_BPF_F_OWNER) {
-		struct tsg_sockinfo o = {.have = TSG_HAVE(TSG_SF_PID) | TSG_HAVE(TSG_SF_COMM)};
-
-		o.pid = e->pid;
-		memcpy(o.comm, e->comm, TSG_COMM_LEN);
-		o.comm[TSG_COMM_LEN - 1] = 0;
-		o.cgroup = cap_cgroup_path(c, e->cgroup_id);
-		if (o.cgroup)
-			o.have |= TSG_HAVE(TSG_SF_CGROUP);
-		cap_owner_fill(&ev.info, &o);
+		/* straight into the event (ev.info has no owner fields yet) */
+		ev.info.pid = e->pid;
+		memcpy(ev.info.comm, e->comm, TSG_COMM_LEN);
+		ev.info.comm[TSG_COMM_LEN - 1] = 0;
+		ev.info.have |= TSG_HAVE(TSG_SF_PID) | TSG_HAVE(TSG_SF_COMM);
+		ev.info.cgroup = cap_cgroup_path(c, e->cgroup_id);
+		if (ev.info.cgroup)
+			ev.info.have |= TSG_HAVE(TSG_SF_CGROUP);
 	}
 	cap_owners_apply(c, &ev);
 	cap_deliver(c, &ev);
