@@ -288,3 +288,10 @@ int tsg_capture_update_plan(struct tsg_capture *c, const struct tsg_plan *plan)
 	log_debug("capture: kernel filter updated (generation %u)", c->skel->bss->cfg.gen);
 	return 0;
 }
+
+/* ---- the namespace gate ---------------------------------------------------- */
+
+void cap_netns_allow_refresh(struct tsg_capture *c)
+{
+	(void)c;
+}
