@@ -458,6 +458,9 @@ int cap_netns_init(struct tsg_capture *c)
 	if (stat("/proc/self/ns/net", &st))
 		return -errno;
 	c->self_netns = (uint32_t)st.st_ino;
+	c->netns_allowed = calloc(TSG_BPF_NETNS_MAX, sizeof(*c->netns_allowed));
+	if (!c->netns_allowed)
+		return -ENOMEM;
 	if (c->opts.netns_host)
 		return 0; /* only ours: no set, no helper */
 	s = calloc(1, sizeof(*s));
@@ -488,6 +491,9 @@ void cap_netns_free(struct tsg_capture *c)
 {
 	struct cap_netns *s = c->netns;
 
+	free(c->netns_allowed);
+	c->netns_allowed = NULL;
+	c->netns_allowed_n = 0;
 	if (!s)
 		return;
 	helper_stop(&s->h);

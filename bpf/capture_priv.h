@@ -59,7 +59,8 @@ struct tsg_capture {
 	/* network namespaces (capture_netns.c); NULL with --netns host */
 	uint32_t self_netns; /* the inode of tsguard's own */
 	struct cap_netns *netns;
-	bool netns_filtered; /* the kernel gate netns_allow is on */
+	uint32_t *netns_allowed; /* what the gate netns_allow holds now */
+	size_t netns_allowed_n;
 
 	uint64_t snapshot_sockets;
 	uint64_t last_lost;
