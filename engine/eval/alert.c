@@ -21,7 +21,13 @@ const char *tsg_hostname(void)
 	static char host[256];
 
 	if (!host[0]) {
-		if (gethostname(host, sizeof(host) - 1) < 0 || !host[0])
+		/* TSG_HOSTNAME: a pod without hostNetwork has its own host name
+		 * (the pod's); the DaemonSet passes the node's name here */
+		const char *env = getenv("TSG_HOSTNAME");
+
+		if (env && *env)
+			snprintf(host, sizeof(host), "%s", env);
+		else if (gethostname(host, sizeof(host) - 1) < 0 || !host[0])
 			snprintf(host, sizeof(host), "localhost");
 		host[sizeof(host) - 1] = 0;
 	}
