@@ -379,10 +379,15 @@ uint32_t cap_netns_lookup_name(const struct tsg_capture *c, const char *name)
 	return 0;
 }
 
+uint64_t cap_netns_count(const struct tsg_capture *c)
+{
+	return c->netns ? c->netns->n : 1;
+}
+
 void cap_netns_counts(const struct tsg_capture *c, uint64_t *known, uint64_t *overflow,
 		      uint64_t *freed)
 {
-	*known = c->netns ? c->netns->n : 1;
+	*known = cap_netns_count(c);
 	*overflow = c->netns ? c->netns->overflow : 0;
 	*freed = c->netns ? c->netns->freed : 0;
 }

@@ -123,6 +123,7 @@ bool cap_netns_known(const struct tsg_capture *c, uint32_t ino);
 uint32_t cap_netns_self(const struct tsg_capture *c);
 /* The inode of a namespace named NAME under /run/netns, 0 when none. */
 uint32_t cap_netns_lookup_name(const struct tsg_capture *c, const char *name);
+uint64_t cap_netns_count(const struct tsg_capture *c);
 void cap_netns_counts(const struct tsg_capture *c, uint64_t *known, uint64_t *overflow,
 		      uint64_t *freed);
 /* Runs iter/tcp in every known namespace (or those in only[nonly]), fn for

@@ -13,6 +13,7 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -246,7 +247,8 @@ int tsg_capture_snapshot(struct tsg_capture *c, tsg_event_fn cb, void *ctx)
 		snap_deliver(c, &s.v[i], t);
 	c->cb = NULL;
 	cap_tw_schedule(c);
-	log_debug("capture: snapshot: %zu TCP sockets", s.n);
+	log_debug("capture: snapshot: %zu TCP sockets in %" PRIu64 " network namespaces, %.1f ms",
+		  s.n, cap_netns_count(c), (double)(tsg_mono_ns() - t) / 1e6);
 	free(s.v);
 	return 0;
 }

@@ -194,14 +194,19 @@ static size_t tw_exit_unseen(struct tsg_capture *c, bool all, uint32_t ns, uint6
 static int tw_scan(struct tsg_capture *c)
 {
 	static uint32_t ns[TSG_BPF_NETNS_MAX];
-	size_t nns = tw_namespaces(c, ns);
+	uint64_t t0 = tsg_mono_ns();
+	size_t nns = tw_namespaces(c, ns), n = c->tw_n, gone;
 	int err;
 
 	c->scan_gen++;
 	err = cap_netns_iter(c, ns, nns, true, scan_mark, NULL);
 	if (err)
 		return err;
-	tw_exit_unseen(c, true, 0, tsg_mono_ns());
+	gone = tw_exit_unseen(c, true, 0, tsg_mono_ns());
+	if (c->verbose)
+		log_debug(
+		    "capture: TIME_WAIT scan: %zu sockets in %zu namespaces, %zu ended, %.1f ms", n,
+		    nns, gone, (double)(tsg_mono_ns() - t0) / 1e6);
 	return 0;
 }
 
