@@ -423,7 +423,6 @@ void tsg_plan_free(struct tsg_plan *p)
 	free(p->uid);
 	free(p->slot_of_rule);
 	free(p->user_fields_of_rule);
-	free(p->netns);
 	free(p);
 }
 
@@ -452,8 +451,7 @@ int tsg_plan_dup(const struct tsg_plan *p, struct tsg_plan **out)
 	d->slot_of_rule = dup_array(p->slot_of_rule, p->nrules, sizeof(*p->slot_of_rule));
 	d->user_fields_of_rule =
 		dup_array(p->user_fields_of_rule, p->nrules, sizeof(*p->user_fields_of_rule));
-	d->netns = p->nnetns ? dup_array(p->netns, p->nnetns, sizeof(*p->netns)) : NULL;
-	if ((p->nnetns && !d->netns) || !d->lport || !d->rport || !d->laddr || !d->raddr || !d->comm || !d->uid ||
+	if (!d->lport || !d->rport || !d->laddr || !d->raddr || !d->comm || !d->uid ||
 	    !d->slot_of_rule || !d->user_fields_of_rule) {
 		tsg_plan_free(d);
 		return -ENOMEM;
@@ -493,7 +491,6 @@ int tsg_plan_build(const struct tsg_ruleset *rs, bool record_all, struct tsg_pla
 		return -ENOMEM;
 	p->nrules = n;
 	p->record_all = record_all;
-	p->netns_any = true; /* rules name no namespace (yet) */
 	p->lport = calloc(NPORTS, sizeof(uint64_t));
 	p->rport = calloc(NPORTS, sizeof(uint64_t));
 	p->slot_of_rule = calloc(n ? n : 1, sizeof(*p->slot_of_rule));

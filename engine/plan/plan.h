@@ -21,7 +21,6 @@
 #include "ruleset.h"
 
 #define TSG_PLAN_SLOTS 64
-#define TSG_PLAN_NETNS_NAME 64
 
 struct tsg_plan_lpm {
 	uint8_t addr[16]; /* IPv6 / IPv4-mapped */
@@ -39,12 +38,6 @@ struct tsg_plan_uid {
 	uint64_t bits;
 };
 
-/* A namespace a rule names (netns: host | NAME | inode), for the kernel gate. */
-struct tsg_plan_netns {
-	uint32_t inode;		  /* resolved at load; 0: a NAME with no namespace then */
-	char name[TSG_PLAN_NETNS_NAME]; /* netns: NAME ("" for host and inodes) */
-};
-
 struct tsg_plan {
 	uint64_t all_slots;                       /* bits of slots in use */
 	uint64_t trans[TSG_NSTATES][TSG_NSTATES]; /* [from][to] */
@@ -60,11 +53,6 @@ struct tsg_plan {
 	size_t nuid;
 	uint64_t uid_default;
 	bool record_all; /* --record: every transition crosses */
-	/* the namespaces the kernel keeps to (netns_allow): all of them when
-	 * netns_any (some rule names none, or negates one), else netns[] */
-	bool netns_any;
-	struct tsg_plan_netns *netns;
-	size_t nnetns;
 	/* per rule: its slot, and which of its fields are left to user space */
 	uint8_t *slot_of_rule;
 	uint32_t *user_fields_of_rule; /* TSG_HAVE(TSG_SF_*) bits */
