@@ -103,6 +103,18 @@ int ld_items(struct ld *L, struct ld_file *f, yaml_node_t *n, const char *what,
 int ld_match(struct ld *L, struct ld_file *f, yaml_node_t *n, const char *rule,
 	     struct tsg_match *m);
 
+/* Errors at a match item (its list named), and the check that it is no
+ * {regex: ...} (only comm has those) (parse_match.c). */
+void ld_item_err(struct ld *L, const struct ritem *it, size_t off, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+bool ld_no_regex(struct ld *L, const struct ritem *it, const char *field);
+/* netns, container, pod (parse_ident.c) */
+int ld_conv_netns(struct ld *L, const struct ritems *in, struct tsg_netnsset *ns);
+int ld_conv_ids(struct ld *L, const struct ritems *in, const char *field, struct tsg_idset *ids);
+
+/* the digest of a rule (digest.c) */
+uint64_t ld_rule_digest(const struct tsg_rule *r, const struct tsg_ruleset *rs);
+
 /* actions (parse_actions.c), rules (parse_rules.c) */
 int ld_actions(struct ld *L);
 int ld_rules(struct ld *L);

@@ -272,6 +272,53 @@ bool tsg_cgroupset_match(const struct tsg_strset *s, const char *cgroup)
 	return verdict(anypos, pos, neg);
 }
 
+bool tsg_netnsset_match(const struct tsg_netnsset *s, uint32_t inode, const char *name)
+{
+	bool anypos = false, pos = false, neg = false;
+
+	if (!s || !s->n)
+		return true;
+	for (size_t i = 0; i < s->n; i++) {
+		const struct tsg_netnsitem *it = &s->v[i];
+		bool in = (it->inode && it->inode == inode) ||
+			  (it->name && name && !strcmp(it->name, name));
+
+		if (it->neg) {
+			neg |= in;
+		} else {
+			anypos = true;
+			pos |= in;
+		}
+	}
+	return verdict(anypos, pos, neg);
+}
+
+bool tsg_idset_match(const struct tsg_idset *s, const char *id, bool prefix)
+{
+	bool anypos = false, pos = false, neg = false;
+
+	if (!s || !s->n)
+		return true;
+	for (size_t i = 0; i < s->n; i++) {
+		const struct tsg_iditem *it = &s->v[i];
+		bool in;
+
+		if (!it->s)
+			in = !id;
+		else if (!id)
+			in = false;
+		else
+			in = prefix ? !strncmp(it->s, id, strlen(it->s)) : !strcmp(it->s, id);
+		if (it->neg) {
+			neg |= in;
+		} else {
+			anypos = true;
+			pos |= in;
+		}
+	}
+	return verdict(anypos, pos, neg);
+}
+
 /* ---- whole match --------------------------------------------------------- */
 
 #define ONLY_EXCL(set)                                              \
@@ -282,6 +329,26 @@ bool tsg_cgroupset_match(const struct tsg_strset *s, const char *cgroup)
 				_only = false;                      \
 		_only;                                              \
 	})
+
+/* netns, container, pod */
+static bool match_ident(const struct tsg_match *m, const struct tsg_sockinfo *info)
+{
+	uint32_t have = info->have;
+	const char *name = have & TSG_HAVE(TSG_SF_NETNS_NAME) ? info->netns_name : NULL;
+
+	if (m->netns.n && !((have & TSG_HAVE(TSG_SF_NETNS)) && info->netns
+				? tsg_netnsset_match(&m->netns, info->netns, name)
+				: ONLY_EXCL(m->netns)))
+		return false;
+	if (m->container.n && !((have & TSG_HAVE(TSG_SF_CONTAINER))
+				    ? tsg_idset_match(&m->container, info->container, true)
+				    : ONLY_EXCL(m->container)))
+		return false;
+	if (m->pod.n && !((have & TSG_HAVE(TSG_SF_POD)) ? tsg_idset_match(&m->pod, info->pod, false)
+							: ONLY_EXCL(m->pod)))
+		return false;
+	return true;
+}
 
 bool tsg_match_sock(const struct tsg_match *m, const struct tsg_sockinfo *info)
 {
@@ -319,6 +386,8 @@ bool tsg_match_sock(const struct tsg_match *m, const struct tsg_sockinfo *info)
 				     ? tsg_cgroupset_match(&m->cgroup, info->cgroup)
 				     : ONLY_EXCL(m->cgroup)))
 		return false;
+	if (!match_ident(m, info))
+		return false;
 	/* comm last: it may run a regex */
 	if (m->comm.n && !((have & TSG_HAVE(TSG_SF_COMM))
 				   ? tsg_commset_match(&m->comm, info->comm)
@@ -349,5 +418,14 @@ void tsg_match_fini(struct tsg_match *m)
 	free(m->uid.v);
 	strset_fini(&m->comm);
 	strset_fini(&m->cgroup);
+	for (size_t i = 0; i < m->netns.n; i++)
+		free(m->netns.v[i].name);
+	free(m->netns.v);
+	for (size_t i = 0; i < m->container.n; i++)
+		free(m->container.v[i].s);
+	free(m->container.v);
+	for (size_t i = 0; i < m->pod.n; i++)
+		free(m->pod.v[i].s);
+	free(m->pod.v);
 	memset(m, 0, sizeof(*m));
 }

@@ -20,6 +20,11 @@ bool tsg_commset_match(const struct tsg_strset *s, const char *comm);
 /* cgroup: path prefixes on '/' boundaries ("/a/b" matches "/a/b" and "/a/b/c"). */
 bool tsg_cgroupset_match(const struct tsg_strset *s, const char *cgroup);
 
+/* netns: an item matches the socket's inode, or (a NAME) its netns_name. */
+bool tsg_netnsset_match(const struct tsg_netnsset *s, uint32_t inode, const char *name);
+/* container (prefix) and pod (exact): a NULL id is "none". */
+bool tsg_idset_match(const struct tsg_idset *s, const char *id, bool prefix);
+
 /* Whole match block against what is known of a socket. */
 bool tsg_match_sock(const struct tsg_match *m, const struct tsg_sockinfo *info);
 

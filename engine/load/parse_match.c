@@ -9,10 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-static void item_err(struct ld *L, const struct ritem *it, size_t off, const char *fmt, ...)
-	__attribute__((format(printf, 4, 5)));
-
-static void item_err(struct ld *L, const struct ritem *it, size_t off, const char *fmt, ...)
+void ld_item_err(struct ld *L, const struct ritem *it, size_t off, const char *fmt, ...)
 {
 	char *m = NULL;
 	va_list ap;
@@ -29,11 +26,11 @@ static void item_err(struct ld *L, const struct ritem *it, size_t off, const cha
 	free(m);
 }
 
-static bool no_regex(struct ld *L, const struct ritem *it, const char *field)
+bool ld_no_regex(struct ld *L, const struct ritem *it, const char *field)
 {
 	if (!it->regex)
 		return true;
-	item_err(L, it, 0, "{regex: ...} is only allowed for comm, not for %s", field);
+	ld_item_err(L, it, 0, "{regex: ...} is only allowed for comm, not for %s", field);
 	return false;
 }
 
@@ -68,7 +65,7 @@ static int conv_ports(struct ld *L, const struct ritems *in, const char *field,
 		const char *s = it->text, *dash;
 		struct tsg_portrange pr = { .neg = it->neg };
 
-		if (!no_regex(L, it, field)) {
+		if (!ld_no_regex(L, it, field)) {
 			r = -EINVAL;
 			continue;
 		}
@@ -76,25 +73,28 @@ static int conv_ports(struct ld *L, const struct ritems *in, const char *field,
 		if (dash) {
 			if (!port_num(s, (size_t)(dash - s), &pr.lo) ||
 			    !port_num(dash + 1, strlen(dash + 1), &pr.hi)) {
-				item_err(L, it, 0,
-					 "bad port range \"%s\" for %s: expected \"A-B\" with ports 0 to 65535",
-					 s, field);
+				ld_item_err(L, it, 0,
+					    "bad port range \"%s\" for %s: expected \"A-B\" with "
+					    "ports 0 to 65535",
+					    s, field);
 				r = -EINVAL;
 				continue;
 			}
 			if (pr.lo > pr.hi) {
-				item_err(L, it, 0,
-					 "bad port range \"%s\" for %s: the start %u is above the end %u",
-					 s, field, pr.lo, pr.hi);
+				ld_item_err(L, it, 0,
+					    "bad port range \"%s\" for %s: the start %u is above "
+					    "the end %u",
+					    s, field, pr.lo, pr.hi);
 				r = -EINVAL;
 				continue;
 			}
 		} else if (port_num(s, strlen(s), &pr.lo)) {
 			pr.hi = pr.lo;
 		} else {
-			item_err(L, it, 0,
-				 "bad port \"%s\" for %s: expected a port 0 to 65535, a range \"A-B\" or $list",
-				 s, field);
+			ld_item_err(L, it, 0,
+				    "bad port \"%s\" for %s: expected a port 0 to 65535, a range "
+				    "\"A-B\" or $list",
+				    s, field);
 			r = -EINVAL;
 			continue;
 		}
@@ -120,7 +120,7 @@ static int conv_cidrs(struct ld *L, const struct ritems *in, const char *field,
 		unsigned plen, max;
 		uint8_t fam;
 
-		if (!no_regex(L, it, field)) {
+		if (!ld_no_regex(L, it, field)) {
 			r = -EINVAL;
 			continue;
 		}
@@ -130,9 +130,10 @@ static int conv_cidrs(struct ld *L, const struct ritems *in, const char *field,
 		v6 = strchr(addr, ':') != NULL;
 		max = v6 ? 128 : 32;
 		if (strlen(it->text) >= sizeof(addr) || tsg_addr_parse(addr, c.addr, &fam) < 0) {
-			item_err(L, it, 0,
-				 "bad address \"%s\" for %s: expected an IPv4 or IPv6 address or CIDR (e.g. 10.0.0.0/8, fd00::/8) or $list",
-				 it->text, field);
+			ld_item_err(L, it, 0,
+				    "bad address \"%s\" for %s: expected an IPv4 or IPv6 address "
+				    "or CIDR (e.g. 10.0.0.0/8, fd00::/8) or $list",
+				    it->text, field);
 			r = -EINVAL;
 			continue;
 		}
@@ -144,9 +145,10 @@ static int conv_cidrs(struct ld *L, const struct ritems *in, const char *field,
 			plen = 0;
 			if (!n || n > 3 || strspn(p, "0123456789") != n ||
 			    (plen = (unsigned)atoi(p)) > max) {
-				item_err(L, it, (size_t)(p - it->text),
-					 "bad prefix length in \"%s\" for %s: expected /0 to /%u for %s",
-					 it->text, field, max, v6 ? "IPv6" : "IPv4");
+				ld_item_err(
+				    L, it, (size_t)(p - it->text),
+				    "bad prefix length in \"%s\" for %s: expected /0 to /%u for %s",
+				    it->text, field, max, v6 ? "IPv6" : "IPv4");
 				r = -EINVAL;
 				continue;
 			}
@@ -186,14 +188,16 @@ static int conv_uids(struct ld *L, const struct ritems *in, struct tsg_uidset *u
 		char *end;
 		unsigned long long v;
 
-		if (!no_regex(L, it, "uid")) {
+		if (!ld_no_regex(L, it, "uid")) {
 			r = -EINVAL;
 			continue;
 		}
 		errno = 0;
 		v = strtoull(s, &end, 10);
 		if (!n || strspn(s, "0123456789") != n || *end || errno || v >= 0xffffffffull) {
-			item_err(L, it, 0, "bad uid \"%s\": expected a number (0 to 4294967294) or $list", s);
+			ld_item_err(L, it, 0,
+				    "bad uid \"%s\": expected a number (0 to 4294967294) or $list",
+				    s);
 			r = -EINVAL;
 			continue;
 		}
@@ -223,16 +227,18 @@ static int conv_comm(struct ld *L, const struct ritems *in, struct tsg_strset *s
 			if (rr == -ENOMEM)
 				return rr;
 			if (rr < 0) {
-				item_err(L, it, off, "bad regex \"%s\" for comm: %s at offset %zu",
-					 it->text, msg, off);
+				ld_item_err(L, it, off,
+					    "bad regex \"%s\" for comm: %s at offset %zu", it->text,
+					    msg, off);
 				r = -EINVAL;
 				continue;
 			}
 		} else if (strlen(it->text) >= TSG_COMM_LEN) {
-			item_err(L, it, 0,
-				 "comm \"%s\" is longer than %d characters; the kernel keeps only the first %d (\"%.*s\")",
-				 it->text, TSG_COMM_LEN - 1, TSG_COMM_LEN - 1, TSG_COMM_LEN - 1,
-				 it->text);
+			ld_item_err(L, it, 0,
+				    "comm \"%s\" is longer than %d characters; the kernel keeps "
+				    "only the first %d (\"%.*s\")",
+				    it->text, TSG_COMM_LEN - 1, TSG_COMM_LEN - 1, TSG_COMM_LEN - 1,
+				    it->text);
 			r = -EINVAL;
 			continue;
 		}
@@ -258,14 +264,15 @@ static int conv_cgroups(struct ld *L, const struct ritems *in, struct tsg_strset
 		size_t n;
 		char *s;
 
-		if (!no_regex(L, it, "cgroup")) {
+		if (!ld_no_regex(L, it, "cgroup")) {
 			r = -EINVAL;
 			continue;
 		}
 		if (it->text[0] != '/' || strstr(it->text, "//")) {
-			item_err(L, it, 0,
-				 "bad cgroup \"%s\": expected a cgroup v2 path starting with \"/\" (e.g. /system.slice/nginx.service)",
-				 it->text);
+			ld_item_err(L, it, 0,
+				    "bad cgroup \"%s\": expected a cgroup v2 path starting with "
+				    "\"/\" (e.g. /system.slice/nginx.service)",
+				    it->text);
 			r = -EINVAL;
 			continue;
 		}
@@ -293,7 +300,7 @@ static int conv_family(struct ld *L, const struct ritems *in, uint8_t *mask)
 		uint8_t bit;
 		char dym[64];
 
-		if (!no_regex(L, it, "family")) {
+		if (!ld_no_regex(L, it, "family")) {
 			r = -EINVAL;
 			continue;
 		}
@@ -302,8 +309,8 @@ static int conv_family(struct ld *L, const struct ritems *in, uint8_t *mask)
 		} else if (!strcmp(it->text, "ipv6")) {
 			bit = 2;
 		} else {
-			item_err(L, it, 0, "bad family \"%s\": expected ipv4 or ipv6%s", it->text,
-				 ld_dym(it->text, fams, dym, sizeof(dym)));
+			ld_item_err(L, it, 0, "bad family \"%s\": expected ipv4 or ipv6%s",
+				    it->text, ld_dym(it->text, fams, dym, sizeof(dym)));
 			r = -EINVAL;
 			continue;
 		}
@@ -322,9 +329,22 @@ static int conv_family(struct ld *L, const struct ritems *in, uint8_t *mask)
 	return 0;
 }
 
-static const char *const match_keys[] = { "family", "lport", "rport", "laddr", "raddr",
-					  "comm",   "uid",   "cgroup", NULL };
-enum { MK_FAMILY, MK_LPORT, MK_RPORT, MK_LADDR, MK_RADDR, MK_COMM, MK_UID, MK_CGROUP, MK_N };
+static const char *const match_keys[] = {"family", "lport",  "rport", "laddr",	   "raddr", "comm",
+					 "uid",	   "cgroup", "netns", "container", "pod",   NULL};
+enum {
+	MK_FAMILY,
+	MK_LPORT,
+	MK_RPORT,
+	MK_LADDR,
+	MK_RADDR,
+	MK_COMM,
+	MK_UID,
+	MK_CGROUP,
+	MK_NETNS,
+	MK_CONTAINER,
+	MK_POD,
+	MK_N
+};
 
 int ld_match(struct ld *L, struct ld_file *f, yaml_node_t *n, const char *rule,
 	     struct tsg_match *m)
@@ -375,6 +395,15 @@ int ld_match(struct ld *L, struct ld_file *f, yaml_node_t *n, const char *rule,
 				break;
 			case MK_CGROUP:
 				r1 = conv_cgroups(L, &items, &m->cgroup);
+				break;
+			case MK_NETNS:
+				r1 = ld_conv_netns(L, &items, &m->netns);
+				break;
+			case MK_CONTAINER:
+				r1 = ld_conv_ids(L, &items, "container", &m->container);
+				break;
+			case MK_POD:
+				r1 = ld_conv_ids(L, &items, "pod", &m->pod);
 				break;
 			}
 		}

@@ -2,7 +2,7 @@
 /*
  * tsguard: `rules:` (rules.md "rules"): fields, the four kinds of `when`,
  * default summaries, template checks against what a rule's alerts have,
- * and the digest that tells a reload which rules are unchanged.
+ * (the digest that tells a reload which rules are unchanged is digest.c).
  */
 #include "load_priv.h"
 
@@ -79,8 +79,14 @@ static int parse_by1(struct ld *L, struct ld_file *f, yaml_node_t *n, uint32_t *
 	if (sf < 0) {
 		ld_err(L, f, n,
 		       "unknown field \"%s\" for by: expected comm, pid, uid, cgroup, laddr, "
-		       "lport, raddr, rport or family%s",
+		       "lport, raddr, rport, family, netns, container or pod%s",
 		       s, ld_dym(s, tsg_sfield_words(), dym, sizeof(dym)));
+		return -EINVAL;
+	}
+	if (sf == TSG_SF_NETNS_NAME) {
+		/* a name denotes one namespace at a time: the inode is the key */
+		ld_err(L, f, n,
+		       "netns_name is not a field for by: use netns (the name is in its alerts)");
 		return -EINVAL;
 	}
 	*by |= TSG_HAVE(sf);
@@ -459,96 +465,6 @@ static void check_action(struct ld *L, struct ld_file *f, yaml_node_t *n,
 			       a->name, a->labels_used[i], r->name, a->labels_used[i]);
 }
 
-/* ---- digest -------------------------------------------------------------------- */
-
-struct hasher {
-	uint64_t h;
-};
-
-static void h_bytes(struct hasher *h, const void *p, size_t n)
-{
-	h->h = tsg_hash_bytes(h->h, p, n);
-}
-
-static void h_u64(struct hasher *h, uint64_t v)
-{
-	h_bytes(h, &v, sizeof(v));
-}
-
-static void h_str(struct hasher *h, const char *s)
-{
-	if (!s) {
-		h_u64(h, UINT64_MAX);
-		return;
-	}
-	h_u64(h, strlen(s));
-	h_bytes(h, s, strlen(s));
-}
-
-static uint64_t rule_digest(const struct tsg_rule *r, const struct tsg_ruleset *rs)
-{
-	struct hasher h = {TSG_HASH_SEED};
-	const struct tsg_match *m = &r->match;
-
-	h_str(&h, r->name);
-	h_str(&h, r->description);
-	h_str(&h, r->summary.src);
-	h_u64(&h, (uint64_t)r->severity);
-	h_u64(&h, r->enabled);
-	h_u64(&h, r->nlabels);
-	for (size_t i = 0; i < r->nlabels; i++) {
-		h_str(&h, r->labels[i].name);
-		h_str(&h, r->labels[i].value);
-	}
-	h_u64(&h, m->family_mask);
-	h_u64(&h, m->lport.n);
-	for (size_t i = 0; i < m->lport.n; i++)
-		h_u64(&h, (uint64_t)m->lport.v[i].lo << 32 | (uint64_t)m->lport.v[i].hi << 1 |
-				  m->lport.v[i].neg);
-	h_u64(&h, m->rport.n);
-	for (size_t i = 0; i < m->rport.n; i++)
-		h_u64(&h, (uint64_t)m->rport.v[i].lo << 32 | (uint64_t)m->rport.v[i].hi << 1 |
-				  m->rport.v[i].neg);
-	h_u64(&h, m->laddr.n);
-	for (size_t i = 0; i < m->laddr.n; i++) {
-		h_bytes(&h, m->laddr.v[i].addr, 16);
-		h_u64(&h, (uint64_t)m->laddr.v[i].plen << 1 | m->laddr.v[i].neg);
-	}
-	h_u64(&h, m->raddr.n);
-	for (size_t i = 0; i < m->raddr.n; i++) {
-		h_bytes(&h, m->raddr.v[i].addr, 16);
-		h_u64(&h, (uint64_t)m->raddr.v[i].plen << 1 | m->raddr.v[i].neg);
-	}
-	h_u64(&h, m->comm.n);
-	for (size_t i = 0; i < m->comm.n; i++) {
-		h_str(&h, m->comm.v[i].s);
-		h_u64(&h, (uint64_t)(m->comm.v[i].re != NULL) << 1 | m->comm.v[i].neg);
-	}
-	h_u64(&h, m->uid.n);
-	for (size_t i = 0; i < m->uid.n; i++)
-		h_u64(&h, (uint64_t)m->uid.v[i].uid << 1 | m->uid.v[i].neg);
-	h_u64(&h, m->cgroup.n);
-	for (size_t i = 0; i < m->cgroup.n; i++) {
-		h_str(&h, m->cgroup.v[i].s);
-		h_u64(&h, m->cgroup.v[i].neg);
-	}
-	h_u64(&h, (uint64_t)r->kind);
-	h_u64(&h, r->from);
-	h_u64(&h, r->to);
-	h_u64(&h, r->state);
-	h_u64(&h, r->longer_than_ns);
-	h_u64(&h, r->threshold);
-	h_u64(&h, r->resolve_below);
-	h_u64(&h, r->per_ns);
-	h_u64(&h, r->by);
-	h_u64(&h, r->for_ns);
-	h_u64(&h, r->cooldown_ns);
-	h_u64(&h, r->nactions);
-	for (size_t i = 0; i < r->nactions; i++)
-		h_str(&h, rs->actions[r->actions[i]].name);
-	return h.h;
-}
-
 /* ---- one rule ---------------------------------------------------------------- */
 
 static const char *const rule_keys[] = { "name",   "description", "summary", "severity",
@@ -909,7 +825,7 @@ static int ld_rule(struct ld *L, struct ld_file *f, yaml_node_t *rn)
 		goto nomem;
 	free(d.act_nodes);
 	d.act_nodes = NULL;
-	d.r.digest = rule_digest(&d.r, L->rs);
+	d.r.digest = ld_rule_digest(&d.r, L->rs);
 	if (rule_append(L, &d.r) < 0)
 		goto nomem;
 	return d.bad || !d.when_ok ? -EINVAL : 0;

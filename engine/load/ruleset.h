@@ -128,6 +128,28 @@ struct tsg_strset {
 	size_t n;
 };
 
+/* netns: host and inode numbers resolve to an inode at load; a NAME resolves
+ * to the inode of /run/netns/NAME at load (0 when there is none then) and
+ * also matches a socket whose netns_name is NAME. */
+struct tsg_netnsset {
+	struct tsg_netnsitem {
+		uint32_t inode; /* 0: a name that denoted no namespace at load */
+		char *name;	/* netns: NAME; NULL for host and inode numbers */
+		bool host;	/* written `host` */
+		bool neg;
+	} * v;
+	size_t n;
+};
+
+/* container: ids or prefixes of ids (>= 12 characters); pod: UIDs. */
+struct tsg_idset {
+	struct tsg_iditem {
+		char *s; /* NULL: `none` (no container, no pod) */
+		bool neg;
+	} * v;
+	size_t n;
+};
+
 struct tsg_match {
 	uint8_t family_mask; /* bit0 ipv4, bit1 ipv6; 0: any */
 	struct tsg_portset lport, rport;
@@ -135,6 +157,9 @@ struct tsg_match {
 	struct tsg_strset comm;   /* exact or regex */
 	struct tsg_uidset uid;
 	struct tsg_strset cgroup; /* path prefixes */
+	struct tsg_netnsset netns;
+	struct tsg_idset container; /* id prefixes */
+	struct tsg_idset pod;	    /* exact UIDs */
 };
 
 /* ---- actions ------------------------------------------------------------ */
@@ -274,6 +299,10 @@ int tsg_tfield_to_sfield(int tf);
 
 /* Template fields a rule of this shape can have (bit per enum tsg_tfield). */
 uint32_t tsg_rule_fields_avail(const struct tsg_rule *r);
+
+/* Where `netns: NAME` is looked up ("/run/netns"; tests point it elsewhere);
+ * the string must outlive the loads that use it. */
+void tsg_load_set_netns_dir(const char *dir);
 
 /* Nearest word from a NULL-terminated list (edit distance <= 2, or a prefix); NULL if none. */
 const char *tsg_nearest_word(const char *word, const char *const *candidates);

@@ -12,7 +12,7 @@
  * tsg_plan_eval() is the reference of the kernel computation; the BPF
  * program mirrors it line by line. docs/kernel-filter.md explains the shape.
  */
-#include "plan.h"
+#include "plan_priv.h"
 #include "match.h"
 
 #include <errno.h>
@@ -408,7 +408,7 @@ static uint32_t rule_fields(const struct tsg_rule *r)
 		f |= TSG_HAVE(TSG_SF_UID);
 	if (m->cgroup.n)
 		f |= TSG_HAVE(TSG_SF_CGROUP);
-	return f;
+	return f | tsg_plan_ident_fields(m);
 }
 
 void tsg_plan_free(struct tsg_plan *p)
@@ -423,6 +423,7 @@ void tsg_plan_free(struct tsg_plan *p)
 	free(p->uid);
 	free(p->slot_of_rule);
 	free(p->user_fields_of_rule);
+	tsg_plan_netns_fini(&p->netns);
 	free(p);
 }
 
@@ -451,8 +452,10 @@ int tsg_plan_dup(const struct tsg_plan *p, struct tsg_plan **out)
 	d->slot_of_rule = dup_array(p->slot_of_rule, p->nrules, sizeof(*p->slot_of_rule));
 	d->user_fields_of_rule =
 		dup_array(p->user_fields_of_rule, p->nrules, sizeof(*p->user_fields_of_rule));
+	memset(&d->netns, 0, sizeof(d->netns));
 	if (!d->lport || !d->rport || !d->laddr || !d->raddr || !d->comm || !d->uid ||
-	    !d->slot_of_rule || !d->user_fields_of_rule) {
+	    !d->slot_of_rule || !d->user_fields_of_rule ||
+	    tsg_plan_netns_dup(&p->netns, &d->netns) < 0) {
 		tsg_plan_free(d);
 		return -ENOMEM;
 	}
@@ -542,6 +545,7 @@ int tsg_plan_build(const struct tsg_ruleset *rs, bool record_all, struct tsg_pla
 			uf |= TSG_HAVE(TSG_SF_COMM);
 		if (m->cgroup.n)
 			uf |= TSG_HAVE(TSG_SF_CGROUP);
+		uf |= tsg_plan_ident_fields(m);
 		if (m->lport.n && !tsg_portset_match(&m->lport, 0))
 			uf |= TSG_HAVE(TSG_SF_LPORT); /* lport[0] passes every slot */
 		if (users[p->slot_of_rule[i]] > 1)
@@ -563,6 +567,8 @@ int tsg_plan_build(const struct tsg_ruleset *rs, bool record_all, struct tsg_pla
 		err = comm_build(rs, p->slot_of_rule, p);
 	if (!err)
 		err = uid_build(rs, p->slot_of_rule, p);
+	if (!err)
+		err = tsg_plan_netns_build(rs, record_all, &p->netns);
 	if (err)
 		goto fail;
 
@@ -920,6 +926,7 @@ static void explain_rule(FILE *out, const struct tsg_plan *p, const struct tsg_r
 		fputc('\n', out);
 		any_user = true;
 	}
+	any_user |= tsg_plan_explain_ident(out, m);
 	if (m->lport.n && !tsg_portset_match(&m->lport, 0)) {
 		fputs("    lport     re-checked (lport[0] passes every slot)\n", out);
 		any_user = true;
@@ -997,4 +1004,9 @@ void tsg_plan_explain(const struct tsg_plan *p, const struct tsg_ruleset *rs, FI
 	fprintf(out, "  uid       hash, %zu entries, default 0x%016" PRIx64 "\n", p->nuid,
 		p->uid_default);
 	fputs("  cgroup    user space only\n", out);
+	fprintf(out, "  netns     user space; the rules name %zu inode%s and %zu name%s%s\n",
+		p->netns.ninodes, p->netns.ninodes == 1 ? "" : "s", p->netns.nnames,
+		p->netns.nnames == 1 ? "" : "s",
+		p->netns.any ? ", and some rule matches any namespace" : "");
+	fputs("  container, pod  user space only\n", out);
 }

@@ -12,8 +12,9 @@
  *
  * and sends the event to user space only when bits != 0 (or when the socket
  * already sent an event and now ends: ->CLOSE, ->TIME_WAIT). Fields the
- * kernel cannot decide (regex comm, cgroup prefixes) are all-ones here and
- * matched in user space.
+ * kernel cannot decide (regex comm, cgroup prefixes; netns, container and
+ * pod for now) are all-ones here and matched in user space; the set of
+ * namespaces the rules name is there for a netns filter (tsg_plan_netns).
  */
 #ifndef TSG_PLAN_H
 #define TSG_PLAN_H
@@ -38,6 +39,24 @@ struct tsg_plan_uid {
 	uint64_t bits;
 };
 
+/*
+ * The network namespaces the enabled rules name (`netns:`), for a kernel
+ * filter on the socket's namespace. `any`: some rule can match a namespace
+ * outside this set (it has no netns item, or only exclusions, or --record),
+ * so every namespace must cross. Otherwise a socket crosses when its
+ * namespace's inode is in inodes[] (sorted, distinct), or when its namespace
+ * has one of names[] under /run/netns (a name that denoted no namespace at
+ * load, or that came to denote another one since: the capture resolves the
+ * names again when it meets a new namespace).
+ */
+struct tsg_plan_netns {
+	uint32_t *inodes;
+	size_t ninodes;
+	char **names;
+	size_t nnames;
+	bool any;
+};
+
 struct tsg_plan {
 	uint64_t all_slots;                       /* bits of slots in use */
 	uint64_t trans[TSG_NSTATES][TSG_NSTATES]; /* [from][to] */
@@ -57,7 +76,11 @@ struct tsg_plan {
 	uint8_t *slot_of_rule;
 	uint32_t *user_fields_of_rule; /* TSG_HAVE(TSG_SF_*) bits */
 	size_t nrules;
+	struct tsg_plan_netns netns; /* read it with tsg_plan_netns() */
 };
+
+/* The namespaces the plan's rules name (struct tsg_plan_netns); never NULL. */
+const struct tsg_plan_netns *tsg_plan_netns(const struct tsg_plan *p);
 
 /* 0 or -ENOMEM. `record_all` makes every transition cross. */
 int tsg_plan_build(const struct tsg_ruleset *rs, bool record_all, struct tsg_plan **out);

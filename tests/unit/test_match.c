@@ -10,6 +10,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -387,22 +389,160 @@ static void t_lists_in_match(void **state)
 	tsg_diags_fini(&d);
 }
 
+/* ---- netns, container, pod ---------------------------------------------------- */
+
+#define CID  "ca978112ca1bbdcafac231b39a23dc4da786eff8147c4e72b9807785afee48bb"
+#define CID2 "3e23e8160039594a33894f6564e1b1348bbd7a0088d42c4acb73eeaed59c009d"
+
+static struct tsg_sockinfo ident_sock(uint32_t netns, const char *netns_name, const char *container,
+				      const char *pod)
+{
+	struct tsg_sockinfo s = sock("10.0.0.2", 50000, "10.0.0.9", 443);
+
+	s.have |= TSG_HAVE_IDENT;
+	s.netns = netns;
+	s.netns_name = netns_name;
+	s.container = container;
+	s.pod = pod;
+	return s;
+}
+
+static bool match_yaml(const char *match, const struct tsg_sockinfo *s)
+{
+	struct tsg_ruleset *rs = load_match(match);
+	bool r = tsg_match_sock(&rs->rules[0].match, s);
+
+	tsg_ruleset_free(rs);
+	return r;
+}
+
+static void t_netns_inode_and_host(void **state)
+{
+	struct stat st;
+	struct tsg_sockinfo s;
+
+	assert_int_equal(stat("/proc/self/ns/net", &st), 0);
+	s = ident_sock((uint32_t)st.st_ino, NULL, NULL, NULL);
+	assert_true(match_yaml("{netns: host}", &s));
+	assert_false(match_yaml("{netns: \"!host\"}", &s));
+	s.netns = 4026532999u;
+	assert_false(match_yaml("{netns: host}", &s));
+	assert_true(match_yaml("{netns: \"!host\"}", &s));
+	assert_true(match_yaml("{netns: 4026532999}", &s));
+	assert_true(match_yaml("{netns: [host, 4026532999]}", &s));
+	assert_false(match_yaml("{netns: 4026532998}", &s));
+	/* an unknown namespace matches only exclusions */
+	s.have &= ~TSG_HAVE(TSG_SF_NETNS);
+	assert_false(match_yaml("{netns: 4026532999}", &s));
+	assert_true(match_yaml("{netns: \"!4026532999\"}", &s));
+}
+
+static void t_netns_name(void **state)
+{
+	char dir[] = "/tmp/tsg-netns-XXXXXX", path[64];
+	struct tsg_diags d;
+	struct tsg_ruleset *rs = NULL;
+	struct tsg_sockinfo s;
+	struct stat st;
+	int fd;
+
+	assert_non_null(mkdtemp(dir));
+	snprintf(path, sizeof(path), "%s/blue", dir);
+	fd = open(path, O_CREAT | O_WRONLY, 0600);
+	assert_true(fd >= 0);
+	close(fd);
+	assert_int_equal(stat(path, &st), 0);
+	tsg_load_set_netns_dir(dir);
+
+	/* a name that exists: its inode, and its name */
+	s = ident_sock((uint32_t)st.st_ino, NULL, NULL, NULL);
+	assert_true(match_yaml("{netns: blue}", &s));
+	s = ident_sock(4026532001u, "blue", NULL, NULL);
+	assert_true(match_yaml("{netns: blue}", &s));
+	s = ident_sock(4026532001u, "red", NULL, NULL);
+	assert_false(match_yaml("{netns: blue}", &s));
+	assert_true(match_yaml("{netns: \"!blue\"}", &s));
+
+	/* a name that does not exist: a warning, and it matches by name */
+	tsg_diags_init(&d);
+	assert_int_equal(tsg_test_yaml_load("rules:\n  - name: m\n    match: {netns: red}\n"
+					    "    when: {to: CLOSE}\n",
+					    false, &d, &rs, NULL),
+			 0);
+	assert_int_equal(d.nerrors, 0);
+	assert_int_equal(d.nwarnings, 1);
+	assert_non_null(strstr(d.msg[0], ":3:20: warning: netns \"red\" does not exist now"));
+	assert_non_null(strstr(d.msg[0], "matches it once a namespace of that name exists"));
+	assert_true(tsg_match_sock(&rs->rules[0].match, &s));
+	s.netns_name = NULL;
+	assert_false(tsg_match_sock(&rs->rules[0].match, &s));
+	tsg_ruleset_free(rs);
+	tsg_diags_fini(&d);
+
+	/* a reload resolves the name again: it exists now */
+	snprintf(path, sizeof(path), "%s/red", dir);
+	fd = open(path, O_CREAT | O_WRONLY, 0600);
+	assert_true(fd >= 0);
+	close(fd);
+	assert_int_equal(stat(path, &st), 0);
+	s.netns = (uint32_t)st.st_ino;
+	assert_true(match_yaml("{netns: red}", &s));
+	unlink(path);
+	snprintf(path, sizeof(path), "%s/blue", dir);
+	unlink(path);
+	rmdir(dir);
+	tsg_load_set_netns_dir(NULL);
+}
+
+static void t_container_and_pod(void **state)
+{
+	struct tsg_sockinfo in = ident_sock(4026532001u, NULL, CID, "1a2b-3c4d");
+	struct tsg_sockinfo out = ident_sock(4026532001u, NULL, NULL, NULL);
+
+	assert_true(match_yaml("{container: " CID "}", &in));
+	assert_true(match_yaml("{container: ca978112ca1b}", &in));   /* 12: as docker ps */
+	assert_true(match_yaml("{container: CA978112CA1BBD}", &in)); /* case is not kept */
+	assert_false(match_yaml("{container: 3e23e8160039}", &in));
+	assert_true(match_yaml("{container: [3e23e8160039, ca978112ca1b]}", &in));
+	assert_false(match_yaml("{container: none}", &in));
+	assert_true(match_yaml("{container: none}", &out));
+	assert_true(match_yaml("{container: \"!none\"}", &in));
+	assert_false(match_yaml("{container: \"!none\"}", &out));
+	assert_false(match_yaml("{container: \"!ca978112ca1b\"}", &in));
+	assert_true(match_yaml("{container: \"!ca978112ca1b\"}", &out));
+	assert_false(match_yaml("{container: ca978112ca1b}", &out));
+	assert_true(match_yaml("{pod: 1a2b-3c4d}", &in));
+	assert_false(match_yaml("{pod: 1a2b}", &in)); /* a pod is matched whole */
+	assert_true(match_yaml("{pod: none}", &out));
+	assert_false(match_yaml("{pod: 1a2b-3c4d}", &out));
+	assert_true(match_yaml("{container: ca978112ca1b, pod: 1a2b-3c4d}", &in));
+	assert_false(match_yaml("{container: ca978112ca1b, pod: \"!1a2b-3c4d\"}", &in));
+	/* unknown: only exclusions match */
+	in.have &= ~(TSG_HAVE(TSG_SF_CONTAINER) | TSG_HAVE(TSG_SF_POD));
+	assert_false(match_yaml("{container: none}", &in));
+	assert_false(match_yaml("{pod: 1a2b-3c4d}", &in));
+	assert_true(match_yaml("{container: \"!" CID2 "\"}", &in));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(t_ports),
-		cmocka_unit_test(t_ports_yaml),
-		cmocka_unit_test(t_cidr_v4_v6),
-		cmocka_unit_test(t_cidr_any),
-		cmocka_unit_test(t_cidr_host_bits),
-		cmocka_unit_test(t_exclusion_only),
-		cmocka_unit_test(t_unknown_values),
-		cmocka_unit_test(t_family),
-		cmocka_unit_test(t_uid),
-		cmocka_unit_test(t_comm_exact_and_regex),
-		cmocka_unit_test(t_regex_cache),
-		cmocka_unit_test(t_cgroup_prefix),
-		cmocka_unit_test(t_lists_in_match),
+	    cmocka_unit_test(t_ports),
+	    cmocka_unit_test(t_ports_yaml),
+	    cmocka_unit_test(t_cidr_v4_v6),
+	    cmocka_unit_test(t_cidr_any),
+	    cmocka_unit_test(t_cidr_host_bits),
+	    cmocka_unit_test(t_exclusion_only),
+	    cmocka_unit_test(t_unknown_values),
+	    cmocka_unit_test(t_family),
+	    cmocka_unit_test(t_uid),
+	    cmocka_unit_test(t_comm_exact_and_regex),
+	    cmocka_unit_test(t_regex_cache),
+	    cmocka_unit_test(t_cgroup_prefix),
+	    cmocka_unit_test(t_lists_in_match),
+	    cmocka_unit_test(t_netns_inode_and_host),
+	    cmocka_unit_test(t_netns_name),
+	    cmocka_unit_test(t_container_and_pod),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1142,26 +1142,96 @@ static void test_loaded_rules(void **state)
 	tsg_ruleset_free(rs);
 }
 
+/* ---- netns, container, pod: user space, and the namespaces named ------------ */
+
+static void test_netns_container_pod(void **state)
+{
+	struct tsg_ruleset *rs = tsg_test_yaml_rules(
+	    "rules:\n"
+	    "  - name: in-ns\n"
+	    "    match: {netns: [4026532001, 4026532002, \"!4026532003\"], container: \"!none\"}\n"
+	    "    when: {to: CLOSE}\n"
+	    "  - name: named\n"
+	    "    match: {netns: [tsg-plan-no-such-ns, 4026532001], pod: 1a2b-3c4d}\n"
+	    "    when: {to: CLOSE}\n");
+	const struct tsg_plan_netns *ns;
+	struct tsg_plan *p = NULL, *d = NULL;
+	char *buf = NULL;
+	size_t len = 0;
+	FILE *f;
+
+	assert_non_null(rs);
+	assert_int_equal(tsg_plan_build(rs, false, &p), 0);
+	assert_int_equal(p->user_fields_of_rule[0],
+			 TSG_HAVE(TSG_SF_NETNS) | TSG_HAVE(TSG_SF_CONTAINER));
+	assert_int_equal(p->user_fields_of_rule[1], TSG_HAVE(TSG_SF_NETNS) | TSG_HAVE(TSG_SF_POD));
+	ns = tsg_plan_netns(p);
+	assert_false(ns->any);
+	assert_int_equal(ns->ninodes, 2); /* sorted, distinct; exclusions not in it */
+	assert_int_equal(ns->inodes[0], 4026532001u);
+	assert_int_equal(ns->inodes[1], 4026532002u);
+	assert_int_equal(ns->nnames, 1);
+	assert_string_equal(ns->names[0], "tsg-plan-no-such-ns");
+	/* the copy the capture keeps holds the same */
+	assert_int_equal(tsg_plan_dup(p, &d), 0);
+	assert_int_equal(tsg_plan_netns(d)->ninodes, 2);
+	assert_int_equal(tsg_plan_netns(d)->inodes[1], 4026532002u);
+	assert_string_equal(tsg_plan_netns(d)->names[0], "tsg-plan-no-such-ns");
+	assert_ptr_not_equal(tsg_plan_netns(d)->names[0], ns->names[0]);
+	tsg_plan_free(d);
+
+	f = open_memstream(&buf, &len);
+	tsg_plan_explain(p, rs, f);
+	fclose(f);
+	assert_non_null(strstr(buf, "    netns     4026532001, 4026532002, !4026532003\n"));
+	assert_non_null(strstr(buf, "    container !none (id or id prefix)\n"));
+	assert_non_null(strstr(buf, "tsg-plan-no-such-ns (not present at load: by name)"));
+	assert_non_null(strstr(buf, "    pod       1a2b-3c4d\n"));
+	assert_non_null(strstr(buf, "netns/container/pod: matched in user space"));
+	free(buf);
+	tsg_plan_free(p);
+	tsg_ruleset_free(rs);
+
+	/* a rule without netns, or with exclusions only: every namespace */
+	rs = tsg_test_yaml_rules(
+	    "rules:\n"
+	    "  - name: a\n    match: {netns: 4026532001}\n    when: {to: CLOSE}\n"
+	    "  - name: b\n    match: {netns: \"!4026532001\"}\n    when: {to: CLOSE}\n");
+	assert_non_null(rs);
+	assert_int_equal(tsg_plan_build(rs, false, &p), 0);
+	assert_true(tsg_plan_netns(p)->any);
+	tsg_plan_free(p);
+	rs->rules[1].enabled = false; /* a disabled rule names nothing */
+	assert_int_equal(tsg_plan_build(rs, false, &p), 0);
+	assert_false(tsg_plan_netns(p)->any);
+	tsg_plan_free(p);
+	assert_int_equal(tsg_plan_build(rs, true, &p), 0); /* --record: all */
+	assert_true(tsg_plan_netns(p)->any);
+	tsg_plan_free(p);
+	tsg_ruleset_free(rs);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_trans_transition_rules),
-		cmocka_unit_test(test_trans_state_rules),
-		cmocka_unit_test(test_family),
-		cmocka_unit_test(test_ports_ranges_exclusions),
-		cmocka_unit_test(test_lport_zero_at_connect),
-		cmocka_unit_test(test_cidr_nesting),
-		cmocka_unit_test(test_cidr_network_address_excluded),
-		cmocka_unit_test(test_v4_mapped),
-		cmocka_unit_test(test_comm),
-		cmocka_unit_test(test_uid_and_cgroup),
-		cmocka_unit_test(test_lookups_and_dup),
-		cmocka_unit_test(test_more_than_64_rules),
-		cmocka_unit_test(test_disabled_rules),
-		cmocka_unit_test(test_record_all),
-		cmocka_unit_test(test_explain),
-		cmocka_unit_test(test_superset_property),
-		cmocka_unit_test(test_loaded_rules),
+	    cmocka_unit_test(test_trans_transition_rules),
+	    cmocka_unit_test(test_trans_state_rules),
+	    cmocka_unit_test(test_family),
+	    cmocka_unit_test(test_ports_ranges_exclusions),
+	    cmocka_unit_test(test_lport_zero_at_connect),
+	    cmocka_unit_test(test_cidr_nesting),
+	    cmocka_unit_test(test_cidr_network_address_excluded),
+	    cmocka_unit_test(test_v4_mapped),
+	    cmocka_unit_test(test_comm),
+	    cmocka_unit_test(test_uid_and_cgroup),
+	    cmocka_unit_test(test_lookups_and_dup),
+	    cmocka_unit_test(test_more_than_64_rules),
+	    cmocka_unit_test(test_disabled_rules),
+	    cmocka_unit_test(test_netns_container_pod),
+	    cmocka_unit_test(test_record_all),
+	    cmocka_unit_test(test_explain),
+	    cmocka_unit_test(test_superset_property),
+	    cmocka_unit_test(test_loaded_rules),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
