@@ -302,25 +302,30 @@ int tsg_capture_update_plan(struct tsg_capture *c, const struct tsg_plan *plan)
 /* Every namespace passes: some rule names none (or --record wants all). */
 static bool gate_open(const struct tsg_plan *p)
 {
-	return !p || p->record_all || p->netns_any || !p->nnetns;
+	const struct tsg_plan_netns *ns = p ? tsg_plan_netns(p) : NULL;
+
+	return !ns || ns->any || (!ns->ninodes && !ns->nnames);
 }
 
-/* The inodes the plan's namespaces have now (a NAME: by /run/netns). */
+static void add_inode(uint32_t *out, size_t *n, uint32_t ino)
+{
+	for (size_t j = 0; j < *n; j++)
+		if (out[j] == ino)
+			return;
+	if (ino && *n < TSG_BPF_NETNS_MAX)
+		out[(*n)++] = ino;
+}
+
+/* The inodes the plan's namespaces have now (a NAME: by /run/netns now). */
 static size_t gate_inodes(struct tsg_capture *c, const struct tsg_plan *p, uint32_t *out)
 {
+	const struct tsg_plan_netns *ns = tsg_plan_netns(p);
 	size_t n = 0;
 
-	for (size_t i = 0; i < p->nnetns && n < TSG_BPF_NETNS_MAX; i++) {
-		uint32_t ino = p->netns[i].name[0] ? cap_netns_lookup_name(c, p->netns[i].name) : 0;
-		size_t j = 0;
-
-		if (!ino)
-			ino = p->netns[i].inode;
-		while (j < n && out[j] != ino)
-			j++;
-		if (ino && j == n)
-			out[n++] = ino;
-	}
+	for (size_t i = 0; i < ns->ninodes; i++)
+		add_inode(out, &n, ns->inodes[i]);
+	for (size_t i = 0; i < ns->nnames; i++)
+		add_inode(out, &n, cap_netns_lookup_name(c, ns->names[i]));
 	return n;
 }
 
