@@ -79,7 +79,11 @@ static void set_label(json_t *labels, const char *name, const char *value)
 /* {labels, annotations, startsAt} of one alert; endsAt is added per send. */
 json_t *wh_am_alert(const struct tsg_alert *a)
 {
-	static const int sock_fields[] = {TSG_SF_LADDR, TSG_SF_LPORT, TSG_SF_RADDR, TSG_SF_RPORT};
+	/* a socket's identity: its tuple, and its namespace and container (the
+	 * same tuple in two namespaces is two alerts) */
+	static const int sock_fields[] = {TSG_SF_LADDR,	    TSG_SF_LPORT, TSG_SF_RADDR,
+					  TSG_SF_RPORT,	    TSG_SF_NETNS, TSG_SF_NETNS_NAME,
+					  TSG_SF_CONTAINER, TSG_SF_POD};
 	const struct tsg_rule *r = a->rule;
 	json_t *o = json_object(), *labels = json_object(), *ann = json_object();
 	char buf[2048];

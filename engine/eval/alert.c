@@ -154,20 +154,32 @@ static int sfield_text(const struct tsg_alert *a, int sf, char *buf, size_t len)
 	return 0;
 }
 
+/* The "sock" of a socket's key: its tuple (and its id while the local port
+ * is not known). */
+static const char *sock_key(const struct tsg_alert *a, char *buf, size_t len)
+{
+	sock_string(a, buf, len);
+	/* a connect whose port is not known yet: two of them to one peer
+	 * would have the same tuple, so the socket's id tells them apart */
+	if (!have(a, TSG_SF_LPORT) && a->sk) {
+		char id[32];
+		size_t off = strlen(buf);
+
+		snprintf(buf + off, len - off, "#%s", tsg_sk_to_string(a->sk, id, sizeof(id)));
+	}
+	return buf;
+}
+
 const char *tsg_alert_key_string(const struct tsg_alert *a, char *buf, size_t len)
 {
 	size_t off = 0;
 
 	buf[0] = 0;
 	if (a->key_is_sock) {
-		sock_string(a, buf, len);
-		/* a connect whose port is not known yet: two of them to one peer
-		 * would have the same tuple, so the socket's id tells them apart */
-		if (!have(a, TSG_SF_LPORT) && a->sk) {
-			char id[32];
-
+		sock_key(a, buf, len);
+		if (have(a, TSG_SF_NETNS) && a->info.netns) {
 			off = strlen(buf);
-			snprintf(buf + off, len - off, "#%s", tsg_sk_to_string(a->sk, id, sizeof(id)));
+			snprintf(buf + off, len - off, " netns=%" PRIu32, a->info.netns);
 		}
 		return buf;
 	}
@@ -176,8 +188,9 @@ const char *tsg_alert_key_string(const struct tsg_alert *a, char *buf, size_t le
 
 		if (!(a->rule->by & TSG_HAVE(sf)))
 			continue;
+		/* known to be none (no container, no pod) or not known */
 		if (sfield_text(a, sf, v, sizeof(v)) < 0)
-			snprintf(v, sizeof(v), "?");
+			snprintf(v, sizeof(v), "%s", have(a, sf) ? "none" : "?");
 		off += (size_t)snprintf(buf + off, len - off, "%s%s=%s", off ? "," : "",
 					tsg_sfield_name(sf), v);
 	}
@@ -337,9 +350,10 @@ static void jset(json_t *o, const char *k, json_t *v)
 
 json_t *tsg_alert_to_json(const struct tsg_alert *a)
 {
-	static const int order[] = { TSG_SF_COMM,  TSG_SF_PID,	 TSG_SF_UID,
-				     TSG_SF_CGROUP, TSG_SF_FAMILY, TSG_SF_LADDR,
-				     TSG_SF_LPORT, TSG_SF_RADDR,  TSG_SF_RPORT };
+	static const int order[] = {
+	    TSG_SF_COMM,       TSG_SF_PID,	 TSG_SF_UID,   TSG_SF_CGROUP, TSG_SF_FAMILY,
+	    TSG_SF_LADDR,      TSG_SF_LPORT,	 TSG_SF_RADDR, TSG_SF_RPORT,  TSG_SF_NETNS,
+	    TSG_SF_NETNS_NAME, TSG_SF_CONTAINER, TSG_SF_POD};
 	json_t *o = json_object(), *key, *labels, *acts;
 	char buf[1024];
 
@@ -354,7 +368,11 @@ json_t *tsg_alert_to_json(const struct tsg_alert *a)
 	key = json_object();
 	if (key) {
 		if (a->key_is_sock) {
-			jset(key, "sock", json_string(tsg_alert_key_string(a, buf, sizeof(buf))));
+			sock_key(a, buf, sizeof(buf));
+			jset(key, "sock", json_string(buf));
+			/* the same addresses in two namespaces are two sockets */
+			if (have(a, TSG_SF_NETNS) && a->info.netns)
+				jset(key, "netns", json_integer(a->info.netns));
 		} else {
 			for (int sf = 0; sf < TSG_SF_N; sf++)
 				if (a->rule->by & TSG_HAVE(sf))
@@ -369,9 +387,15 @@ json_t *tsg_alert_to_json(const struct tsg_alert *a)
 			     json_string(a->rule->labels[i].value));
 		json_object_set_new(o, "labels", labels);
 	}
-	for (size_t i = 0; i < sizeof(order) / sizeof(order[0]); i++)
-		if (have(a, order[i]))
-			jset(o, tsg_sfield_name(order[i]), sfield_json(a, order[i]));
+	for (size_t i = 0; i < sizeof(order) / sizeof(order[0]); i++) {
+		json_t *v = have(a, order[i]) ? sfield_json(a, order[i]) : NULL;
+
+		/* a field without a value (no container, no name) is left out */
+		if (v && json_is_null(v))
+			json_decref(v);
+		else
+			jset(o, tsg_sfield_name(order[i]), v);
+	}
 	if (a->state)
 		jset(o, "state", json_string(tsg_state_name(a->state)));
 	if (a->from)

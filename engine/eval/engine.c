@@ -286,6 +286,9 @@ static uint64_t key_hash(const struct tsg_sockinfo *k)
 	h = hash_bytes(h, k->laddr, 16);
 	h = hash_bytes(h, k->raddr, 16);
 	h = mix(h, ((uint64_t)k->lport << 24) | ((uint64_t)k->rport << 8) | k->family);
+	/* netns, and the interned container and pod (pointer identity) */
+	h = mix(h, k->netns);
+	h = mix(h, (uint64_t)(uintptr_t)k->container ^ ((uint64_t)(uintptr_t)k->pod << 1));
 	return h;
 }
 
@@ -294,7 +297,9 @@ static bool key_equal(const struct tsg_sockinfo *a, const struct tsg_sockinfo *b
 	return a->have == b->have && !strncmp(a->comm, b->comm, sizeof(a->comm)) &&
 	       a->pid == b->pid && a->uid == b->uid && a->cgroup == b->cgroup &&
 	       !memcmp(a->laddr, b->laddr, 16) && !memcmp(a->raddr, b->raddr, 16) &&
-	       a->lport == b->lport && a->rport == b->rport && a->family == b->family;
+	       a->lport == b->lport && a->rport == b->rport && a->family == b->family &&
+	       a->netns == b->netns && a->netns_name == b->netns_name &&
+	       a->container == b->container && a->pod == b->pod;
 }
 
 static void key_free(struct tsg_engine *e, struct key_ent *k)

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /* tsguard: event file reading and writing (JSON Lines, via jansson). */
 #include "eventio.h"
+#include "container.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -83,11 +84,57 @@ static int get_state(json_t *o, const char *k, uint8_t *out, bool required, char
 	return 0;
 }
 
+/* An interned string field that may be null ("none"): HAVE(sf) when given. */
+static int get_ident(json_t *o, const char *k, int sf, const char **out, struct tsg_sockinfo *in,
+		     char *err, size_t errlen)
+{
+	const char *s;
+
+	if (!json_object_get(o, k))
+		return 0;
+	if (get_str(o, k, &s, err, errlen) < 0)
+		return -EINVAL;
+	if (s && !*s)
+		return fail(err, errlen, "\"%s\" must not be empty (null: none)", k);
+	*out = s ? tsg_intern(s) : NULL;
+	if (!s || *out)
+		in->have |= TSG_HAVE(sf);
+	return 0;
+}
+
+/* cgroup (with the container and pod parsed from it), netns, netns_name;
+ * a container or pod given as such overrides the parsed one. */
+static int ident_from_json(json_t *o, struct tsg_sockinfo *in, char *err, size_t errlen)
+{
+	const char *s;
+	uint64_t u;
+	bool present;
+
+	if (get_str(o, "cgroup", &s, err, errlen) < 0)
+		return -EINVAL;
+	if (s && tsg_sockinfo_set_cgroup(in, s) < 0)
+		in->have &= ~(TSG_HAVE(TSG_SF_CGROUP) | TSG_HAVE(TSG_SF_CONTAINER) |
+			      TSG_HAVE(TSG_SF_POD)); /* intern table full: unknown */
+	if (get_uint(o, "netns", UINT32_MAX, &u, &present, err, errlen) < 0)
+		return -EINVAL;
+	if (present && !u)
+		return fail(err, errlen, "\"netns\" must be an inode number above 0");
+	if (present) {
+		in->netns = (uint32_t)u;
+		in->have |= TSG_HAVE(TSG_SF_NETNS);
+	}
+	if (get_ident(o, "netns_name", TSG_SF_NETNS_NAME, &in->netns_name, in, err, errlen) < 0 ||
+	    get_ident(o, "container", TSG_SF_CONTAINER, &in->container, in, err, errlen) < 0 ||
+	    get_ident(o, "pod", TSG_SF_POD, &in->pod, in, err, errlen) < 0)
+		return -EINVAL;
+	return 0;
+}
+
 int tsg_event_from_json(json_t *o, struct tsg_event *ev, char *err, size_t errlen)
 {
-	static const char *const known[] = { "ts",    "sk",    "family", "laddr", "lport",
-					     "raddr", "rport", "from",	 "to",	  "pid",
-					     "comm",  "uid",   "cgroup", NULL };
+	static const char *const known[] = {
+	    "ts",  "sk",   "family", "laddr",  "lport", "raddr",      "rport",	   "from", "to",
+	    "pid", "comm", "uid",    "cgroup", "netns", "netns_name", "container", "pod",  NULL};
 	struct tsg_sockinfo *in = &ev->info;
 	const char *s, *key;
 	json_t *v;
@@ -198,14 +245,7 @@ int tsg_event_from_json(json_t *o, struct tsg_event *ev, char *err, size_t errle
 		snprintf(in->comm, sizeof(in->comm), "%s", s);
 		in->have |= TSG_HAVE(TSG_SF_COMM);
 	}
-	if (get_str(o, "cgroup", &s, err, errlen) < 0)
-		return -EINVAL;
-	if (s) {
-		in->cgroup = tsg_intern(s);
-		if (in->cgroup)
-			in->have |= TSG_HAVE(TSG_SF_CGROUP);
-	}
-	return 0;
+	return ident_from_json(o, in, err, errlen);
 }
 
 int tsg_event_parse_line(const char *line, size_t len, struct tsg_event *ev, char *err,
@@ -264,6 +304,15 @@ json_t *tsg_event_to_json(const struct tsg_event *ev)
 		json_object_set_new(o, "uid", json_integer(in->uid));
 	if ((in->have & TSG_HAVE(TSG_SF_CGROUP)) && in->cgroup)
 		json_object_set_new(o, "cgroup", json_string(in->cgroup));
+	if ((in->have & TSG_HAVE(TSG_SF_NETNS)) && in->netns)
+		json_object_set_new(o, "netns", json_integer(in->netns));
+	/* none (NULL) is not written: the cgroup path gives it again */
+	if ((in->have & TSG_HAVE(TSG_SF_NETNS_NAME)) && in->netns_name)
+		json_object_set_new(o, "netns_name", json_string(in->netns_name));
+	if ((in->have & TSG_HAVE(TSG_SF_CONTAINER)) && in->container)
+		json_object_set_new(o, "container", json_string(in->container));
+	if ((in->have & TSG_HAVE(TSG_SF_POD)) && in->pod)
+		json_object_set_new(o, "pod", json_string(in->pod));
 	return o;
 }
 

@@ -330,6 +330,16 @@ bool tsg_idset_match(const struct tsg_idset *s, const char *id, bool prefix)
 		_only;                                              \
 	})
 
+/* An unknown container or pod matches a set of exclusions only, and not
+ * "!none" either: "in some container" is not known of it. */
+static bool unknown_id_ok(const struct tsg_idset *s)
+{
+	for (size_t i = 0; i < s->n; i++)
+		if (!s->v[i].neg || !s->v[i].s)
+			return false;
+	return true;
+}
+
 /* netns, container, pod */
 static bool match_ident(const struct tsg_match *m, const struct tsg_sockinfo *info)
 {
@@ -342,10 +352,10 @@ static bool match_ident(const struct tsg_match *m, const struct tsg_sockinfo *in
 		return false;
 	if (m->container.n && !((have & TSG_HAVE(TSG_SF_CONTAINER))
 				    ? tsg_idset_match(&m->container, info->container, true)
-				    : ONLY_EXCL(m->container)))
+				    : unknown_id_ok(&m->container)))
 		return false;
 	if (m->pod.n && !((have & TSG_HAVE(TSG_SF_POD)) ? tsg_idset_match(&m->pod, info->pod, false)
-							: ONLY_EXCL(m->pod)))
+							: unknown_id_ok(&m->pod)))
 		return false;
 	return true;
 }

@@ -4,6 +4,7 @@
  * dry run. */
 #include "act_test.h"
 #include "http_rec.h"
+#include "webhook_impl.h"
 
 #include <sys/wait.h>
 
@@ -474,16 +475,95 @@ static void test_webhook_am_resend(void **state)
 	rec_stop(s);
 }
 
+/* A socket's namespace and container are in its Alertmanager labels and its
+ * key: the same tuple in two namespaces is two alerts. */
+static void test_ident_labels_and_key(void **state)
+{
+	struct tsg_ruleset *rs =
+	    t_rules("rules:\n"
+		    "  - {name: slow, when: {state: SYN_SENT, longer_than: 1s}}\n"
+		    "  - {name: many, when: {state: TIME_WAIT, count_above: 5, "
+		    "by: [container, pod]}}\n");
+	struct tsg_alert a, b, c;
+	json_t *ja, *jb, *jc, *la, *lb, *key;
+	char buf[256];
+
+	(void)state;
+	t_alert(&a, rs, "slow", TSG_FIRING);
+	a.info.netns = 4026532001u;
+	a.info.netns_name = tsg_intern("blue");
+	a.info.container =
+	    tsg_intern("ca978112ca1bbdcafac231b39a23dc4da786eff8147c4e72b9807785afee48bb");
+	a.info.pod = tsg_intern("1a2b-3c4d");
+	b = a;
+	b.info.netns = 4026532002u;
+	b.info.netns_name = NULL;
+	b.info.container = NULL;
+	b.info.pod = NULL;
+	ja = wh_am_alert(&a);
+	jb = wh_am_alert(&b);
+	la = json_object_get(ja, "labels");
+	lb = json_object_get(jb, "labels");
+	assert_string_equal(json_string_value(json_object_get(la, "netns")), "4026532001");
+	assert_string_equal(json_string_value(json_object_get(la, "netns_name")), "blue");
+	assert_string_equal(json_string_value(json_object_get(la, "container")), a.info.container);
+	assert_string_equal(json_string_value(json_object_get(la, "pod")), "1a2b-3c4d");
+	assert_string_equal(json_string_value(json_object_get(lb, "netns")), "4026532002");
+	assert_null(json_object_get(lb, "netns_name")); /* only when known */
+	assert_null(json_object_get(lb, "container"));
+	assert_null(json_object_get(lb, "pod"));
+	assert_false(json_equal(la, lb));
+	json_decref(ja);
+	json_decref(jb);
+
+	ja = tsg_alert_to_json(&a);
+	key = json_object_get(ja, "key");
+	assert_string_equal(json_string_value(json_object_get(key, "sock")),
+			    "10.0.0.2:50000-10.0.0.9:443");
+	assert_int_equal(json_integer_value(json_object_get(key, "netns")), 4026532001);
+	assert_int_equal(json_integer_value(json_object_get(ja, "netns")), 4026532001);
+	assert_string_equal(json_string_value(json_object_get(ja, "pod")), "1a2b-3c4d");
+	json_decref(ja);
+	jb = tsg_alert_to_json(&b);
+	assert_null(json_object_get(jb, "container"));
+	assert_null(json_object_get(jb, "netns_name"));
+	json_decref(jb);
+	assert_string_equal(tsg_alert_key_string(&b, buf, sizeof(buf)),
+			    "10.0.0.2:50000-10.0.0.9:443 netns=4026532002");
+
+	/* a count rule by container and pod: its labels are its key */
+	t_alert(&c, rs, "many", TSG_FIRING);
+	c.key_is_sock = false;
+	c.info.have = TSG_HAVE(TSG_SF_CONTAINER) | TSG_HAVE(TSG_SF_POD);
+	c.info.container = a.info.container;
+	c.info.pod = NULL;
+	jc = wh_am_alert(&c);
+	assert_string_equal(
+	    json_string_value(json_object_get(json_object_get(jc, "labels"), "container")),
+	    a.info.container);
+	assert_null(json_object_get(json_object_get(jc, "labels"), "pod"));
+	assert_null(json_object_get(json_object_get(jc, "labels"), "laddr"));
+	json_decref(jc);
+	snprintf(buf, sizeof(buf), "container=%s,pod=none", a.info.container);
+	{
+		char k[256];
+
+		assert_string_equal(tsg_alert_key_string(&c, k, sizeof(k)), buf);
+	}
+	tsg_ruleset_free(rs);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_webhook_formats),
-		cmocka_unit_test(test_webhook_retries),
-		cmocka_unit_test(test_webhook_hang_blocks_nothing),
-		cmocka_unit_test(test_webhook_queue_and_free),
-		cmocka_unit_test(test_webhook_dry_run),
-		cmocka_unit_test(test_webhook_swap),
-		cmocka_unit_test(test_webhook_am_resend),
+	    cmocka_unit_test(test_ident_labels_and_key),
+	    cmocka_unit_test(test_webhook_formats),
+	    cmocka_unit_test(test_webhook_retries),
+	    cmocka_unit_test(test_webhook_hang_blocks_nothing),
+	    cmocka_unit_test(test_webhook_queue_and_free),
+	    cmocka_unit_test(test_webhook_dry_run),
+	    cmocka_unit_test(test_webhook_swap),
+	    cmocka_unit_test(test_webhook_am_resend),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

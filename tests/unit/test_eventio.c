@@ -6,12 +6,15 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include "container.h"
 #include "eventio.h"
 
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#define CID "ca978112ca1bbdcafac231b39a23dc4da786eff8147c4e72b9807785afee48bb"
 
 static int parse(const char *line, struct tsg_event *ev, char *err, size_t errlen)
 {
@@ -84,8 +87,50 @@ static void expect_error(const char *line, const char *words)
 		fail_msg("error for %s is \"%s\", expected it to mention \"%s\"", line, err, words);
 }
 
+/* Namespace and container fields: given, or parsed from the cgroup path. */
+static void test_ident_fields(void **state)
+{
+	struct tsg_event ev;
+	char err[256] = "";
+
+	assert_int_equal(
+	    parse("{\"ts\": 1, \"sk\": \"a\", \"to\": \"CLOSE\", \"netns\": 4026532001, "
+		  "\"netns_name\": \"blue\", \"container\": \"" CID "\", \"pod\": "
+		  "\"1a2b-3c4d\"}",
+		  &ev, err, sizeof(err)),
+	    0);
+	assert_int_equal(ev.info.have, TSG_HAVE_IDENT);
+	assert_int_equal(ev.info.netns, 4026532001u);
+	assert_string_equal(ev.info.netns_name, "blue");
+	assert_ptr_equal(ev.info.container, tsg_intern(CID));
+	assert_string_equal(ev.info.pod, "1a2b-3c4d");
+	/* from the cgroup: a docker scope, no pod */
+	assert_int_equal(parse("{\"ts\": 1, \"sk\": \"a\", \"to\": \"CLOSE\", \"cgroup\": "
+			       "\"/system.slice/docker-" CID ".scope\"}",
+			       &ev, err, sizeof(err)),
+			 0);
+	assert_int_equal(ev.info.have, TSG_HAVE(TSG_SF_CGROUP) | TSG_HAVE(TSG_SF_CONTAINER) |
+					   TSG_HAVE(TSG_SF_POD));
+	assert_ptr_equal(ev.info.container, tsg_intern(CID));
+	assert_null(ev.info.pod);
+	/* null is "none", and overrides what the path gives */
+	assert_int_equal(parse("{\"ts\": 1, \"sk\": \"a\", \"to\": \"CLOSE\", \"cgroup\": "
+			       "\"/system.slice/docker-" CID ".scope\", \"container\": null}",
+			       &ev, err, sizeof(err)),
+			 0);
+	assert_true(ev.info.have & TSG_HAVE(TSG_SF_CONTAINER));
+	assert_null(ev.info.container);
+}
+
 static void test_errors(void **state)
 {
+	expect_error("{\"ts\": 1, \"sk\": \"a\", \"to\": \"CLOSE\", \"netns\": 0}",
+		     "inode number above 0");
+	expect_error("{\"ts\": 1, \"sk\": \"a\", \"to\": \"CLOSE\", \"netns\": \"x\"}", "netns");
+	expect_error("{\"ts\": 1, \"sk\": \"a\", \"to\": \"CLOSE\", \"container\": \"\"}",
+		     "must not be empty");
+	expect_error("{\"ts\": 1, \"sk\": \"a\", \"to\": \"CLOSE\", \"pod\": 5}",
+		     "\"pod\" must be a string");
 	expect_error("not json", "invalid JSON");
 	expect_error("[1, 2]", "object");
 	expect_error("{\"sk\": \"a\", \"to\": \"CLOSE\"}", "missing \"ts\"");
@@ -147,7 +192,7 @@ static void test_write_then_read(void **state)
 	in.sk = 987654321;
 	in.from = TSG_FIN_WAIT2;
 	in.to = TSG_TIME_WAIT;
-	in.info.have = TSG_HAVE_ALL & ~TSG_HAVE_IDENT;
+	in.info.have = TSG_HAVE_ALL;
 	in.info.family = TSG_FAM_IPV6;
 	tsg_addr_parse("fd00::2", in.info.laddr, NULL);
 	tsg_addr_parse("fd00::9", in.info.raddr, NULL);
@@ -156,7 +201,10 @@ static void test_write_then_read(void **state)
 	in.info.pid = 77;
 	in.info.uid = 1001;
 	snprintf(in.info.comm, sizeof(in.info.comm), "psql \"x\"");
-	in.info.cgroup = tsg_intern("/system.slice/db.service");
+	assert_int_equal(
+	    tsg_sockinfo_set_cgroup(&in.info, "/kubepods/besteffort/pod1a2b-3c4d/" CID), 0);
+	in.info.netns = 4026532001u;
+	in.info.netns_name = tsg_intern("blue");
 	assert_int_equal(tsg_event_write(f, &in), 0);
 	rewind(f);
 	assert_non_null(fgets(line, sizeof(line), f));
@@ -171,6 +219,10 @@ static void test_write_then_read(void **state)
 	assert_int_equal(out.info.lport, 40000);
 	assert_string_equal(out.info.comm, in.info.comm);
 	assert_ptr_equal(out.info.cgroup, in.info.cgroup);
+	assert_int_equal(out.info.netns, 4026532001u);
+	assert_ptr_equal(out.info.netns_name, in.info.netns_name);
+	assert_ptr_equal(out.info.container, tsg_intern(CID));
+	assert_ptr_equal(out.info.pod, tsg_intern("1a2b-3c4d"));
 	{
 		char a[32], b[32];
 		assert_string_equal(tsg_sk_to_string(out.sk, a, sizeof(a)),
@@ -224,11 +276,15 @@ static void test_reader(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_cli_example_lines), cmocka_unit_test(test_ipv6_and_mapped_peer),
-		cmocka_unit_test(test_errors),		  cmocka_unit_test(test_blank_line),
-		cmocka_unit_test(test_read_line_bounded), cmocka_unit_test(test_write_then_read),
-		cmocka_unit_test(test_sk_ids),
-		cmocka_unit_test(test_reader),
+	    cmocka_unit_test(test_cli_example_lines),
+	    cmocka_unit_test(test_ipv6_and_mapped_peer),
+	    cmocka_unit_test(test_ident_fields),
+	    cmocka_unit_test(test_errors),
+	    cmocka_unit_test(test_blank_line),
+	    cmocka_unit_test(test_read_line_bounded),
+	    cmocka_unit_test(test_write_then_read),
+	    cmocka_unit_test(test_sk_ids),
+	    cmocka_unit_test(test_reader),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

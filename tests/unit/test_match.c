@@ -522,6 +522,8 @@ static void t_container_and_pod(void **state)
 	assert_false(match_yaml("{container: none}", &in));
 	assert_false(match_yaml("{pod: 1a2b-3c4d}", &in));
 	assert_true(match_yaml("{container: \"!" CID2 "\"}", &in));
+	assert_false(match_yaml("{container: \"!none\"}", &in)); /* not known to be in one */
+	assert_false(match_yaml("{pod: \"!none\"}", &in));
 }
 
 int main(void)
