@@ -319,7 +319,7 @@ const char *tsg_alert_summary(const struct tsg_alert *a, char *buf, size_t len)
 
 static json_t *sfield_json(const struct tsg_alert *a, int sf)
 {
-	char v[128];
+	char v[4096]; /* a cgroup path (Kubernetes: often over 150 characters) */
 
 	switch (sf) {
 	case TSG_SF_PID:
