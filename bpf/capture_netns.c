@@ -25,6 +25,7 @@
 #include <inttypes.h>
 #include <pthread.h>
 #include <sched.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -102,6 +103,7 @@ static void *helper_main(void *arg)
 
 static int helper_start(struct ns_helper *h)
 {
+	sigset_t all, old;
 	int err;
 
 	h->self_fd = open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC);
@@ -109,8 +111,14 @@ static int helper_start(struct ns_helper *h)
 		return -errno;
 	pthread_mutex_init(&h->mu, NULL);
 	pthread_cond_init(&h->cv, NULL);
+	/* signals are the main thread's (SIGHUP, SIGTERM interrupt its poll) */
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, &old);
 	err = pthread_create(&h->thr, NULL, helper_main, h);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
 	if (err) {
+		pthread_cond_destroy(&h->cv);
+		pthread_mutex_destroy(&h->mu);
 		close(h->self_fd);
 		h->self_fd = -1;
 		return -err;
