@@ -41,9 +41,10 @@
 struct cap_ns {
 	struct cap_ns *next;
 	uint32_t ino;
-	int fd;		  /* an open fd of the namespace (-1: ours, entered directly) */
-	const char *name; /* interned name under /run/netns, or NULL */
-	uint32_t found;	  /* discovery generation that last found a holder */
+	int fd;		       /* an open fd of the namespace (-1: ours, entered directly) */
+	const char *name;      /* interned name under /run/netns, or NULL */
+	const char *last_name; /* the last name it had (for the log when it is gone) */
+	uint32_t found;	       /* discovery generation that last found a holder */
 };
 
 /* One request to the helper thread: an iterator fd created in ns_fd. */
@@ -285,7 +286,7 @@ static void scan_names(struct cap_netns *s)
 		ns_found(s, (uint32_t)st.st_ino, path);
 		ns = *ns_find(s, (uint32_t)st.st_ino);
 		if (ns)
-			ns->name = tsg_intern(e->d_name);
+			ns->name = ns->last_name = tsg_intern(e->d_name);
 	}
 	closedir(d);
 }
@@ -313,8 +314,8 @@ static void drop_gone(struct tsg_capture *c)
 			cap_owners_forget_netns(c, ns->ino);
 			log_info("capture: network namespace %" PRIu32 "%s%s%s is gone: freed "
 				 "(%zu TIME_WAIT sockets ended)",
-				 ns->ino, ns->name ? " (" : "", ns->name ? ns->name : "",
-				 ns->name ? ")" : "", tw);
+				 ns->ino, ns->last_name ? " (" : "",
+				 ns->last_name ? ns->last_name : "", ns->last_name ? ")" : "", tw);
 			close(ns->fd);
 			free(ns);
 		}
