@@ -1,11 +1,15 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * churn: loopback TCP connection churn for the capture benchmark. One
- * process opens and closes connections as fast as it can: connect, accept,
- * client close, server close (about 10 state transitions per connection;
- * the client side ends in TIME_WAIT, reused on loopback by tcp_tw_reuse=2).
- *   churn [-n CONNECTIONS] [-p PORT]
- * Prints: connections N seconds S conn_per_s R
+ * churn: loopback TCP connection churn for the capture benchmark, the fast
+ * kind. One process opens and closes connections as fast as it can:
+ * connect, accept, server close, client close (about 10 state transitions
+ * per connection). The server closes first, so TIME_WAIT lands on the
+ * server's side (127.0.0.1:PORT), and the clients are bound round-robin to
+ * -a client addresses 127.0.0.2, 127.0.0.3, ... with IP_BIND_ADDRESS_NO_PORT:
+ * a connect never searches long for a free port, so the rate measures the
+ * TCP stack (and whatever traces it), not the port allocator.
+ *   churn [-n CONNECTIONS] [-p PORT] [-a CLIENT_ADDRESSES]
+ * Prints: connections N seconds S conn_per_s R failed F
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -17,50 +21,93 @@
 #include <time.h>
 #include <unistd.h>
 
+#ifndef IP_BIND_ADDRESS_NO_PORT
+#define IP_BIND_ADDRESS_NO_PORT 24
+#endif
+
+static int listener(const struct sockaddr_in *a)
+{
+	int one = 1, l = socket(AF_INET, SOCK_STREAM, 0);
+
+	if (l < 0)
+		return -errno;
+	if (setsockopt(l, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) ||
+	    bind(l, (const struct sockaddr *)a, sizeof(*a)) || listen(l, 1024)) {
+		int e = -errno;
+
+		close(l);
+		return e;
+	}
+	return l;
+}
+
+/* One connection from client address 127.0.0.(2 + i % addrs); 0 or -errno. */
+static int one_conn(int l, const struct sockaddr_in *srv, long i, int addrs)
+{
+	struct sockaddr_in c = {.sin_family = AF_INET};
+	int one = 1, fd, s, e = 0;
+
+	c.sin_addr.s_addr = htonl(INADDR_LOOPBACK + 1 + (uint32_t)(i % addrs));
+	fd = socket(AF_INET, SOCK_STREAM, 0);
+	if (fd < 0)
+		return -errno;
+	if (setsockopt(fd, IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, &one, sizeof(one)) ||
+	    bind(fd, (struct sockaddr *)&c, sizeof(c)) ||
+	    connect(fd, (const struct sockaddr *)srv, sizeof(*srv))) {
+		e = -errno;
+		close(fd);
+		return e;
+	}
+	s = accept(l, NULL, NULL);
+	if (s < 0)
+		e = -errno;
+	else
+		close(s); /* the server closes first: its side ends in TIME_WAIT */
+	close(fd);
+	return e;
+}
+
 int main(int argc, char **argv)
 {
-	long n = 100000;
-	int port = 7900, opt, one = 1, l;
-	struct sockaddr_in a = { .sin_family = AF_INET };
+	long n = 100000, fails = 0;
+	int port = 7900, addrs = 250, opt, l;
+	struct sockaddr_in a = {.sin_family = AF_INET};
 	struct timespec t0, t1;
 	double s;
-	long fails = 0;
 
-	while ((opt = getopt(argc, argv, "n:p:")) != -1) {
+	while ((opt = getopt(argc, argv, "n:p:a:")) != -1) {
 		if (opt == 'n')
 			n = atol(optarg);
 		else if (opt == 'p')
 			port = atoi(optarg);
+		else if (opt == 'a')
+			addrs = atoi(optarg);
 		else {
-			fprintf(stderr, "usage: %s [-n CONNECTIONS] [-p PORT]\n", argv[0]);
+			fprintf(stderr, "usage: %s [-n CONNECTIONS] [-p PORT] [-a ADDRESSES]\n",
+				argv[0]);
 			return 2;
 		}
 	}
+	if (addrs < 1 || addrs > 250) {
+		fprintf(stderr, "churn: -a takes 1..250\n");
+		return 2;
+	}
 	a.sin_port = htons((uint16_t)port);
 	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	l = socket(AF_INET, SOCK_STREAM, 0);
-	setsockopt(l, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-	if (l < 0 || bind(l, (struct sockaddr *)&a, sizeof(a)) || listen(l, 1024)) {
-		perror("listen");
+	l = listener(&a);
+	if (l < 0) {
+		fprintf(stderr, "churn: listen: %s\n", strerror(-l));
 		return 1;
 	}
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	for (long i = 0; i < n; i++) {
-		int c = socket(AF_INET, SOCK_STREAM, 0), s2;
+		int e = one_conn(l, &a, i, addrs);
 
-		if (c < 0 || connect(c, (struct sockaddr *)&a, sizeof(a))) {
-			if (c >= 0)
-				close(c);
-			if (++fails > 1000) {
-				perror("connect");
-				return 1;
-			}
-			continue;
+		if (e && ++fails > 1000) {
+			fprintf(stderr, "churn: connect: %s\n", strerror(-e));
+			close(l);
+			return 1;
 		}
-		s2 = accept(l, NULL, NULL);
-		close(c);
-		if (s2 >= 0)
-			close(s2);
 	}
 	clock_gettime(CLOCK_MONOTONIC, &t1);
 	s = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;

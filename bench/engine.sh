@@ -2,6 +2,8 @@
 # tsguard engine benchmark (not a test). Prints:
 #   - engine events/s with 1, 100 and 1,000 rules on a generated stream of
 #     2M events (10% and 100% of connections going to ports rules match)
+#   - events/s of one rate rule on one busy key for thresholds 10, 10,000 and
+#     1,000,000 in the same run, and the ratio between them (~1.0)
 #   - replay lines/s end to end (tsguard --replay on a 1M-line event file)
 # Usage: bench/engine.sh [BUILD_DIR]   (default: build-bench, configured Release)
 set -euo pipefail
@@ -17,6 +19,9 @@ for pct in 10 100; do
 		"$build/bench/engine_bench" "$n" 2000000 "$pct"
 	done
 done
+
+echo "== rate rules: one busy key, thresholds 10, 10,000 and 1,000,000 (per: 60s)"
+"$build/bench/engine_bench" rate 2000000 10 10000 1000000
 
 echo "== replay: lines/s end to end (JSON parsing, engine, alert output to /dev/null)"
 tmp=$(mktemp -d)

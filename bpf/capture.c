@@ -109,6 +109,7 @@ void cap_info_from_bpf(struct tsg_sockinfo *in, const uint8_t *la, const uint8_t
 	 * "not known yet", not a port (the next transition carries it) */
 	if (!lp)
 		in->have &= ~TSG_HAVE(TSG_SF_LPORT);
+	tsg_sockinfo_norm_family(in); /* the BPF side's rule, kept in one place */
 }
 
 void cap_info_netns(struct tsg_capture *c, struct tsg_sockinfo *in, uint32_t netns)
@@ -355,6 +356,17 @@ static int attach_btf(struct tsguard_bpf *s)
 	return err;
 }
 
+/* The local port of a connect in progress, at connect()'s return (optional). */
+static void attach_connect_exit(struct tsguard_bpf *s)
+{
+	if (ensure_tracefs() == 0)
+		s->links.tsg_connect_exit = bpf_program__attach(s->progs.tsg_connect_exit);
+	if (!s->links.tsg_connect_exit)
+		log_info("capture: syscalls:sys_exit_connect not attached (%s): a connect's local "
+			 "port is known from its next transition only",
+			 strerror(errno));
+}
+
 static int load(struct tsg_capture *c, bool classic, struct tsguard_bpf **out)
 {
 	struct tsguard_bpf *s;
@@ -374,6 +386,7 @@ static int load(struct tsg_capture *c, bool classic, struct tsguard_bpf **out)
 		tsguard_bpf__destroy(s);
 		return err;
 	}
+	attach_connect_exit(s);
 	*out = s;
 	return 0;
 }

@@ -167,6 +167,22 @@ struct {
 	__type(value, struct sk_state);
 } scratch SEC(".maps");
 
+/*
+ * Connects reported without their local port (CLOSE->SYN_SENT runs before
+ * inet_hash_connect chooses it), by thread: connect()'s return reads it.
+ */
+struct conn_pend {
+	__u64 sk; /* the socket's address: read at sys_exit_connect, same syscall */
+	__u64 cookie;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 16384);
+	__type(key, __u64); /* pid_tgid */
+	__type(value, struct conn_pend);
+} conn_pend SEC(".maps");
+
 /* ---- helpers ------------------------------------------------------------- */
 
 static __always_inline void count(__u32 idx)
@@ -238,22 +254,40 @@ static __always_inline bool is_v4mapped(const __u8 *a)
 	return hi == 0 && mid == bpf_htonl(0x0000ffff);
 }
 
-/* Works on full and timewait sockets (both start with sock_common). */
-static __always_inline void read_tuple(const struct sock_common *skc, struct tuple *t)
-{
-	__u16 fam = BPF_CORE_READ(skc, skc_family);
+/*
+ * A field of skc: a plain load where skc is a BTF pointer (tp_btf, iterator:
+ * the verifier makes it a fault-safe load, no helper call), else a
+ * bpf_probe_read_kernel() (the classic tracepoint's address). `direct` is a
+ * constant at every call, so only one of the two is compiled in.
+ */
+#define SKC_READ(direct, skc, field) ((direct) ? (skc)->field : BPF_CORE_READ(skc, field))
 
-	t->lport = BPF_CORE_READ(skc, skc_num);
-	t->rport = bpf_ntohs(BPF_CORE_READ(skc, skc_dport));
+/* Works on full and timewait sockets (both start with sock_common). */
+static __always_inline void read_tuple_x(const struct sock_common *skc, struct tuple *t,
+					 bool direct)
+{
+	__u16 fam = SKC_READ(direct, skc, skc_family);
+
+	t->lport = SKC_READ(direct, skc, skc_num);
+	t->rport = bpf_ntohs(SKC_READ(direct, skc, skc_dport));
 	if (fam == AF_INET) {
-		map_v4(t->laddr, BPF_CORE_READ(skc, skc_rcv_saddr));
-		map_v4(t->raddr, BPF_CORE_READ(skc, skc_daddr));
+		map_v4(t->laddr, SKC_READ(direct, skc, skc_rcv_saddr));
+		map_v4(t->raddr, SKC_READ(direct, skc, skc_daddr));
 		t->family = 4;
+	} else if (direct) {
+		__builtin_memcpy(t->laddr, skc->skc_v6_rcv_saddr.in6_u.u6_addr8, 16);
+		__builtin_memcpy(t->raddr, skc->skc_v6_daddr.in6_u.u6_addr8, 16);
+		t->family = is_v4mapped(t->raddr) ? 4 : 6;
 	} else {
 		BPF_CORE_READ_INTO(&t->laddr, skc, skc_v6_rcv_saddr.in6_u.u6_addr8);
 		BPF_CORE_READ_INTO(&t->raddr, skc, skc_v6_daddr.in6_u.u6_addr8);
 		t->family = is_v4mapped(t->raddr) ? 4 : 6;
 	}
+}
+
+static __always_inline void read_tuple(const struct sock_common *skc, struct tuple *t)
+{
+	read_tuple_x(skc, t, false);
 }
 
 /* The socket-attribute part of the plan: everything but trans. */
@@ -333,6 +367,14 @@ static __always_inline void record_owner(struct sk_state *st)
 	st->gen = 0;
 }
 
+static __always_inline void submit(struct tsg_bpf_event *e)
+{
+	if (wakeup_bytes && bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) < wakeup_bytes)
+		bpf_ringbuf_submit(e, BPF_RB_NO_WAKEUP);
+	else
+		bpf_ringbuf_submit(e, 0);
+}
+
 static __always_inline int process(struct sock *sk, int oldstate, int newstate,
 				   struct sk_state *st, __u64 cookie, __u8 flags, __u32 netns)
 {
@@ -346,11 +388,12 @@ static __always_inline int process(struct sock *sk, int oldstate, int newstate,
 	    (newstate == TSG_BPF_TCP_SYN_SENT || newstate == TSG_BPF_TCP_LISTEN))
 		record_owner(st); /* connect() / listen(): the owning process runs */
 
-	read_tuple(&sk->__sk_common, &t);
+	/* tp_btf (no F_FALLBACK): sk is a BTF pointer, read it directly */
+	read_tuple_x(&sk->__sk_common, &t, !(flags & TSG_BPF_F_FALLBACK));
 	/* ->CLOSE runs after inet_put_port(): the local port is already 0 */
 	if (!t.lport && st->lport && oldstate != TSG_BPF_TCP_CLOSE)
 		t.lport = st->lport;
-	suid = BPF_CORE_READ(sk, sk_uid.val);
+	suid = flags & TSG_BPF_F_FALLBACK ? BPF_CORE_READ(sk, sk_uid.val) : sk->sk_uid.val;
 	gen = cfg.gen;
 	if (st->gen != gen || st->lport != t.lport || st->rport != t.rport) {
 		st->bits = attr_bits(&t, st, suid);
@@ -415,11 +458,15 @@ static __always_inline int process(struct sock *sk, int oldstate, int newstate,
 	e->netns = netns;
 	e->pad2 = 0;
 	e->sk_cgroup = sk_cgroup_id(sk);
-	if (wakeup_bytes && bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) < wakeup_bytes)
-		bpf_ringbuf_submit(e, BPF_RB_NO_WAKEUP);
-	else
-		bpf_ringbuf_submit(e, 0);
+	submit(e);
 	count(TSG_BPF_C_SENT);
+	if (from == TSG_BPF_TCP_CLOSE && to == TSG_BPF_TCP_SYN_SENT && !t.lport) {
+		/* connect(): the port follows at the syscall's return */
+		struct conn_pend p = { .sk = (__u64)sk, .cookie = cookie };
+		__u64 id = bpf_get_current_pid_tgid();
+
+		bpf_map_update_elem(&conn_pend, &id, &p, BPF_ANY);
+	}
 	return 0;
 }
 
@@ -456,22 +503,22 @@ struct {
 	__type(value, struct dedup);
 } dedup SEC(".maps");
 
-static __always_inline __u64 trans_id(struct sock *sk, int oldstate, int newstate)
+static __always_inline __u64 trans_id(__u64 cookie, int oldstate, int newstate)
 {
 	/* a pointer cannot be used as a number here: the cookie can */
-	return (bpf_get_socket_cookie(sk) << 8) | ((__u64)(oldstate & 15) << 4) |
-	       (__u64)(newstate & 15);
+	return (cookie << 8) | ((__u64)(oldstate & 15) << 4) | (__u64)(newstate & 15);
 }
 
-static __always_inline int handle_btf(struct sock *sk, int oldstate, int newstate)
+/* cookie: bpf_get_socket_cookie(sk), taken once by the caller */
+static __always_inline int handle_btf(struct sock *sk, int oldstate, int newstate, __u64 cookie)
 {
 	struct sk_state *st;
-	__u64 cookie;
 	__u32 ns;
 
 	if (sk->sk_protocol != IPPROTO_TCP)
 		return 0;
-	ns = sk_netns(&sk->__sk_common);
+	/* a plain load, no helper call: sk is a BTF pointer */
+	ns = sk->__sk_common.skc_net.net->ns.inum;
 	if (!netns_watched(ns)) {
 		/* a socket that crossed before a reload unwatched its
 		 * namespace still sends its end (sk_state.sent) */
@@ -482,7 +529,6 @@ static __always_inline int handle_btf(struct sock *sk, int oldstate, int newstat
 		}
 	}
 	count(TSG_BPF_C_SEEN);
-	cookie = bpf_get_socket_cookie(sk);
 	st = bpf_sk_storage_get(&sk_stor, sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
 	if (!st) {
 		count(TSG_BPF_C_MAP_FULL);
@@ -509,12 +555,13 @@ int BPF_PROG(tsg_set_state_btf, struct sock *sk, int oldstate, int newstate)
 {
 	__u32 zero = 0;
 	struct dedup *d = bpf_map_lookup_elem(&dedup, &zero);
+	__u64 cookie = bpf_get_socket_cookie(sk);
 
 	if (d) {
-		d->id[d->pos & 3] = trans_id(sk, oldstate, newstate);
+		d->id[d->pos & 3] = trans_id(cookie, oldstate, newstate);
 		d->pos++;
 	}
-	return handle_btf(sk, oldstate, newstate);
+	return handle_btf(sk, oldstate, newstate, cookie);
 }
 
 SEC("tp_btf/inet_sock_set_state")
@@ -522,7 +569,7 @@ int BPF_PROG(tsg_set_state_btf2, struct sock *sk, int oldstate, int newstate)
 {
 	__u32 zero = 0;
 	struct dedup *d = bpf_map_lookup_elem(&dedup, &zero);
-	__u64 id = trans_id(sk, oldstate, newstate);
+	__u64 cookie = bpf_get_socket_cookie(sk), id = trans_id(cookie, oldstate, newstate);
 
 	if (!d)
 		return 0;
@@ -533,7 +580,7 @@ int BPF_PROG(tsg_set_state_btf2, struct sock *sk, int oldstate, int newstate)
 		}
 	}
 	count(TSG_BPF_C_NESTED);
-	return handle_btf(sk, oldstate, newstate);
+	return handle_btf(sk, oldstate, newstate, cookie);
 }
 
 SEC("tp_btf/tcp_send_reset")
@@ -622,6 +669,55 @@ int tsg_send_reset_tp(struct trace_event_raw_tcp_send_reset *ctx)
 	st = bpf_map_lookup_elem(&fb_socks, &key);
 	if (st)
 		st->rst = 1;
+	return 0;
+}
+
+/* ---- connect()'s return: the local port of a connect in progress ---------------- */
+
+/*
+ * Process context, right after inet_hash_connect chose the port (a
+ * non-blocking connect returns -EINPROGRESS with the socket in SYN_SENT).
+ * A connect that already left SYN_SENT (a blocking one returns when it is
+ * done) had its port in that next transition: nothing to send. One hash
+ * lookup per connect() of the host otherwise.
+ */
+SEC("tracepoint/syscalls/sys_exit_connect")
+int tsg_connect_exit(struct trace_event_raw_sys_exit *ctx)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+	struct conn_pend *p = bpf_map_lookup_elem(&conn_pend, &id);
+	struct tsg_bpf_event *e;
+	struct sock *sk;
+	struct tuple t = {};
+
+	if (!p)
+		return 0;
+	sk = (struct sock *)p->sk;
+	e = NULL;
+	if (BPF_CORE_READ(sk, __sk_common.skc_state) == TSG_BPF_TCP_SYN_SENT &&
+	    BPF_CORE_READ(sk, __sk_common.skc_cookie.counter) == p->cookie) {
+		read_tuple(&sk->__sk_common, &t);
+		if (t.lport)
+			e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
+	}
+	if (e) {
+		__builtin_memset(e, 0, sizeof(*e));
+		e->ts_ns = bpf_ktime_get_ns();
+		e->cookie = p->cookie;
+		e->uid = BPF_CORE_READ(sk, sk_uid.val);
+		__builtin_memcpy(e->laddr, t.laddr, 16);
+		__builtin_memcpy(e->raddr, t.raddr, 16);
+		e->lport = t.lport;
+		e->rport = t.rport;
+		e->family = t.family;
+		e->from = e->to = TSG_BPF_TCP_SYN_SENT;
+		e->flags = TSG_BPF_F_UPDATE;
+		e->netns = sk_netns(&sk->__sk_common);
+		e->sk_cgroup = sk_cgroup_id(sk);
+		submit(e);
+		count(TSG_BPF_C_UPDATE);
+	}
+	bpf_map_delete_elem(&conn_pend, &id);
 	return 0;
 }
 

@@ -8,7 +8,7 @@ pkgs=(build-essential cmake pkg-config clang llvm libclang-rt-14-dev
       libbpf-dev bpftool libyaml-dev libpcre2-dev libjansson-dev
       libcurl4-openssl-dev libmicrohttpd-dev libcmocka-dev libcap-dev
       iproute2 procps python3 rsyslog prometheus prometheus-alertmanager
-      libbpf-tools
+      libbpf-tools bpftrace nftables
       dpkg-dev debhelper lintian fakeroot systemd strace curl python3-yaml)
 missing=()
 for p in "${pkgs[@]}"; do

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * tsguard: the control socket (cli.md "Control: tsguard ctl"). A Unix stream
+ * tsguard: the control socket (docs/ctl.md). A Unix stream
  * socket, mode 0600; one request line per connection (`status`, `alerts`,
  * `reload`, optionally followed by ` json`), one reply, then close.
  *

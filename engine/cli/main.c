@@ -314,13 +314,33 @@ static __attribute__((unused)) void on_event(void *vctx, const struct tsg_event 
 	tsg_engine_feed(c->engine, ev);
 }
 
+#ifdef TSG_HAVE_CAPTURE
+/* The destroy action's callback: the live capture closes the socket. */
+static int destroy_sock(void *vctx, uint64_t cookie, uint32_t netns,
+			const struct tsg_sockinfo *expect)
+{
+	struct ctx *c = vctx;
+
+	(void)expect;
+	return c->cap ? tsg_capture_destroy(c->cap, cookie, netns) : -ENXIO;
+}
+#endif
+
 static int setup_actions(struct ctx *c)
 {
 	/* with -o json, what each action would run is printed as JSON objects
 	 * too, so that standard output stays one object per line */
 	struct tsg_actions_opts ao = { .dry_run = c->o->dry_run, .dry_out = stdout,
 				       .dry_json = c->o->json };
-	int rc = tsg_actions_new(c->rs, &ao, &c->actions);
+	int rc;
+
+#ifdef TSG_HAVE_CAPTURE
+	if (!c->o->replay) { /* replay has no kernel sockets to close */
+		ao.destroy = destroy_sock;
+		ao.destroy_ctx = c;
+	}
+#endif
+	rc = tsg_actions_new(c->rs, &ao, &c->actions);
 
 	if (rc < 0) {
 		log_err("cannot set up actions: %s", strerror(-rc));
@@ -549,6 +569,31 @@ static int run_replay(struct ctx *c)
 
 #ifdef TSG_HAVE_CAPTURE
 #ifdef TSG_HAVE_METRICS
+/* snap->urls: every URL of every webhook action, with its own counters. */
+static void snapshot_urls(struct ctx *c, struct tsg_metrics_snapshot *snap)
+{
+	size_t n = 0;
+
+	for (size_t i = 0; i < c->rs->nactions; i++)
+		if (c->rs->actions[i].type == TSG_ACT_WEBHOOK)
+			n += c->rs->actions[i].webhook.nurls;
+	if (!n || !(snap->urls = calloc(n, sizeof(*snap->urls))))
+		return;
+	for (size_t i = 0; i < c->rs->nactions; i++) {
+		const struct tsg_action_def *a = &c->rs->actions[i];
+
+		for (size_t j = 0; a->type == TSG_ACT_WEBHOOK && j < a->webhook.nurls; j++) {
+			struct tsg_metrics_url *u = &snap->urls[snap->nurls];
+
+			snprintf(u->action, sizeof(u->action), "%s", a->name);
+			snprintf(u->url, sizeof(u->url), "%s", a->webhook.urls[j]);
+			if (tsg_actions_get_url_stats(c->actions, a->name, a->webhook.urls[j],
+						      &u->st) == 0)
+				snap->nurls++;
+		}
+	}
+}
+
 static void publish_metrics(struct ctx *c, struct tsg_capture *cap)
 {
 	struct tsg_metrics_snapshot snap = { 0 };
@@ -585,6 +630,7 @@ static void publish_metrics(struct ctx *c, struct tsg_capture *cap)
 		tsg_actions_get_stats(c->actions, a->name, &snap.actions[i].st);
 	}
 	snap.nactions = c->rs->nactions;
+	snapshot_urls(c, &snap);
 	snap.reloads_ok = c->reloads_ok;
 	snap.reloads_failed = c->reloads_failed;
 	snap.last_reload_ok_time = c->last_reload_ok;
@@ -594,6 +640,7 @@ static void publish_metrics(struct ctx *c, struct tsg_capture *cap)
 out:
 	free(snap.rules);
 	free(snap.actions);
+	free(snap.urls);
 }
 #endif
 

@@ -11,11 +11,13 @@
 #include "engine.h"
 #include "eventio.h"
 #include "log.h"
+#include "yamlnode.h"
 
 #include <errno.h>
 #include <libgen.h>
 #include <limits.h>
 #include <math.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -53,42 +55,40 @@ static void got_clear(struct got *g)
 	memset(g, 0, sizeof(*g));
 }
 
-/* ---- YAML helpers ---------------------------------------------------------- */
+/* ---- the test file (the loader's YAML helpers and diagnostics) ------------- */
 
 struct tfile {
-	const char *path;
+	struct ld L;	  /* only L.d: the loader's diagnostics */
+	struct ld_file f; /* path and document */
+	struct tsg_diags d;
 	char dir[PATH_MAX];
-	yaml_document_t doc;
-	int errors;
+	size_t bad; /* event lines the event reader refused (it reports them) */
 };
 
+/* Errors so far; each is printed (stderr) as soon as it is found. */
+static size_t nerr(const struct tfile *tf)
+{
+	return tf->d.nerrors + tf->bad;
+}
+
 static void terr(struct tfile *tf, const yaml_node_t *n, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
+    __attribute__((format(printf, 3, 4)));
 
 static void terr(struct tfile *tf, const yaml_node_t *n, const char *fmt, ...)
 {
-	char msg[1024];
 	va_list ap;
+	int line, col;
 
+	ld_pos(n, &line, &col);
 	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
+	tsg_diag_vadd(&tf->d, true, tf->f.path, line, col, fmt, ap);
 	va_end(ap);
-	if (n)
-		fprintf(stderr, "%s:%zu:%zu: error: %s\n", tf->path, n->start_mark.line + 1,
-			n->start_mark.column + 1, msg);
-	else
-		fprintf(stderr, "%s: error: %s\n", tf->path, msg);
-	tf->errors++;
+	tsg_diags_flush(&tf->d, stderr);
 }
 
 static yaml_node_t *node(struct tfile *tf, int id)
 {
-	return yaml_document_get_node(&tf->doc, id);
-}
-
-static const char *scalar(const yaml_node_t *n)
-{
-	return n && n->type == YAML_SCALAR_NODE ? (const char *)n->data.scalar.value : NULL;
+	return ld_node(&tf->f, id);
 }
 
 static bool scalar_is_plain(const yaml_node_t *n)
@@ -110,7 +110,7 @@ static bool parse_number(const char *s, double *out)
  * numbers and booleans, everything else a string. */
 static json_t *scalar_json(const yaml_node_t *n, bool force_string)
 {
-	const char *s = scalar(n);
+	const char *s = ld_str(n);
 	double d;
 
 	if (!force_string && scalar_is_plain(n)) {
@@ -133,8 +133,8 @@ static json_t *scalar_json(const yaml_node_t *n, bool force_string)
 
 static bool is_string_field(const char *k)
 {
-	static const char *const sf[] = { "sk",	   "family", "laddr", "raddr", "from",
-					  "to",	   "comm",   "cgroup", NULL };
+	static const char *const sf[] = {"sk", "family", "laddr",  "raddr", "from",
+					 "to", "comm",	 "cgroup", NULL};
 
 	for (size_t i = 0; sf[i]; i++)
 		if (!strcmp(k, sf[i]))
@@ -152,16 +152,16 @@ static json_t *event_json(struct tfile *tf, yaml_node_t *n)
 		return NULL;
 	}
 	o = json_object();
-	for (yaml_node_pair_t *p = n->data.mapping.pairs.start; p < n->data.mapping.pairs.top;
-	     p++) {
+	LD_FOR_PAIRS(n, p)
+	{
 		yaml_node_t *k = node(tf, p->key), *v = node(tf, p->value);
 
-		if (!scalar(k) || !scalar(v)) {
+		if (!ld_str(k) || !ld_str(v)) {
 			terr(tf, v ? v : k, "event fields must be scalars");
 			json_decref(o);
 			return NULL;
 		}
-		json_object_set_new(o, scalar(k), scalar_json(v, is_string_field(scalar(k))));
+		json_object_set_new(o, ld_str(k), scalar_json(v, is_string_field(ld_str(k))));
 	}
 	return o;
 }
@@ -212,9 +212,9 @@ static bool values_equal(const char *want, const char *have)
 /* Does notification `a` match expectation `x` (a YAML mapping)? */
 static bool expect_match(struct tfile *tf, yaml_node_t *x, json_t *a)
 {
-	for (yaml_node_pair_t *p = x->data.mapping.pairs.start; p < x->data.mapping.pairs.top;
-	     p++) {
-		const char *k = scalar(node(tf, p->key)), *want = scalar(node(tf, p->value));
+	LD_FOR_PAIRS(x, p)
+	{
+		const char *k = ld_str(node(tf, p->key)), *want = ld_str(node(tf, p->value));
 		char buf[64];
 
 		if (!k || !want)
@@ -238,10 +238,9 @@ static bool expect_match(struct tfile *tf, yaml_node_t *x, json_t *a)
 static void print_expect(struct tfile *tf, yaml_node_t *x, FILE *out)
 {
 	fprintf(out, "{");
-	for (yaml_node_pair_t *p = x->data.mapping.pairs.start; p < x->data.mapping.pairs.top;
-	     p++)
+	for (yaml_node_pair_t *p = x->data.mapping.pairs.start; p < x->data.mapping.pairs.top; p++)
 		fprintf(out, "%s%s: %s", p == x->data.mapping.pairs.start ? "" : ", ",
-			scalar(node(tf, p->key)) ?: "?", scalar(node(tf, p->value)) ?: "?");
+			ld_str(node(tf, p->key)) ?: "?", ld_str(node(tf, p->value)) ?: "?");
 	fprintf(out, "}");
 }
 
@@ -262,20 +261,19 @@ static void print_got(json_t *a, FILE *out)
 
 /* ---- running one test ----------------------------------------------------------- */
 
-static int feed_events_file(struct tfile *tf, yaml_node_t *n, struct tsg_engine *e,
-			    uint64_t *last)
+static int feed_events_file(struct tfile *tf, yaml_node_t *n, struct tsg_engine *e, uint64_t *last)
 {
 	struct tsg_event_reader rd;
 	char path[PATH_MAX * 2];
 	struct tsg_event ev;
-	size_t bad = 0;
+	size_t errs = nerr(tf);
 	FILE *f;
 	int rc;
 
-	if (scalar(n)[0] == '/')
-		snprintf(path, sizeof(path), "%s", scalar(n));
+	if (ld_str(n)[0] == '/')
+		snprintf(path, sizeof(path), "%s", ld_str(n));
 	else
-		snprintf(path, sizeof(path), "%s/%s", tf->dir, scalar(n));
+		snprintf(path, sizeof(path), "%s/%s", tf->dir, ld_str(n));
 	f = fopen(path, "r");
 	if (!f) {
 		terr(tf, n, "cannot open event file %s: %s", path, strerror(errno));
@@ -289,48 +287,38 @@ static int feed_events_file(struct tfile *tf, yaml_node_t *n, struct tsg_engine 
 		if (rc == -EINTR)
 			continue;
 		if (rc < 0) {
-			fprintf(stderr, "%s: error: cannot read: %s\n", path, strerror(-rc));
-			bad++;
+			tsg_diag_error(&tf->d, path, 0, 0, "cannot read: %s", strerror(-rc));
+			tsg_diags_flush(&tf->d, stderr);
 			break;
 		}
 		tsg_engine_feed(e, &ev);
 	}
 	*last = rd.last;
-	bad += rd.bad;
+	/* a test whose events cannot all be read is invalid, not passed */
+	tf->bad += rd.bad;
 	tsg_event_reader_fini(&rd);
 	fclose(f);
-	/* a test whose events cannot all be read is invalid, not passed */
-	tf->errors += bad;
-	return bad ? -1 : 0;
+	return nerr(tf) > errs ? -1 : 0;
 }
 
 /* The keys of one test, as written (rule tests in docs/cli.md "Rule tests"). */
+static const char *const test_keys[] = {"name", "events", "until", "expect", NULL};
+enum { TK_NAME, TK_EVENTS, TK_UNTIL, TK_EXPECT, TK_N };
+
 struct test_keys {
 	yaml_node_t *name, *events, *until, *expect;
 };
 
 static void test_read_keys(struct tfile *tf, yaml_node_t *t, struct test_keys *tk)
 {
-	for (yaml_node_pair_t *p = t->data.mapping.pairs.start; p < t->data.mapping.pairs.top; p++) {
-		yaml_node_t *k = node(tf, p->key), *v = node(tf, p->value);
-		const char *ks = scalar(k);
+	yaml_node_t *kn[TK_N], *vn[TK_N];
 
-		if (!ks)
-			terr(tf, k, "expected a key");
-		else if ((!strcmp(ks, "name") && tk->name) || (!strcmp(ks, "events") && tk->events) ||
-			 (!strcmp(ks, "until") && tk->until) || (!strcmp(ks, "expect") && tk->expect))
-			terr(tf, k, "duplicate key \"%s\"", ks);
-		else if (!strcmp(ks, "name"))
-			tk->name = v;
-		else if (!strcmp(ks, "events"))
-			tk->events = v;
-		else if (!strcmp(ks, "until"))
-			tk->until = v;
-		else if (!strcmp(ks, "expect"))
-			tk->expect = v;
-		else
-			terr(tf, k, "unknown test field \"%s\" (expected name, events, until, expect)", ks);
-	}
+	ld_map(&tf->L, &tf->f, t, "a test", test_keys, kn, vn);
+	tsg_diags_flush(&tf->d, stderr);
+	tk->name = vn[TK_NAME];
+	tk->events = vn[TK_EVENTS];
+	tk->until = vn[TK_UNTIL];
+	tk->expect = vn[TK_EXPECT];
 }
 
 /* One expected notification: a mapping of scalars with rule and status. */
@@ -339,22 +327,23 @@ static void test_check_expected(struct tfile *tf, yaml_node_t *x)
 	bool has_rule = false, has_status = false;
 
 	if (x->type != YAML_MAPPING_NODE) {
-		terr(tf, x, "an expected notification must be a mapping like "
-			    "{rule: R, status: firing, at: 0.5}");
+		terr(tf, x,
+		     "an expected notification must be a mapping like "
+		     "{rule: R, status: firing, at: 0.5}");
 		return;
 	}
-	for (yaml_node_pair_t *p = x->data.mapping.pairs.start; p < x->data.mapping.pairs.top;
-	     p++) {
-		const char *k = scalar(node(tf, p->key));
+	LD_FOR_PAIRS(x, p)
+	{
+		const char *k = ld_str(node(tf, p->key));
 		double d;
 
-		if (!k || !scalar(node(tf, p->value))) {
+		if (!k || !ld_str(node(tf, p->value))) {
 			terr(tf, node(tf, p->value), "expected a scalar value");
 			continue;
 		}
 		has_rule |= !strcmp(k, "rule");
 		has_status |= !strcmp(k, "status");
-		if (!strcmp(k, "at") && !parse_number(scalar(node(tf, p->value)), &d))
+		if (!strcmp(k, "at") && !parse_number(ld_str(node(tf, p->value)), &d))
 			terr(tf, node(tf, p->value), "at must be a number of seconds");
 	}
 	if (!has_rule || !has_status)
@@ -367,7 +356,7 @@ static size_t test_check(struct tfile *tf, yaml_node_t *t, const struct test_key
 	size_t nexp = 0;
 	double u;
 
-	if (!tk->name || !scalar(tk->name))
+	if (!tk->name || !ld_str(tk->name))
 		terr(tf, t, "a test needs a name");
 	if (!tk->events)
 		terr(tf, t, "a test needs events (a list, or the path of an event file)");
@@ -376,13 +365,13 @@ static size_t test_check(struct tfile *tf, yaml_node_t *t, const struct test_key
 	else if (tk->expect->type != YAML_SEQUENCE_NODE)
 		terr(tf, tk->expect, "expect must be a list");
 	else
-		for (yaml_node_item_t *i = tk->expect->data.sequence.items.start;
-		     i < tk->expect->data.sequence.items.top; i++) {
+		LD_FOR_ITEMS(tk->expect, i)
+		{
 			test_check_expected(tf, node(tf, *i));
 			nexp++;
 		}
 	if (tk->until &&
-	    (!scalar(tk->until) || !parse_number(scalar(tk->until), &u) || u < 0 || u > 1e9))
+	    (!ld_str(tk->until) || !parse_number(ld_str(tk->until), &u) || u < 0 || u > 1e9))
 		terr(tf, tk->until, "until must be a number of seconds (0 or more)");
 	return nexp;
 }
@@ -390,7 +379,7 @@ static size_t test_check(struct tfile *tf, yaml_node_t *t, const struct test_key
 /* Feeds the test's events (inline list or event file); *last: the last ts. */
 static void test_feed(struct tfile *tf, yaml_node_t *events, struct tsg_engine *e, uint64_t *last)
 {
-	if (scalar(events)) {
+	if (ld_str(events)) {
 		feed_events_file(tf, events, e, last);
 		return;
 	}
@@ -398,8 +387,8 @@ static void test_feed(struct tfile *tf, yaml_node_t *events, struct tsg_engine *
 		terr(tf, events, "events must be a list or the path of an event file");
 		return;
 	}
-	for (yaml_node_item_t *i = events->data.sequence.items.start;
-	     i < events->data.sequence.items.top; i++) {
+	LD_FOR_ITEMS(events, i)
+	{
 		yaml_node_t *n = node(tf, *i);
 		json_t *o = event_json(tf, n);
 		struct tsg_event ev;
@@ -428,7 +417,7 @@ static bool test_report(struct tfile *tf, const struct test_keys *tk, size_t nex
 
 	for (size_t i = 0; ok && i < nexp; i++)
 		ok = expect_match(tf, node(tf, x[i]), g->v[i]);
-	fprintf(out, "%s - %s\n", ok ? "ok" : "FAIL", scalar(tk->name));
+	fprintf(out, "%s - %s\n", ok ? "ok" : "FAIL", ld_str(tk->name));
 	if (ok)
 		return true;
 	fprintf(out, "  expected %zu notification(s):\n", nexp);
@@ -449,12 +438,12 @@ static bool test_report(struct tfile *tf, const struct test_keys *tk, size_t nex
 static int run_test(struct tfile *tf, const struct tsg_ruleset *rs, yaml_node_t *t, FILE *out,
 		    bool *passed)
 {
-	struct tsg_engine_opts eo = { .keep_idle_sockets = true };
-	struct test_keys tk = { 0 };
+	struct tsg_engine_opts eo = {.keep_idle_sockets = true};
+	struct test_keys tk = {0};
 	struct tsg_engine *e = NULL;
-	struct got g = { 0 };
+	struct got g = {0};
 	uint64_t last = 0;
-	int errs = tf->errors;
+	size_t errs = nerr(tf);
 	size_t nexp;
 
 	*passed = false;
@@ -464,16 +453,16 @@ static int run_test(struct tfile *tf, const struct tsg_ruleset *rs, yaml_node_t 
 	}
 	test_read_keys(tf, t, &tk);
 	nexp = test_check(tf, t, &tk);
-	if (tf->errors > errs)
+	if (nerr(tf) > errs)
 		return -1;
 	if (tsg_engine_new(rs, &eo, got_notify, &g, &e) < 0)
 		return -ENOMEM;
 	test_feed(tf, tk.events, e, &last);
-	if (tf->errors == errs) {
+	if (nerr(tf) == errs) {
 		double u = 0;
 
 		if (tk.until) {
-			parse_number(scalar(tk.until), &u); /* checked above */
+			parse_number(ld_str(tk.until), &u); /* checked above */
 			if ((uint64_t)llround(u * 1e9) > last)
 				last = (uint64_t)llround(u * 1e9);
 		}
@@ -482,7 +471,7 @@ static int run_test(struct tfile *tf, const struct tsg_ruleset *rs, yaml_node_t 
 	}
 	tsg_engine_free(e);
 	got_clear(&g);
-	return tf->errors > errs ? -1 : 0;
+	return nerr(tf) > errs ? -1 : 0;
 }
 
 #define MAX_TEST_RULE_PATHS 64
@@ -490,7 +479,7 @@ static int run_test(struct tfile *tf, const struct tsg_ruleset *rs, yaml_node_t 
 /* A rule path of a test file, relative to the file; returns the new count. */
 static size_t add_rule_path(struct tfile *tf, yaml_node_t *n, char **paths, size_t npaths)
 {
-	const char *s = scalar(n);
+	const char *s = ld_str(n);
 
 	if (!s) {
 		terr(tf, n, "a rule path must be a string");
@@ -500,8 +489,8 @@ static size_t add_rule_path(struct tfile *tf, yaml_node_t *n, char **paths, size
 		terr(tf, n, "more than %d rule paths", MAX_TEST_RULE_PATHS);
 		return npaths;
 	}
-	if (asprintf(&paths[npaths], "%s%s%s", s[0] == '/' ? "" : tf->dir,
-		     s[0] == '/' ? "" : "/", s) < 0) {
+	if (asprintf(&paths[npaths], "%s%s%s", s[0] == '/' ? "" : tf->dir, s[0] == '/' ? "" : "/",
+		     s) < 0) {
 		paths[npaths] = NULL;
 		terr(tf, n, "out of memory");
 		return npaths;
@@ -509,64 +498,22 @@ static size_t add_rule_path(struct tfile *tf, yaml_node_t *n, char **paths, size
 	return npaths + 1;
 }
 
-/* Runs one test file. Adds to *npass / *nfail; returns -1 when the file itself
- * is unusable (counted as one failure). */
-/* Parses the file into tf->doc: 0, or -1 (printed, or counted in tf->errors). */
-static int test_read_doc(struct tfile *tf)
-{
-	yaml_parser_t parser;
-	yaml_document_t extra;
-	FILE *f = fopen(tf->path, "r");
-
-	if (!f) {
-		fprintf(stderr, "%s: error: %s\n", tf->path, strerror(errno));
-		return -1;
-	}
-	yaml_parser_initialize(&parser);
-	yaml_parser_set_input_file(&parser, f);
-	if (!yaml_parser_load(&parser, &tf->doc)) {
-		fprintf(stderr, "%s:%zu:%zu: error: %s\n", tf->path, parser.problem_mark.line + 1,
-			parser.problem_mark.column + 1, parser.problem ? parser.problem : "bad YAML");
-		yaml_parser_delete(&parser);
-		fclose(f);
-		return -1;
-	}
-	/* one document per test file, as for rule files */
-	if (yaml_parser_load(&parser, &extra)) {
-		yaml_node_t *r2 = yaml_document_get_root_node(&extra);
-
-		if (r2)
-			terr(tf, r2, "a second YAML document: expected one document per file");
-		yaml_document_delete(&extra);
-	}
-	yaml_parser_delete(&parser);
-	fclose(f);
-	return tf->errors ? -1 : 0;
-}
+static const char *const top_keys[] = {"rules", "tests", NULL};
 
 /* The top level: `rules` (paths, made relative to the file) and `tests`. */
 static int test_read_top(struct tfile *tf, char **paths, size_t *npaths, yaml_node_t **tests_out)
 {
-	yaml_node_t *root = yaml_document_get_root_node(&tf->doc), *rules = NULL, *tests = NULL;
+	yaml_node_t *root = yaml_document_get_root_node(&tf->f.doc), *kn[2], *vn[2];
+	yaml_node_t *rules, *tests;
 
 	if (!root || root->type != YAML_MAPPING_NODE) {
 		terr(tf, root, "a rule test file is a mapping with rules and tests");
 		return -1;
 	}
-	for (yaml_node_pair_t *p = root->data.mapping.pairs.start; p < root->data.mapping.pairs.top;
-	     p++) {
-		yaml_node_t *k = node(tf, p->key);
-		const char *ks = scalar(k);
-
-		if (ks && ((!strcmp(ks, "rules") && rules) || (!strcmp(ks, "tests") && tests)))
-			terr(tf, k, "duplicate key \"%s\"", ks);
-		else if (ks && !strcmp(ks, "rules"))
-			rules = node(tf, p->value);
-		else if (ks && !strcmp(ks, "tests"))
-			tests = node(tf, p->value);
-		else
-			terr(tf, k, "unknown key \"%s\" (expected rules or tests)", ks ? ks : "?");
-	}
+	ld_map(&tf->L, &tf->f, root, "a rule test file", top_keys, kn, vn);
+	tsg_diags_flush(&tf->d, stderr);
+	rules = vn[0];
+	tests = vn[1];
 	if (!rules) {
 		terr(tf, root, "missing rules: the rule paths to test, relative to this file");
 		return -1;
@@ -575,21 +522,19 @@ static int test_read_top(struct tfile *tf, char **paths, size_t *npaths, yaml_no
 		terr(tf, tests ? tests : root, "tests must be a list");
 		return -1;
 	}
-	if (scalar(rules)) {
+	if (ld_str(rules)) {
 		*npaths = add_rule_path(tf, rules, paths, *npaths);
 	} else if (rules->type == YAML_SEQUENCE_NODE) {
-		for (yaml_node_item_t *i = rules->data.sequence.items.start;
-		     i < rules->data.sequence.items.top; i++)
-			*npaths = add_rule_path(tf, node(tf, *i), paths, *npaths);
+		LD_FOR_ITEMS(rules, i)
+		*npaths = add_rule_path(tf, node(tf, *i), paths, *npaths);
 	} else {
 		terr(tf, rules, "rules must be a path or a list of paths");
 	}
 	*tests_out = tests;
-	return tf->errors ? -1 : 0;
+	return nerr(tf) ? -1 : 0;
 }
 
-static int test_load_rules(struct tfile *tf, char **paths, size_t npaths,
-			   struct tsg_ruleset **rs)
+static int test_load_rules(struct tfile *tf, char **paths, size_t npaths, struct tsg_ruleset **rs)
 {
 	struct tsg_diags diags;
 	int r;
@@ -598,23 +543,23 @@ static int test_load_rules(struct tfile *tf, char **paths, size_t npaths,
 	r = tsg_ruleset_load((const char *const *)paths, npaths, false, &diags, rs);
 	if (r < 0) {
 		tsg_diags_print(&diags, stderr);
-		fprintf(stderr, "%s: error: the rules under test do not load\n", tf->path);
-		tf->errors++;
+		terr(tf, NULL, "the rules under test do not load");
 	}
 	tsg_diags_fini(&diags);
 	return r < 0 ? -1 : 0;
 }
 
-static void run_tests(struct tfile *tf, const struct tsg_ruleset *rs, yaml_node_t *tests,
-		      FILE *out, size_t *npass, size_t *nfail)
+static void run_tests(struct tfile *tf, const struct tsg_ruleset *rs, yaml_node_t *tests, FILE *out,
+		      size_t *npass, size_t *nfail)
 {
-	for (yaml_node_item_t *i = tests->data.sequence.items.start; i < tests->data.sequence.items.top;
-	     i++) {
+	LD_FOR_ITEMS(tests, i)
+	{
 		yaml_node_t *t = node(tf, *i);
 		bool passed;
 
 		if (run_test(tf, rs, t, out, &passed) < 0) {
-			fprintf(out, "FAIL - %s:%zu: invalid test\n", tf->path, t->start_mark.line + 1);
+			fprintf(out, "FAIL - %s:%zu: invalid test\n", tf->f.path,
+				t->start_mark.line + 1);
 			(*nfail)++;
 		} else if (passed) {
 			(*npass)++;
@@ -624,25 +569,26 @@ static void run_tests(struct tfile *tf, const struct tsg_ruleset *rs, yaml_node_
 	}
 }
 
+/* Runs one test file. Adds to *npass / *nfail; returns -1 when the file itself
+ * is unusable (counted as one failure). */
 static int run_file(const char *path, FILE *out, size_t *npass, size_t *nfail)
 {
-	struct tfile tf = { .path = path };
+	struct tfile tf = {.f.path = (char *)path}; /* ld_read_yaml only reads it */
 	struct tsg_ruleset *rs = NULL;
 	yaml_node_t *tests = NULL;
-	char *paths[MAX_TEST_RULE_PATHS] = { 0 };
+	char *paths[MAX_TEST_RULE_PATHS] = {0};
 	char tmp[PATH_MAX];
 	size_t npaths = 0;
 	int rc = -1;
 
+	tsg_diags_init(&tf.d);
+	tf.L.d = &tf.d;
 	snprintf(tmp, sizeof(tmp), "%s", path);
 	snprintf(tf.dir, sizeof(tf.dir), "%s", dirname(tmp));
-	if (test_read_doc(&tf) < 0) {
-		(*nfail)++;
-		if (tf.errors) /* a document was read: a second one followed */
-			yaml_document_delete(&tf.doc);
-		return -1;
-	}
-	if (test_read_top(&tf, paths, &npaths, &tests) == 0 &&
+	if (ld_read_yaml(&tf.L, &tf.f, "cannot open the rule test file") < 0)
+		terr(&tf, NULL, "out of memory");
+	tsg_diags_flush(&tf.d, stderr);
+	if (!nerr(&tf) && test_read_top(&tf, paths, &npaths, &tests) == 0 &&
 	    test_load_rules(&tf, paths, npaths, &rs) == 0) {
 		run_tests(&tf, rs, tests, out, npass, nfail);
 		rc = 0;
@@ -652,7 +598,9 @@ static int run_file(const char *path, FILE *out, size_t *npass, size_t *nfail)
 	tsg_ruleset_free(rs);
 	for (size_t i = 0; i < npaths; i++)
 		free(paths[i]);
-	yaml_document_delete(&tf.doc);
+	if (tf.f.loaded)
+		yaml_document_delete(&tf.f.doc);
+	tsg_diags_fini(&tf.d);
 	return rc;
 }
 

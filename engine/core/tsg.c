@@ -348,6 +348,14 @@ bool tsg_addr_is_v4mapped(const uint8_t a[16])
 	return !memcmp(a, v4mapped_prefix, 12);
 }
 
+void tsg_sockinfo_norm_family(struct tsg_sockinfo *in)
+{
+	if (!(in->have & TSG_HAVE(TSG_SF_RADDR)) || !tsg_addr_is_v4mapped(in->raddr))
+		return;
+	in->family = TSG_FAM_IPV4;
+	in->have |= TSG_HAVE(TSG_SF_FAMILY);
+}
+
 const char *tsg_addr_format(const uint8_t a[16], char *buf, size_t len)
 {
 	if (tsg_addr_is_v4mapped(a)) {

@@ -106,6 +106,16 @@ struct tsg_sockinfo {
  */
 void tsg_sockinfo_copy(struct tsg_sockinfo *dst, const struct tsg_sockinfo *src, uint32_t fields);
 
+enum tsg_event_kind { TSG_EV_TRANSITION = 0, TSG_EV_QUEUE };
+
+/* A listening socket's accept queue at one moment (queue rules). */
+struct tsg_queue_sample {
+	uint32_t queue;   /* connections complete but not yet accepted (sk_ack_backlog) */
+	uint32_t backlog; /* the queue's limit (sk_max_ack_backlog) */
+	uint64_t drops;   /* connections dropped because this queue was full, counted
+			   * from when tsguard began to watch the listener (running count) */
+};
+
 /*
  * A normalised TCP state transition: what the kernel capture (with TIME_WAIT
  * derived) and the replay reader deliver to the engine.
@@ -117,6 +127,11 @@ struct tsg_event {
 	uint8_t snapshot;  /* 1: synthesised from the startup snapshot */
 	uint64_t since_ns; /* when sk entered `from`, 0 if unknown */
 	struct tsg_sockinfo info; /* fields listed in info.have; merged into what is known */
+	/* TSG_EV_QUEUE: a queue sample of the listening socket `sk` (from = to =
+	 * TSG_LISTEN, so that a reader that knows only transitions sees a
+	 * duplicate and ignores it) */
+	uint8_t kind; /* enum tsg_event_kind; 0: a transition */
+	struct tsg_queue_sample q;
 };
 
 /* A 64-bit integer mixed for hash tables (murmur3's finaliser, first half). */
@@ -149,6 +164,13 @@ uint64_t tsg_intern_dropped(void);
 /* Address helpers: "10.0.0.1" / "fd00::1" -> 16 bytes (v4 mapped); 0 or -EINVAL. */
 int tsg_addr_parse(const char *s, uint8_t out[16], uint8_t *family);
 bool tsg_addr_is_v4mapped(const uint8_t a[16]);
+/*
+ * One rule for live capture and replay: a socket whose peer address is
+ * IPv4-mapped (::ffff:a.b.c.d, an IPv4 peer of a dual-stack socket) is an
+ * IPv4 socket for matching, keys and output, whatever family it was given.
+ * Changes nothing while the peer address is not known.
+ */
+void tsg_sockinfo_norm_family(struct tsg_sockinfo *in);
 /* Formats v4-mapped as dotted quad. buf >= 46 bytes. */
 const char *tsg_addr_format(const uint8_t a[16], char *buf, size_t len);
 

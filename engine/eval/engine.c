@@ -6,7 +6,7 @@
  *   - sockets: open-addressing table sk -> struct sock_ent (state, since,
  *     attributes, memberships). A membership ties a socket to a time rule
  *     (its alert and timer) or to a count rule's key (its contribution).
- *   - per rule: a hash of keys (struct key_ent): count, rate window ring,
+ *   - per rule: a hash of keys (struct key_ent): count, rate window (rate.h),
  *     alert state, cooldown bookkeeping, one timer.
  *   - timers: an indexed binary min-heap; cancelled timers leave the heap.
  *   - index: rules by transition (transition, rate) and by state (time,
@@ -18,6 +18,7 @@
 #include "engine.h"
 #include "log.h"
 #include "match.h"
+#include "rate.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -75,14 +76,15 @@ struct key_ent {
 	struct tsg_sockinfo key; /* the `by` fields (key.have) */
 	uint32_t rule;
 	uint64_t count;       /* count rules: sockets in the state now */
-	uint64_t *ring;       /* rate rules: last <= threshold+1 timestamps */
-	uint32_t rcap, rhead, rn;
+	struct tsg_rate_win win; /* rate rules: O(1) per event, bounded buckets */
 	uint8_t astate;
 	bool silenced;
 	bool fired_once;
 	uint64_t pending_since; /* the condition holds since */
 	uint64_t last_fire;
 	uint64_t suppressed;
+	uint64_t sk;                /* queue rules: the listener (key = the socket); else 0 */
+	struct tsg_queue_sample q;  /* queue rules: its last sample */
 };
 
 struct rule_rt {
@@ -91,6 +93,7 @@ struct rule_rt {
 	size_t nbuckets, nkeys;
 	struct tsg_rule_stats st;
 	bool overflow_logged;
+	bool coarsen_logged;
 };
 
 /* A rule keyed by one port of its match (secondary index). */
@@ -124,6 +127,7 @@ struct tsg_engine {
 	size_t nrules;
 	struct idx_list trans_idx[TSG_NSTATES][TSG_NSTATES]; /* transition + rate rules */
 	struct idx_list state_idx[TSG_NSTATES];              /* time + count rules */
+	struct idx_list queue_idx;                           /* queue rules */
 
 	struct sock_ent **socks; /* open addressing, linear probing */
 	size_t scap, nsocks;
@@ -305,7 +309,7 @@ static bool key_equal(const struct tsg_sockinfo *a, const struct tsg_sockinfo *b
 static void key_free(struct tsg_engine *e, struct key_ent *k)
 {
 	timer_cancel(e, &k->tm);
-	free(k->ring);
+	tsg_rate_fini(&k->win);
 	free(k);
 }
 
@@ -327,9 +331,10 @@ static bool key_idle(const struct tsg_engine *e, const struct rule_rt *rt, const
 {
 	const struct tsg_rule *r = rt->r;
 
-	if (k->astate != A_INACTIVE || k->count)
+	/* a queue key holds its listener's fields until the listener closes */
+	if (k->astate != A_INACTIVE || k->count || r->kind == TSG_KIND_QUEUE)
 		return false;
-	if (k->rn && k->ring[(k->rhead + k->rcap - 1) % k->rcap] + r->per_ns > e->now)
+	if (tsg_rate_live(&k->win, e->now, r->per_ns))
 		return false;
 	if (r->cooldown_ns && k->fired_once && e->now - k->last_fire < r->cooldown_ns)
 		return false;
@@ -383,20 +388,20 @@ static int key_grow(struct rule_rt *rt)
 	return 0;
 }
 
-static struct key_ent *key_get(struct tsg_engine *e, struct rule_rt *rt,
-			       const struct tsg_sockinfo *info)
+/* The key of hash h: `k` (by fields) or, with sk != 0, the socket sk (queue
+ * rules). Added with k as its fields when absent and `add`; NULL when not. */
+static struct key_ent *key_lookup(struct tsg_engine *e, struct rule_rt *rt, uint64_t h,
+				  const struct tsg_sockinfo *k, uint64_t sk, bool add)
 {
-	struct tsg_sockinfo k;
 	struct key_ent *ke;
-	uint64_t h;
 
-	key_project(rt->r->by, info, &k);
-	h = key_hash(&k);
 	if (rt->nbuckets) {
 		for (ke = rt->buckets[h & (rt->nbuckets - 1)]; ke; ke = ke->next)
-			if (ke->hash == h && key_equal(&ke->key, &k))
+			if (ke->hash == h && ke->sk == sk && (sk || key_equal(&ke->key, k)))
 				return ke;
 	}
+	if (!add)
+		return NULL;
 	if (rt->nkeys >= e->opts.max_keys_per_rule && !key_sweep(e, rt)) {
 		rt->st.keys_dropped++;
 		e->st.keys_dropped++;
@@ -417,12 +422,22 @@ static struct key_ent *key_get(struct tsg_engine *e, struct rule_rt *rt,
 	ke->tm.heap_idx = UINT32_MAX;
 	ke->tm.type = T_KEY;
 	ke->hash = h;
-	ke->key = k;
+	ke->key = *k;
+	ke->sk = sk;
 	ke->rule = rt->r->index;
 	ke->next = rt->buckets[h & (rt->nbuckets - 1)];
 	rt->buckets[h & (rt->nbuckets - 1)] = ke;
 	rt->nkeys++;
 	return ke;
+}
+
+static struct key_ent *key_get(struct tsg_engine *e, struct rule_rt *rt,
+			       const struct tsg_sockinfo *info)
+{
+	struct tsg_sockinfo k;
+
+	key_project(rt->r->by, info, &k);
+	return key_lookup(e, rt, key_hash(&k), &k, 0, true);
 }
 
 /* Cooldown gate for a firing notification. Returns true to send it. */
@@ -444,23 +459,35 @@ static bool cooldown_pass(struct tsg_engine *e, const struct tsg_rule *r, bool *
 
 /* ---- count and rate alerts ------------------------------------------------ */
 
-/* Rate: count of ring timestamps still in the window. */
-static uint64_t rate_in_window(const struct tsg_engine *e, const struct tsg_rule *r,
-			       const struct key_ent *k, uint64_t *next_expiry)
+/*
+ * Rate: the events in the window, as the alert reports them. The window holds
+ * the newest buckets with threshold+1 events (rate.h), so more than that is
+ * reported as threshold+1, as it always was.
+ */
+static uint64_t rate_reported(const struct tsg_rule *r, const struct key_ent *k)
 {
-	uint64_t n = 0;
+	uint64_t keep = r->threshold == UINT64_MAX ? UINT64_MAX : r->threshold + 1;
 
-	*next_expiry = UINT64_MAX;
-	for (uint32_t i = 0; i < k->rn; i++) {
-		uint64_t ts = k->ring[(k->rhead + k->rcap - k->rn + i) % k->rcap];
+	return k->win.total < keep ? k->win.total : keep;
+}
 
-		if (ts + r->per_ns > e->now) {
-			if (ts + r->per_ns < *next_expiry)
-				*next_expiry = ts + r->per_ns;
-			n++;
-		}
-	}
-	return n;
+/* Is the listener's queue above the rule's threshold (a number, or a
+ * percentage of its backlog)? */
+static bool queue_above(const struct tsg_rule *r, const struct tsg_queue_sample *q)
+{
+	if (r->queue_pct_x100)
+		return (uint64_t)q->queue * 10000 > (uint64_t)r->queue_pct_x100 * q->backlog;
+	return q->queue > r->threshold;
+}
+
+/* A queue alert: its key is the listening socket, with its last sample. */
+static void queue_fill(struct tsg_alert *a, const struct key_ent *k)
+{
+	a->key_is_sock = true;
+	a->sk = k->sk;
+	a->state = TSG_LISTEN;
+	a->has_queue = true;
+	a->q = k->q;
 }
 
 static void key_alert(struct tsg_engine *e, struct key_ent *k, int status)
@@ -471,12 +498,14 @@ static void key_alert(struct tsg_engine *e, struct key_ent *k, int status)
 
 	alert_init(&a, r, status);
 	a.info = k->key;
-	a.has_count = true;
-	if (r->kind == TSG_KIND_COUNT) {
+	a.has_count = r->kind != TSG_KIND_QUEUE;
+	if (r->kind == TSG_KIND_QUEUE) {
+		queue_fill(&a, k);
+	} else if (r->kind == TSG_KIND_COUNT) {
 		a.state = r->state;
 		a.count = k->count;
 	} else {
-		uint64_t expiry, n = rate_in_window(e, r, k, &expiry);
+		uint64_t n = rate_reported(r, k);
 
 		a.count = n;
 		/* {{from}} / {{to}}: the rule's own states when it names one */
@@ -519,11 +548,13 @@ static void key_eval(struct tsg_engine *e, struct key_ent *k)
 	uint64_t n, expiry = UINT64_MAX, deadline = UINT64_MAX;
 	bool cond;
 
-	if (r->kind == TSG_KIND_COUNT)
+	if (r->kind == TSG_KIND_COUNT || r->kind == TSG_KIND_QUEUE)
 		n = k->count;
-	else
-		n = rate_in_window(e, r, k, &expiry);
-	cond = n > r->threshold;
+	else {
+		n = tsg_rate_count(&k->win, e->now, r->per_ns);
+		expiry = tsg_rate_next_expiry(&k->win, r->per_ns);
+	}
+	cond = r->kind == TSG_KIND_QUEUE ? queue_above(r, &k->q) : n > r->threshold;
 
 	switch (k->astate) {
 	case A_INACTIVE:
@@ -548,7 +579,7 @@ static void key_eval(struct tsg_engine *e, struct key_ent *k)
 	case A_FIRING: {
 		uint64_t below = r->kind == TSG_KIND_COUNT ? r->resolve_below : r->threshold;
 
-		if (n <= below) {
+		if (r->kind == TSG_KIND_QUEUE ? !cond : n <= below) {
 			k->astate = A_INACTIVE;
 			key_alert(e, k, TSG_RESOLVED);
 		}
@@ -570,38 +601,32 @@ static void rate_push(struct tsg_engine *e, struct rule_rt *rt, const struct tsg
 {
 	const struct tsg_rule *r = rt->r;
 	struct key_ent *k = key_get(e, rt, info);
-	uint64_t want;
+	uint64_t keep = r->threshold == UINT64_MAX ? UINT64_MAX : r->threshold + 1;
+	int rc;
 
 	if (!k)
 		return;
-	/* keep the last threshold+1 timestamps: enough to know whether more than
-	 * `threshold` happened within the window, and when that stops */
-	want = r->threshold + 1;
-	if (want > UINT32_MAX / 2)
-		want = UINT32_MAX / 2;
-	if (k->rn == k->rcap && k->rcap < want) {
-		uint32_t ncap = k->rcap ? k->rcap * 2 : 4;
-		uint64_t *nr;
+	rc = tsg_rate_push(&k->win, e->now, r->per_ns, keep);
+	if (rc < 0) {
+		/* out of memory with nothing held: the event is lost, counted */
+		rt->st.keys_dropped++;
+		e->st.keys_dropped++;
+		return;
+	}
+	if (rc > 0) {
+		e->st.rate_coarsened++;
+		if (!rt->coarsen_logged) {
+			char res[32];
 
-		if (ncap > want)
-			ncap = (uint32_t)want;
-		nr = malloc(ncap * sizeof(*nr));
-		if (nr) {
-			/* unroll the ring in order, oldest first */
-			for (uint32_t i = 0; i < k->rn; i++)
-				nr[i] = k->ring[(k->rhead + k->rcap - k->rn + i) % k->rcap];
-			free(k->ring);
-			k->ring = nr;
-			k->rcap = ncap;
-			k->rhead = k->rn % ncap;
+			log_warn("rule %s: a key's window holds events in more than %u distinct "
+				 "milliseconds; its resolution is now %s (counted in "
+				 "rate_coarsened)",
+				 r->name, TSG_RATE_MAX_BUCKETS,
+				 tsg_duration_format(tsg_rate_resolution(&k->win), res,
+						     sizeof(res)));
+			rt->coarsen_logged = true;
 		}
 	}
-	if (!k->rcap)
-		return;
-	k->ring[k->rhead] = e->now;
-	k->rhead = (k->rhead + 1) % k->rcap;
-	if (k->rn < k->rcap)
-		k->rn++;
 	key_eval(e, k);
 }
 
@@ -966,6 +991,77 @@ static void transition_fire(struct tsg_engine *e, struct rule_rt *rt, const stru
 	notify(e, &a);
 }
 
+/* ---- queue rules -------------------------------------------------------------- */
+
+/* The key of listener sk in a queue rule (found, or added when `add`). */
+static struct key_ent *queue_key(struct tsg_engine *e, struct rule_rt *rt, uint64_t sk,
+				 const struct tsg_sockinfo *info, bool add)
+{
+	return key_lookup(e, rt, tsg_hash64(sk), info, sk, add);
+}
+
+/*
+ * A queue sample: per queue rule that may match the listener, one key lookup
+ * and one evaluation. The listener's fields are what the sample brings over
+ * what was known (its socket entry, its key); a listener of which nothing is
+ * known cannot be named by an alert, and its sample is only counted.
+ */
+static void queue_sample(struct tsg_engine *e, const struct tsg_event *ev)
+{
+	const struct sock_ent *s = sock_find(e, ev->sk, NULL);
+	struct tsg_sockinfo info = { 0 };
+
+	e->st.queue_samples++;
+	if (s)
+		info = s->info;
+	/* a sample without the listener's port (replay: its fields came on an
+	 * earlier line): what a queue rule's key of it holds */
+	for (size_t i = 0; !(ev->info.have & TSG_HAVE(TSG_SF_LPORT)) && i < e->nrules; i++) {
+		struct key_ent *k = e->rules[i].r->kind == TSG_KIND_QUEUE
+					    ? queue_key(e, &e->rules[i], ev->sk, NULL, false)
+					    : NULL;
+
+		if (k)
+			tsg_sockinfo_copy(&info, &k->key, TSG_HAVE_ALL);
+	}
+	tsg_sockinfo_copy(&info, &ev->info, TSG_HAVE_ALL);
+	if (!info.have) {
+		e->st.queue_unknown++;
+		return;
+	}
+	IDX_FOREACH(&e->queue_idx, &info, ri, {
+		struct rule_rt *rt = &e->rules[ri];
+		struct key_ent *k;
+
+		if (tsg_match_sock(&rt->r->match, &info) &&
+		    (k = queue_key(e, rt, ev->sk, &info, true))) {
+			e->st.events_matched++;
+			k->key = info;
+			k->q = ev->q;
+			k->count = ev->q.queue;
+			key_eval(e, k);
+		}
+	});
+}
+
+/* A listener left LISTEN (closed): its queue alerts resolve and end. Costs
+ * the rules only on a listener's close, and only when queue rules exist. */
+static void queue_listener_gone(struct tsg_engine *e, uint64_t sk)
+{
+	if (!e->queue_idx.total)
+		return;
+	for (size_t ri = 0; ri < e->nrules; ri++) {
+		struct rule_rt *rt = &e->rules[ri];
+		struct key_ent *k;
+
+		if (rt->r->kind != TSG_KIND_QUEUE || !(k = queue_key(e, rt, sk, NULL, false)))
+			continue;
+		if (k->astate == A_FIRING)
+			key_alert(e, k, TSG_RESOLVED);
+		key_unlink_free(e, rt, k);
+	}
+}
+
 /* ---- timers ------------------------------------------------------------------ */
 
 static void run_timers(struct tsg_engine *e, uint64_t until, bool inclusive)
@@ -1029,6 +1125,10 @@ void tsg_engine_feed(struct tsg_engine *e, const struct tsg_event *ev)
 		run_timers(e, ev->ts_ns, false);
 		e->now = ev->ts_ns;
 	}
+	if (ev->kind == TSG_EV_QUEUE) {
+		queue_sample(e, ev);
+		return;
+	}
 	if (to == TSG_STATE_NONE || to >= TSG_NSTATES)
 		return;
 
@@ -1054,8 +1154,9 @@ void tsg_engine_feed(struct tsg_engine *e, const struct tsg_event *ev)
 		has_since = ev->since_ns != 0;
 	}
 
-	/* transition and rate rules: real transitions only, not the snapshot */
-	if (!ev->snapshot) {
+	/* transition and rate rules: real transitions only, not the snapshot,
+	 * nor an update of a socket's fields (from == to: a connect's port) */
+	if (!ev->snapshot && from != to) {
 		IDX_FOREACH(&e->trans_idx[from < TSG_NSTATES ? from : 0][to], info, ri, {
 			struct rule_rt *rt = &e->rules[ri];
 
@@ -1069,6 +1170,9 @@ void tsg_engine_feed(struct tsg_engine *e, const struct tsg_event *ev)
 			}
 		});
 	}
+
+	if (from == TSG_LISTEN && to != TSG_LISTEN)
+		queue_listener_gone(e, ev->sk);
 
 	if (s && s->state == to) {
 		/* a snapshot taken again (after a reload) of a socket already
@@ -1191,6 +1295,7 @@ static void index_free(struct tsg_engine *e)
 			idx_free(&e->trans_idx[f][t]);
 		idx_free(&e->state_idx[f]);
 	}
+	idx_free(&e->queue_idx);
 }
 
 static int index_build(struct tsg_engine *e)
@@ -1200,6 +1305,11 @@ static int index_build(struct tsg_engine *e)
 
 		if (!r->enabled)
 			continue;
+		if (r->kind == TSG_KIND_QUEUE) {
+			if (idx_push(&e->queue_idx, r, (uint32_t)i) < 0)
+				return -ENOMEM;
+			continue;
+		}
 		if (r->kind == TSG_KIND_TIME || r->kind == TSG_KIND_COUNT) {
 			if (idx_push(&e->state_idx[r->state], r, (uint32_t)i) < 0)
 				return -ENOMEM;
@@ -1222,6 +1332,7 @@ static int index_build(struct tsg_engine *e)
 			idx_sort(&e->trans_idx[f][t]);
 		idx_sort(&e->state_idx[f]);
 	}
+	idx_sort(&e->queue_idx);
 	return 0;
 }
 
@@ -1477,17 +1588,18 @@ size_t tsg_engine_foreach_alert(const struct tsg_engine *e, tsg_alert_view_fn fn
 
 		for (size_t b = 0; b < rt->nbuckets; b++)
 			for (const struct key_ent *k = rt->buckets[b]; k; k = k->next) {
-				uint64_t expiry;
-
 				if (k->astate == A_INACTIVE)
 					continue;
 				view_init(e, &v, rt->r);
 				v.alert.state = rt->r->kind == TSG_KIND_COUNT ? rt->r->state : 0;
 				v.alert.info = k->key;
-				v.alert.has_count = true;
-				v.alert.count = rt->r->kind == TSG_KIND_COUNT
-						    ? k->count
-						    : rate_in_window(e, rt->r, k, &expiry);
+				v.alert.has_count = rt->r->kind != TSG_KIND_QUEUE;
+				if (rt->r->kind == TSG_KIND_QUEUE)
+					queue_fill(&v.alert, k);
+				else
+					v.alert.count = rt->r->kind == TSG_KIND_COUNT
+								? k->count
+								: rate_reported(rt->r, k);
 				v.alert.suppressed = k->suppressed;
 				v.pending = k->astate == A_PENDING;
 				v.silenced = k->silenced;

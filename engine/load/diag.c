@@ -118,6 +118,17 @@ void tsg_diags_print(const struct tsg_diags *d, FILE *out)
 			d->nerrors + d->nwarnings - d->n);
 }
 
+void tsg_diags_flush(struct tsg_diags *d, FILE *out)
+{
+	if (!d)
+		return;
+	for (size_t i = 0; i < d->n; i++) {
+		fprintf(out, "%s\n", d->msg[i]);
+		free(d->msg[i]);
+	}
+	d->n = 0;
+}
+
 /* ---- nearest word ------------------------------------------------------ */
 
 #define NEAR_MAXLEN 64
@@ -214,7 +225,7 @@ const char *tsg_severity_name(int sev)
 	return sev_names[sev];
 }
 
-/* The names of rules.md, plus the syslog abbreviations (emerg crit err warn). */
+/* The names of docs/rules.md, plus the syslog abbreviations (emerg crit err warn). */
 int tsg_severity_parse(const char *s)
 {
 	static const struct {

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * tsguard: the rule loader (rules.md): files and directories, YAML with
+ * tsguard: the rule loader (docs/rules.md): files and directories, YAML with
  * marks (libyaml document API), lists, actions, rules, and every check of
  * the rule language. All errors are collected; a set with any error is
  * rejected whole.
@@ -141,14 +141,19 @@ bool ld_is_null(const yaml_node_t *n)
 		!strcmp((const char *)n->data.scalar.value, "null"));
 }
 
+const char *ld_str(const yaml_node_t *n)
+{
+	return n && n->type == YAML_SCALAR_NODE ? (const char *)n->data.scalar.value : NULL;
+}
+
 const char *ld_scalar(struct ld *L, const struct ld_file *f, const yaml_node_t *n,
 		      const char *what)
 {
-	if (!n || n->type != YAML_SCALAR_NODE || ld_is_null(n)) {
+	if (!ld_str(n) || ld_is_null(n)) {
 		ld_err(L, f, n, "expected %s", what);
 		return NULL;
 	}
-	return (const char *)n->data.scalar.value;
+	return ld_str(n);
 }
 
 bool ld_name_ok(const char *s)
@@ -267,17 +272,15 @@ bool ld_map(struct ld *L, const struct ld_file *f, const yaml_node_t *n, const c
 		ld_err(L, f, n, "expected a mapping for %s", what);
 		return false;
 	}
-	for (yaml_node_pair_t *p = n->data.mapping.pairs.start; p < n->data.mapping.pairs.top;
-	     p++) {
+	LD_FOR_PAIRS(n, p) {
 		yaml_node_t *k = ld_node(f, p->key), *v = ld_node(f, p->value);
-		const char *ks;
+		const char *ks = ld_str(k);
 		size_t i;
 
-		if (!k || k->type != YAML_SCALAR_NODE) {
+		if (!ks) {
 			ld_err(L, f, k, "expected a field name in %s", what);
 			continue;
 		}
-		ks = (const char *)k->data.scalar.value;
 		for (i = 0; i < nk; i++)
 			if (!strcmp(ks, keys[i]))
 				break;
@@ -309,15 +312,12 @@ uint64_t ld_guess(const struct ld_file *f, const yaml_node_t *n, const char *con
 
 	if (!n || n->type != YAML_MAPPING_NODE)
 		return 0;
-	for (yaml_node_pair_t *p = n->data.mapping.pairs.start; p < n->data.mapping.pairs.top;
-	     p++) {
-		yaml_node_t *k = ld_node(f, p->key);
-		const char *ks, *w;
+	LD_FOR_PAIRS(n, p) {
+		const char *ks = ld_str(ld_node(f, p->key)), *w;
 		size_t i;
 
-		if (!k || k->type != YAML_SCALAR_NODE)
+		if (!ks)
 			continue;
-		ks = (const char *)k->data.scalar.value;
 		for (i = 0; keys[i] && i < 64; i++)
 			if (!strcmp(ks, keys[i]))
 				break;
@@ -569,60 +569,68 @@ static bool depth_ok(struct ld *L, struct ld_file *f, FILE *fp)
 	return ok;
 }
 
-static int read_file(struct ld *L, struct ld_file *f)
+static void yaml_problem(struct ld *L, const struct ld_file *f, const yaml_parser_t *p)
+{
+	tsg_diag_error(L->d, f->path, (int)p->problem_mark.line + 1,
+		       (int)p->problem_mark.column + 1, "YAML: %s%s%s",
+		       p->problem ? p->problem : "syntax error", p->context ? " " : "",
+		       p->context ? p->context : "");
+}
+
+/* The document of an open file: f->loaded when there is one. */
+static int load_doc(struct ld *L, struct ld_file *f, FILE *fp)
 {
 	yaml_parser_t parser;
 	yaml_document_t extra;
-	struct stat st;
-	FILE *fp;
-	int r = 0;
 
-	fp = fopen(f->path, "rb");
-	if (!fp) {
-		io_error(L, f->path, errno, "cannot open rules");
-		return 0;
-	}
-	if (fstat(fileno(fp), &st) == 0 && st.st_size > (off_t)MAX_FILE_SIZE) {
-		tsg_diag_error(L->d, f->path, 0, 0, "file too large (at most %u MiB)",
-			       MAX_FILE_SIZE >> 20);
-		fclose(fp);
-		return 0;
-	}
-	if (!depth_ok(L, f, fp)) {
-		fclose(fp);
-		return 0;
-	}
-	if (!yaml_parser_initialize(&parser)) {
-		fclose(fp);
+	if (!yaml_parser_initialize(&parser))
 		return -ENOMEM;
-	}
 	yaml_parser_set_input_file(&parser, fp);
 	if (!yaml_parser_load(&parser, &f->doc)) {
-		tsg_diag_error(L->d, f->path, (int)parser.problem_mark.line + 1,
-			       (int)parser.problem_mark.column + 1, "YAML: %s%s%s",
-			       parser.problem ? parser.problem : "syntax error",
-			       parser.context ? " " : "", parser.context ? parser.context : "");
-		goto out;
+		yaml_problem(L, f, &parser);
+		yaml_parser_delete(&parser);
+		return 0;
 	}
 	f->loaded = true;
 	if (yaml_parser_load(&parser, &extra)) {
 		yaml_node_t *root = yaml_document_get_root_node(&extra);
 
 		if (root)
-			tsg_diag_error(L->d, f->path, (int)root->start_mark.line + 1,
-				       (int)root->start_mark.column + 1,
-				       "a second YAML document: expected one document per file");
+			ld_err(L, f, root, "a second YAML document: expected one document per file");
 		yaml_document_delete(&extra);
 	} else {
-		tsg_diag_error(L->d, f->path, (int)parser.problem_mark.line + 1,
-			       (int)parser.problem_mark.column + 1, "YAML: %s%s%s",
-			       parser.problem ? parser.problem : "syntax error",
-			       parser.context ? " " : "", parser.context ? parser.context : "");
+		yaml_problem(L, f, &parser);
 	}
-	check_tags(L, f);
-out:
 	yaml_parser_delete(&parser);
+	return 0;
+}
+
+int ld_read_yaml(struct ld *L, struct ld_file *f, const char *what)
+{
+	struct stat st;
+	FILE *fp;
+	int r = 0;
+
+	fp = fopen(f->path, "rb");
+	if (!fp) {
+		io_error(L, f->path, errno, what);
+		return 0;
+	}
+	if (fstat(fileno(fp), &st) == 0 && st.st_size > (off_t)MAX_FILE_SIZE)
+		tsg_diag_error(L->d, f->path, 0, 0, "file too large (at most %u MiB)",
+			       MAX_FILE_SIZE >> 20);
+	else if (depth_ok(L, f, fp))
+		r = load_doc(L, f, fp);
 	fclose(fp);
+	return r;
+}
+
+static int read_file(struct ld *L, struct ld_file *f)
+{
+	int r = ld_read_yaml(L, f, "cannot open rules");
+
+	if (f->loaded)
+		check_tags(L, f);
 	return r;
 }
 
@@ -735,6 +743,10 @@ uint32_t tsg_rule_fields_avail(const struct tsg_rule *r)
 		for (int sf = 0; sf < TSG_SF_N; sf++)
 			if (r->by & TSG_HAVE(sf))
 				f |= 1u << tsg_sfield_to_tfield(sf);
+		break;
+	case TSG_KIND_QUEUE:
+		f |= sock | 1u << TSG_TF_STATE | 1u << TSG_TF_QUEUE | 1u << TSG_TF_BACKLOG |
+		     1u << TSG_TF_DROPS;
 		break;
 	}
 	return f;

@@ -7,21 +7,9 @@
 
 #include "match.h"
 #include "ruleset.h"
-
-#include <sys/types.h>
-#include <yaml.h>
+#include "yamlnode.h"
 
 #define TSG_NAME_MAX 64
-
-struct ld_file {
-	char *path;        /* as given / built from the directory */
-	const char *ipath; /* interned (or the ruleset's copy) */
-	dev_t dev;
-	ino_t ino;
-	bool loaded;
-	yaml_document_t doc;
-	yaml_node_t *lists, *actions, *rules; /* top-level values or NULL */
-};
 
 /* One list or match item as written, after $list references are expanded. */
 struct ritem {
@@ -48,33 +36,10 @@ struct list_def {
 	size_t nitems;
 };
 
-struct ld {
-	struct tsg_diags *d;
-	struct tsg_ruleset *rs;
-	bool as_root;
-	bool oom;
-	int io_err;
-	struct ld_file *files;
-	size_t nfiles;
-	struct list_def *lists;
-	size_t nlists;
-};
-
-/* helpers (load.c) */
-yaml_node_t *ld_node(const struct ld_file *f, int idx);
-void ld_pos(const yaml_node_t *n, int *line, int *col);
+/* helpers (load.c; the YAML ones are in yamlnode.h) */
 void ld_off_pos(const yaml_node_t *n, size_t off, int *line, int *col);
-void ld_err(struct ld *L, const struct ld_file *f, const yaml_node_t *n, const char *fmt,
-	    ...) __attribute__((format(printf, 4, 5)));
-void ld_warn(struct ld *L, const struct ld_file *f, const yaml_node_t *n, const char *fmt,
-	     ...) __attribute__((format(printf, 4, 5)));
 void ld_err_at(struct ld *L, const struct ld_file *f, const yaml_node_t *n, size_t off,
 	       const char *fmt, ...) __attribute__((format(printf, 5, 6)));
-const char *ld_dym(const char *word, const char *const *cands, char *buf, size_t len);
-const char *ld_join(const char *const *words, char *buf, size_t len);
-bool ld_is_null(const yaml_node_t *n);
-const char *ld_scalar(struct ld *L, const struct ld_file *f, const yaml_node_t *n,
-		      const char *what);
 bool ld_name_ok(const char *s);
 const char *ld_name(struct ld *L, const struct ld_file *f, const yaml_node_t *n,
 		    const char *what);
@@ -84,8 +49,6 @@ int ld_bool(struct ld *L, const struct ld_file *f, const yaml_node_t *n, const c
 	    bool *out);
 int ld_duration(struct ld *L, const struct ld_file *f, const yaml_node_t *n,
 		const char *what, bool positive, uint64_t *out);
-bool ld_map(struct ld *L, const struct ld_file *f, const yaml_node_t *n, const char *what,
-	    const char *const *keys, yaml_node_t **kn, yaml_node_t **vn);
 /* Absent keys that an unknown key of the mapping is close to (bit i: keys[i]);
  * the errors that only follow from their absence are not reported. */
 uint64_t ld_guess(const struct ld_file *f, const yaml_node_t *n, const char *const *keys);

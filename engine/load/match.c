@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * tsguard: user-space matchers (rules.md "match").
+ * tsguard: user-space matchers (docs/rules.md "match").
  *
  * Every set holds positive items and exclusions ("!X"). A value matches a set
  * when it matches some positive item, or the set holds only exclusions, and
@@ -330,6 +330,11 @@ bool tsg_idset_match(const struct tsg_idset *s, const char *id, bool prefix)
 		_only;                                              \
 	})
 
+/* A field the match gives (set.n): `match` when the socket has the field,
+ * else only a set of exclusions lets the socket through. */
+#define FIELD_OK(set, has, match) (!(set).n || ((has) ? (match) : ONLY_EXCL(set)))
+#define HAS(sf) (have & TSG_HAVE(sf))
+
 /* An unknown container or pod matches a set of exclusions only, and not
  * "!none" either: "in some container" is not known of it. */
 static bool unknown_id_ok(const struct tsg_idset *s)
@@ -373,37 +378,16 @@ bool tsg_match_sock(const struct tsg_match *m, const struct tsg_sockinfo *info)
 		if (!(m->family_mask & bit))
 			return false;
 	}
-	if (m->lport.n && !((have & TSG_HAVE(TSG_SF_LPORT))
-				    ? tsg_portset_match(&m->lport, info->lport)
-				    : ONLY_EXCL(m->lport)))
-		return false;
-	if (m->rport.n && !((have & TSG_HAVE(TSG_SF_RPORT))
-				    ? tsg_portset_match(&m->rport, info->rport)
-				    : ONLY_EXCL(m->rport)))
-		return false;
-	if (m->laddr.n && !((have & TSG_HAVE(TSG_SF_LADDR))
-				    ? tsg_cidrset_match(&m->laddr, info->laddr)
-				    : ONLY_EXCL(m->laddr)))
-		return false;
-	if (m->raddr.n && !((have & TSG_HAVE(TSG_SF_RADDR))
-				    ? tsg_cidrset_match(&m->raddr, info->raddr)
-				    : ONLY_EXCL(m->raddr)))
-		return false;
-	if (m->uid.n && !((have & TSG_HAVE(TSG_SF_UID)) ? tsg_uidset_match(&m->uid, info->uid)
-							: ONLY_EXCL(m->uid)))
-		return false;
-	if (m->cgroup.n && !((have & TSG_HAVE(TSG_SF_CGROUP)) && info->cgroup
-				     ? tsg_cgroupset_match(&m->cgroup, info->cgroup)
-				     : ONLY_EXCL(m->cgroup)))
-		return false;
-	if (!match_ident(m, info))
-		return false;
 	/* comm last: it may run a regex */
-	if (m->comm.n && !((have & TSG_HAVE(TSG_SF_COMM))
-				   ? tsg_commset_match(&m->comm, info->comm)
-				   : ONLY_EXCL(m->comm)))
-		return false;
-	return true;
+	return FIELD_OK(m->lport, HAS(TSG_SF_LPORT), tsg_portset_match(&m->lport, info->lport)) &&
+	       FIELD_OK(m->rport, HAS(TSG_SF_RPORT), tsg_portset_match(&m->rport, info->rport)) &&
+	       FIELD_OK(m->laddr, HAS(TSG_SF_LADDR), tsg_cidrset_match(&m->laddr, info->laddr)) &&
+	       FIELD_OK(m->raddr, HAS(TSG_SF_RADDR), tsg_cidrset_match(&m->raddr, info->raddr)) &&
+	       FIELD_OK(m->uid, HAS(TSG_SF_UID), tsg_uidset_match(&m->uid, info->uid)) &&
+	       FIELD_OK(m->cgroup, HAS(TSG_SF_CGROUP) && info->cgroup,
+			tsg_cgroupset_match(&m->cgroup, info->cgroup)) &&
+	       match_ident(m, info) &&
+	       FIELD_OK(m->comm, HAS(TSG_SF_COMM), tsg_commset_match(&m->comm, info->comm));
 }
 
 static void strset_fini(struct tsg_strset *s)

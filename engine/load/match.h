@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * tsguard: user-space matchers (rules.md "match").
+ * tsguard: user-space matchers (docs/rules.md "match").
  *
  * A field given as a set matches a value when the value matches some
  * positive item (or the set holds only exclusions) and no exclusion. A field

@@ -52,241 +52,209 @@ static bool port_num(const char *s, size_t n, uint16_t *out)
 	return true;
 }
 
-static int conv_ports(struct ld *L, const struct ritems *in, const char *field,
-		      struct tsg_portset *ps)
+/* Converts one item into *out: 0, -EINVAL (reported) or -ENOMEM. */
+typedef int (*conv_one_fn)(struct ld *L, const struct ritem *it, const char *field, void *out);
+
+/*
+ * The items of a match field into an array of `size`-byte elements (*v, *n;
+ * *v is set also on failure, for the rule set's free): each item is checked
+ * for {regex:} unless the field allows it, then converted by `one`. Every bad
+ * item is reported; -EINVAL when any was, -ENOMEM at once.
+ */
+static int conv_items(struct ld *L, const struct ritems *in, const char *field, bool regex_ok,
+		      size_t size, conv_one_fn one, void **v, size_t *n)
 {
+	char *a = calloc(in->n, size);
 	int r = 0;
 
-	ps->v = calloc(in->n, sizeof(*ps->v));
-	if (!ps->v)
+	*v = a;
+	*n = 0;
+	if (!a)
 		return -ENOMEM;
 	for (size_t i = 0; i < in->n; i++) {
 		const struct ritem *it = &in->v[i];
-		const char *s = it->text, *dash;
-		struct tsg_portrange pr = { .neg = it->neg };
+		int r1 = -EINVAL;
 
-		if (!ld_no_regex(L, it, field)) {
-			r = -EINVAL;
-			continue;
-		}
-		dash = strchr(s, '-');
-		if (dash) {
-			if (!port_num(s, (size_t)(dash - s), &pr.lo) ||
-			    !port_num(dash + 1, strlen(dash + 1), &pr.hi)) {
-				ld_item_err(L, it, 0,
-					    "bad port range \"%s\" for %s: expected \"A-B\" with "
-					    "ports 0 to 65535",
-					    s, field);
-				r = -EINVAL;
-				continue;
-			}
-			if (pr.lo > pr.hi) {
-				ld_item_err(L, it, 0,
-					    "bad port range \"%s\" for %s: the start %u is above "
-					    "the end %u",
-					    s, field, pr.lo, pr.hi);
-				r = -EINVAL;
-				continue;
-			}
-		} else if (port_num(s, strlen(s), &pr.lo)) {
-			pr.hi = pr.lo;
-		} else {
-			ld_item_err(L, it, 0,
-				    "bad port \"%s\" for %s: expected a port 0 to 65535, a range "
-				    "\"A-B\" or $list",
-				    s, field);
-			r = -EINVAL;
-			continue;
-		}
-		ps->v[ps->n++] = pr;
+		if (regex_ok || ld_no_regex(L, it, field))
+			r1 = one(L, it, field, a + *n * size);
+		if (r1 == -ENOMEM)
+			return r1;
+		if (r1 < 0)
+			r = r1;
+		else
+			(*n)++;
 	}
 	return r;
 }
 
-static int conv_cidrs(struct ld *L, const struct ritems *in, const char *field,
-		      struct tsg_cidrset *cs)
+/* conv_items into a set (v, n) of the match. */
+#define CONV_SET(L, in, field, regex_ok, one, set)                                          \
+	({                                                                                  \
+		void *_v;                                                                   \
+		int _r = conv_items(L, in, field, regex_ok, sizeof(*(set)->v), one, &_v,    \
+				    &(set)->n);                                             \
+		(set)->v = _v;                                                              \
+		_r;                                                                         \
+	})
+
+static int conv_port(struct ld *L, const struct ritem *it, const char *field, void *out)
 {
-	int r = 0;
+	const char *s = it->text, *dash = strchr(s, '-');
+	struct tsg_portrange pr = { .neg = it->neg };
 
-	cs->v = calloc(in->n, sizeof(*cs->v));
-	if (!cs->v)
-		return -ENOMEM;
-	for (size_t i = 0; i < in->n; i++) {
-		const struct ritem *it = &in->v[i];
-		struct tsg_cidr c = { .neg = it->neg };
-		const char *slash;
-		char addr[64];
-		bool v6, host_bits = false;
-		unsigned plen, max;
-		uint8_t fam;
-
-		if (!ld_no_regex(L, it, field)) {
-			r = -EINVAL;
-			continue;
-		}
-		slash = strchr(it->text, '/');
-		snprintf(addr, sizeof(addr), "%.*s",
-			 (int)(slash ? (size_t)(slash - it->text) : strlen(it->text)), it->text);
-		v6 = strchr(addr, ':') != NULL;
-		max = v6 ? 128 : 32;
-		if (strlen(it->text) >= sizeof(addr) || tsg_addr_parse(addr, c.addr, &fam) < 0) {
+	if (dash) {
+		if (!port_num(s, (size_t)(dash - s), &pr.lo) ||
+		    !port_num(dash + 1, strlen(dash + 1), &pr.hi)) {
 			ld_item_err(L, it, 0,
-				    "bad address \"%s\" for %s: expected an IPv4 or IPv6 address "
-				    "or CIDR (e.g. 10.0.0.0/8, fd00::/8) or $list",
-				    it->text, field);
-			r = -EINVAL;
-			continue;
+				 "bad port range \"%s\" for %s: expected \"A-B\" with ports 0 to 65535",
+				 s, field);
+			return -EINVAL;
 		}
-		plen = max;
-		if (slash) {
-			const char *p = slash + 1;
-			size_t n = strlen(p);
-
-			plen = 0;
-			if (!n || n > 3 || strspn(p, "0123456789") != n ||
-			    (plen = (unsigned)atoi(p)) > max) {
-				ld_item_err(
-				    L, it, (size_t)(p - it->text),
-				    "bad prefix length in \"%s\" for %s: expected /0 to /%u for %s",
-				    it->text, field, max, v6 ? "IPv6" : "IPv4");
-				r = -EINVAL;
-				continue;
-			}
+		if (pr.lo > pr.hi) {
+			ld_item_err(L, it, 0,
+				 "bad port range \"%s\" for %s: the start %u is above the end %u", s,
+				 field, pr.lo, pr.hi);
+			return -EINVAL;
 		}
-		c.plen = (uint8_t)(v6 ? plen : 96 + plen);
-		for (unsigned b = c.plen; b < 128; b++) {
-			uint8_t bit = (uint8_t)(0x80 >> (b % 8));
-
-			if (c.addr[b / 8] & bit) {
-				host_bits = true;
-				c.addr[b / 8] &= (uint8_t)~bit;
-			}
-		}
-		if (host_bits) {
-			char buf[64];
-
-			ld_warn(L, it->f, it->node,
-				"\"%s\" for %s has host bits set; it matches %s/%u", it->text,
-				field, tsg_addr_format(c.addr, buf, sizeof(buf)), plen);
-		}
-		cs->v[cs->n++] = c;
+	} else if (port_num(s, strlen(s), &pr.lo)) {
+		pr.hi = pr.lo;
+	} else {
+		ld_item_err(L, it, 0,
+			 "bad port \"%s\" for %s: expected a port 0 to 65535, a range \"A-B\" or $list",
+			 s, field);
+		return -EINVAL;
 	}
-	return r;
+	*(struct tsg_portrange *)out = pr;
+	return 0;
 }
 
-static int conv_uids(struct ld *L, const struct ritems *in, struct tsg_uidset *us)
+/* The prefix length after the "/" of a CIDR: 0, or -EINVAL (reported). */
+static int cidr_plen(struct ld *L, const struct ritem *it, const char *field, const char *p,
+		     bool v6, unsigned *plen)
 {
-	int r = 0;
+	unsigned max = v6 ? 128 : 32;
+	size_t n = strlen(p);
 
-	us->v = calloc(in->n, sizeof(*us->v));
-	if (!us->v)
-		return -ENOMEM;
-	for (size_t i = 0; i < in->n; i++) {
-		const struct ritem *it = &in->v[i];
-		const char *s = it->text;
-		size_t n = strlen(s);
-		char *end;
-		unsigned long long v;
-
-		if (!ld_no_regex(L, it, "uid")) {
-			r = -EINVAL;
-			continue;
-		}
-		errno = 0;
-		v = strtoull(s, &end, 10);
-		if (!n || strspn(s, "0123456789") != n || *end || errno || v >= 0xffffffffull) {
-			ld_item_err(L, it, 0,
-				    "bad uid \"%s\": expected a number (0 to 4294967294) or $list",
-				    s);
-			r = -EINVAL;
-			continue;
-		}
-		us->v[us->n].uid = (uint32_t)v;
-		us->v[us->n].neg = it->neg;
-		us->n++;
+	*plen = 0;
+	if (!n || n > 3 || strspn(p, "0123456789") != n || (*plen = (unsigned)atoi(p)) > max) {
+		ld_item_err(L, it, (size_t)(p - it->text),
+			 "bad prefix length in \"%s\" for %s: expected /0 to /%u for %s", it->text,
+			 field, max, v6 ? "IPv6" : "IPv4");
+		return -EINVAL;
 	}
-	return r;
+	return 0;
 }
 
-static int conv_comm(struct ld *L, const struct ritems *in, struct tsg_strset *ss)
+static int conv_cidr(struct ld *L, const struct ritem *it, const char *field, void *out)
 {
-	int r = 0;
+	struct tsg_cidr c = { .neg = it->neg };
+	const char *slash = strchr(it->text, '/');
+	char addr[64];
+	bool v6, host_bits = false;
+	unsigned plen;
+	uint8_t fam;
 
-	ss->v = calloc(in->n, sizeof(*ss->v));
-	if (!ss->v)
-		return -ENOMEM;
-	for (size_t i = 0; i < in->n; i++) {
-		const struct ritem *it = &in->v[i];
-		struct tsg_stritem si = { .neg = it->neg };
-
-		if (it->regex) {
-			char msg[256];
-			size_t off = 0;
-			int rr = tsg_regex_new(it->text, &si.re, &off, msg, sizeof(msg));
-
-			if (rr == -ENOMEM)
-				return rr;
-			if (rr < 0) {
-				ld_item_err(L, it, off,
-					    "bad regex \"%s\" for comm: %s at offset %zu", it->text,
-					    msg, off);
-				r = -EINVAL;
-				continue;
-			}
-		} else if (strlen(it->text) >= TSG_COMM_LEN) {
-			ld_item_err(L, it, 0,
-				    "comm \"%s\" is longer than %d characters; the kernel keeps "
-				    "only the first %d (\"%.*s\")",
-				    it->text, TSG_COMM_LEN - 1, TSG_COMM_LEN - 1, TSG_COMM_LEN - 1,
-				    it->text);
-			r = -EINVAL;
-			continue;
-		}
-		si.s = strdup(it->text);
-		if (!si.s) {
-			tsg_regex_free(si.re);
-			return -ENOMEM;
-		}
-		ss->v[ss->n++] = si;
+	snprintf(addr, sizeof(addr), "%.*s",
+		 (int)(slash ? (size_t)(slash - it->text) : strlen(it->text)), it->text);
+	v6 = strchr(addr, ':') != NULL;
+	if (strlen(it->text) >= sizeof(addr) || tsg_addr_parse(addr, c.addr, &fam) < 0) {
+		ld_item_err(L, it, 0,
+			 "bad address \"%s\" for %s: expected an IPv4 or IPv6 address or CIDR (e.g. 10.0.0.0/8, fd00::/8) or $list",
+			 it->text, field);
+		return -EINVAL;
 	}
-	return r;
+	plen = v6 ? 128 : 32;
+	if (slash && cidr_plen(L, it, field, slash + 1, v6, &plen) < 0)
+		return -EINVAL;
+	c.plen = (uint8_t)(v6 ? plen : 96 + plen);
+	for (unsigned b = c.plen; b < 128; b++) {
+		uint8_t bit = (uint8_t)(0x80 >> (b % 8));
+
+		if (c.addr[b / 8] & bit) {
+			host_bits = true;
+			c.addr[b / 8] &= (uint8_t)~bit;
+		}
+	}
+	if (host_bits) {
+		char buf[64];
+
+		ld_warn(L, it->f, it->node, "\"%s\" for %s has host bits set; it matches %s/%u",
+			it->text, field, tsg_addr_format(c.addr, buf, sizeof(buf)), plen);
+	}
+	*(struct tsg_cidr *)out = c;
+	return 0;
 }
 
-static int conv_cgroups(struct ld *L, const struct ritems *in, struct tsg_strset *ss)
+static int conv_uid(struct ld *L, const struct ritem *it, const char *field, void *out)
 {
-	int r = 0;
+	const char *s = it->text;
+	size_t n = strlen(s);
+	char *end;
+	unsigned long long v;
 
-	ss->v = calloc(in->n, sizeof(*ss->v));
-	if (!ss->v)
-		return -ENOMEM;
-	for (size_t i = 0; i < in->n; i++) {
-		const struct ritem *it = &in->v[i];
-		size_t n;
-		char *s;
-
-		if (!ld_no_regex(L, it, "cgroup")) {
-			r = -EINVAL;
-			continue;
-		}
-		if (it->text[0] != '/' || strstr(it->text, "//")) {
-			ld_item_err(L, it, 0,
-				    "bad cgroup \"%s\": expected a cgroup v2 path starting with "
-				    "\"/\" (e.g. /system.slice/nginx.service)",
-				    it->text);
-			r = -EINVAL;
-			continue;
-		}
-		s = strdup(it->text);
-		if (!s)
-			return -ENOMEM;
-		n = strlen(s);
-		while (n > 1 && s[n - 1] == '/') /* "/a/b/" is "/a/b" */
-			s[--n] = 0;
-		ss->v[ss->n].s = s;
-		ss->v[ss->n].neg = it->neg;
-		ss->n++;
+	(void)field;
+	errno = 0;
+	v = strtoull(s, &end, 10);
+	if (!n || strspn(s, "0123456789") != n || *end || errno || v >= 0xffffffffull) {
+		ld_item_err(L, it, 0, "bad uid \"%s\": expected a number (0 to 4294967294) or $list", s);
+		return -EINVAL;
 	}
-	return r;
+	*(struct tsg_uiditem *)out = (struct tsg_uiditem){ .uid = (uint32_t)v, .neg = it->neg };
+	return 0;
+}
+
+static int conv_comm(struct ld *L, const struct ritem *it, const char *field, void *out)
+{
+	struct tsg_stritem si = { .neg = it->neg };
+
+	(void)field;
+	if (it->regex) {
+		char msg[256];
+		size_t off = 0;
+		int rr = tsg_regex_new(it->text, &si.re, &off, msg, sizeof(msg));
+
+		if (rr == -ENOMEM)
+			return rr;
+		if (rr < 0) {
+			ld_item_err(L, it, off, "bad regex \"%s\" for comm: %s at offset %zu", it->text,
+				 msg, off);
+			return -EINVAL;
+		}
+	} else if (strlen(it->text) >= TSG_COMM_LEN) {
+		ld_item_err(L, it, 0,
+			 "comm \"%s\" is longer than %d characters; the kernel keeps only the first %d (\"%.*s\")",
+			 it->text, TSG_COMM_LEN - 1, TSG_COMM_LEN - 1, TSG_COMM_LEN - 1, it->text);
+		return -EINVAL;
+	}
+	si.s = strdup(it->text);
+	if (!si.s) {
+		tsg_regex_free(si.re);
+		return -ENOMEM;
+	}
+	*(struct tsg_stritem *)out = si;
+	return 0;
+}
+
+static int conv_cgroup(struct ld *L, const struct ritem *it, const char *field, void *out)
+{
+	struct tsg_stritem si = { .neg = it->neg };
+	size_t n;
+
+	(void)field;
+	if (it->text[0] != '/' || strstr(it->text, "//")) {
+		ld_item_err(L, it, 0,
+			 "bad cgroup \"%s\": expected a cgroup v2 path starting with \"/\" (e.g. /system.slice/nginx.service)",
+			 it->text);
+		return -EINVAL;
+	}
+	si.s = strdup(it->text);
+	if (!si.s)
+		return -ENOMEM;
+	n = strlen(si.s);
+	while (n > 1 && si.s[n - 1] == '/') /* "/a/b/" is "/a/b" */
+		si.s[--n] = 0;
+	*(struct tsg_stritem *)out = si;
+	return 0;
 }
 
 static int conv_family(struct ld *L, const struct ritems *in, uint8_t *mask)
@@ -309,8 +277,8 @@ static int conv_family(struct ld *L, const struct ritems *in, uint8_t *mask)
 		} else if (!strcmp(it->text, "ipv6")) {
 			bit = 2;
 		} else {
-			ld_item_err(L, it, 0, "bad family \"%s\": expected ipv4 or ipv6%s",
-				    it->text, ld_dym(it->text, fams, dym, sizeof(dym)));
+			ld_item_err(L, it, 0, "bad family \"%s\": expected ipv4 or ipv6%s", it->text,
+				 ld_dym(it->text, fams, dym, sizeof(dym)));
 			r = -EINVAL;
 			continue;
 		}
@@ -329,8 +297,8 @@ static int conv_family(struct ld *L, const struct ritems *in, uint8_t *mask)
 	return 0;
 }
 
-static const char *const match_keys[] = {"family", "lport",  "rport", "laddr",	   "raddr", "comm",
-					 "uid",	   "cgroup", "netns", "container", "pod",   NULL};
+static const char *const match_keys[] = { "family", "lport", "rport",	   "laddr", "raddr", "comm",
+					  "uid",    "cgroup", "netns", "container", "pod",  NULL };
 enum {
 	MK_FAMILY,
 	MK_LPORT,
@@ -376,25 +344,25 @@ int ld_match(struct ld *L, struct ld_file *f, yaml_node_t *n, const char *rule,
 				r1 = conv_family(L, &items, &m->family_mask);
 				break;
 			case MK_LPORT:
-				r1 = conv_ports(L, &items, "lport", &m->lport);
+				r1 = CONV_SET(L, &items, "lport", false, conv_port, &m->lport);
 				break;
 			case MK_RPORT:
-				r1 = conv_ports(L, &items, "rport", &m->rport);
+				r1 = CONV_SET(L, &items, "rport", false, conv_port, &m->rport);
 				break;
 			case MK_LADDR:
-				r1 = conv_cidrs(L, &items, "laddr", &m->laddr);
+				r1 = CONV_SET(L, &items, "laddr", false, conv_cidr, &m->laddr);
 				break;
 			case MK_RADDR:
-				r1 = conv_cidrs(L, &items, "raddr", &m->raddr);
+				r1 = CONV_SET(L, &items, "raddr", false, conv_cidr, &m->raddr);
 				break;
 			case MK_COMM:
-				r1 = conv_comm(L, &items, &m->comm);
+				r1 = CONV_SET(L, &items, "comm", true, conv_comm, &m->comm);
 				break;
 			case MK_UID:
-				r1 = conv_uids(L, &items, &m->uid);
+				r1 = CONV_SET(L, &items, "uid", false, conv_uid, &m->uid);
 				break;
 			case MK_CGROUP:
-				r1 = conv_cgroups(L, &items, &m->cgroup);
+				r1 = CONV_SET(L, &items, "cgroup", false, conv_cgroup, &m->cgroup);
 				break;
 			case MK_NETNS:
 				r1 = ld_conv_netns(L, &items, &m->netns);

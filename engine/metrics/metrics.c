@@ -243,17 +243,21 @@ static void render_rules(struct buf *b, const struct tsg_metrics_snapshot *s)
 			 "rule", s->rules[i].name, NULL, NULL, NULL, NULL);
 }
 
+/* The result label of the action and URL series, in tsg_action_stats order
+ * (a webhook URL never skips: its series stop at dropped). */
+static const char *const results[] = { "sent",	  "failed",  "timed_out",
+				       "retried", "dropped", "skipped" };
+
 static void render_actions(struct buf *b, const struct tsg_metrics_snapshot *s)
 {
-	static const char *const results[] = { "sent", "failed", "timed_out", "retried",
-					       "dropped" };
 
 	family(b, "tsguard_action_results_total", "counter",
-	       "Action runs by action, type and result (sent, failed, timed_out, retried, dropped).");
+	       "Action runs by action, type and result (sent, failed, timed_out, retried, dropped, "
+	       "skipped).");
 	for (size_t i = 0; i < s->nactions; i++) {
 		const struct tsg_metrics_action *a = &s->actions[i];
-		const uint64_t v[] = { a->st.sent, a->st.failed, a->st.timed_out, a->st.retried,
-				       a->st.dropped };
+		const uint64_t v[] = { a->st.sent,    a->st.failed,  a->st.timed_out,
+				       a->st.retried, a->st.dropped, a->st.skipped };
 
 		for (size_t r = 0; r < sizeof(results) / sizeof(results[0]); r++)
 			sample_l(b, "tsguard_action_results_total", v[r], "action", a->name,
@@ -266,6 +270,88 @@ static void render_actions(struct buf *b, const struct tsg_metrics_snapshot *s)
 			 s->actions[i].name, NULL, NULL, NULL, NULL);
 }
 
+/* The URL as a label: without the user information (user:password@), which
+ * must not reach a scraper. */
+static void url_shown(const char *url, char *out, size_t n)
+{
+	const char *h = strstr(url, "://"), *at = NULL, *end;
+
+	if (!h) {
+		snprintf(out, n, "%s", url);
+		return;
+	}
+	h += 3;
+	end = h + strcspn(h, "/?#");
+	for (const char *p = h; p < end; p++)
+		if (*p == '@')
+			at = p;
+	snprintf(out, n, "%.*s%s", (int)(h - url), url, at ? at + 1 : h);
+}
+
+/* URLs i and j of s show the same series (the same action and shown URL). */
+static bool url_same(const struct tsg_metrics_snapshot *s, size_t i, size_t j)
+{
+	char a[sizeof(s->urls[0].url)], b[sizeof(a)];
+
+	if (strcmp(s->urls[i].action, s->urls[j].action))
+		return false;
+	url_shown(s->urls[i].url, a, sizeof(a));
+	url_shown(s->urls[j].url, b, sizeof(b));
+	return !strcmp(a, b);
+}
+
+/* The sums of URL i and of the later ones showing the same series as it;
+ * false when an earlier one shows it (it was rendered there). */
+static bool url_sum(const struct tsg_metrics_snapshot *s, size_t i, struct tsg_action_stats *t)
+{
+	for (size_t j = 0; j < i; j++)
+		if (url_same(s, j, i))
+			return false;
+	*t = s->urls[i].st;
+	for (size_t j = i + 1; j < s->nurls; j++) {
+		if (!url_same(s, i, j))
+			continue;
+		t->sent += s->urls[j].st.sent;
+		t->failed += s->urls[j].st.failed;
+		t->timed_out += s->urls[j].st.timed_out;
+		t->retried += s->urls[j].st.retried;
+		t->dropped += s->urls[j].st.dropped;
+		t->queued_now += s->urls[j].st.queued_now;
+	}
+	return true;
+}
+
+/* Per URL of the webhook actions: tsguard_webhook_url_results_total and
+ * tsguard_webhook_url_queue_depth (the action's series are their sums). */
+static void render_urls(struct buf *b, const struct tsg_metrics_snapshot *s)
+{
+	char u[sizeof(s->urls[0].url)];
+	struct tsg_action_stats t;
+
+	family(b, "tsguard_webhook_url_results_total", "counter",
+	       "Webhook deliveries by action, URL and result (sent, failed, timed_out, retried, "
+	       "dropped).");
+	for (size_t i = 0; i < s->nurls; i++) {
+		if (!url_sum(s, i, &t))
+			continue;
+		const uint64_t v[] = { t.sent, t.failed, t.timed_out, t.retried, t.dropped };
+
+		url_shown(s->urls[i].url, u, sizeof(u));
+		for (size_t r = 0; r < sizeof(v) / sizeof(v[0]); r++)
+			sample_l(b, "tsguard_webhook_url_results_total", v[r], "action",
+				 s->urls[i].action, "url", u, "result", results[r]);
+	}
+	family(b, "tsguard_webhook_url_queue_depth", "gauge",
+	       "Webhook deliveries queued or in flight now, by action and URL.");
+	for (size_t i = 0; i < s->nurls; i++) {
+		if (!url_sum(s, i, &t))
+			continue;
+		url_shown(s->urls[i].url, u, sizeof(u));
+		sample_l(b, "tsguard_webhook_url_queue_depth", t.queued_now, "action",
+			 s->urls[i].action, "url", u, NULL, NULL);
+	}
+}
+
 int tsg_metrics_render(const struct tsg_metrics_snapshot *s, char **out, size_t *len)
 {
 	struct buf b = { 0 };
@@ -275,6 +361,7 @@ int tsg_metrics_render(const struct tsg_metrics_snapshot *s, char **out, size_t 
 	render_engine(&b, &s->engine);
 	render_rules(&b, s);
 	render_actions(&b, s);
+	render_urls(&b, s);
 
 	family(&b, "tsguard_reloads_total", "counter", "Rule reloads (SIGHUP) by result.");
 	sample_l(&b, "tsguard_reloads_total", s->reloads_ok, "result", "ok", NULL, NULL, NULL,
@@ -308,6 +395,7 @@ static void snap_free(struct snap_ref *r)
 		return;
 	free(r->s.rules);
 	free(r->s.actions);
+	free(r->s.urls);
 	free(r);
 }
 
@@ -320,6 +408,7 @@ static struct snap_ref *snap_copy(const struct tsg_metrics_snapshot *s)
 	r->s = *s;
 	r->s.rules = NULL;
 	r->s.actions = NULL;
+	r->s.urls = NULL;
 	r->refs = 1;
 	if (s->nrules) {
 		r->s.rules = calloc(s->nrules, sizeof(*r->s.rules));
@@ -339,6 +428,16 @@ static struct snap_ref *snap_copy(const struct tsg_metrics_snapshot *s)
 		for (size_t i = 0; i < s->nactions; i++) {
 			r->s.actions[i].name[sizeof(r->s.actions[i].name) - 1] = '\0';
 			r->s.actions[i].type[sizeof(r->s.actions[i].type) - 1] = '\0';
+		}
+	}
+	if (s->nurls) {
+		r->s.urls = calloc(s->nurls, sizeof(*r->s.urls));
+		if (!r->s.urls)
+			goto fail;
+		memcpy(r->s.urls, s->urls, s->nurls * sizeof(*r->s.urls));
+		for (size_t i = 0; i < s->nurls; i++) {
+			r->s.urls[i].action[sizeof(r->s.urls[i].action) - 1] = '\0';
+			r->s.urls[i].url[sizeof(r->s.urls[i].url) - 1] = '\0';
 		}
 	}
 	return r;

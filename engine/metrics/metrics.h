@@ -26,6 +26,13 @@ struct tsg_metrics_action {
 	struct tsg_action_stats st;
 };
 
+/* One URL of a webhook action (tsg_actions_get_url_stats). */
+struct tsg_metrics_url {
+	char action[72];
+	char url[512]; /* as configured; shown without user:password@ */
+	struct tsg_action_stats st;
+};
+
 struct tsg_metrics_snapshot {
 	struct tsg_engine_stats engine;
 	bool have_capture;
@@ -34,6 +41,8 @@ struct tsg_metrics_snapshot {
 	size_t nrules;
 	struct tsg_metrics_action *actions;
 	size_t nactions;
+	struct tsg_metrics_url *urls; /* every URL of every webhook action */
+	size_t nurls;
 	uint64_t reloads_ok, reloads_failed;
 	double last_reload_ok_time; /* unix seconds, 0 if never */
 	double start_time;          /* unix seconds */

@@ -1,7 +1,7 @@
 #!/bin/bash
 # dist.deb: the Debian package builds, passes lintian and holds what it must.
 #
-#   tests/dist/deb.sh SOURCE_DIR
+#   tests/dist/deb.sh SOURCE_DIR [OUT_DIR]
 #
 # Copies SOURCE_DIR (the working tree as it is, uncommitted changes included;
 # without .git and build directories) to a temporary directory, runs
@@ -13,10 +13,14 @@
 #   - `dpkg-deb -I`: the conffiles list holds every rule file; Depends names
 #     libbpf; the maintainer scripts enable the unit, start it only where
 #     systemd runs, never stop it on upgrade and reload it instead.
+# With OUT_DIR (ctest: BUILD_DIR/dist/deb), the checked package is copied
+# there and its path written to OUT_DIR/deb.path, for dist.deb_use (which
+# installs it); both are removed first, so a failed build leaves none behind.
 # Takes a few minutes (a full build). Without dpkg-buildpackage, dh, lintian
 # or fakeroot: exit 77 (skip), or fail when CI=true.
 set -u
 src=$(readlink -f "$1")
+out=${2:-}
 fail() { echo "FAIL: $*" >&2; exit 1; }
 for t in dpkg-buildpackage dh lintian fakeroot dpkg-deb; do
 	if ! command -v "$t" >/dev/null; then
@@ -27,6 +31,12 @@ for t in dpkg-buildpackage dh lintian fakeroot dpkg-deb; do
 		exit 77
 	fi
 done
+
+if [ -n "$out" ]; then
+	mkdir -p "$out" || fail "cannot create $out"
+	out=$(readlink -f "$out")
+	rm -f "$out/deb.path" "$out"/tsguard_*.deb
+fi
 
 tmp=$(mktemp -d /tmp/tsg-deb.XXXXXX)
 trap 'rm -rf "$tmp"' EXIT
@@ -99,4 +109,9 @@ grep -q '/run/systemd/system' "$ctl/postinst" || fail "postinst starts without c
 grep -q '"$1" = remove' "$ctl/prerm" || fail "prerm stops the unit on more than removal"
 grep -q '^ExecReload=' <(dpkg-deb --fsys-tarfile "$deb" | tar -xOf - ./lib/systemd/system/tsguard.service) ||
 	fail "the unit has no ExecReload="
+if [ -n "$out" ]; then
+	cp "$deb" "$out/" || fail "cannot copy $deb to $out"
+	echo "$out/$(basename "$deb")" >"$out/deb.path" || fail "cannot write $out/deb.path"
+	echo "package kept for dist.deb_use: $out/$(basename "$deb")"
+fi
 echo "ok: $(basename "$deb"): lintian clean of errors; binary, unit, man pages, docs, rule pack as conffiles; enabled, reloaded on upgrade"

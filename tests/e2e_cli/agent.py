@@ -15,7 +15,8 @@ answers one JSON object per line on standard output:
         mode "hold": keep every accepted socket open (CLOSE_WAIT when the peer closes)
         mode "first": close at once, without reading (this side closes first)
   {"op": "served", "id": L}                         -> {"n": accepted so far, "ids": [...]}
-  {"op": "connect", "port": P, "block": true}       -> {"id": I, "result": "ok|refused|inprogress|ERR"}
+  {"op": "connect", "port": P, "block": true}       -> {"id": I, "result": "ok|refused|inprogress|ERR",
+                                                        "lport": the local port (getsockname)}
         optional "lport": bind this local port first (the same 4-tuple in two namespaces)
   {"op": "refuse", "port": P, "n": N}               -> {"refused": K} (N blocking connects)
   {"op": "churn", "port": P, "n": N}                -> {"done": K} (connect, close; with "close" mode server)
@@ -139,7 +140,8 @@ class Agent:
             return {"n": len(ids), "ids": ids}
         if op == "connect":
             i, res = self.connect(cmd["port"], cmd.get("block", True), cmd.get("lport", 0))
-            return {"id": i, "result": res}
+            lport = self.socks[i].getsockname()[1] if i is not None else None
+            return {"id": i, "result": res, "lport": lport}
         if op == "refuse":
             k = 0
             for _ in range(cmd["n"]):

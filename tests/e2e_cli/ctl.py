@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 # SPDX-License-Identifier: MIT
-"""tsguard ctl against a running tsguard (cli.md "Control: tsguard ctl").
+"""tsguard ctl against a running tsguard (docs/ctl.md).
 
 tsguard runs in --replay mode reading a pipe that the test writes, so it keeps
 running (and needs no privileges) while the test asks it questions:

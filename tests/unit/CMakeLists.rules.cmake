@@ -1,5 +1,5 @@
 # Unit tests of the rule loader and the user-space matchers
-# (engine/rules_*.c, template.c, diag.c, match.c). Included by
+# (engine/load/*.c). Included by
 # tests/unit/CMakeLists.txt.
 add_executable(test_rules ${CMAKE_CURRENT_LIST_DIR}/test_rules.c)
 target_link_libraries(test_rules PRIVATE tsg_load tsg_testutil PkgConfig::CMOCKA)

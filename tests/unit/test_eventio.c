@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT */
-/* tsguard: event file reader and writer (cli.md "Event file"). */
+/* tsguard: event file reader and writer (docs/cli.md "Event file"). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -75,6 +75,60 @@ static void test_ipv6_and_mapped_peer(void **state)
 			       &ev, err, sizeof(err)),
 			 0);
 	assert_int_equal(ev.info.family, TSG_FAM_IPV4);
+}
+
+/* cli.md: "family": "ipv6" with a v4-mapped peer is IPv4, as live */
+static void test_ipv6_family_mapped_peer_is_ipv4(void **state)
+{
+	struct tsg_event ev;
+	char err[256], a[64], *out;
+	json_t *o;
+
+	assert_int_equal(parse("{\"ts\": 1, \"sk\": \"x\", \"to\": \"ESTABLISHED\", \"family\": "
+			       "\"ipv6\", \"laddr\": \"::ffff:10.0.0.1\", \"raddr\": "
+			       "\"::ffff:10.2.3.4\"}",
+			       &ev, err, sizeof(err)),
+			 0);
+	assert_int_equal(ev.info.family, TSG_FAM_IPV4);
+	assert_string_equal(tsg_addr_format(ev.info.raddr, a, sizeof(a)), "10.2.3.4");
+	o = tsg_event_to_json(&ev);
+	assert_non_null(o);
+	out = json_dumps(o, JSON_COMPACT);
+	assert_non_null(strstr(out, "\"family\":\"ipv4\""));
+	assert_non_null(strstr(out, "\"raddr\":\"10.2.3.4\""));
+	free(out);
+	json_decref(o);
+	/* the peer decides: a v4-mapped local address with an IPv6 peer stays ipv6 */
+	assert_int_equal(parse("{\"ts\": 1, \"sk\": \"x\", \"to\": \"ESTABLISHED\", \"family\": "
+			       "\"ipv6\", \"laddr\": \"::ffff:10.0.0.1\", \"raddr\": \"fd00::2\"}",
+			       &ev, err, sizeof(err)),
+			 0);
+	assert_int_equal(ev.info.family, TSG_FAM_IPV6);
+	/* no peer on the line: nothing to decide by */
+	assert_int_equal(parse("{\"ts\": 1, \"sk\": \"x\", \"to\": \"LISTEN\", \"family\": "
+			       "\"ipv6\", \"laddr\": \"::ffff:10.0.0.1\"}",
+			       &ev, err, sizeof(err)),
+			 0);
+	assert_int_equal(ev.info.family, TSG_FAM_IPV6);
+}
+
+/* the same rule for the capture's conversion (bpf/capture.c info_from_bpf) */
+static void test_norm_family(void **state)
+{
+	struct tsg_sockinfo in = {0};
+
+	in.family = TSG_FAM_IPV6;
+	in.have = TSG_HAVE(TSG_SF_FAMILY);
+	tsg_sockinfo_norm_family(&in);
+	assert_int_equal(in.family, TSG_FAM_IPV6); /* peer unknown */
+	assert_int_equal(tsg_addr_parse("::ffff:10.2.3.4", in.raddr, NULL), 0);
+	in.have |= TSG_HAVE(TSG_SF_RADDR);
+	tsg_sockinfo_norm_family(&in);
+	assert_int_equal(in.family, TSG_FAM_IPV4);
+	assert_int_equal(tsg_addr_parse("::1", in.raddr, NULL), 0);
+	in.family = TSG_FAM_IPV6;
+	tsg_sockinfo_norm_family(&in);
+	assert_int_equal(in.family, TSG_FAM_IPV6);
 }
 
 static void expect_error(const char *line, const char *words)
@@ -276,15 +330,14 @@ static void test_reader(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_cli_example_lines),
-	    cmocka_unit_test(test_ipv6_and_mapped_peer),
-	    cmocka_unit_test(test_ident_fields),
-	    cmocka_unit_test(test_errors),
-	    cmocka_unit_test(test_blank_line),
-	    cmocka_unit_test(test_read_line_bounded),
-	    cmocka_unit_test(test_write_then_read),
-	    cmocka_unit_test(test_sk_ids),
-	    cmocka_unit_test(test_reader),
+		cmocka_unit_test(test_cli_example_lines), cmocka_unit_test(test_ipv6_and_mapped_peer),
+		cmocka_unit_test(test_ipv6_family_mapped_peer_is_ipv4),
+		cmocka_unit_test(test_norm_family),
+		cmocka_unit_test(test_errors),		  cmocka_unit_test(test_blank_line),
+		cmocka_unit_test(test_read_line_bounded), cmocka_unit_test(test_write_then_read),
+		cmocka_unit_test(test_sk_ids),
+		cmocka_unit_test(test_reader),
+		cmocka_unit_test(test_ident_fields),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -33,6 +33,7 @@
 
 static struct tsg_metrics_rule test_rules[2];
 static struct tsg_metrics_action test_actions[2];
+static struct tsg_metrics_url test_urls[3];
 
 /* A snapshot where every value is distinct, so a value in the wrong series
  * shows up. */
@@ -41,6 +42,7 @@ static void fill(struct tsg_metrics_snapshot *s)
 	memset(s, 0, sizeof(*s));
 	memset(test_rules, 0, sizeof(test_rules));
 	memset(test_actions, 0, sizeof(test_actions));
+	memset(test_urls, 0, sizeof(test_urls));
 	s->have_capture = true;
 	s->capture = (struct tsg_capture_stats){ .seen = 1001, .filtered = 1002, .sent = 1003,
 						 .lost = 1004, .map_full = 1005,
@@ -75,6 +77,24 @@ static void fill(struct tsg_metrics_snapshot *s)
 	test_actions[1].st.sent = 33;
 	s->actions = test_actions;
 	s->nactions = 2;
+	/* the alertmanager action's URLs: am-2 twice, with two passwords; the
+	 * action's stats above are not their sums, on purpose (distinct values) */
+	strcpy(test_urls[0].action, "alertmanager");
+	strcpy(test_urls[0].url, "http://am-1:9093/api/v2/alerts");
+	test_urls[0].st = (struct tsg_action_stats){.sent = 51,
+						    .failed = 52,
+						    .timed_out = 53,
+						    .retried = 54,
+						    .dropped = 55,
+						    .queued_now = 56};
+	strcpy(test_urls[1].action, "alertmanager");
+	strcpy(test_urls[1].url, "http://ops:s3cret@am-2:9093/api/v2/alerts?x=@y");
+	test_urls[1].st = (struct tsg_action_stats){.sent = 61, .failed = 62, .queued_now = 63};
+	strcpy(test_urls[2].action, "alertmanager");
+	strcpy(test_urls[2].url, "http://a@b:other@am-2:9093/api/v2/alerts?x=@y");
+	test_urls[2].st = (struct tsg_action_stats){.sent = 100, .dropped = 7, .queued_now = 1};
+	s->urls = test_urls;
+	s->nurls = 3;
 	s->reloads_ok = 41;
 	s->reloads_failed = 42;
 	s->last_reload_ok_time = 1764237600.5;
@@ -169,6 +189,54 @@ static void test_render_values(void **state)
 	assert_line(t, "tsguard_start_time_seconds 1764230000.250");
 	assert_line(t, "tsguard_dry_run 1");
 	assert_line(t, "tsguard_build_info{version=\"" TSG_VERSION "\"} 1");
+	free(t);
+}
+
+static void test_render_urls(void **state)
+{
+	struct tsg_metrics_snapshot s;
+	char *t;
+
+	fill(&s);
+	t = render(&s);
+	assert_line(t, "# TYPE tsguard_webhook_url_results_total counter");
+	assert_line(t, "tsguard_webhook_url_results_total{action=\"alertmanager\",url=\"http://"
+		       "am-1:9093/api/v2/alerts\",result=\"sent\"} 51");
+	assert_line(t, "tsguard_webhook_url_results_total{action=\"alertmanager\",url=\"http://"
+		       "am-1:9093/api/v2/alerts\",result=\"failed\"} 52");
+	assert_line(t, "tsguard_webhook_url_results_total{action=\"alertmanager\",url=\"http://"
+		       "am-1:9093/api/v2/alerts\",result=\"timed_out\"} 53");
+	assert_line(t, "tsguard_webhook_url_results_total{action=\"alertmanager\",url=\"http://"
+		       "am-1:9093/api/v2/alerts\",result=\"retried\"} 54");
+	assert_line(t, "tsguard_webhook_url_results_total{action=\"alertmanager\",url=\"http://"
+		       "am-1:9093/api/v2/alerts\",result=\"dropped\"} 55");
+	assert_line(t, "# TYPE tsguard_webhook_url_queue_depth gauge");
+	assert_line(t, "tsguard_webhook_url_queue_depth{action=\"alertmanager\",url=\"http://"
+		       "am-1:9093/api/v2/alerts\"} 56");
+	/* no user:password@ in a label; two URLs that differ only there are one
+	 * series, their sums; an @ in the query string stays */
+	assert_null(strstr(t, "s3cret"));
+	assert_null(strstr(t, "other@"));
+	assert_line(t, "tsguard_webhook_url_results_total{action=\"alertmanager\",url=\"http://"
+		       "am-2:9093/api/v2/alerts?x=@y\",result=\"sent\"} 161");
+	assert_line(t, "tsguard_webhook_url_results_total{action=\"alertmanager\",url=\"http://"
+		       "am-2:9093/api/v2/alerts?x=@y\",result=\"failed\"} 62");
+	assert_line(t, "tsguard_webhook_url_results_total{action=\"alertmanager\",url=\"http://"
+		       "am-2:9093/api/v2/alerts?x=@y\",result=\"dropped\"} 7");
+	assert_line(t, "tsguard_webhook_url_queue_depth{action=\"alertmanager\",url=\"http://"
+		       "am-2:9093/api/v2/alerts?x=@y\"} 64");
+	{
+		const char *p = t;
+		int n = 0;
+
+		while ((p = strstr(p, "tsguard_webhook_url_queue_depth{")))
+			n++, p++;
+		assert_int_equal(n, 2);
+	}
+	/* the action's own series are unchanged */
+	assert_line(t, "tsguard_action_results_total{action=\"alertmanager\",type=\"webhook\","
+		       "result=\"sent\"} 11");
+	assert_line(t, "tsguard_action_queue_depth{action=\"alertmanager\"} 16");
 	free(t);
 }
 
@@ -635,6 +703,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_render_values),
+		cmocka_unit_test(test_render_urls),
 		cmocka_unit_test(test_render_no_capture),
 		cmocka_unit_test(test_render_every_sample_has_help_and_type),
 		cmocka_unit_test(test_label_escaping),

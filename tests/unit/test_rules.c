@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Unit tests of the rule loader (engine/rules_*.c, template.c, diag.c).
+ * Unit tests of the rule loader (the C files of engine/load/).
  *
  * The one-file error cases are the table rules_errors.h (YAML text, the
  * expected "LINE:COL" of the first error and words its message must hold),
@@ -342,7 +342,7 @@ static void err_messages_in_file_order(void **state)
 	tsg_diags_fini(&d);
 }
 
-/* ---- positive: the examples of rules.md ------------------------------------ */
+/* ---- positive: the examples of docs/rules.md ------------------------------- */
 
 static const struct tsg_rule *rule(const struct tsg_ruleset *rs, const char *name)
 {
@@ -701,43 +701,43 @@ static const struct {
 } root_cases[] = {
 	{ "a misspelt longer_than",
 	  "rules:\n  - name: slow\n    when: {state: SYN_SENT, longer_then: 500ms}\n",
-	  { "3:29: error: unknown field \"longer_then\" in when of rule \"slow\" (expected from, to, state, longer_than, count_above, resolve_below, by, for, rate_above or per) (did you mean \"longer_than\"?)" } },
+	  { "3:29: error: unknown field \"longer_then\" in when of rule \"slow\" (expected from, to, state, longer_than, count_above, resolve_below, by, for, rate_above, per or queue_above) (did you mean \"longer_than\"?)" } },
 	{ "a misspelt state (time)",
 	  "rules:\n  - name: tm\n    when: {stat: SYN_SENT, longer_than: 1s}\n",
-	  { "3:12: error: unknown field \"stat\" in when of rule \"tm\" (expected from, to, state, longer_than, count_above, resolve_below, by, for, rate_above or per) (did you mean \"state\"?)" } },
+	  { "3:12: error: unknown field \"stat\" in when of rule \"tm\" (expected from, to, state, longer_than, count_above, resolve_below, by, for, rate_above, per or queue_above) (did you mean \"state\"?)" } },
 	{ "a misspelt count_above",
 	  "rules:\n  - name: cnt\n    when: {state: TIME_WAIT, count_abve: 500, by: comm}\n",
-	  { "3:30: error: unknown field \"count_abve\" in when of rule \"cnt\" (expected from, to, state, longer_than, count_above, resolve_below, by, for, rate_above or per) (did you mean \"count_above\"?)" } },
+	  { "3:30: error: unknown field \"count_abve\" in when of rule \"cnt\" (expected from, to, state, longer_than, count_above, resolve_below, by, for, rate_above, per or queue_above) (did you mean \"count_above\"?)" } },
 	{ "a misspelt state (count)",
 	  "rules:\n  - name: cnt\n    when: {sate: TIME_WAIT, count_above: 500, by: comm}\n",
-	  { "3:12: error: unknown field \"sate\" in when of rule \"cnt\" (expected from, to, state, longer_than, count_above, resolve_below, by, for, rate_above or per) (did you mean \"state\"?)" } },
+	  { "3:12: error: unknown field \"sate\" in when of rule \"cnt\" (expected from, to, state, longer_than, count_above, resolve_below, by, for, rate_above, per or queue_above) (did you mean \"state\"?)" } },
 	{ "a misspelt by (count)",
 	  "rules:\n  - name: cnt\n    when: {state: TIME_WAIT, count_above: 500, bye: comm}\n",
-	  { "3:48: error: unknown field \"bye\" in when of rule \"cnt\" (expected from, to, state, longer_than, count_above, resolve_below, by, for, rate_above or per) (did you mean \"by\"?)" } },
+	  { "3:48: error: unknown field \"bye\" in when of rule \"cnt\" (expected from, to, state, longer_than, count_above, resolve_below, by, for, rate_above, per or queue_above) (did you mean \"by\"?)" } },
 	{ "a misspelt resolve_below",
 	  "rules:\n  - name: cnt\n    when: {state: TIME_WAIT, count_above: 500, resolve_bellow: 400, by: comm}\n",
-	  { "3:48: error: unknown field \"resolve_bellow\" in when of rule \"cnt\" (expected from, to, state, longer_than, count_above, resolve_below, by, for, rate_above or per) (did you mean \"resolve_below\"?)" } },
+	  { "3:48: error: unknown field \"resolve_bellow\" in when of rule \"cnt\" (expected from, to, state, longer_than, count_above, resolve_below, by, for, rate_above, per or queue_above) (did you mean \"resolve_below\"?)" } },
 	{ "a misspelt for",
 	  "rules:\n  - name: cnt\n    when: {state: TIME_WAIT, count_above: 500, by: comm, forr: 30s}\n",
-	  { "3:58: error: unknown field \"forr\" in when of rule \"cnt\" (expected from, to, state, longer_than, count_above, resolve_below, by, for, rate_above or per) (did you mean \"for\"?)" } },
+	  { "3:58: error: unknown field \"forr\" in when of rule \"cnt\" (expected from, to, state, longer_than, count_above, resolve_below, by, for, rate_above, per or queue_above) (did you mean \"for\"?)" } },
 	{ "a misspelt rate_above",
 	  "rules:\n  - name: rate\n    when: {from: SYN_SENT, to: CLOSE, rate_abov: 5, per: 10s, by: raddr}\n",
-	  { "3:39: error: unknown field \"rate_abov\" in when of rule \"rate\" (expected from, to, state, longer_than, count_above, resolve_below, by, for, rate_above or per) (did you mean \"rate_above\"?)" } },
+	  { "3:39: error: unknown field \"rate_abov\" in when of rule \"rate\" (expected from, to, state, longer_than, count_above, resolve_below, by, for, rate_above, per or queue_above) (did you mean \"rate_above\"?)" } },
 	{ "a misspelt per",
 	  "rules:\n  - name: rate\n    when: {to: CLOSE, rate_above: 5, pre: 10s, by: raddr}\n",
-	  { "3:38: error: unknown field \"pre\" in when of rule \"rate\" (expected from, to, state, longer_than, count_above, resolve_below, by, for, rate_above or per) (did you mean \"per\"?)" } },
+	  { "3:38: error: unknown field \"pre\" in when of rule \"rate\" (expected from, to, state, longer_than, count_above, resolve_below, by, for, rate_above, per or queue_above) (did you mean \"per\"?)" } },
 	{ "a misspelt by (rate)",
 	  "rules:\n  - name: rate\n    when: {to: CLOSE, rate_above: 5, per: 10s, bi: raddr}\n",
-	  { "3:48: error: unknown field \"bi\" in when of rule \"rate\" (expected from, to, state, longer_than, count_above, resolve_below, by, for, rate_above or per) (did you mean \"by\"?)" } },
+	  { "3:48: error: unknown field \"bi\" in when of rule \"rate\" (expected from, to, state, longer_than, count_above, resolve_below, by, for, rate_above, per or queue_above) (did you mean \"by\"?)" } },
 	{ "a misspelt from (rate)",
 	  "rules:\n  - name: rate\n    when: {form: SYN_SENT, rate_above: 5, per: 10s, by: raddr}\n",
-	  { "3:12: error: unknown field \"form\" in when of rule \"rate\" (expected from, to, state, longer_than, count_above, resolve_below, by, for, rate_above or per) (did you mean \"from\"?)" } },
+	  { "3:12: error: unknown field \"form\" in when of rule \"rate\" (expected from, to, state, longer_than, count_above, resolve_below, by, for, rate_above, per or queue_above) (did you mean \"from\"?)" } },
 	{ "a misspelt from (transition)",
 	  "rules:\n  - name: tr\n    when: {form: SYN_SENT}\n",
-	  { "3:12: error: unknown field \"form\" in when of rule \"tr\" (expected from, to, state, longer_than, count_above, resolve_below, by, for, rate_above or per) (did you mean \"from\"?)" } },
+	  { "3:12: error: unknown field \"form\" in when of rule \"tr\" (expected from, to, state, longer_than, count_above, resolve_below, by, for, rate_above, per or queue_above) (did you mean \"from\"?)" } },
 	{ "a misspelt to (transition)",
 	  "rules:\n  - name: tr\n    when: {tp: CLOSE}\n",
-	  { "3:12: error: unknown field \"tp\" in when of rule \"tr\" (expected from, to, state, longer_than, count_above, resolve_below, by, for, rate_above or per) (did you mean \"to\"?)" } },
+	  { "3:12: error: unknown field \"tp\" in when of rule \"tr\" (expected from, to, state, longer_than, count_above, resolve_below, by, for, rate_above, per or queue_above) (did you mean \"to\"?)" } },
 	{ "a misspelt when",
 	  "rules:\n  - name: nw\n    wehn: {to: CLOSE}\n",
 	  { "3:5: error: unknown field \"wehn\" in rule \"nw\" (expected name, description, summary, severity, enabled, labels, match, when, cooldown or actions) (did you mean \"when\"?)" } },
