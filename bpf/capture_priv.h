@@ -8,6 +8,7 @@
  *   capture_owner.c     owners: cgroup id -> path, owners of pre-existing sockets
  *   capture_timewait.c  TIME_WAIT sockets followed until they disappear
  *   capture_snapshot.c  the startup / reload snapshot (iter/tcp + /proc)
+ *   capture_netns.c     the network namespaces scanned, and entering them
  */
 #ifndef TSG_CAPTURE_PRIV_H
 #define TSG_CAPTURE_PRIV_H
@@ -19,6 +20,7 @@ struct tw_entry;
 struct cg_entry;
 struct snapshot_owner;
 struct listener_owner;
+struct cap_netns;
 
 struct tsg_capture {
 	struct tsguard_bpf *skel;
@@ -54,6 +56,12 @@ struct tsg_capture {
 	struct listener_owner *listener_owners;
 	size_t listener_owners_n;
 
+	/* network namespaces (capture_netns.c); NULL with --netns host */
+	uint32_t self_netns; /* the inode of tsguard's own */
+	struct cap_netns *netns;
+	uint32_t *netns_allowed; /* what the gate netns_allow holds now */
+	size_t netns_allowed_n;
+
 	uint64_t snapshot_sockets;
 	uint64_t last_lost;
 	uint64_t last_lost_log;
@@ -66,9 +74,13 @@ void cap_deliver(struct tsg_capture *c, const struct tsg_event *ev);
 /* The 4-tuple fields every kernel record carries (port 0: not known yet). */
 void cap_info_from_bpf(struct tsg_sockinfo *in, const uint8_t *la, const uint8_t *ra, uint16_t lp,
 		       uint16_t rp, uint8_t family);
+/* The socket's namespace (and its name); its cgroup (its own, else its
+ * owner's) with the container and pod found in it. */
+void cap_info_netns(struct tsg_capture *c, struct tsg_sockinfo *in, uint32_t netns);
+void cap_info_cgroup(struct tsg_capture *c, struct tsg_sockinfo *in, uint64_t sk_cgroup);
 typedef void (*cap_iter_fn)(struct tsg_capture *c, const struct tsg_bpf_iter_rec *r, void *arg);
-/* Runs iter/tcp (all sockets, or only timewait ones), fn for each record. */
-int cap_run_iter(struct tsg_capture *c, bool tw_only, cap_iter_fn fn, void *arg);
+/* Reads an iter/tcp fd to its end, fn for each record. */
+int cap_iter_read(struct tsg_capture *c, int fd, cap_iter_fn fn, void *arg);
 uint32_t cap_pow2_at_least(uint32_t v, uint32_t min);
 
 /* ---- capture_maps.c ---- */
@@ -92,12 +104,43 @@ void cap_owners_remember(struct tsg_capture *c, const struct tsg_event *ev);
 /* Live event: the owner the snapshot found, for a socket the kernel has none for. */
 void cap_owners_apply(struct tsg_capture *c, struct tsg_event *ev);
 
+/* Forgets the listeners that predate tsguard in a namespace that is gone. */
+void cap_owners_forget_netns(struct tsg_capture *c, uint32_t netns);
+
+/* ---- capture_netns.c ---- */
+
+/* The own namespace; with --netns all also the set of the others. */
+int cap_netns_init(struct tsg_capture *c);
+void cap_netns_free(struct tsg_capture *c);
+/* Finds the namespaces that exist now (and their names); frees those gone. */
+void cap_netns_discover(struct tsg_capture *c);
+/* Every few seconds: discovery again (names, namespaces gone). */
+void cap_netns_tick(struct tsg_capture *c);
+/* An event of namespace ino: looked up if unknown (at most once a second). */
+void cap_netns_event(struct tsg_capture *c, uint32_t ino);
+const char *cap_netns_name(const struct tsg_capture *c, uint32_t ino);
+bool cap_netns_known(const struct tsg_capture *c, uint32_t ino);
+uint32_t cap_netns_self(const struct tsg_capture *c);
+/* The inode of a namespace named NAME under /run/netns, 0 when none. */
+uint32_t cap_netns_lookup_name(const struct tsg_capture *c, const char *name);
+uint64_t cap_netns_count(const struct tsg_capture *c);
+void cap_netns_counts(const struct tsg_capture *c, uint64_t *known, uint64_t *overflow,
+		      uint64_t *freed);
+/* Runs iter/tcp in every known namespace (or those in only[nonly]), fn for
+ * each record. An error of our own namespace is returned; the others' are
+ * logged and skipped. */
+int cap_netns_iter(struct tsg_capture *c, const uint32_t *only, size_t nonly, bool tw_only,
+		   cap_iter_fn fn, void *arg);
+/* The kernel gate netns_allow from the plan the maps hold (capture_maps.c). */
+void cap_netns_allow_refresh(struct tsg_capture *c);
+
 /* ---- capture_timewait.c ---- */
 
 int cap_tw_init(struct tsg_capture *c);
 void cap_tw_free(struct tsg_capture *c);
-/* A hash of a 4-tuple (addresses and host-order ports). */
-uint64_t cap_tuple_hash(const uint8_t la[16], const uint8_t ra[16], uint16_t lp, uint16_t rp);
+/* A hash of a 4-tuple (addresses and host-order ports) in a namespace. */
+uint64_t cap_tuple_hash(uint32_t netns, const uint8_t la[16], const uint8_t ra[16], uint16_t lp,
+			uint16_t rp);
 /* Follows a socket that entered TIME_WAIT (event or snapshot). */
 void cap_tw_enter(struct tsg_capture *c, const struct tsg_event *ev);
 /* The info of ev's socket when it is followed already (same 4-tuple and id). */
@@ -109,5 +152,7 @@ int cap_tw_timeout(const struct tsg_capture *c, int timeout_ms);
 /* When due: drains the ring buffer, then reports the exits of the followed
  * sockets that no longer exist. */
 void cap_tw_scan_if_due(struct tsg_capture *c);
+/* A namespace is gone: its followed sockets leave TIME_WAIT now; how many. */
+size_t cap_tw_forget_netns(struct tsg_capture *c, uint32_t netns);
 
 #endif

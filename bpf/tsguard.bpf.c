@@ -26,6 +26,8 @@ const volatile __u64 wakeup_bytes = 0;
 /* Written by user space at run time. */
 struct tsg_bpf_cfg cfg = {};
 __u32 iter_tw_only = 0;
+/* 1: only namespaces in netns_allow pass (the rules name namespaces) */
+__u32 netns_filter = 0;
 __u64 fb_next_id = 0;
 
 /* ---- plan maps ---------------------------------------------------------- */
@@ -93,6 +95,15 @@ struct {
 	__type(key, __u32);
 	__type(value, __u64);
 } uid SEC(".maps");
+
+/* Namespaces some rule names (inode -> 1), while netns_filter is set. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, TSG_BPF_NETNS_MAX);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, __u32);
+	__type(value, __u64);
+} netns_allow SEC(".maps");
 
 /* ---- state --------------------------------------------------------------- */
 
@@ -189,11 +200,33 @@ static __always_inline __u64 lookup_u64(void *map, const void *key)
 	return v ? *v : 0;
 }
 
-static __always_inline bool our_netns(const struct sock_common *skc)
+/*
+ * Is a namespace watched? --netns host: only ours (netns_ino); rules that
+ * name namespaces: only those (netns_allow). Namespaces never change, so a
+ * socket is either watched for its whole life or not; only a reload can
+ * change it, and a socket that already crossed keeps crossing (callers).
+ */
+static __always_inline bool netns_watched(__u32 ino)
 {
-	if (!netns_ino)
-		return true;
-	return BPF_CORE_READ(skc, skc_net.net, ns.inum) == netns_ino;
+	if (netns_ino && ino != netns_ino)
+		return false;
+	if (netns_filter && !bpf_map_lookup_elem(&netns_allow, &ino))
+		return false;
+	return true;
+}
+
+static __always_inline __u32 sk_netns(const struct sock_common *skc)
+{
+	return BPF_CORE_READ(skc, skc_net.net, ns.inum);
+}
+
+/* The socket's own cgroup v2 id (set when it was created; an accepted
+ * socket has its listener's). 0 when the kernel has no such field. */
+static __always_inline __u64 sk_cgroup_id(const struct sock *sk)
+{
+	if (!bpf_core_field_exists(sk->sk_cgrp_data.cgroup))
+		return 0;
+	return BPF_CORE_READ(sk, sk_cgrp_data.cgroup, kn, id);
 }
 
 struct tuple {
@@ -343,7 +376,7 @@ static __always_inline void submit(struct tsg_bpf_event *e)
 }
 
 static __always_inline int process(struct sock *sk, int oldstate, int newstate,
-				   struct sk_state *st, __u64 cookie, __u8 flags)
+				   struct sk_state *st, __u64 cookie, __u8 flags, __u32 netns)
 {
 	struct tsg_bpf_event *e;
 	struct tuple t = {};
@@ -422,6 +455,9 @@ static __always_inline int process(struct sock *sk, int oldstate, int newstate,
 		__builtin_memset(e->comm, 0, TSG_BPF_COMM_LEN);
 	}
 	e->flags = flags;
+	e->netns = netns;
+	e->pad2 = 0;
+	e->sk_cgroup = sk_cgroup_id(sk);
 	submit(e);
 	count(TSG_BPF_C_SENT);
 	if (from == TSG_BPF_TCP_CLOSE && to == TSG_BPF_TCP_SYN_SENT && !t.lport) {
@@ -477,13 +513,19 @@ static __always_inline __u64 trans_id(__u64 cookie, int oldstate, int newstate)
 static __always_inline int handle_btf(struct sock *sk, int oldstate, int newstate, __u64 cookie)
 {
 	struct sk_state *st;
+	__u32 ns;
 
 	if (sk->sk_protocol != IPPROTO_TCP)
 		return 0;
-	/* our_netns() without its three helper calls: sk is a BTF pointer */
-	if (netns_ino && sk->__sk_common.skc_net.net->ns.inum != netns_ino) {
-		count(TSG_BPF_C_OTHER_NS);
-		return 0;
+	ns = sk_netns(&sk->__sk_common);
+	if (!netns_watched(ns)) {
+		/* a socket that crossed before a reload unwatched its
+		 * namespace still sends its end (sk_state.sent) */
+		st = bpf_sk_storage_get(&sk_stor, sk, 0, 0);
+		if (!st || !st->sent) {
+			count(TSG_BPF_C_OTHER_NS);
+			return 0;
+		}
 	}
 	count(TSG_BPF_C_SEEN);
 	st = bpf_sk_storage_get(&sk_stor, sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
@@ -504,7 +546,7 @@ static __always_inline int handle_btf(struct sock *sk, int oldstate, int newstat
 		st->last = 0;
 		st->rst = 0;
 	}
-	return process(sk, oldstate, newstate, st, cookie, 0);
+	return process(sk, oldstate, newstate, st, cookie, 0, ns);
 }
 
 SEC("tp_btf/inet_sock_set_state")
@@ -562,16 +604,17 @@ int tsg_set_state_tp(struct trace_event_raw_inet_sock_set_state *ctx)
 	__u64 key = (__u64)ctx->skaddr, cookie;
 	int oldstate = ctx->oldstate, newstate = ctx->newstate;
 	struct sk_state *st, *lst;
-	__u32 lp;
+	__u32 lp, ns;
 
 	if (ctx->protocol != IPPROTO_TCP)
 		return 0;
-	if (!our_netns(&sk->__sk_common)) {
+	ns = sk_netns(&sk->__sk_common);
+	st = bpf_map_lookup_elem(&fb_socks, &key);
+	if (!netns_watched(ns) && !(st && st->sent)) {
 		count(TSG_BPF_C_OTHER_NS);
 		return 0;
 	}
 	count(TSG_BPF_C_SEEN);
-	st = bpf_map_lookup_elem(&fb_socks, &key);
 	if (!st) {
 		struct sk_state *z = scratch_state();
 
@@ -601,7 +644,7 @@ int tsg_set_state_tp(struct trace_event_raw_inet_sock_set_state *ctx)
 		}
 	}
 	cookie = st->cookie;
-	process(sk, oldstate, newstate, st, cookie, TSG_BPF_F_FALLBACK);
+	process(sk, oldstate, newstate, st, cookie, TSG_BPF_F_FALLBACK, ns);
 	if (newstate == TSG_BPF_TCP_LISTEN && oldstate == TSG_BPF_TCP_CLOSE) {
 		lp = BPF_CORE_READ(sk, __sk_common.skc_num);
 		bpf_map_update_elem(&fb_listen, &lp, st, BPF_ANY);
@@ -716,7 +759,9 @@ int tsg_iter_tcp(struct bpf_iter__tcp *ctx)
 		r.cookie = bpf_get_socket_cookie(skc);
 		r.ino = sock_ino((struct sock *)tp);
 		r.uid = BPF_CORE_READ((struct sock *)tp, sk_uid.val);
+		r.sk_cgroup = sk_cgroup_id((struct sock *)tp);
 	}
+	r.netns = sk_netns(skc);
 	__builtin_memcpy(r.laddr, t.laddr, 16);
 	__builtin_memcpy(r.raddr, t.raddr, 16);
 	r.lport = t.lport;

@@ -50,6 +50,9 @@ struct tsg_bpf_event {
 	__u8 from, to;
 	__u8 flags; /* TSG_BPF_F_* */
 	char comm[TSG_BPF_COMM_LEN];
+	__u64 sk_cgroup; /* the socket's own cgroup v2 id (sk_cgrp_data); 0 unknown */
+	__u32 netns;     /* inode of the socket's network namespace */
+	__u32 pad2;
 };
 
 /* Kernel counters: per-CPU array indices. */
@@ -60,7 +63,8 @@ enum tsg_bpf_counter {
 	TSG_BPF_C_LOST,      /* ring buffer reserve failed */
 	TSG_BPF_C_MAP_FULL,  /* socket state could not be stored */
 	TSG_BPF_C_TW,        /* ->CLOSE reported as ->TIME_WAIT */
-	TSG_BPF_C_OTHER_NS,  /* transitions of other network namespaces (ignored) */
+	TSG_BPF_C_OTHER_NS,  /* transitions of namespaces not watched (--netns host, or no
+			      * rule names them: netns_allow) */
 	TSG_BPF_C_NESTED,    /* handled by the second copy: the first was nested */
 	TSG_BPF_C_UPDATE,    /* updates sent (local port of a connect in progress) */
 	TSG_BPF_C_N
@@ -80,6 +84,10 @@ struct tsg_bpf_cfg {
 	__u32 record_all;   /* send every transition */
 };
 
+/* netns_allow: consulted only while netns_filter (.bss) is 1; the value is
+ * 1 for a namespace some rule names. */
+#define TSG_BPF_NETNS_MAX 4096
+
 /* iter/tcp record (snapshot and TIME_WAIT scan), written with bpf_seq_write. */
 struct tsg_bpf_iter_rec {
 	__u64 cookie; /* full socket: its cookie; timewait: the cookie it inherited (0: none) */
@@ -92,6 +100,8 @@ struct tsg_bpf_iter_rec {
 	__u8 state; /* TIME_WAIT for timewait sockets */
 	__u8 timewait; /* 1: a timewait socket */
 	__u8 pad;
+	__u32 netns;     /* inode of the socket's network namespace */
+	__u64 sk_cgroup; /* full socket: its own cgroup v2 id; 0 unknown */
 };
 
 #endif

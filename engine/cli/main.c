@@ -48,6 +48,7 @@ struct opts {
 	const char *control; /* NULL: the default path */
 	double until;
 	bool has_until;
+	bool netns_host; /* --netns host: only tsguard's own network namespace */
 	int verbose;
 };
 
@@ -99,6 +100,8 @@ static void usage(FILE *f)
 	    "clock\n"
 	    "      --until SECONDS    with --replay: run the clock on to this time at the end\n"
 	    "      --record FILE      also write every TCP state transition to FILE\n"
+	    "      --netns all|host   watch every network namespace (default) or only\n"
+	    "                         tsguard's own\n"
 	    "  -o, --output FORMAT    alerts on standard output as text (default) or json\n"
 	    "      --metrics ADDR:PORT  serve /metrics and /healthz\n"
 	    "      --control PATH     control socket for `tsguard ctl` (default\n"
@@ -156,7 +159,8 @@ static int parse_args(int argc, char **argv, struct opts *o)
 		OPT_RECORD,
 		OPT_METRICS,
 		OPT_VERSION,
-		OPT_CONTROL
+		OPT_CONTROL,
+		OPT_NETNS
 	};
 	static const struct option longopts[] = {
 	    {"rules", required_argument, NULL, 'r'},
@@ -169,6 +173,7 @@ static int parse_args(int argc, char **argv, struct opts *o)
 	    {"output", required_argument, NULL, 'o'},
 	    {"metrics", required_argument, NULL, OPT_METRICS},
 	    {"control", required_argument, NULL, OPT_CONTROL},
+	    {"netns", required_argument, NULL, OPT_NETNS},
 	    {"verbose", no_argument, NULL, 'v'},
 	    {"quiet", no_argument, NULL, 'q'},
 	    {"version", no_argument, NULL, OPT_VERSION},
@@ -218,6 +223,15 @@ static int parse_args(int argc, char **argv, struct opts *o)
 			break;
 		case OPT_CONTROL:
 			o->control = optarg;
+			break;
+		case OPT_NETNS:
+			if (!strcmp(optarg, "host")) {
+				o->netns_host = true;
+			} else if (strcmp(optarg, "all")) {
+				fprintf(stderr, "tsguard: --netns is all or host, not \"%s\"\n",
+					optarg);
+				return -EINVAL;
+			}
 			break;
 		case 'v':
 			o->verbose++;
@@ -632,7 +646,8 @@ out:
 
 static int run_live(struct ctx *c)
 {
-	struct tsg_capture_opts co = { .verbose = c->o->verbose > 0 };
+	struct tsg_capture_opts co = { .verbose = c->o->verbose > 0,
+				       .netns_host = c->o->netns_host };
 	struct tsg_capture *cap = NULL;
 	struct tsg_plan *plan = NULL;
 	struct tsg_capture_stats cs;

@@ -17,6 +17,7 @@ answers one JSON object per line on standard output:
   {"op": "served", "id": L}                         -> {"n": accepted so far, "ids": [...]}
   {"op": "connect", "port": P, "block": true}       -> {"id": I, "result": "ok|refused|inprogress|ERR",
                                                         "lport": the local port (getsockname)}
+        optional "lport": bind this local port first (the same 4-tuple in two namespaces)
   {"op": "refuse", "port": P, "n": N}               -> {"refused": K} (N blocking connects)
   {"op": "churn", "port": P, "n": N}                -> {"done": K} (connect, close; with "close" mode server)
   {"op": "state", "id": I}                          -> {"state": TCP state number (tcpi_state)}
@@ -91,8 +92,10 @@ class Agent:
             pass
         c.close()
 
-    def connect(self, port, block=True):
+    def connect(self, port, block=True, lport=0):
         s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        if lport:
+            s.bind(("127.0.0.1", lport))
         if not block:
             s.setblocking(False)
         try:
@@ -136,7 +139,7 @@ class Agent:
                 ids = list(self.served.get(cmd["id"], []))
             return {"n": len(ids), "ids": ids}
         if op == "connect":
-            i, res = self.connect(cmd["port"], cmd.get("block", True))
+            i, res = self.connect(cmd["port"], cmd.get("block", True), cmd.get("lport", 0))
             lport = self.socks[i].getsockname()[1] if i is not None else None
             return {"id": i, "result": res, "lport": lport}
         if op == "refuse":
