@@ -36,6 +36,7 @@ struct cap_queue {
 	uint64_t next_ns;
 	uint64_t samples, full; /* delivered; listeners beyond QUEUE_BASES_MAX */
 	bool full_logged;
+	bool primed; /* a pass has run: a listener first seen later is new */
 };
 
 /* ---- destroy --------------------------------------------------------------------- */
@@ -97,7 +98,10 @@ static uint64_t queue_drops(struct tsg_capture *c, uint64_t cookie, uint32_t dro
 			return 0;
 		}
 		e->cookie = cookie;
-		e->drops0 = drops;
+		/* a listener made since the last pass counted its drops (sk_drops
+		 * starts at 0) while tsguard watched: all of them are its own;
+		 * one that predates the first pass counts from now */
+		e->drops0 = q->primed ? 0 : drops;
 		e->next = *pp;
 		*pp = e;
 		q->n++;
@@ -106,14 +110,15 @@ static uint64_t queue_drops(struct tsg_capture *c, uint64_t cookie, uint32_t dro
 	return (uint32_t)(drops - e->drops0); /* sk_drops wraps at 2^32 */
 }
 
-/* Listeners not seen in this pass are closed: forget their base. */
-static void queue_sweep(struct cap_queue *q)
+/* Listeners not seen in this pass are closed: forget their base (all of
+ * them with `all`: no queue rule any more, the next pass starts afresh). */
+static void queue_sweep(struct cap_queue *q, bool all)
 {
 	for (size_t b = 0; b < QUEUE_BUCKETS; b++)
 		for (struct q_base **pp = &q->b[b]; *pp;) {
 			struct q_base *e = *pp;
 
-			if (e->seen == q->pass) {
+			if (!all && e->seen == q->pass) {
 				pp = &e->next;
 				continue;
 			}
@@ -156,12 +161,21 @@ void cap_queue_tick(struct tsg_capture *c)
 	uint64_t t = tsg_mono_ns();
 	struct cap_iter_spec sp = {c->queue_link, sizeof(struct tsg_bpf_queue_rec), queue_rec, &t};
 
-	if (!q || !c->queue_link || !tsg_plan_wants_queue(c->maps_plan) || t < q->next_ns)
+	if (!q || !c->queue_link)
+		return;
+	if (!tsg_plan_wants_queue(c->maps_plan)) {
+		if (q->primed)
+			queue_sweep(q, true);
+		q->primed = false;
+		return;
+	}
+	if (t < q->next_ns)
 		return;
 	q->next_ns = t + QUEUE_EVERY_NS;
 	q->pass++;
 	(void)cap_netns_iter_spec(c, NULL, 0, &sp);
-	queue_sweep(q);
+	queue_sweep(q, false);
+	q->primed = true;
 }
 
 int cap_queue_timeout(const struct tsg_capture *c, int timeout_ms)
