@@ -98,7 +98,10 @@ clk=$(getconf CLK_TCK)
 cpu() { awk '{print $14 + $15}' "/proc/$TSG_PID/stat"; }
 sleep 3
 kill -HUP "$TSG_PID"
-sleep 2
+for _ in $(seq 1 300); do
+	[ "$(grep -c "capture: snapshot:" "$TMP/err")" -ge 2 ] && break
+	sleep 0.1
+done
 grep "capture: snapshot:" "$TMP/err" | tail -n 1 | sed 's/^.*capture: /reload: /'
 
 c0=$(cpu)

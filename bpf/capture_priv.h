@@ -43,6 +43,7 @@ struct tsg_capture {
 	size_t tw_nbuckets, tw_n;
 	uint32_t scan_gen;
 	uint64_t next_scan_ns;
+	uint64_t tw_scan_last_ns; /* how long the last exit scan took */
 	uint64_t tw_entered, tw_exited, tw_full;
 
 	/* cgroup id -> v2 path (capture_owner.c) */

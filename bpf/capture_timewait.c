@@ -203,6 +203,7 @@ static int tw_scan(struct tsg_capture *c)
 	if (err)
 		return err;
 	gone = tw_exit_unseen(c, true, 0, tsg_mono_ns());
+	c->tw_scan_last_ns = tsg_mono_ns() - t0;
 	if (c->verbose)
 		log_debug(
 		    "capture: TIME_WAIT scan: %zu sockets in %zu namespaces, %zu ended, %.1f ms", n,
@@ -216,9 +217,23 @@ size_t cap_tw_forget_netns(struct tsg_capture *c, uint32_t netns)
 	return tw_exit_unseen(c, false, netns, tsg_mono_ns());
 }
 
+/*
+ * The scan costs about (namespaces scanned) x (TCP sockets of the whole host):
+ * iter/tcp walks the host's socket hash for each namespace and keeps that
+ * namespace's sockets. So the next scan is due after the period, or after
+ * TW_SCAN_BUDGET times as long as the last scan took, whichever is later: the
+ * scans take at most 1/TW_SCAN_BUDGET of one core, and exits are reported
+ * later on a host with many namespaces and sockets (docs/performance.md).
+ */
+#define TW_SCAN_BUDGET 10
+
 void cap_tw_schedule(struct tsg_capture *c)
 {
-	c->next_scan_ns = tsg_mono_ns() + (uint64_t)c->opts.tw_scan_ms * TSG_NSEC_PER_MSEC;
+	uint64_t period = (uint64_t)c->opts.tw_scan_ms * TSG_NSEC_PER_MSEC;
+
+	if (c->tw_scan_last_ns * TW_SCAN_BUDGET > period)
+		period = c->tw_scan_last_ns * TW_SCAN_BUDGET;
+	c->next_scan_ns = tsg_mono_ns() + period;
 }
 
 int cap_tw_timeout(const struct tsg_capture *c, int timeout_ms)

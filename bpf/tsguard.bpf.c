@@ -517,7 +517,8 @@ static __always_inline int handle_btf(struct sock *sk, int oldstate, int newstat
 
 	if (sk->sk_protocol != IPPROTO_TCP)
 		return 0;
-	ns = sk_netns(&sk->__sk_common);
+	/* a plain load, no helper call: sk is a BTF pointer */
+	ns = sk->__sk_common.skc_net.net->ns.inum;
 	if (!netns_watched(ns)) {
 		/* a socket that crossed before a reload unwatched its
 		 * namespace still sends its end (sk_state.sent) */
@@ -711,6 +712,8 @@ int tsg_connect_exit(struct trace_event_raw_sys_exit *ctx)
 		e->family = t.family;
 		e->from = e->to = TSG_BPF_TCP_SYN_SENT;
 		e->flags = TSG_BPF_F_UPDATE;
+		e->netns = sk_netns(&sk->__sk_common);
+		e->sk_cgroup = sk_cgroup_id(sk);
 		submit(e);
 		count(TSG_BPF_C_UPDATE);
 	}

@@ -149,37 +149,51 @@ static bool args_conflict(const struct opts *o)
 	return false;
 }
 
+/* --netns all|host: 0 or -EINVAL (printed). */
+static int parse_netns(const char *arg, struct opts *o)
+{
+	if (!strcmp(arg, "host") || !strcmp(arg, "all")) {
+		o->netns_host = !strcmp(arg, "host");
+		return 0;
+	}
+	fprintf(stderr, "tsguard: --netns is all or host, not \"%s\"\n", arg);
+	return -EINVAL;
+}
+
+/* The long options (parse_args). */
+enum {
+	OPT_CHECK = 256,
+	OPT_EXPLAIN,
+	OPT_REPLAY,
+	OPT_UNTIL,
+	OPT_RECORD,
+	OPT_METRICS,
+	OPT_VERSION,
+	OPT_CONTROL,
+	OPT_NETNS
+};
+
+static const struct option longopts[] = {
+    {"rules", required_argument, NULL, 'r'},
+    {"dry-run", no_argument, NULL, 'n'},
+    {"check", no_argument, NULL, OPT_CHECK},
+    {"explain", no_argument, NULL, OPT_EXPLAIN},
+    {"replay", required_argument, NULL, OPT_REPLAY},
+    {"until", required_argument, NULL, OPT_UNTIL},
+    {"record", required_argument, NULL, OPT_RECORD},
+    {"output", required_argument, NULL, 'o'},
+    {"metrics", required_argument, NULL, OPT_METRICS},
+    {"control", required_argument, NULL, OPT_CONTROL},
+    {"netns", required_argument, NULL, OPT_NETNS},
+    {"verbose", no_argument, NULL, 'v'},
+    {"quiet", no_argument, NULL, 'q'},
+    {"version", no_argument, NULL, OPT_VERSION},
+    {"help", no_argument, NULL, 'h'},
+    {0},
+};
+
 static int parse_args(int argc, char **argv, struct opts *o)
 {
-	enum {
-		OPT_CHECK = 256,
-		OPT_EXPLAIN,
-		OPT_REPLAY,
-		OPT_UNTIL,
-		OPT_RECORD,
-		OPT_METRICS,
-		OPT_VERSION,
-		OPT_CONTROL,
-		OPT_NETNS
-	};
-	static const struct option longopts[] = {
-	    {"rules", required_argument, NULL, 'r'},
-	    {"dry-run", no_argument, NULL, 'n'},
-	    {"check", no_argument, NULL, OPT_CHECK},
-	    {"explain", no_argument, NULL, OPT_EXPLAIN},
-	    {"replay", required_argument, NULL, OPT_REPLAY},
-	    {"until", required_argument, NULL, OPT_UNTIL},
-	    {"record", required_argument, NULL, OPT_RECORD},
-	    {"output", required_argument, NULL, 'o'},
-	    {"metrics", required_argument, NULL, OPT_METRICS},
-	    {"control", required_argument, NULL, OPT_CONTROL},
-	    {"netns", required_argument, NULL, OPT_NETNS},
-	    {"verbose", no_argument, NULL, 'v'},
-	    {"quiet", no_argument, NULL, 'q'},
-	    {"version", no_argument, NULL, OPT_VERSION},
-	    {"help", no_argument, NULL, 'h'},
-	    {0},
-	};
 	int c;
 
 	while ((c = getopt_long(argc, argv, "r:no:vqh", longopts, NULL)) != -1) {
@@ -225,13 +239,8 @@ static int parse_args(int argc, char **argv, struct opts *o)
 			o->control = optarg;
 			break;
 		case OPT_NETNS:
-			if (!strcmp(optarg, "host")) {
-				o->netns_host = true;
-			} else if (strcmp(optarg, "all")) {
-				fprintf(stderr, "tsguard: --netns is all or host, not \"%s\"\n",
-					optarg);
+			if (parse_netns(optarg, o) < 0)
 				return -EINVAL;
-			}
 			break;
 		case 'v':
 			o->verbose++;

@@ -16,6 +16,8 @@ tsguard runs in the host's namespace with no option about namespaces.
   2. `container:` and `netns:` matching: a rule naming container 1 fires for
      it only, a rule naming tsg-c2 for that namespace only;
   3. TIME_WAIT counted `by: container` equals `ss` run inside each namespace;
+     a second tsguard whose only rule names tsg-c2 keeps tsg-c1's (and the
+     host's) transitions in the kernel: it sees tsg-c2's only;
   4. a namespace deleted while watched (processes killed, `ip netns del`):
      tsguard keeps running, frees it, logs it once, its TIME_WAIT count ends.
 Everything is removed at the end, also when the test fails.
@@ -133,9 +135,10 @@ def leak(c, srv, cli):
           c.ns + ": the server socket is not in CLOSE_WAIT")
 
 
-def churn(c, srv, cli, n):
-    ls = srv.cmd("listen", port=TW_PORT, backlog=1024)
-    srv.cmd("serve", id=ls["id"], mode="close")
+def churn(c, srv, cli, n, listen=True):
+    if listen:
+        ls = srv.cmd("listen", port=TW_PORT, backlog=1024)
+        srv.cmd("serve", id=ls["id"], mode="close")
     check(cli.cmd("churn", port=TW_PORT, n=n, timeout=120)["done"] == n, c.ns + ": churn")
 
 
@@ -216,6 +219,23 @@ def test(env, tsguard):
         log("%s TIME_WAIT: ss %d, tsguard %s" % (c.ns, ss_n, ts_n))
         check(ss_n >= N_TW["c1" if c is c1 else "c2"] * 0.95, "%s: ss shows %d" % (c.ns, ss_n))
         check(ts_n == ss_n, "%s: tsguard counts %s TIME_WAIT, ss %d" % (c.ns, ts_n, ss_n))
+
+    # 3b. the kernel gate: rules that all name a namespace see only its traffic
+    gate = env.tsguard(tsguard, ["-r", env.rules_dir({"g.yaml": f"""
+rules:
+  - name: only-c2
+    match: {{netns: {c2.ns}}}
+    when: {{from: SYN_SENT, to: CLOSE}}
+"""}, sub="rules-gate"), "-o", "json", "--control", "none"], tag="tsguard-gate",
+                       netns=False)
+    churn(c1, s1, k1, 200, listen=False)
+    churn(c2, s2, k2, 20, listen=False)
+    time.sleep(1)
+    check(gate.stop() == 0, "the gated tsguard's exit status %s" % gate.rc)
+    st = gate.stop_stats()
+    log("gated tsguard: %s (tsg-c1 made 200 connections, tsg-c2 20)" % st)
+    check(20 * 6 <= st["seen"] <= 20 * 12,
+          "the gated tsguard saw %d transitions: want tsg-c2's only (about 170)" % st["seen"])
 
     # 4. c2 disappears while watched
     c2.kill()
