@@ -210,6 +210,7 @@ static void check_lost(struct tsg_capture *c)
 int tsg_capture_timeout(const struct tsg_capture *c, int timeout_ms)
 {
 	timeout_ms = cap_tw_timeout(c, timeout_ms);
+	timeout_ms = cap_queue_timeout(c, timeout_ms);
 	if (c->skel->rodata->wakeup_bytes && (timeout_ms < 0 || timeout_ms > BATCH_MS))
 		timeout_ms = BATCH_MS;
 	return timeout_ms;
@@ -239,6 +240,7 @@ int tsg_capture_poll(struct tsg_capture *c, int timeout_ms, tsg_event_fn cb, voi
 	ring_buffer__consume(c->rb);
 	cap_netns_tick(c);
 	cap_tw_scan_if_due(c);
+	cap_queue_tick(c);
 	check_lost(c);
 	c->cb = NULL;
 	if (err == -EINTR && !c->delivered)
@@ -248,7 +250,7 @@ int tsg_capture_poll(struct tsg_capture *c, int timeout_ms, tsg_event_fn cb, voi
 
 /* ---- socket iterator (snapshot, TIME_WAIT scan) ---------------------------------- */
 
-int cap_iter_read(struct tsg_capture *c, int fd, cap_iter_fn fn, void *arg)
+int cap_iter_read_spec(struct tsg_capture *c, int fd, const struct cap_iter_spec *sp)
 {
 	char buf[64 * 1024];
 	size_t have = 0;
@@ -269,13 +271,8 @@ int cap_iter_read(struct tsg_capture *c, int fd, cap_iter_fn fn, void *arg)
 		have += (size_t)n;
 		size_t off = 0;
 
-		for (; have - off >= sizeof(struct tsg_bpf_iter_rec);
-		     off += sizeof(struct tsg_bpf_iter_rec)) {
-			struct tsg_bpf_iter_rec r;
-
-			memcpy(&r, buf + off, sizeof(r));
-			fn(c, &r, arg);
-		}
+		for (; sp->rec_size && have - off >= sp->rec_size; off += sp->rec_size)
+			sp->fn(c, buf + off, sp->arg);
 		memmove(buf, buf + off, have - off);
 		have -= off;
 	}
@@ -437,7 +434,7 @@ static int attach_readers(struct tsg_capture *c)
 		log_err("capture: cannot attach the TCP socket iterator: %s", strerror(-err));
 		return -EOPNOTSUPP;
 	}
-	return 0;
+	return cap_act_init(c);
 }
 
 static int check_privileges(void)
@@ -534,6 +531,7 @@ void tsg_capture_free(struct tsg_capture *c)
 	if (!c)
 		return;
 	cap_netns_free(c); /* first: its helper creates iterators of iter_link */
+	cap_act_free(c);
 	ring_buffer__free(c->rb);
 	bpf_link__destroy(c->iter_link);
 	tsguard_bpf__destroy(c->skel);

@@ -143,11 +143,11 @@ static void helper_stop(struct ns_helper *h)
 	h->started = false;
 }
 
-/* An iterator fd for namespace ns: ours directly, others on the helper. */
-static int ns_iter_fd(struct tsg_capture *c, const struct cap_ns *ns)
+/* An iterator fd of iter_link for namespace ns: ours directly, others on the helper. */
+static int ns_iter_fd(struct tsg_capture *c, const struct cap_ns *ns, struct bpf_link *iter_link)
 {
 	struct ns_helper *h = &c->netns->h;
-	int link = bpf_link__fd(c->iter_link), fd;
+	int link = bpf_link__fd(iter_link), fd;
 
 	if (ns->fd < 0) {
 		fd = bpf_iter_create(link);
@@ -403,13 +403,11 @@ void cap_netns_counts(const struct tsg_capture *c, uint64_t *known, uint64_t *ov
 
 /* ---- iterating ------------------------------------------------------------ */
 
-static int iter_one(struct tsg_capture *c, const struct cap_ns *ns, bool tw_only, cap_iter_fn fn,
-		    void *arg)
+static int iter_one(struct tsg_capture *c, const struct cap_ns *ns, const struct cap_iter_spec *sp)
 {
 	int fd, err;
 
-	c->skel->bss->iter_tw_only = tw_only;
-	fd = ns_iter_fd(c, ns);
+	fd = ns_iter_fd(c, ns, sp->link);
 	if (fd == -ENOTSUP)
 		return 0; /* no helper (logged at start): ours only */
 	if (fd < 0) {
@@ -418,20 +416,20 @@ static int iter_one(struct tsg_capture *c, const struct cap_ns *ns, bool tw_only
 			 ns->ino, strerror(-fd));
 		return fd;
 	}
-	err = cap_iter_read(c, fd, fn, arg);
+	err = cap_iter_read_spec(c, fd, sp);
 	close(fd);
 	return err;
 }
 
-int cap_netns_iter(struct tsg_capture *c, const uint32_t *only, size_t nonly, bool tw_only,
-		   cap_iter_fn fn, void *arg)
+int cap_netns_iter_spec(struct tsg_capture *c, const uint32_t *only, size_t nonly,
+			const struct cap_iter_spec *sp)
 {
 	struct cap_ns self = {.ino = c->self_netns, .fd = -1};
 	struct cap_netns *s = c->netns;
 	int err = 0, e;
 
 	if (!s)
-		return iter_one(c, &self, tw_only, fn, arg);
+		return iter_one(c, &self, sp);
 	for (size_t b = 0; b < NS_BUCKETS; b++)
 		for (struct cap_ns *ns = s->b[b]; ns; ns = ns->next) {
 			bool want = !only;
@@ -440,11 +438,35 @@ int cap_netns_iter(struct tsg_capture *c, const uint32_t *only, size_t nonly, bo
 				want = only[i] == ns->ino;
 			if (!want)
 				continue;
-			e = iter_one(c, ns, tw_only, fn, arg);
+			e = iter_one(c, ns, sp);
 			if (e && !err && ns->fd < 0)
 				err = e; /* another namespace's failure was logged */
 		}
 	return err;
+}
+
+struct iter_rec_arg {
+	cap_iter_fn fn;
+	void *arg;
+};
+
+static void iter_rec(struct tsg_capture *c, const void *rec, void *arg)
+{
+	const struct iter_rec_arg *a = arg;
+	struct tsg_bpf_iter_rec r;
+
+	memcpy(&r, rec, sizeof(r));
+	a->fn(c, &r, a->arg);
+}
+
+int cap_netns_iter(struct tsg_capture *c, const uint32_t *only, size_t nonly, bool tw_only,
+		   cap_iter_fn fn, void *arg)
+{
+	struct iter_rec_arg a = {fn, arg};
+	struct cap_iter_spec sp = {c->iter_link, sizeof(struct tsg_bpf_iter_rec), iter_rec, &a};
+
+	c->skel->bss->iter_tw_only = tw_only;
+	return cap_netns_iter_spec(c, only, nonly, &sp);
 }
 
 /* ---- life ------------------------------------------------------------------ */

@@ -9,6 +9,7 @@
  *   capture_timewait.c  TIME_WAIT sockets followed until they disappear
  *   capture_snapshot.c  the startup / reload snapshot (iter/tcp + /proc)
  *   capture_netns.c     the network namespaces scanned, and entering them
+ *   capture_act.c       closing a socket (destroy), accept-queue samples
  */
 #ifndef TSG_CAPTURE_PRIV_H
 #define TSG_CAPTURE_PRIV_H
@@ -21,6 +22,7 @@ struct cg_entry;
 struct snapshot_owner;
 struct listener_owner;
 struct cap_netns;
+struct cap_queue;
 
 struct tsg_capture {
 	struct tsguard_bpf *skel;
@@ -63,6 +65,10 @@ struct tsg_capture {
 	uint32_t *netns_allowed; /* what the gate netns_allow holds now */
 	size_t netns_allowed_n;
 
+	/* acting on sockets (capture_act.c) */
+	struct bpf_link *destroy_link, *queue_link;
+	struct cap_queue *queue;
+
 	uint64_t snapshot_sockets;
 	uint64_t last_lost;
 	uint64_t last_lost_log;
@@ -80,8 +86,17 @@ void cap_info_from_bpf(struct tsg_sockinfo *in, const uint8_t *la, const uint8_t
 void cap_info_netns(struct tsg_capture *c, struct tsg_sockinfo *in, uint32_t netns);
 void cap_info_cgroup(struct tsg_capture *c, struct tsg_sockinfo *in, uint64_t sk_cgroup);
 typedef void (*cap_iter_fn)(struct tsg_capture *c, const struct tsg_bpf_iter_rec *r, void *arg);
-/* Reads an iter/tcp fd to its end, fn for each record. */
-int cap_iter_read(struct tsg_capture *c, int fd, cap_iter_fn fn, void *arg);
+/* One iter/tcp program: its link, the size of its records (0: it writes
+ * none) and fn for each record (rec is not aligned). */
+struct bpf_link;
+struct cap_iter_spec {
+	struct bpf_link *link;
+	size_t rec_size;
+	void (*fn)(struct tsg_capture *c, const void *rec, void *arg);
+	void *arg;
+};
+/* Reads an iter/tcp fd to its end (which runs the program), sp->fn for each record. */
+int cap_iter_read_spec(struct tsg_capture *c, int fd, const struct cap_iter_spec *sp);
 uint32_t cap_pow2_at_least(uint32_t v, uint32_t min);
 
 /* ---- capture_maps.c ---- */
@@ -132,8 +147,21 @@ void cap_netns_counts(const struct tsg_capture *c, uint64_t *known, uint64_t *ov
  * logged and skipped. */
 int cap_netns_iter(struct tsg_capture *c, const uint32_t *only, size_t nonly, bool tw_only,
 		   cap_iter_fn fn, void *arg);
+/* The same for any iter/tcp program (capture_act.c: destroy, queue samples). */
+int cap_netns_iter_spec(struct tsg_capture *c, const uint32_t *only, size_t nonly,
+			const struct cap_iter_spec *sp);
 /* The kernel gate netns_allow from the plan the maps hold (capture_maps.c). */
 void cap_netns_allow_refresh(struct tsg_capture *c);
+
+/* ---- capture_act.c ---- */
+
+/* Attaches the destroy and queue iterators (a failure is logged: 0). */
+int cap_act_init(struct tsg_capture *c);
+void cap_act_free(struct tsg_capture *c);
+/* When due and a queue rule exists: one queue sample per listener, delivered. */
+void cap_queue_tick(struct tsg_capture *c);
+/* timeout_ms shortened to the next queue pass while queue rules exist. */
+int cap_queue_timeout(const struct tsg_capture *c, int timeout_ms);
 
 /* ---- capture_timewait.c ---- */
 

@@ -774,3 +774,5 @@ int tsg_iter_tcp(struct bpf_iter__tcp *ctx)
 	bpf_seq_write(seq, &r, sizeof(r));
 	return 0;
 }
+
+#include "tsguard_act.bpf.h"

@@ -104,4 +104,26 @@ struct tsg_bpf_iter_rec {
 	__u64 sk_cgroup; /* full socket: its own cgroup v2 id; 0 unknown */
 };
 
+/* iter/tcp tsg_iter_queue record: one listening socket's accept queue. */
+struct tsg_bpf_queue_rec {
+	__u64 cookie;
+	__u64 ino;       /* socket inode, 0 if none */
+	__u64 sk_cgroup; /* its own cgroup v2 id; 0 unknown */
+	__u32 uid;
+	__u32 netns;
+	__u8 laddr[16];
+	__u16 lport;
+	__u8 family;
+	__u8 pad;
+	__u32 backlog;     /* sk_ack_backlog: complete, not yet accepted */
+	__u32 max_backlog; /* sk_max_ack_backlog: the listen() backlog, capped by somaxconn */
+	__u32 drops;       /* sk_drops: the listener's drops (tcp_listendrop), since it was made */
+	__u32 pad2, pad3;
+};
+
+/* tsg_iter_destroy's verdict (.bss destroy_result) */
+#define TSG_BPF_DESTROY_NONE 0	    /* no socket with that cookie */
+#define TSG_BPF_DESTROY_DONE 1	    /* found and destroyed */
+#define TSG_BPF_DESTROY_NOKFUNC (-95) /* -EOPNOTSUPP: no bpf_sock_destroy in this kernel */
+
 #endif
