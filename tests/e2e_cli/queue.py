@@ -54,6 +54,10 @@ def test(env, tsguard):
     log("firing: queue %s backlog %s drops %s; ss -ltn: Recv-Q %d Send-Q %d" %
         (a.get("queue"), a.get("backlog"), a.get("drops"), recvq, sendq))
     env.soft(a.get("lport") == PORT, "the alert's lport is %s" % a.get("lport"))
+    # the listener was made after tsguard started: its owner comes from listen()
+    env.soft(a.get("comm") == srv.name and a.get("pid") == srv.pid,
+             "the alert names %s (%s), the listener is %s (%s)" %
+             (a.get("comm"), a.get("pid"), srv.name, srv.pid))
     env.soft(a.get("queue") == recvq and a.get("backlog") == sendq,
              "alert queue/backlog %s/%s, ss Recv-Q/Send-Q %d/%d" %
              (a.get("queue"), a.get("backlog"), recvq, sendq))
