@@ -770,7 +770,7 @@ static __always_inline int stor_peek(const struct sock *sk, struct sk_state *out
 
 	if (!ls)
 		return -1;
-	idx = BPF_CORE_READ(smap, cache_idx) & 15;
+	idx = smap->cache_idx & 15; /* a map field: a plain load */
 	if (bpf_probe_read_kernel(&sd, sizeof(sd), (void *)ls +
 				  bpf_core_field_offset(struct bpf_local_storage, cache) +
 				  idx * sizeof(sd)) ||
