@@ -191,6 +191,10 @@ struct {
 	__type(value, struct acc_owner);
 } acc_owner SEC(".maps");
 
+/* Entries put into acc_owner (a hint, never below the true number: a socket
+ * looks there only while it is not 0). */
+__u64 acc_pending = 0;
+
 /* ---- helpers ------------------------------------------------------------- */
 
 static __always_inline void count(__u32 idx)
@@ -366,7 +370,8 @@ static __always_inline void accept_owner_take(struct sk_state *st, __u64 cookie)
 	st->owner = 1;
 	st->gen = 0;
 	st->acc = 0;
-	bpf_map_delete_elem(&acc_owner, &cookie);
+	if (bpf_map_delete_elem(&acc_owner, &cookie) == 0)
+		__sync_fetch_and_add(&acc_pending, -1);
 }
 
 static __always_inline void submit(struct tsg_bpf_event *e)
@@ -540,7 +545,7 @@ static __always_inline int handle_btf(struct sock *sk, int oldstate, int newstat
 		st->rst = 0;
 		st->acc = oldstate == TSG_BPF_TCP_LISTEN; /* a child: accept() names its owner */
 	}
-	if (st->acc && oldstate != TSG_BPF_TCP_LISTEN)
+	if (st->acc && acc_pending && oldstate != TSG_BPF_TCP_LISTEN)
 		accept_owner_take(st, cookie);
 	return process(sk, oldstate, newstate, st, cookie, 0);
 }
@@ -783,15 +788,6 @@ static __always_inline int stor_peek(const struct sock *sk, struct sk_state *out
 									 data)) ? -1 : 0;
 }
 
-static __always_inline bool same_owner(const struct sk_state *st, const struct acc_owner *o)
-{
-	__u64 a[2], b[2];
-
-	__builtin_memcpy(a, st->comm, sizeof(a));
-	__builtin_memcpy(b, o->comm, sizeof(b));
-	return st->pid == o->pid && st->cgroup_id == o->cgroup_id && a[0] == b[0] && a[1] == b[1];
-}
-
 /*
  * Process context, the new fd: the accepting task is the socket's owner
  * (rules.md), also when another process (a parent) listens. The owner goes
@@ -813,8 +809,6 @@ static __always_inline int accept_exit(long ret)
 	if (!sk || !our_netns(&sk->__sk_common))
 		return 0;
 	o.pid = bpf_get_current_pid_tgid() >> 32;
-	o.cgroup_id = bpf_get_current_cgroup_id();
-	bpf_get_current_comm(o.comm, sizeof(o.comm));
 	st = bpf_map_lookup_elem(&fb_socks, &key);
 	if (st) {
 		cookie = st->cookie;
@@ -827,10 +821,15 @@ static __always_inline int accept_exit(long ret)
 		else
 			known = false;
 	}
-	if (st && st->owner && same_owner(st, &o))
+	if (st && st->owner && st->pid == o.pid)
 		return 0; /* the listener's process accepted: no change */
-	if (st == &peek || !st)
-		bpf_map_update_elem(&acc_owner, &cookie, &o, BPF_ANY);
+	o.cgroup_id = bpf_get_current_cgroup_id();
+	bpf_get_current_comm(o.comm, sizeof(o.comm));
+	if (st == &peek || !st) {
+		__sync_fetch_and_add(&acc_pending, 1); /* first: a reader may see more, never less */
+		if (bpf_map_update_elem(&acc_owner, &cookie, &o, BPF_ANY))
+			__sync_fetch_and_add(&acc_pending, -1);
+	}
 	if (st && st != &peek) {
 		/* the fallback's own state: write the owner there */
 		st->pid = o.pid;

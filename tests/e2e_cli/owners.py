@@ -12,6 +12,7 @@ pid, as `ss -tpn state close-wait` shows the holder. Cases:
   late     the client closes before the worker accepts (the socket is already
            in CLOSE_WAIT, known to tsguard with the listener's owner)
   single   one process listens and accepts: its own comm and pid
+  classic  as fork, with the classic tracepoint fallback (TSG_CAPTURE_FORCE_CLASSIC)
 """
 import json
 import os
@@ -145,16 +146,29 @@ rules:
 """
 
 
+def start_tsguard(env, tsguard, mode, rules):
+    if mode == "classic":
+        os.environ["TSG_CAPTURE_FORCE_CLASSIC"] = "1"
+    try:
+        t = env.tsguard(tsguard, ["-r", rules, "-o", "json"], tag="tsguard-" + mode)
+    finally:
+        os.environ.pop("TSG_CAPTURE_FORCE_CLASSIC", None)
+    if mode == "classic":
+        check("attached (classic tracepoint" in t.stderr(),
+              "classic: not the fallback: " + t.stderr())
+    return t
+
+
 def one_case(env, tsguard, mode, rules):
     before = mode == "before"
     srv = Server(env, "single" if mode == "single" else "fork")
     t = None
     if not before:
-        t = env.tsguard(tsguard, ["-r", rules, "-o", "json"], tag="tsguard-" + mode)
+        t = start_tsguard(env, tsguard, mode, rules)
     ls = srv.cmd("listen")
     port = ls["port"]
     if before:
-        t = env.tsguard(tsguard, ["-r", rules, "-o", "json"], tag="tsguard-" + mode)
+        t = start_tsguard(env, tsguard, mode, rules)
     if mode == "late":
         c = client(env.netns, port, N, close_first=True)
         c.wait(10)
@@ -182,7 +196,7 @@ def one_case(env, tsguard, mode, rules):
 def test(env, tsguard):
     env.make_netns()
     rules = env.rules_dir({"owners.yaml": RULES})
-    for mode in ("fork", "before", "late", "single"):
+    for mode in ("fork", "before", "late", "single", "classic"):
         one_case(env, tsguard, mode, rules)
 
 
