@@ -353,15 +353,28 @@ static int attach_btf(struct tsguard_bpf *s)
 	return err;
 }
 
-/* The local port of a connect in progress, at connect()'s return (optional). */
-static void attach_connect_exit(struct tsguard_bpf *s)
+/* An optional syscall-exit program; `without` says what is missing then. */
+static void attach_syscall_exit(struct bpf_program *prog, struct bpf_link **link,
+				const char *tp, const char *without)
 {
 	if (ensure_tracefs() == 0)
-		s->links.tsg_connect_exit = bpf_program__attach(s->progs.tsg_connect_exit);
-	if (!s->links.tsg_connect_exit)
-		log_info("capture: syscalls:sys_exit_connect not attached (%s): a connect's local "
-			 "port is known from its next transition only",
-			 strerror(errno));
+		*link = bpf_program__attach(prog);
+	if (!*link)
+		log_info("capture: %s not attached (%s): %s", tp, strerror(errno), without);
+}
+
+/* The local port of a connect in progress, at connect()'s return; the
+ * owner of an accepted socket, at accept()'s (optional). */
+static void attach_syscall_exits(struct tsguard_bpf *s)
+{
+	attach_syscall_exit(s->progs.tsg_connect_exit, &s->links.tsg_connect_exit,
+			    "syscalls:sys_exit_connect",
+			    "a connect's local port is known from its next transition only");
+	attach_syscall_exit(s->progs.tsg_accept4_exit, &s->links.tsg_accept4_exit,
+			    "syscalls:sys_exit_accept4",
+			    "accepted sockets keep their listener's owner");
+	attach_syscall_exit(s->progs.tsg_accept_exit, &s->links.tsg_accept_exit,
+			    "syscalls:sys_exit_accept", "accepted sockets keep their listener's owner");
 }
 
 static int load(struct tsg_capture *c, bool classic, struct tsguard_bpf **out)
@@ -383,7 +396,7 @@ static int load(struct tsg_capture *c, bool classic, struct tsguard_bpf **out)
 		tsguard_bpf__destroy(s);
 		return err;
 	}
-	attach_connect_exit(s);
+	attach_syscall_exits(s);
 	*out = s;
 	return 0;
 }

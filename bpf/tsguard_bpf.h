@@ -33,7 +33,8 @@
 #define TSG_BPF_F_TW 0x02      /* `to` is TIME_WAIT derived from ->CLOSE */
 #define TSG_BPF_F_FALLBACK 0x04 /* sent by the classic tracepoint program */
 #define TSG_BPF_F_UPDATE 0x08   /* not a transition: from == to, fields learnt later
-				 * (the local port of a connect, at connect()'s return) */
+				 * (the local port of a connect, at connect()'s return;
+				 * the owner of an accepted socket, at accept()'s) */
 
 /* One transition, ring buffer record. Addresses are IPv6 or IPv4-mapped. */
 struct tsg_bpf_event {
@@ -66,7 +67,7 @@ enum tsg_bpf_counter {
 	TSG_BPF_C_OTHER_NS,  /* transitions of namespaces not watched (--netns host, or no
 			      * rule names them: netns_allow) */
 	TSG_BPF_C_NESTED,    /* handled by the second copy: the first was nested */
-	TSG_BPF_C_UPDATE,    /* updates sent (local port of a connect in progress) */
+	TSG_BPF_C_UPDATE,    /* updates sent (local port of a connect in progress, accept()'s owner) */
 	TSG_BPF_C_N
 };
 
