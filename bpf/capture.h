@@ -20,6 +20,7 @@ struct tsg_capture_opts {
 	uint32_t ringbuf_bytes;   /* default 8 MiB */
 	uint32_t max_sockets;     /* socket-storage-independent maps (timewait join); default 262144 */
 	uint32_t tw_scan_ms;      /* TIME_WAIT exit scan period; default 1000 */
+	bool netns_host;          /* --netns host: only tsguard's own network namespace */
 };
 
 struct tsg_capture_stats {
@@ -30,6 +31,9 @@ struct tsg_capture_stats {
 	uint64_t map_full;  /* bounded map overflow */
 	uint64_t tw_entered, tw_exited;
 	uint64_t snapshot_sockets;
+	uint64_t netns_known;    /* network namespaces scanned now */
+	uint64_t netns_overflow; /* namespaces beyond the cap, not scanned */
+	uint64_t netns_freed;    /* namespaces that disappeared and were freed */
 };
 
 /*

@@ -1,8 +1,10 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * tsguard: the snapshot (tsg_capture_snapshot, capture.h). iter/tcp lists
- * the TCP sockets that exist now; /proc/PID/fd finds their owners (the
- * lowest pid holding each socket inode); each socket is delivered as an
+ * the TCP sockets that exist now, one pass in each network namespace
+ * (capture_netns.c); /proc/PID/fd finds their owners (the lowest pid
+ * holding each socket inode; inodes are unique across namespaces); each
+ * socket is delivered as an
  * event from TSG_STATE_NONE, its owner remembered for its later events, and
  * a timewait socket followed until it disappears. docs/kernel.md.
  */
@@ -11,6 +13,7 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -163,7 +166,7 @@ static const char *read_cgroup(uint32_t pid)
 /* The id of a socket without a cookie (a timewait socket that inherited none). */
 static uint64_t tuple_id(const struct tsg_bpf_iter_rec *r)
 {
-	uint64_t h = cap_tuple_hash(r->laddr, r->raddr, r->lport, r->rport);
+	uint64_t h = cap_tuple_hash(r->netns, r->laddr, r->raddr, r->lport, r->rport);
 
 	return (h >> 2) | (1ull << 62); /* bit 62: synthesised id, not a cookie */
 }
@@ -203,6 +206,8 @@ static void snap_deliver(struct tsg_capture *c, const struct snap_sock *ss, uint
 		ev.info.have |= TSG_HAVE(TSG_SF_UID);
 	}
 	snap_owner_of(ss->pid, &ev.info);
+	cap_info_netns(c, &ev.info, r->netns);
+	cap_info_cgroup(c, &ev.info, r->sk_cgroup);
 	c->snapshot_sockets++;
 	if (!r->timewait) {
 		cap_owners_remember(c, &ev);
@@ -226,7 +231,9 @@ int tsg_capture_snapshot(struct tsg_capture *c, tsg_event_fn cb, void *ctx)
 
 	if (!c)
 		return -EINVAL;
-	err = cap_run_iter(c, false, snap_collect, &s);
+	/* every namespace that exists now (--netns host: ours) */
+	cap_netns_discover(c);
+	err = cap_netns_iter(c, NULL, 0, false, snap_collect, &s);
 	if (!err && s.oom)
 		err = -ENOMEM;
 	if (err) {
@@ -240,7 +247,8 @@ int tsg_capture_snapshot(struct tsg_capture *c, tsg_event_fn cb, void *ctx)
 		snap_deliver(c, &s.v[i], t);
 	c->cb = NULL;
 	cap_tw_schedule(c);
-	log_debug("capture: snapshot: %zu TCP sockets", s.n);
+	log_debug("capture: snapshot: %zu TCP sockets in %" PRIu64 " network namespaces, %.1f ms",
+		  s.n, cap_netns_count(c), (double)(tsg_mono_ns() - t) / 1e6);
 	free(s.v);
 	return 0;
 }

@@ -24,41 +24,48 @@ struct tw_entry {
 	struct tsg_sockinfo info; /* its 4-tuple, and all its events knew */
 };
 
-uint64_t cap_tuple_hash(const uint8_t la[16], const uint8_t ra[16], uint16_t lp, uint16_t rp)
+uint64_t cap_tuple_hash(uint32_t netns, const uint8_t la[16], const uint8_t ra[16], uint16_t lp,
+			uint16_t rp)
 {
 	uint64_t w[5], h = 0;
 
 	memcpy(&w[0], la, 16);
 	memcpy(&w[2], ra, 16);
-	w[4] = (uint64_t)lp << 16 | rp;
+	w[4] = (uint64_t)netns << 32 | (uint64_t)lp << 16 | rp;
 	for (int i = 0; i < 5; i++)
 		h = tsg_hash64(h ^ w[i]);
 	return h;
 }
 
-static uint64_t tw_bucket(const struct tsg_capture *c, const uint8_t *la, const uint8_t *ra,
-			  uint16_t lp, uint16_t rp)
+static uint64_t tw_bucket(const struct tsg_capture *c, uint32_t ns, const uint8_t *la,
+			  const uint8_t *ra, uint16_t lp, uint16_t rp)
 {
-	return cap_tuple_hash(la, ra, lp, rp) & (c->tw_nbuckets - 1);
+	return cap_tuple_hash(ns, la, ra, lp, rp) & (c->tw_nbuckets - 1);
 }
 
-/* The link to the entry of the 4-tuple in bucket b (or the chain's end). */
-static struct tw_entry **tw_find_in(struct tsg_capture *c, uint64_t b, const uint8_t *la,
-				    const uint8_t *ra, uint16_t lp, uint16_t rp)
+/* The link to the entry of the 4-tuple in bucket b (or the chain's end).
+ * The same 4-tuple in two namespaces is two sockets: netns is in the key. */
+static struct tw_entry **tw_find_in(struct tsg_capture *c, uint64_t b, uint32_t ns,
+				    const uint8_t *la, const uint8_t *ra, uint16_t lp, uint16_t rp)
 {
 	struct tw_entry **pp = &c->tw[b];
 
 	for (; *pp; pp = &(*pp)->next)
-		if ((*pp)->info.lport == lp && (*pp)->info.rport == rp &&
+		if ((*pp)->info.lport == lp && (*pp)->info.rport == rp && (*pp)->info.netns == ns &&
 		    !memcmp((*pp)->info.laddr, la, 16) && !memcmp((*pp)->info.raddr, ra, 16))
 			return pp;
 	return pp;
 }
 
-static struct tw_entry **tw_find(struct tsg_capture *c, const uint8_t *la, const uint8_t *ra,
-				 uint16_t lp, uint16_t rp)
+static struct tw_entry **tw_find(struct tsg_capture *c, uint32_t ns, const uint8_t *la,
+				 const uint8_t *ra, uint16_t lp, uint16_t rp)
 {
-	return tw_find_in(c, tw_bucket(c, la, ra, lp, rp), la, ra, lp, rp);
+	return tw_find_in(c, tw_bucket(c, ns, la, ra, lp, rp), ns, la, ra, lp, rp);
+}
+
+static struct tw_entry **tw_find_info(struct tsg_capture *c, const struct tsg_sockinfo *in)
+{
+	return tw_find(c, in->netns, in->laddr, in->raddr, in->lport, in->rport);
 }
 
 int cap_tw_init(struct tsg_capture *c)
@@ -103,13 +110,13 @@ static void tw_exit(struct tsg_capture *c, struct tw_entry **pp, uint64_t ts)
 void cap_tw_enter(struct tsg_capture *c, const struct tsg_event *ev)
 {
 	const struct tsg_sockinfo *in = &ev->info;
-	struct tw_entry **pp = tw_find(c, in->laddr, in->raddr, in->lport, in->rport), *e = *pp;
+	struct tw_entry **pp = tw_find_info(c, in), *e = *pp;
 
 	c->tw_entered++;
 	if (e) {
 		/* the 4-tuple was reused: the old timewait socket is gone */
 		tw_exit(c, pp, ev->ts_ns);
-		pp = tw_find(c, in->laddr, in->raddr, in->lport, in->rport);
+		pp = tw_find_info(c, in);
 	}
 	if (c->tw_n >= c->opts.max_sockets || !(e = calloc(1, sizeof(*e)))) {
 		c->tw_full++;
@@ -130,7 +137,7 @@ void cap_tw_enter(struct tsg_capture *c, const struct tsg_event *ev)
 const struct tsg_sockinfo *cap_tw_followed(struct tsg_capture *c, const struct tsg_event *ev)
 {
 	const struct tsg_sockinfo *in = &ev->info;
-	struct tw_entry *e = *tw_find(c, in->laddr, in->raddr, in->lport, in->rport);
+	struct tw_entry *e = *tw_find_info(c, in);
 
 	return e && e->cookie == ev->sk ? &e->info : NULL;
 }
@@ -151,7 +158,7 @@ struct scan_batch {
 
 static void scan_mark_one(struct tsg_capture *c, const struct tsg_bpf_iter_rec *r, uint64_t b)
 {
-	struct tw_entry *e = *tw_find_in(c, b, r->laddr, r->raddr, r->lport, r->rport);
+	struct tw_entry *e = *tw_find_in(c, b, r->netns, r->laddr, r->raddr, r->lport, r->rport);
 
 	if (!r->timewait || !e)
 		return;
@@ -176,7 +183,7 @@ static void scan_flush(struct tsg_capture *c, struct scan_batch *b)
 static void scan_mark(struct tsg_capture *c, const struct tsg_bpf_iter_rec *r, void *arg)
 {
 	struct scan_batch *b = arg;
-	uint64_t k = tw_bucket(c, r->laddr, r->raddr, r->lport, r->rport);
+	uint64_t k = tw_bucket(c, r->netns, r->laddr, r->raddr, r->lport, r->rport);
 
 	__builtin_prefetch(&c->tw[k]);
 	b->r[b->n] = *r;
@@ -185,35 +192,101 @@ static void scan_mark(struct tsg_capture *c, const struct tsg_bpf_iter_rec *r, v
 		scan_flush(c, b);
 }
 
-/* TIME_WAIT sockets we follow that no longer exist have left TIME_WAIT. */
-static int tw_scan(struct tsg_capture *c)
-{
-	struct scan_batch batch = {0};
-	uint64_t t;
-	int err;
+#define NS_SET (2 * TSG_BPF_NETNS_MAX) /* open addressing, at most half full */
 
-	c->scan_gen++;
-	err = cap_run_iter(c, true, scan_mark, &batch);
-	if (err)
-		return err;
-	scan_flush(c, &batch);
-	t = tsg_mono_ns();
+/* The namespaces of the followed sockets (distinct, at most TSG_BPF_NETNS_MAX). */
+static size_t tw_namespaces(struct tsg_capture *c, uint32_t *out)
+{
+	static uint32_t set[NS_SET];
+	size_t n = 0;
+
+	memset(set, 0, sizeof(set));
+	for (size_t b = 0; b < c->tw_nbuckets; b++)
+		for (struct tw_entry *e = c->tw[b]; e; e = e->next) {
+			uint32_t ino = e->info.netns;
+			size_t i = tsg_hash64(ino) & (NS_SET - 1);
+
+			while (set[i] && set[i] != ino)
+				i = (i + 1) & (NS_SET - 1);
+			if (set[i] || n >= TSG_BPF_NETNS_MAX)
+				continue;
+			set[i] = ino;
+			out[n++] = ino;
+		}
+	return n;
+}
+
+/* Followed sockets of namespace `ns` (any when all) that the scan did not
+ * see have left TIME_WAIT; how many. */
+static size_t tw_exit_unseen(struct tsg_capture *c, bool all, uint32_t ns, uint64_t t)
+{
+	size_t n = 0;
+
 	for (size_t b = 0; b < c->tw_nbuckets; b++) {
 		struct tw_entry **pp = &c->tw[b];
 
 		while (*pp) {
-			if ((*pp)->seen == c->scan_gen)
+			if ((*pp)->seen == c->scan_gen || (!all && (*pp)->info.netns != ns)) {
 				pp = &(*pp)->next;
-			else
+			} else {
 				tw_exit(c, pp, t);
+				n++;
+			}
 		}
 	}
+	return n;
+}
+
+/*
+ * TIME_WAIT sockets we follow that no longer exist have left TIME_WAIT. Only
+ * the namespaces that hold followed sockets are entered; a socket of a
+ * namespace that is not known (gone before it could be found) has ended.
+ */
+static int tw_scan(struct tsg_capture *c)
+{
+	static uint32_t ns[TSG_BPF_NETNS_MAX];
+	struct scan_batch batch = {0};
+	uint64_t t0 = tsg_mono_ns();
+	size_t nns = tw_namespaces(c, ns), n = c->tw_n, gone;
+	int err;
+
+	c->scan_gen++;
+	err = cap_netns_iter(c, ns, nns, true, scan_mark, &batch);
+	if (err)
+		return err;
+	scan_flush(c, &batch);
+	gone = tw_exit_unseen(c, true, 0, tsg_mono_ns());
+	c->tw_scan_last_ns = tsg_mono_ns() - t0;
+	if (c->verbose)
+		log_debug(
+		    "capture: TIME_WAIT scan: %zu sockets in %zu namespaces, %zu ended, %.1f ms", n,
+		    nns, gone, (double)(tsg_mono_ns() - t0) / 1e6);
 	return 0;
 }
 
+size_t cap_tw_forget_netns(struct tsg_capture *c, uint32_t netns)
+{
+	c->scan_gen++; /* nothing of that namespace is seen in this generation */
+	return tw_exit_unseen(c, false, netns, tsg_mono_ns());
+}
+
+/*
+ * The scan costs about (namespaces scanned) x (TCP sockets of the whole host):
+ * iter/tcp walks the host's socket hash for each namespace and keeps that
+ * namespace's sockets. So the next scan is due after the period, or after
+ * TW_SCAN_BUDGET times as long as the last scan took, whichever is later: the
+ * scans take at most 1/TW_SCAN_BUDGET of one core, and exits are reported
+ * later on a host with many namespaces and sockets (docs/performance.md).
+ */
+#define TW_SCAN_BUDGET 10
+
 void cap_tw_schedule(struct tsg_capture *c)
 {
-	c->next_scan_ns = tsg_mono_ns() + (uint64_t)c->opts.tw_scan_ms * TSG_NSEC_PER_MSEC;
+	uint64_t period = (uint64_t)c->opts.tw_scan_ms * TSG_NSEC_PER_MSEC;
+
+	if (c->tw_scan_last_ns * TW_SCAN_BUDGET > period)
+		period = c->tw_scan_last_ns * TW_SCAN_BUDGET;
+	c->next_scan_ns = tsg_mono_ns() + period;
 }
 
 int cap_tw_timeout(const struct tsg_capture *c, int timeout_ms)

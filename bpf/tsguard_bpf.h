@@ -33,7 +33,8 @@
 #define TSG_BPF_F_TW 0x02      /* `to` is TIME_WAIT derived from ->CLOSE */
 #define TSG_BPF_F_FALLBACK 0x04 /* sent by the classic tracepoint program */
 #define TSG_BPF_F_UPDATE 0x08   /* not a transition: from == to, fields learnt later
-				 * (the local port of a connect, at connect()'s return) */
+				 * (the local port of a connect, at connect()'s return;
+				 * the owner of an accepted socket, at accept()'s) */
 
 /* One transition, ring buffer record. Addresses are IPv6 or IPv4-mapped. */
 struct tsg_bpf_event {
@@ -50,6 +51,9 @@ struct tsg_bpf_event {
 	__u8 from, to;
 	__u8 flags; /* TSG_BPF_F_* */
 	char comm[TSG_BPF_COMM_LEN];
+	__u64 sk_cgroup; /* the socket's own cgroup v2 id (sk_cgrp_data); 0 unknown */
+	__u32 netns;     /* inode of the socket's network namespace */
+	__u32 pad2;
 };
 
 /* Kernel counters: per-CPU array indices. */
@@ -60,9 +64,10 @@ enum tsg_bpf_counter {
 	TSG_BPF_C_LOST,      /* ring buffer reserve failed */
 	TSG_BPF_C_MAP_FULL,  /* socket state could not be stored */
 	TSG_BPF_C_TW,        /* ->CLOSE reported as ->TIME_WAIT */
-	TSG_BPF_C_OTHER_NS,  /* transitions of other network namespaces (ignored) */
+	TSG_BPF_C_OTHER_NS,  /* transitions of namespaces not watched (--netns host, or no
+			      * rule names them: netns_allow) */
 	TSG_BPF_C_NESTED,    /* handled by the second copy: the first was nested */
-	TSG_BPF_C_UPDATE,    /* updates sent (local port of a connect in progress) */
+	TSG_BPF_C_UPDATE,    /* updates sent (local port of a connect in progress, accept()'s owner) */
 	TSG_BPF_C_N
 };
 
@@ -80,6 +85,10 @@ struct tsg_bpf_cfg {
 	__u32 record_all;   /* send every transition */
 };
 
+/* netns_allow: consulted only while netns_filter (.bss) is 1; the value is
+ * 1 for a namespace some rule names. */
+#define TSG_BPF_NETNS_MAX 4096
+
 /* iter/tcp record (snapshot and TIME_WAIT scan), written with bpf_seq_write. */
 struct tsg_bpf_iter_rec {
 	__u64 cookie; /* full socket: its cookie; timewait: the cookie it inherited (0: none) */
@@ -92,6 +101,30 @@ struct tsg_bpf_iter_rec {
 	__u8 state; /* TIME_WAIT for timewait sockets */
 	__u8 timewait; /* 1: a timewait socket */
 	__u8 pad;
+	__u32 netns;     /* inode of the socket's network namespace */
+	__u64 sk_cgroup; /* full socket: its own cgroup v2 id; 0 unknown */
 };
+
+/* iter/tcp tsg_iter_queue record: one listening socket's accept queue. */
+struct tsg_bpf_queue_rec {
+	__u64 cookie;
+	__u64 ino;       /* socket inode, 0 if none */
+	__u64 sk_cgroup; /* its own cgroup v2 id; 0 unknown */
+	__u32 uid;
+	__u32 netns;
+	__u8 laddr[16];
+	__u16 lport;
+	__u8 family;
+	__u8 pad;
+	__u32 backlog;     /* sk_ack_backlog: complete, not yet accepted */
+	__u32 max_backlog; /* sk_max_ack_backlog: the listen() backlog, capped by somaxconn */
+	__u32 drops;       /* sk_drops: the listener's drops (tcp_listendrop), since it was made */
+	__u32 pad2, pad3;
+};
+
+/* tsg_iter_destroy's verdict (.bss destroy_result) */
+#define TSG_BPF_DESTROY_NONE 0	    /* no socket with that cookie */
+#define TSG_BPF_DESTROY_DONE 1	    /* found and destroyed */
+#define TSG_BPF_DESTROY_NOKFUNC (-95) /* -EOPNOTSUPP: no bpf_sock_destroy in this kernel */
 
 #endif

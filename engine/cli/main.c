@@ -49,6 +49,7 @@ struct opts {
 	double until;
 	bool has_until;
 	size_t max_sockets; /* 0: the engine's default */
+	bool netns_host; /* --netns host: only tsguard's own network namespace */
 	int verbose;
 };
 
@@ -100,6 +101,8 @@ static void usage(FILE *f)
 	    "clock\n"
 	    "      --until SECONDS    with --replay: run the clock on to this time at the end\n"
 	    "      --record FILE      also write every TCP state transition to FILE\n"
+	    "      --netns all|host   watch every network namespace (default) or only\n"
+	    "                         tsguard's own\n"
 	    "  -o, --output FORMAT    alerts on standard output as text (default) or json\n"
 	    "      --metrics ADDR:PORT  serve /metrics and /healthz\n"
 	    "      --control PATH     control socket for `tsguard ctl` (default\n"
@@ -165,37 +168,53 @@ static bool args_conflict(const struct opts *o)
 	return false;
 }
 
+/* --netns all|host: 0 or -EINVAL (printed). */
+static int parse_netns(const char *arg, struct opts *o)
+{
+	if (!strcmp(arg, "host") || !strcmp(arg, "all")) {
+		o->netns_host = !strcmp(arg, "host");
+		return 0;
+	}
+	fprintf(stderr, "tsguard: --netns is all or host, not \"%s\"\n", arg);
+	return -EINVAL;
+}
+
+/* The long options (parse_args). */
+enum {
+	OPT_CHECK = 256,
+	OPT_EXPLAIN,
+	OPT_REPLAY,
+	OPT_UNTIL,
+	OPT_RECORD,
+	OPT_METRICS,
+	OPT_VERSION,
+	OPT_CONTROL,
+	OPT_NETNS,
+	OPT_MAX_SOCKETS
+};
+
+static const struct option longopts[] = {
+    {"rules", required_argument, NULL, 'r'},
+    {"dry-run", no_argument, NULL, 'n'},
+    {"check", no_argument, NULL, OPT_CHECK},
+    {"explain", no_argument, NULL, OPT_EXPLAIN},
+    {"replay", required_argument, NULL, OPT_REPLAY},
+    {"until", required_argument, NULL, OPT_UNTIL},
+    {"record", required_argument, NULL, OPT_RECORD},
+    {"output", required_argument, NULL, 'o'},
+    {"metrics", required_argument, NULL, OPT_METRICS},
+    {"control", required_argument, NULL, OPT_CONTROL},
+    {"netns", required_argument, NULL, OPT_NETNS},
+    {"max-sockets", required_argument, NULL, OPT_MAX_SOCKETS},
+    {"verbose", no_argument, NULL, 'v'},
+    {"quiet", no_argument, NULL, 'q'},
+    {"version", no_argument, NULL, OPT_VERSION},
+    {"help", no_argument, NULL, 'h'},
+    {0},
+};
+
 static int parse_args(int argc, char **argv, struct opts *o)
 {
-	enum {
-		OPT_CHECK = 256,
-		OPT_EXPLAIN,
-		OPT_REPLAY,
-		OPT_UNTIL,
-		OPT_RECORD,
-		OPT_METRICS,
-		OPT_VERSION,
-		OPT_CONTROL,
-		OPT_MAX_SOCKETS
-	};
-	static const struct option longopts[] = {
-	    {"rules", required_argument, NULL, 'r'},
-	    {"dry-run", no_argument, NULL, 'n'},
-	    {"check", no_argument, NULL, OPT_CHECK},
-	    {"explain", no_argument, NULL, OPT_EXPLAIN},
-	    {"replay", required_argument, NULL, OPT_REPLAY},
-	    {"until", required_argument, NULL, OPT_UNTIL},
-	    {"record", required_argument, NULL, OPT_RECORD},
-	    {"output", required_argument, NULL, 'o'},
-	    {"metrics", required_argument, NULL, OPT_METRICS},
-	    {"control", required_argument, NULL, OPT_CONTROL},
-	    {"max-sockets", required_argument, NULL, OPT_MAX_SOCKETS},
-	    {"verbose", no_argument, NULL, 'v'},
-	    {"quiet", no_argument, NULL, 'q'},
-	    {"version", no_argument, NULL, OPT_VERSION},
-	    {"help", no_argument, NULL, 'h'},
-	    {0},
-	};
 	int c;
 
 	while ((c = getopt_long(argc, argv, "r:no:vqh", longopts, NULL)) != -1) {
@@ -242,6 +261,10 @@ static int parse_args(int argc, char **argv, struct opts *o)
 			break;
 		case OPT_MAX_SOCKETS:
 			if (parse_max_sockets(optarg, o) < 0)
+				return -EINVAL;
+			break;
+		case OPT_NETNS:
+			if (parse_netns(optarg, o) < 0)
 				return -EINVAL;
 			break;
 		case 'v':
@@ -657,7 +680,8 @@ out:
 
 static int run_live(struct ctx *c)
 {
-	struct tsg_capture_opts co = { .verbose = c->o->verbose > 0 };
+	struct tsg_capture_opts co = { .verbose = c->o->verbose > 0,
+				       .netns_host = c->o->netns_host };
 	struct tsg_capture *cap = NULL;
 	struct tsg_plan *plan = NULL;
 	struct tsg_capture_stats cs;

@@ -21,7 +21,13 @@ const char *tsg_hostname(void)
 	static char host[256];
 
 	if (!host[0]) {
-		if (gethostname(host, sizeof(host) - 1) < 0 || !host[0])
+		/* TSG_HOSTNAME: a pod without hostNetwork has its own host name
+		 * (the pod's); the DaemonSet passes the node's name here */
+		const char *env = getenv("TSG_HOSTNAME");
+
+		if (env && *env)
+			snprintf(host, sizeof(host), "%s", env);
+		else if (gethostname(host, sizeof(host) - 1) < 0 || !host[0])
 			snprintf(host, sizeof(host), "localhost");
 		host[sizeof(host) - 1] = 0;
 	}
@@ -323,7 +329,7 @@ const char *tsg_alert_summary(const struct tsg_alert *a, char *buf, size_t len)
 
 static json_t *sfield_json(const struct tsg_alert *a, int sf)
 {
-	char v[128];
+	char v[4096]; /* a cgroup path (Kubernetes: often over 150 characters) */
 
 	switch (sf) {
 	case TSG_SF_PID:
