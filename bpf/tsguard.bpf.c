@@ -492,8 +492,9 @@ static __always_inline void send_event(struct sock *sk, const struct sk_state *s
  * no storage yet) a zeroed per-CPU scratch that is stored (sk_storage
  * created from it) only when the socket can matter: its attributes pass
  * some rule slot, it listens (accepted sockets inherit its owner through
- * BPF_F_CLONE), it connects with all attributes but its comm passing (the
- * comm is known only now), or every transition is recorded. A socket that
+ * BPF_F_CLONE), it is accepted from a listener without storage, it connects
+ * with all attributes but its comm passing (the comm is known only now), or
+ * every transition is recorded. A socket that
  * cannot matter costs no storage, no owner and no clock read; its later
  * transitions recompute the verdict from the tuple, which does not change
  * (the local port at ->CLOSE: inet_sport). docs/kernel.md.
@@ -552,8 +553,11 @@ static __always_inline int process(struct sock *sk, int oldstate, int newstate,
 	bits = tb & st->bits;
 	end = to == TSG_BPF_TCP_CLOSE || to == TSG_BPF_TCP_TIME_WAIT;
 	/* owner: recorded (listen, or a connect whose other attributes pass):
-	 * the comm filter can only be known now */
-	if (fresh && !end && (st->bits || cfg.record_all || st->owner)) {
+	 * the comm filter can only be known now; a child of a listener without
+	 * storage (it predates tsguard): accept() reads its storage to tell a
+	 * socket seen here from one that predates tsguard */
+	if (fresh && !end &&
+	    (st->bits || cfg.record_all || st->owner || from == TSG_BPF_TCP_LISTEN)) {
 		struct sk_state *s;
 
 		if (from != TSG_BPF_TCP_CLOSE && from != TSG_BPF_TCP_LISTEN)
@@ -647,7 +651,7 @@ static __always_inline int handle_btf(struct sock *sk, int oldstate, int newstat
 		if (!st)
 			return 0;
 		st->cookie = cookie;
-		st->acc = 1; /* may be a child of a listener without storage */
+		st->acc = oldstate == TSG_BPF_TCP_LISTEN; /* a child: accept() names its owner */
 		fresh = true;
 	} else if (st->cookie != cookie) {
 		/* cloned from the listener: keep only the owner */
