@@ -41,10 +41,9 @@ static void rule_trans_rows(const struct tsg_rule *r, uint16_t rows[TSG_NSTATES]
 {
 	memset(rows, 0, sizeof(uint16_t) * TSG_NSTATES);
 	if (r->kind == TSG_KIND_QUEUE) {
-		/* samples come from the listener sampler; a listener's listen()
-		 * (CLOSE->LISTEN, in its owner's process: comm, pid) and its close
-		 * (out of LISTEN, so that its alert ends) cross */
-		rows[TSG_CLOSE] |= (uint16_t)(1u << TSG_LISTEN);
+		/* samples come from the listener sampler (with the owner the
+		 * listener's socket storage holds); only a listener's close (out of
+		 * LISTEN) crosses, so that its alert ends */
 		rows[TSG_LISTEN] = ALL_STATES;
 		return;
 	}
@@ -699,9 +698,7 @@ static void explain_trans(FILE *out, const struct tsg_rule *r)
 			}
 	fputs("    trans     ", out);
 	if (r->kind == TSG_KIND_QUEUE) {
-		fputs("CLOSE->LISTEN (the listener's owner), LISTEN->ANY (its close); its queue is "
-		      "sampled, not traced",
-		      out);
+		fputs("LISTEN->ANY (the listener's close); its queue is sampled, not traced", out);
 	} else if (r->kind == TSG_KIND_TIME || r->kind == TSG_KIND_COUNT) {
 		fprintf(out, "ANY->%s, %s->ANY", state_name(r->state), state_name(r->state));
 		tw = r->state == TSG_TIME_WAIT;
