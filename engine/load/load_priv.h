@@ -81,6 +81,8 @@ uint64_t ld_rule_digest(const struct tsg_rule *r, const struct tsg_ruleset *rs);
 /* actions (parse_actions.c), rules (parse_rules.c) */
 int ld_actions(struct ld *L);
 int ld_rules(struct ld *L);
+/* the when of rule r (parse_when.c): kind and condition; 0 or -EINVAL */
+int ld_when(struct ld *L, struct ld_file *f, yaml_node_t *n, struct tsg_rule *r);
 int ld_template(struct ld *L, struct ld_file *f, yaml_node_t *n, const char *what,
 		struct tsg_template *t);
 
