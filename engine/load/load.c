@@ -48,6 +48,29 @@ void ld_err(struct ld *L, const struct ld_file *f, const yaml_node_t *n,
 	va_end(ap);
 }
 
+int ld_each_item(struct ld *L, size_t section, const char *what,
+		 int (*fn)(struct ld *L, struct ld_file *f, yaml_node_t *n))
+{
+	for (size_t fi = 0; fi < L->nfiles; fi++) {
+		struct ld_file *f = &L->files[fi];
+		yaml_node_t *n = *(yaml_node_t **)((char *)f + section);
+
+		if (!n || ld_is_null(n))
+			continue;
+		if (n->type != YAML_SEQUENCE_NODE) {
+			ld_err(L, f, n, "expected a list of %s (- name: ...) for %s", what, what);
+			continue;
+		}
+		for (yaml_node_item_t *i = n->data.sequence.items.start;
+		     i < n->data.sequence.items.top; i++)
+			if (fn(L, f, ld_node(f, *i)) == -ENOMEM) {
+				L->oom = true;
+				return -ENOMEM;
+			}
+	}
+	return 0;
+}
+
 void ld_warn(struct ld *L, const struct ld_file *f, const yaml_node_t *n,
 	     const char *fmt, ...)
 {

@@ -54,6 +54,11 @@ int ld_duration(struct ld *L, const struct ld_file *f, const yaml_node_t *n,
 uint64_t ld_guess(const struct ld_file *f, const yaml_node_t *n, const char *const *keys);
 #define LD_GUESSED(mask, i) (((mask) >> (i)) & 1u)
 
+/* fn on each item of the sequence at `section` (offsetof(struct ld_file,
+ * rules) or actions) of every file; a section that is not a sequence is an
+ * error. 0, or -ENOMEM (L->oom set) when fn returns it. */
+int ld_each_item(struct ld *L, size_t section, const char *what,
+		 int (*fn)(struct ld *L, struct ld_file *f, yaml_node_t *n));
 /* lists (parse_lists.c) */
 int ld_lists(struct ld *L);
 /* Items of a match field value (scalar, sequence, {regex:} mapping) with

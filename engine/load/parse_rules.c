@@ -9,6 +9,7 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <syslog.h>
@@ -518,20 +519,5 @@ nomem:
 
 int ld_rules(struct ld *L)
 {
-	for (size_t fi = 0; fi < L->nfiles; fi++) {
-		struct ld_file *f = &L->files[fi];
-		yaml_node_t *n = f->rules;
-
-		if (!n || ld_is_null(n))
-			continue;
-		if (n->type != YAML_SEQUENCE_NODE) {
-			ld_err(L, f, n, "expected a list of rules (- name: ...) for rules");
-			continue;
-		}
-		for (yaml_node_item_t *i = n->data.sequence.items.start;
-		     i < n->data.sequence.items.top; i++)
-			if (ld_rule(L, f, ld_node(f, *i)) == -ENOMEM)
-				return -ENOMEM;
-	}
-	return 0;
+	return ld_each_item(L, offsetof(struct ld_file, rules), "rules", ld_rule);
 }
