@@ -36,15 +36,24 @@ void ld_pos(const yaml_node_t *n, int *line, int *col)
 	*col = n ? (int)n->start_mark.column + 1 : 0;
 }
 
+static void ld_vdiag(struct ld *L, bool error, const struct ld_file *f, const yaml_node_t *n,
+		     const char *fmt, va_list ap) __attribute__((format(printf, 5, 0)));
+static void ld_vdiag(struct ld *L, bool error, const struct ld_file *f, const yaml_node_t *n,
+		     const char *fmt, va_list ap)
+{
+	int line, col;
+
+	ld_pos(n, &line, &col);
+	tsg_diag_vadd(L->d, error, f ? f->path : NULL, line, col, fmt, ap);
+}
+
 void ld_err(struct ld *L, const struct ld_file *f, const yaml_node_t *n,
 	    const char *fmt, ...)
 {
 	va_list ap;
-	int line, col;
 
-	ld_pos(n, &line, &col);
 	va_start(ap, fmt);
-	tsg_diag_vadd(L->d, true, f ? f->path : NULL, line, col, fmt, ap);
+	ld_vdiag(L, true, f, n, fmt, ap);
 	va_end(ap);
 }
 
@@ -75,11 +84,9 @@ void ld_warn(struct ld *L, const struct ld_file *f, const yaml_node_t *n,
 	     const char *fmt, ...)
 {
 	va_list ap;
-	int line, col;
 
-	ld_pos(n, &line, &col);
 	va_start(ap, fmt);
-	tsg_diag_vadd(L->d, false, f ? f->path : NULL, line, col, fmt, ap);
+	ld_vdiag(L, false, f, n, fmt, ap);
 	va_end(ap);
 }
 
