@@ -299,25 +299,14 @@ static int uid_build(const struct tsg_ruleset *rs, const uint8_t *slot, struct t
 uint32_t tsg_plan_rule_fields(const struct tsg_rule *r)
 {
 	const struct tsg_match *m = &r->match;
-	uint32_t f = 0;
 
-	if (m->family_mask)
-		f |= TSG_HAVE(TSG_SF_FAMILY);
-	if (m->lport.n)
-		f |= TSG_HAVE(TSG_SF_LPORT);
-	if (m->rport.n)
-		f |= TSG_HAVE(TSG_SF_RPORT);
-	if (m->laddr.n)
-		f |= TSG_HAVE(TSG_SF_LADDR);
-	if (m->raddr.n)
-		f |= TSG_HAVE(TSG_SF_RADDR);
-	if (m->comm.n)
-		f |= TSG_HAVE(TSG_SF_COMM);
-	if (m->uid.n)
-		f |= TSG_HAVE(TSG_SF_UID);
-	if (m->cgroup.n)
-		f |= TSG_HAVE(TSG_SF_CGROUP);
-	return f | tsg_plan_ident_fields(m);
+#define HAVE_IF(cond, sf) ((cond) ? TSG_HAVE(sf) : 0u)
+	return HAVE_IF(m->family_mask, TSG_SF_FAMILY) | HAVE_IF(m->lport.n, TSG_SF_LPORT) |
+	       HAVE_IF(m->rport.n, TSG_SF_RPORT) | HAVE_IF(m->laddr.n, TSG_SF_LADDR) |
+	       HAVE_IF(m->raddr.n, TSG_SF_RADDR) | HAVE_IF(m->comm.n, TSG_SF_COMM) |
+	       HAVE_IF(m->uid.n, TSG_SF_UID) | HAVE_IF(m->cgroup.n, TSG_SF_CGROUP) |
+	       tsg_plan_ident_fields(m);
+#undef HAVE_IF
 }
 
 static void plan_set_all(struct tsg_plan *p)
