@@ -36,7 +36,7 @@ struct list_def {
 	size_t nitems;
 };
 
-/* helpers (load.c; the YAML ones are in yamlnode.h) */
+/* helpers (yamlnode.c; the YAML ones are declared in yamlnode.h) */
 void ld_off_pos(const yaml_node_t *n, size_t off, int *line, int *col);
 void ld_err_at(struct ld *L, const struct ld_file *f, const yaml_node_t *n, size_t off,
 	       const char *fmt, ...) __attribute__((format(printf, 5, 6)));
