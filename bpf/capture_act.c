@@ -15,7 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-_Static_assert(sizeof(struct tsg_bpf_queue_rec) == 72, "tsg_bpf_queue_rec layout");
+_Static_assert(sizeof(struct tsg_bpf_queue_rec) == 88, "tsg_bpf_queue_rec layout");
 
 #define QUEUE_EVERY_NS	(TSG_NSEC_PER_SEC / 2) /* "at least every second" */
 #define QUEUE_BASES_MAX 65536u		       /* listeners whose first drop count is kept */
@@ -145,6 +145,12 @@ static void queue_rec(struct tsg_capture *c, const void *rec, void *arg)
 	ev.info.uid = r.uid;
 	ev.info.have |= TSG_HAVE(TSG_SF_UID);
 	cap_info_netns(c, &ev.info, r.netns);
+	if (r.pid) { /* a listener made while tsguard watches: its storage's owner */
+		ev.info.pid = r.pid;
+		memcpy(ev.info.comm, r.comm, TSG_COMM_LEN);
+		ev.info.comm[TSG_COMM_LEN - 1] = 0;
+		ev.info.have |= TSG_HAVE(TSG_SF_PID) | TSG_HAVE(TSG_SF_COMM);
+	}
 	cap_owners_apply(c, &ev);
 	cap_info_cgroup(c, &ev.info, r.sk_cgroup);
 	ev.q.queue = r.backlog;

@@ -72,6 +72,15 @@ int tsg_iter_queue(struct bpf_iter__tcp *ctx)
 	r.backlog = BPF_CORE_READ(sk, sk_ack_backlog);
 	r.max_backlog = BPF_CORE_READ(sk, sk_max_ack_backlog);
 	r.drops = BPF_CORE_READ(sk, sk_drops.counter);
+	{
+		/* the owner recorded at listen() (CLOSE->LISTEN runs in its process) */
+		struct sk_state *st = bpf_sk_storage_get(&sk_stor, sk, 0, 0);
+
+		if (st && st->owner) {
+			r.pid = st->pid;
+			__builtin_memcpy(r.comm, st->comm, TSG_BPF_COMM_LEN);
+		}
+	}
 	bpf_seq_write(ctx->meta->seq, &r, sizeof(r));
 	return 0;
 }

@@ -119,7 +119,9 @@ struct tsg_bpf_queue_rec {
 	__u32 backlog;     /* sk_ack_backlog: complete, not yet accepted */
 	__u32 max_backlog; /* sk_max_ack_backlog: the listen() backlog, capped by somaxconn */
 	__u32 drops;       /* sk_drops: the listener's drops (tcp_listendrop), since it was made */
-	__u32 pad2, pad3;
+	__u32 pid;         /* the owner from socket storage (listen()); 0 unknown */
+	__u32 pad2;
+	char comm[TSG_BPF_COMM_LEN];
 };
 
 /* tsg_iter_destroy's verdict (.bss destroy_result) */

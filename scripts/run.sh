@@ -3,14 +3,7 @@
 # rule pack (rules/, run from a root-owned copy).
 # Extra arguments go to tsguard, e.g. -n for a dry run or -o json. Needs root (BPF). Stop with Ctrl-C.
 set -euo pipefail
-# BPF and the end-to-end tests need root: as another user, ask through sudo.
-if [ "$(id -u)" -ne 0 ]; then
-	command -v sudo >/dev/null || { echo "$0: needs root (no sudo here): run it as root" >&2; exit 1; }
-	exec sudo -E bash "$0" "$@"
-fi
-here=$(cd "$(dirname "$0")/.." && pwd)
-cd "$here"
-bash scripts/deps.sh
+. "$(dirname "$0")/root.sh" # as root, in the checkout, dependencies installed
 cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 cmake --build build -j"${JOBS:-2}"
 # Run as root, tsguard refuses rule files (and directories above them) that are

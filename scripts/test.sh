@@ -4,14 +4,7 @@
 # AddressSanitizer + UndefinedBehaviorSanitizer, then short libFuzzer runs.
 # End-to-end tests need root and BPF; without them they are skipped.
 set -euo pipefail
-# BPF and the end-to-end tests need root: as another user, ask through sudo.
-if [ "$(id -u)" -ne 0 ]; then
-	command -v sudo >/dev/null || { echo "$0: needs root (no sudo here): run it as root" >&2; exit 1; }
-	exec sudo -E bash "$0" "$@"
-fi
-here=$(cd "$(dirname "$0")/.." && pwd)
-cd "$here"
-bash scripts/deps.sh
+. "$(dirname "$0")/root.sh" # as root, in the checkout, dependencies installed
 jobs=${JOBS:-2}
 
 echo "== build (warnings are errors) and all tests"

@@ -155,22 +155,17 @@ static int sample_from_json(json_t *o, struct tsg_event *ev, char *err, size_t e
 	return 0;
 }
 
-int tsg_event_from_json(json_t *o, struct tsg_event *ev, char *err, size_t errlen)
+/* The keys are all known ones; "ts" and "sk". */
+static int event_head(json_t *o, struct tsg_event *ev, char *err, size_t errlen)
 {
 	static const char *const known[] = {
 	    "ts",  "sk",   "family", "laddr",  "lport", "raddr",      "rport",	   "from", "to",
 	    "pid", "comm", "uid",    "cgroup", "netns", "netns_name", "container", "pod",  "queue",
 	    "backlog", "drops", NULL};
-	struct tsg_sockinfo *in = &ev->info;
 	const char *s, *key;
 	json_t *v;
-	uint64_t u;
-	bool present;
 	char skbuf[32];
 
-	memset(ev, 0, sizeof(*ev));
-	if (!json_is_object(o))
-		return fail(err, errlen, "an event must be a JSON object");
 	json_object_foreach(o, key, v) {
 		bool ok = false;
 		for (size_t i = 0; known[i]; i++)
@@ -205,17 +200,13 @@ int tsg_event_from_json(json_t *o, struct tsg_event *ev, char *err, size_t errle
 	if (!*s)
 		return fail(err, errlen, "\"sk\" must not be empty");
 	ev->sk = tsg_sk_from_string(s);
+	return 0;
+}
 
-	if (json_object_get(o, "queue")) {
-		if (sample_from_json(o, ev, err, errlen) < 0)
-			return -EINVAL;
-	} else if (get_state(o, "to", &ev->to, true, err, errlen) < 0 ||
-		   get_state(o, "from", &ev->from, false, err, errlen) < 0) {
-		return -EINVAL;
-	} else if (json_object_get(o, "backlog") || json_object_get(o, "drops")) {
-		return fail(err, errlen, "\"backlog\" and \"drops\" belong to a queue sample "
-					 "(with \"queue\", without from/to)");
-	}
+/* "family", "laddr", "raddr". */
+static int event_addrs(json_t *o, struct tsg_sockinfo *in, char *err, size_t errlen)
+{
+	const char *s;
 
 	if (get_str(o, "family", &s, err, errlen) < 0)
 		return -EINVAL;
@@ -249,30 +240,46 @@ int tsg_event_from_json(json_t *o, struct tsg_event *ev, char *err, size_t errle
 		in->have |= TSG_HAVE(TSG_SF_FAMILY);
 	/* "family": "ipv6" with a v4-mapped peer is IPv4, as in the live capture */
 	tsg_sockinfo_norm_family(in);
+	return 0;
+}
 
-	if (get_uint(o, "lport", 65535, &u, &present, err, errlen) < 0)
-		return -EINVAL;
-	if (present) {
-		in->lport = (uint16_t)u;
-		in->have |= TSG_HAVE(TSG_SF_LPORT);
-	}
-	if (get_uint(o, "rport", 65535, &u, &present, err, errlen) < 0)
-		return -EINVAL;
-	if (present) {
-		in->rport = (uint16_t)u;
-		in->have |= TSG_HAVE(TSG_SF_RPORT);
-	}
-	if (get_uint(o, "pid", UINT32_MAX, &u, &present, err, errlen) < 0)
-		return -EINVAL;
-	if (present) {
-		in->pid = (uint32_t)u;
-		in->have |= TSG_HAVE(TSG_SF_PID);
-	}
-	if (get_uint(o, "uid", UINT32_MAX, &u, &present, err, errlen) < 0)
-		return -EINVAL;
-	if (present) {
-		in->uid = (uint32_t)u;
-		in->have |= TSG_HAVE(TSG_SF_UID);
+/* "lport", "rport", "pid", "uid" (in this order), then "comm". */
+static int event_ports_owner(json_t *o, struct tsg_sockinfo *in, char *err, size_t errlen)
+{
+	static const struct {
+		const char *key;
+		uint64_t max;
+		int field;
+	} nums[] = {
+	    {"lport", 65535, TSG_SF_LPORT},
+	    {"rport", 65535, TSG_SF_RPORT},
+	    {"pid", UINT32_MAX, TSG_SF_PID},
+	    {"uid", UINT32_MAX, TSG_SF_UID},
+	};
+	const char *s;
+	uint64_t u;
+	bool present;
+
+	for (size_t i = 0; i < sizeof(nums) / sizeof(nums[0]); i++) {
+		if (get_uint(o, nums[i].key, nums[i].max, &u, &present, err, errlen) < 0)
+			return -EINVAL;
+		if (!present)
+			continue;
+		switch (nums[i].field) {
+		case TSG_SF_LPORT:
+			in->lport = (uint16_t)u;
+			break;
+		case TSG_SF_RPORT:
+			in->rport = (uint16_t)u;
+			break;
+		case TSG_SF_PID:
+			in->pid = (uint32_t)u;
+			break;
+		default:
+			in->uid = (uint32_t)u;
+			break;
+		}
+		in->have |= TSG_HAVE(nums[i].field);
 	}
 	if (get_str(o, "comm", &s, err, errlen) < 0)
 		return -EINVAL;
@@ -280,6 +287,32 @@ int tsg_event_from_json(json_t *o, struct tsg_event *ev, char *err, size_t errle
 		snprintf(in->comm, sizeof(in->comm), "%s", s);
 		in->have |= TSG_HAVE(TSG_SF_COMM);
 	}
+	return 0;
+}
+
+int tsg_event_from_json(json_t *o, struct tsg_event *ev, char *err, size_t errlen)
+{
+	struct tsg_sockinfo *in = &ev->info;
+
+	memset(ev, 0, sizeof(*ev));
+	if (!json_is_object(o))
+		return fail(err, errlen, "an event must be a JSON object");
+	if (event_head(o, ev, err, errlen) < 0)
+		return -EINVAL;
+
+	if (json_object_get(o, "queue")) {
+		if (sample_from_json(o, ev, err, errlen) < 0)
+			return -EINVAL;
+	} else if (get_state(o, "to", &ev->to, true, err, errlen) < 0 ||
+		   get_state(o, "from", &ev->from, false, err, errlen) < 0) {
+		return -EINVAL;
+	} else if (json_object_get(o, "backlog") || json_object_get(o, "drops")) {
+		return fail(err, errlen, "\"backlog\" and \"drops\" belong to a queue sample "
+					 "(with \"queue\", without from/to)");
+	}
+
+	if (event_addrs(o, in, err, errlen) < 0 || event_ports_owner(o, in, err, errlen) < 0)
+		return -EINVAL;
 	return ident_from_json(o, in, err, errlen);
 }
 

@@ -36,7 +36,7 @@ struct list_def {
 	size_t nitems;
 };
 
-/* helpers (load.c; the YAML ones are in yamlnode.h) */
+/* helpers (yamlnode.c; the YAML ones are declared in yamlnode.h) */
 void ld_off_pos(const yaml_node_t *n, size_t off, int *line, int *col);
 void ld_err_at(struct ld *L, const struct ld_file *f, const yaml_node_t *n, size_t off,
 	       const char *fmt, ...) __attribute__((format(printf, 5, 6)));
@@ -54,6 +54,11 @@ int ld_duration(struct ld *L, const struct ld_file *f, const yaml_node_t *n,
 uint64_t ld_guess(const struct ld_file *f, const yaml_node_t *n, const char *const *keys);
 #define LD_GUESSED(mask, i) (((mask) >> (i)) & 1u)
 
+/* fn on each item of the sequence at `section` (offsetof(struct ld_file,
+ * rules) or actions) of every file; a section that is not a sequence is an
+ * error. 0, or -ENOMEM (L->oom set) when fn returns it. */
+int ld_each_item(struct ld *L, size_t section, const char *what,
+		 int (*fn)(struct ld *L, struct ld_file *f, yaml_node_t *n));
 /* lists (parse_lists.c) */
 int ld_lists(struct ld *L);
 /* Items of a match field value (scalar, sequence, {regex:} mapping) with
@@ -81,6 +86,8 @@ uint64_t ld_rule_digest(const struct tsg_rule *r, const struct tsg_ruleset *rs);
 /* actions (parse_actions.c), rules (parse_rules.c) */
 int ld_actions(struct ld *L);
 int ld_rules(struct ld *L);
+/* the when of rule r (parse_when.c): kind and condition; 0 or -EINVAL */
+int ld_when(struct ld *L, struct ld_file *f, yaml_node_t *n, struct tsg_rule *r);
 int ld_template(struct ld *L, struct ld_file *f, yaml_node_t *n, const char *what,
 		struct tsg_template *t);
 

@@ -133,31 +133,36 @@ void tsg_regex_stats(const struct tsg_regex *re, uint64_t *hits, uint64_t *misse
 
 /*
  * The common rule: `pos` = some positive item matched, `anypos` = the set has
- * positive items, `neg` = some exclusion matched.
+ * positive items, `neg` = some exclusion matched. SET_MATCH evaluates it over
+ * the items of a set (an empty or absent set matches): `in` is whether item
+ * `it` (a const TYPE *) covers the value; an item that cannot change the
+ * verdict any more is not evaluated (a regex is not run for it).
  */
 static inline bool verdict(bool anypos, bool pos, bool neg)
 {
 	return (pos || !anypos) && !neg;
 }
 
+#define SET_MATCH(set, TYPE, it, in)                                  \
+	({                                                            \
+		bool _anypos = false, _pos = false, _neg = false;     \
+		for (size_t _i = 0; (set) && _i < (set)->n; _i++) {   \
+			const TYPE *it = &(set)->v[_i];               \
+			if (!it->neg)                                 \
+				_anypos = true;                       \
+			if (it->neg ? _neg : _pos)                    \
+				continue;                             \
+			if (it->neg)                                  \
+				_neg |= (in);                         \
+			else                                          \
+				_pos |= (in);                         \
+		}                                                     \
+		verdict(_anypos, _pos, _neg);                         \
+	})
+
 bool tsg_portset_match(const struct tsg_portset *s, uint16_t port)
 {
-	bool anypos = false, pos = false, neg = false;
-
-	if (!s || !s->n)
-		return true;
-	for (size_t i = 0; i < s->n; i++) {
-		const struct tsg_portrange *r = &s->v[i];
-		bool in = port >= r->lo && port <= r->hi;
-
-		if (r->neg) {
-			neg |= in;
-		} else {
-			anypos = true;
-			pos |= in;
-		}
-	}
-	return verdict(anypos, pos, neg);
+	return SET_MATCH(s, struct tsg_portrange, r, port >= r->lo && port <= r->hi);
 }
 
 static bool cidr_contains(const struct tsg_cidr *c, const uint8_t a[16])
@@ -177,66 +182,20 @@ static bool cidr_contains(const struct tsg_cidr *c, const uint8_t a[16])
 
 bool tsg_cidrset_match(const struct tsg_cidrset *s, const uint8_t addr[16])
 {
-	bool anypos = false, pos = false, neg = false;
-
-	if (!s || !s->n)
-		return true;
-	for (size_t i = 0; i < s->n; i++) {
-		bool in = cidr_contains(&s->v[i], addr);
-
-		if (s->v[i].neg) {
-			neg |= in;
-		} else {
-			anypos = true;
-			pos |= in;
-		}
-	}
-	return verdict(anypos, pos, neg);
+	return SET_MATCH(s, struct tsg_cidr, c, cidr_contains(c, addr));
 }
 
 bool tsg_uidset_match(const struct tsg_uidset *s, uint32_t uid)
 {
-	bool anypos = false, pos = false, neg = false;
-
-	if (!s || !s->n)
-		return true;
-	for (size_t i = 0; i < s->n; i++) {
-		bool in = s->v[i].uid == uid;
-
-		if (s->v[i].neg) {
-			neg |= in;
-		} else {
-			anypos = true;
-			pos |= in;
-		}
-	}
-	return verdict(anypos, pos, neg);
+	return SET_MATCH(s, struct tsg_uiditem, u, u->uid == uid);
 }
 
 bool tsg_commset_match(const struct tsg_strset *s, const char *comm)
 {
-	bool anypos = false, pos = false, neg = false;
-
-	if (!s || !s->n)
-		return true;
 	if (!comm)
 		comm = "";
-	for (size_t i = 0; i < s->n; i++) {
-		const struct tsg_stritem *it = &s->v[i];
-		bool in;
-
-		if (!it->neg)
-			anypos = true;
-		/* skip work that cannot change the verdict */
-		if (it->neg ? neg : pos)
-			continue;
-		in = it->re ? tsg_regex_match(it->re, comm) : !strcmp(it->s, comm);
-		if (it->neg)
-			neg |= in;
-		else
-			pos |= in;
-	}
-	return verdict(anypos, pos, neg);
+	return SET_MATCH(s, struct tsg_stritem, it,
+			 it->re ? tsg_regex_match(it->re, comm) : !strcmp(it->s, comm));
 }
 
 /* "/a/b" covers "/a/b" and "/a/b/..." but not "/a/bc"; "/" covers all. */
@@ -253,70 +212,30 @@ static bool cgroup_covers(const char *prefix, const char *cg)
 
 bool tsg_cgroupset_match(const struct tsg_strset *s, const char *cgroup)
 {
-	bool anypos = false, pos = false, neg = false;
-
-	if (!s || !s->n)
-		return true;
 	if (!cgroup)
 		cgroup = "";
-	for (size_t i = 0; i < s->n; i++) {
-		bool in = cgroup_covers(s->v[i].s, cgroup);
-
-		if (s->v[i].neg) {
-			neg |= in;
-		} else {
-			anypos = true;
-			pos |= in;
-		}
-	}
-	return verdict(anypos, pos, neg);
+	return SET_MATCH(s, struct tsg_stritem, it, cgroup_covers(it->s, cgroup));
 }
 
 bool tsg_netnsset_match(const struct tsg_netnsset *s, uint32_t inode, const char *name)
 {
-	bool anypos = false, pos = false, neg = false;
+	return SET_MATCH(s, struct tsg_netnsitem, it,
+			 (it->inode && it->inode == inode) ||
+			     (it->name && name && !strcmp(it->name, name)));
+}
 
-	if (!s || !s->n)
-		return true;
-	for (size_t i = 0; i < s->n; i++) {
-		const struct tsg_netnsitem *it = &s->v[i];
-		bool in = (it->inode && it->inode == inode) ||
-			  (it->name && name && !strcmp(it->name, name));
-
-		if (it->neg) {
-			neg |= in;
-		} else {
-			anypos = true;
-			pos |= in;
-		}
-	}
-	return verdict(anypos, pos, neg);
+static bool id_covers(const struct tsg_iditem *it, const char *id, bool prefix)
+{
+	if (!it->s)
+		return !id;
+	if (!id)
+		return false;
+	return prefix ? !strncmp(it->s, id, strlen(it->s)) : !strcmp(it->s, id);
 }
 
 bool tsg_idset_match(const struct tsg_idset *s, const char *id, bool prefix)
 {
-	bool anypos = false, pos = false, neg = false;
-
-	if (!s || !s->n)
-		return true;
-	for (size_t i = 0; i < s->n; i++) {
-		const struct tsg_iditem *it = &s->v[i];
-		bool in;
-
-		if (!it->s)
-			in = !id;
-		else if (!id)
-			in = false;
-		else
-			in = prefix ? !strncmp(it->s, id, strlen(it->s)) : !strcmp(it->s, id);
-		if (it->neg) {
-			neg |= in;
-		} else {
-			anypos = true;
-			pos |= in;
-		}
-	}
-	return verdict(anypos, pos, neg);
+	return SET_MATCH(s, struct tsg_iditem, it, id_covers(it, id, prefix));
 }
 
 /* ---- whole match --------------------------------------------------------- */

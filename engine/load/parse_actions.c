@@ -5,6 +5,7 @@
 #include "load_priv.h"
 
 #include <errno.h>
+#include <stddef.h>
 #include <pwd.h>
 #include <stdlib.h>
 #include <string.h>
@@ -643,23 +644,8 @@ int ld_actions(struct ld *L)
 {
 	struct tsg_action_def b = { 0 };
 
-	for (size_t fi = 0; fi < L->nfiles; fi++) {
-		struct ld_file *f = &L->files[fi];
-		yaml_node_t *n = f->actions;
-
-		if (!n || ld_is_null(n))
-			continue;
-		if (n->type != YAML_SEQUENCE_NODE) {
-			ld_err(L, f, n, "expected a list of actions (- name: ...) for actions");
-			continue;
-		}
-		for (yaml_node_item_t *i = n->data.sequence.items.start;
-		     i < n->data.sequence.items.top; i++)
-			if (ld_action(L, f, ld_node(f, *i)) == -ENOMEM) {
-				L->oom = true;
-				return -ENOMEM;
-			}
-	}
+	if (ld_each_item(L, offsetof(struct ld_file, actions), "actions", ld_action) < 0)
+		return -ENOMEM;
 	if (find_action(L, "syslog"))
 		return 0;
 	b.name = strdup("syslog");

@@ -399,6 +399,18 @@ static void snap_free(struct snap_ref *r)
 	free(r);
 }
 
+/* n elements of src in a new array (n > 0), or NULL */
+static void *array_copy(const void *src, size_t n, size_t size)
+{
+	void *d = calloc(n, size);
+
+	if (d)
+		memcpy(d, src, n * size);
+	return d;
+}
+
+#define TERMINATE(a) ((a)[sizeof(a) - 1] = '\0')
+
 static struct snap_ref *snap_copy(const struct tsg_metrics_snapshot *s)
 {
 	struct snap_ref *r = calloc(1, sizeof(*r));
@@ -410,40 +422,26 @@ static struct snap_ref *snap_copy(const struct tsg_metrics_snapshot *s)
 	r->s.actions = NULL;
 	r->s.urls = NULL;
 	r->refs = 1;
-	if (s->nrules) {
-		r->s.rules = calloc(s->nrules, sizeof(*r->s.rules));
-		if (!r->s.rules)
-			goto fail;
-		memcpy(r->s.rules, s->rules, s->nrules * sizeof(*r->s.rules));
-		for (size_t i = 0; i < s->nrules; i++) {
-			r->s.rules[i].name[sizeof(r->s.rules[i].name) - 1] = '\0';
-			r->s.rules[i].kind[sizeof(r->s.rules[i].kind) - 1] = '\0';
-		}
+	if ((s->nrules && !(r->s.rules = array_copy(s->rules, s->nrules, sizeof(*s->rules)))) ||
+	    (s->nactions &&
+	     !(r->s.actions = array_copy(s->actions, s->nactions, sizeof(*s->actions)))) ||
+	    (s->nurls && !(r->s.urls = array_copy(s->urls, s->nurls, sizeof(*s->urls))))) {
+		snap_free(r);
+		return NULL;
 	}
-	if (s->nactions) {
-		r->s.actions = calloc(s->nactions, sizeof(*r->s.actions));
-		if (!r->s.actions)
-			goto fail;
-		memcpy(r->s.actions, s->actions, s->nactions * sizeof(*r->s.actions));
-		for (size_t i = 0; i < s->nactions; i++) {
-			r->s.actions[i].name[sizeof(r->s.actions[i].name) - 1] = '\0';
-			r->s.actions[i].type[sizeof(r->s.actions[i].type) - 1] = '\0';
-		}
+	for (size_t i = 0; i < s->nrules; i++) {
+		TERMINATE(r->s.rules[i].name);
+		TERMINATE(r->s.rules[i].kind);
 	}
-	if (s->nurls) {
-		r->s.urls = calloc(s->nurls, sizeof(*r->s.urls));
-		if (!r->s.urls)
-			goto fail;
-		memcpy(r->s.urls, s->urls, s->nurls * sizeof(*r->s.urls));
-		for (size_t i = 0; i < s->nurls; i++) {
-			r->s.urls[i].action[sizeof(r->s.urls[i].action) - 1] = '\0';
-			r->s.urls[i].url[sizeof(r->s.urls[i].url) - 1] = '\0';
-		}
+	for (size_t i = 0; i < s->nactions; i++) {
+		TERMINATE(r->s.actions[i].name);
+		TERMINATE(r->s.actions[i].type);
+	}
+	for (size_t i = 0; i < s->nurls; i++) {
+		TERMINATE(r->s.urls[i].action);
+		TERMINATE(r->s.urls[i].url);
 	}
 	return r;
-fail:
-	snap_free(r);
-	return NULL;
 }
 
 static void snap_put(struct tsg_metrics *m, struct snap_ref *r)

@@ -139,6 +139,25 @@ static inline struct tsg_ruleset *t_rules(const char *yaml)
 	return rs;
 }
 
+/* t_rules of YAML text made with printf. */
+static inline struct tsg_ruleset *t_rulesf(const char *fmt, ...)
+	__attribute__((format(printf, 1, 2)));
+static inline struct tsg_ruleset *t_rulesf(const char *fmt, ...)
+{
+	struct tsg_ruleset *rs;
+	va_list ap;
+	char *yaml;
+	int n;
+
+	va_start(ap, fmt);
+	n = vasprintf(&yaml, fmt, ap);
+	va_end(ap);
+	assert_true(n > 0);
+	rs = t_rules(yaml);
+	free(yaml);
+	return rs;
+}
+
 static inline const struct tsg_rule *t_rule(const struct tsg_ruleset *rs, const char *name)
 {
 	for (size_t i = 0; i < rs->nrules; i++)
@@ -175,6 +194,18 @@ static inline void t_alert(struct tsg_alert *a, const struct tsg_ruleset *rs, co
 	a->key_is_sock = true;
 	a->sk = 1;
 	a->host = "web-1";
+}
+
+/* The actions of rs (opts may be NULL), and in *a a firing alert of rule `rule`. */
+static inline struct tsg_actions *t_actions(const struct tsg_ruleset *rs,
+					    const struct tsg_actions_opts *o, struct tsg_alert *a,
+					    const char *rule)
+{
+	struct tsg_actions *acts;
+
+	assert_int_equal(tsg_actions_new(rs, o, &acts), 0);
+	t_alert(a, rs, rule, TSG_FIRING);
+	return acts;
 }
 
 static inline struct tsg_action_stats t_stats(struct tsg_actions *acts, const char *name)

@@ -233,7 +233,6 @@ static const char *lbl(json_t *a, const char *name)
 static void test_alertmanager_lifecycle(void **state)
 {
 	struct tsg_actions_opts o = { .am_resend_ns = 1000000000ull };
-	char *yaml;
 	struct tsg_action_stats st;
 	struct tsg_actions *acts;
 	struct tsg_ruleset *rs;
@@ -244,21 +243,19 @@ static void test_alertmanager_lifecycle(void **state)
 	(void)state;
 	if (!am0->pid)
 		skip(); /* no Alertmanager installed */
-	assert_true(asprintf(&yaml,
-			     "actions:\n"
-			     "  - {name: am, type: webhook, format: alertmanager, url: '%s/api/v2/alerts'}\n"
-			     "rules:\n"
-			     "  - name: slow-connect\n"
-			     "    description: outbound connect stuck in SYN_SENT\n"
-			     "    severity: critical\n"
-			     "    labels: {team: edge}\n"
-			     "    when: {state: SYN_SENT, longer_than: 500ms}\n"
-			     "    actions: [am]\n"
-			     "  - name: conn-failed\n"
-			     "    when: {from: SYN_SENT, to: CLOSE}\n"
-			     "    actions: [am]\n",
-			     am0->base) > 0);
-	rs = t_rules(yaml);
+	rs = t_rulesf("actions:\n"
+		      "  - {name: am, type: webhook, format: alertmanager, url: '%s/api/v2/alerts'}\n"
+		      "rules:\n"
+		      "  - name: slow-connect\n"
+		      "    description: outbound connect stuck in SYN_SENT\n"
+		      "    severity: critical\n"
+		      "    labels: {team: edge}\n"
+		      "    when: {state: SYN_SENT, longer_than: 500ms}\n"
+		      "    actions: [am]\n"
+		      "  - name: conn-failed\n"
+		      "    when: {from: SYN_SENT, to: CLOSE}\n"
+		      "    actions: [am]\n",
+		      am0->base);
 	assert_int_equal(tsg_actions_new(rs, &o, &acts), 0);
 
 	t_alert(&a, rs, "slow-connect", TSG_FIRING);
@@ -322,7 +319,6 @@ static void test_alertmanager_lifecycle(void **state)
 	assert_null(got);
 	assert_int_equal(t_stats(acts, "am").sent, sent);
 	tsg_actions_free(acts);
-	free(yaml);
 	tsg_ruleset_free(rs);
 }
 
@@ -331,7 +327,7 @@ static void test_alertmanager_lifecycle(void **state)
 static void test_alertmanager_two(void **state)
 {
 	struct tsg_actions_opts o = { .am_resend_ns = 1000000000ull };
-	char *yaml, url[2][96];
+	char url[2][96];
 	struct tsg_action_stats st, su[2];
 	struct tsg_actions *acts;
 	struct tsg_ruleset *rs;
@@ -343,18 +339,16 @@ static void test_alertmanager_two(void **state)
 		skip(); /* no Alertmanager installed */
 	for (size_t i = 0; i < 2; i++)
 		snprintf(url[i], sizeof(url[i]), "%s/api/v2/alerts", ams[i].base);
-	assert_true(asprintf(&yaml,
-			     "actions:\n"
-			     "  - name: am\n"
-			     "    type: webhook\n"
-			     "    format: alertmanager\n"
-			     "    url: ['%s', '%s']\n"
-			     "rules:\n"
-			     "  - name: two-slow\n"
-			     "    when: {state: SYN_SENT, longer_than: 500ms}\n"
-			     "    actions: [am]\n",
-			     url[0], url[1]) > 0);
-	rs = t_rules(yaml);
+	rs = t_rulesf("actions:\n"
+		      "  - name: am\n"
+		      "    type: webhook\n"
+		      "    format: alertmanager\n"
+		      "    url: ['%s', '%s']\n"
+		      "rules:\n"
+		      "  - name: two-slow\n"
+		      "    when: {state: SYN_SENT, longer_than: 500ms}\n"
+		      "    actions: [am]\n",
+		      url[0], url[1]);
 	assert_int_equal(tsg_actions_new(rs, &o, &acts), 0);
 	t_alert(&a, rs, "two-slow", TSG_FIRING);
 	a.from = a.to = 0;
@@ -395,7 +389,6 @@ static void test_alertmanager_two(void **state)
 	assert_int_equal(tsg_actions_get_url_stats(acts, "am", "http://127.0.0.1:1/", NULL),
 			 -ENOENT);
 	tsg_actions_free(acts);
-	free(yaml);
 	tsg_ruleset_free(rs);
 }
 

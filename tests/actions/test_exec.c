@@ -48,7 +48,7 @@ static bool env_has(const char *env, const char *line)
 
 static void test_exec_no_shell(void **state)
 {
-	char *dir = t_tmpdir(), *hook = recorder_hook(dir), *yaml, *argv_file, *env, *in;
+	char *dir = t_tmpdir(), *hook = recorder_hook(dir), *argv_file, *env, *in;
 	char *argv_path = t_path(dir, "argv"), *pwned[3];
 	struct tsg_actions *acts;
 	struct tsg_ruleset *rs;
@@ -63,20 +63,17 @@ static void test_exec_no_shell(void **state)
 	pwned[0] = t_path(dir, "pwned1");
 	pwned[1] = t_path(dir, "pwned2");
 	pwned[2] = t_path(dir, "pwned3");
-	assert_true(asprintf(&yaml,
-			     "actions:\n"
-			     "  - name: hook\n"
-			     "    type: exec\n"
-			     "    argv: [%s, '{{comm}}', '{{labels.x}}', '{{labels.y}}', 'a b {{raddr}}', '', '{{rport}}']\n"
-			     "rules:\n"
-			     "  - name: r1\n"
-			     "    labels: {x: '$(touch pwned2)', y: '`touch pwned3` \"q\" ''s'''}\n"
-			     "    when: {from: SYN_SENT, to: CLOSE}\n"
-			     "    actions: [hook]\n",
-			     hook) > 0);
-	rs = t_rules(yaml);
-	assert_int_equal(tsg_actions_new(rs, NULL, &acts), 0);
-	t_alert(&a, rs, "r1", TSG_FIRING);
+	rs = t_rulesf("actions:\n"
+		      "  - name: hook\n"
+		      "    type: exec\n"
+		      "    argv: [%s, '{{comm}}', '{{labels.x}}', '{{labels.y}}', 'a b {{raddr}}', '', '{{rport}}']\n"
+		      "rules:\n"
+		      "  - name: r1\n"
+		      "    labels: {x: '$(touch pwned2)', y: '`touch pwned3` \"q\" ''s'''}\n"
+		      "    when: {from: SYN_SENT, to: CLOSE}\n"
+		      "    actions: [hook]\n",
+		      hook);
+	acts = t_actions(rs, NULL, &a, "r1");
 	snprintf(a.info.comm, sizeof(a.info.comm), "; touch pwned1");
 	tsg_actions_fire(acts, &a);
 	assert_true(t_wait_done(acts, "hook", 1, 5000));
@@ -127,7 +124,6 @@ static void test_exec_no_shell(void **state)
 
 	assert_int_equal(chdir(cwd), 0);
 	tsg_ruleset_free(rs);
-	free(yaml);
 	free(argv_file);
 	free(env);
 	free(in);
@@ -143,7 +139,7 @@ static void test_exec_no_shell(void **state)
  * ignores SIGTERM gets SIGKILL after the grace. */
 static void test_exec_timeout(void **state)
 {
-	char *dir = t_tmpdir(), *yaml, *log;
+	char *dir = t_tmpdir(), *log;
 	char *slow = t_path(dir, "slow.sh"), *stubborn = t_path(dir, "stubborn.sh");
 	char *fast = t_path(dir, "fast.sh"), *fast_out = t_path(dir, "fast.out"), *text;
 	struct tsg_action_stats st;
@@ -159,19 +155,16 @@ static void test_exec_timeout(void **state)
 	t_write(stubborn, "#!/bin/sh\ntrap '' TERM\nwhile :; do sleep 0.1; done\n", 0755);
 	assert_true(asprintf(&text, "#!/bin/sh\necho done > '%s'\n", fast_out) > 0);
 	t_write(fast, text, 0755);
-	assert_true(asprintf(&yaml,
-			     "actions:\n"
-			     "  - {name: slow, type: exec, argv: [%s], timeout: 300ms}\n"
-			     "  - {name: stubborn, type: exec, argv: [%s], timeout: 300ms}\n"
-			     "  - {name: fast, type: exec, argv: [%s]}\n"
-			     "rules:\n"
-			     "  - name: r1\n"
-			     "    when: {from: SYN_SENT, to: CLOSE}\n"
-			     "    actions: [slow, stubborn, fast]\n",
-			     slow, stubborn, fast) > 0);
-	rs = t_rules(yaml);
-	assert_int_equal(tsg_actions_new(rs, NULL, &acts), 0);
-	t_alert(&a, rs, "r1", TSG_FIRING);
+	rs = t_rulesf("actions:\n"
+		      "  - {name: slow, type: exec, argv: [%s], timeout: 300ms}\n"
+		      "  - {name: stubborn, type: exec, argv: [%s], timeout: 300ms}\n"
+		      "  - {name: fast, type: exec, argv: [%s]}\n"
+		      "rules:\n"
+		      "  - name: r1\n"
+		      "    when: {from: SYN_SENT, to: CLOSE}\n"
+		      "    actions: [slow, stubborn, fast]\n",
+		      slow, stubborn, fast);
+	acts = t_actions(rs, NULL, &a, "r1");
 	t_capture_begin(&cap);
 	t0 = t_now_ns();
 	tsg_actions_fire(acts, &a);
@@ -200,7 +193,6 @@ static void test_exec_timeout(void **state)
 	assert_no_children();
 	free(log);
 	free(text);
-	free(yaml);
 	free(slow);
 	free(stubborn);
 	free(fast);
@@ -213,7 +205,7 @@ static void test_exec_timeout(void **state)
  * logged; never two at once. */
 static void test_exec_queue(void **state)
 {
-	char *dir = t_tmpdir(), *yaml, *text, *log;
+	char *dir = t_tmpdir(), *text, *log;
 	char *hook = t_path(dir, "one.sh"), *started = t_path(dir, "started");
 	char *overlap = t_path(dir, "overlap");
 	struct tsg_actions_opts o = { .exec_queue = 2 };
@@ -232,15 +224,12 @@ static void test_exec_queue(void **state)
 			     "rmdir '%s/lock'\n",
 			     dir, overlap, started, dir) > 0);
 	t_write(hook, text, 0755);
-	assert_true(asprintf(&yaml,
-			     "actions:\n"
-			     "  - {name: one, type: exec, argv: [%s], max_concurrent: 1}\n"
-			     "rules:\n"
-			     "  - {name: r1, when: {from: SYN_SENT, to: CLOSE}, actions: [one]}\n",
-			     hook) > 0);
-	rs = t_rules(yaml);
-	assert_int_equal(tsg_actions_new(rs, &o, &acts), 0);
-	t_alert(&a, rs, "r1", TSG_FIRING);
+	rs = t_rulesf("actions:\n"
+		      "  - {name: one, type: exec, argv: [%s], max_concurrent: 1}\n"
+		      "rules:\n"
+		      "  - {name: r1, when: {from: SYN_SENT, to: CLOSE}, actions: [one]}\n",
+		      hook);
+	acts = t_actions(rs, &o, &a, "r1");
 	t_capture_begin(&cap);
 	tsg_actions_fire(acts, &a);
 	assert_true(t_wait_file(started, 2000)); /* the first one runs */
@@ -262,7 +251,6 @@ static void test_exec_queue(void **state)
 	assert_no_children();
 	free(log);
 	free(text);
-	free(yaml);
 	free(hook);
 	free(started);
 	free(overlap);
@@ -274,7 +262,7 @@ static void test_exec_queue(void **state)
  * status decides sent/failed; a missing program is a logged failure. */
 static void test_exec_output_status(void **state)
 {
-	char *dir = t_tmpdir(), *yaml, *log;
+	char *dir = t_tmpdir(), *log;
 	char *out = t_path(dir, "out.sh"), *big = t_path(dir, "big.sh");
 	struct tsg_actions *acts;
 	struct tsg_ruleset *rs;
@@ -284,17 +272,14 @@ static void test_exec_output_status(void **state)
 	(void)state;
 	t_write(out, "#!/bin/sh\necho hello\necho world\necho oops >&2\nexit 3\n", 0755);
 	t_write(big, "#!/bin/sh\nhead -c 20000 /dev/zero | tr '\\0' x\necho\n", 0755);
-	assert_true(asprintf(&yaml,
-			     "actions:\n"
-			     "  - {name: out, type: exec, argv: [%s]}\n"
-			     "  - {name: big, type: exec, argv: [%s]}\n"
-			     "  - {name: missing, type: exec, argv: [/nonexistent/hook]}\n"
-			     "rules:\n"
-			     "  - {name: r1, when: {from: SYN_SENT, to: CLOSE}, actions: [out, big, missing]}\n",
-			     out, big) > 0);
-	rs = t_rules(yaml);
-	assert_int_equal(tsg_actions_new(rs, NULL, &acts), 0);
-	t_alert(&a, rs, "r1", TSG_FIRING);
+	rs = t_rulesf("actions:\n"
+		      "  - {name: out, type: exec, argv: [%s]}\n"
+		      "  - {name: big, type: exec, argv: [%s]}\n"
+		      "  - {name: missing, type: exec, argv: [/nonexistent/hook]}\n"
+		      "rules:\n"
+		      "  - {name: r1, when: {from: SYN_SENT, to: CLOSE}, actions: [out, big, missing]}\n",
+		      out, big);
+	acts = t_actions(rs, NULL, &a, "r1");
 	t_capture_begin(&cap);
 	tsg_actions_fire(acts, &a);
 	assert_true(t_wait_done(acts, "out", 1, 3000));
@@ -316,7 +301,6 @@ static void test_exec_output_status(void **state)
 				    "/nonexistent/hook: No such file or directory"));
 	assert_no_children();
 	free(log);
-	free(yaml);
 	free(out);
 	free(big);
 	tsg_ruleset_free(rs);
@@ -325,7 +309,7 @@ static void test_exec_output_status(void **state)
 
 static void test_exec_user(void **state)
 {
-	char *dir = t_tmpdir(), *yaml, *log;
+	char *dir = t_tmpdir(), *log;
 	char *hook = t_path(dir, "id.sh");
 	struct tsg_actions *acts;
 	struct tsg_ruleset *rs;
@@ -339,15 +323,12 @@ static void test_exec_user(void **state)
 		skip();
 	}
 	t_write(hook, "#!/bin/sh\necho uid=$(id -u) gid=$(id -g)\n", 0755);
-	assert_true(asprintf(&yaml,
-			     "actions:\n"
-			     "  - {name: asnobody, type: exec, argv: [%s], user: nobody}\n"
-			     "rules:\n"
-			     "  - {name: r1, when: {from: SYN_SENT, to: CLOSE}, actions: [asnobody]}\n",
-			     hook) > 0);
-	rs = t_rules(yaml);
-	assert_int_equal(tsg_actions_new(rs, NULL, &acts), 0);
-	t_alert(&a, rs, "r1", TSG_FIRING);
+	rs = t_rulesf("actions:\n"
+		      "  - {name: asnobody, type: exec, argv: [%s], user: nobody}\n"
+		      "rules:\n"
+		      "  - {name: r1, when: {from: SYN_SENT, to: CLOSE}, actions: [asnobody]}\n",
+		      hook);
+	acts = t_actions(rs, NULL, &a, "r1");
 	t_capture_begin(&cap);
 	tsg_actions_fire(acts, &a);
 	assert_true(t_wait_done(acts, "asnobody", 1, 3000));
@@ -356,7 +337,6 @@ static void test_exec_user(void **state)
 	assert_non_null(strstr(log, "tsguard: info: action asnobody: stdout: uid=65534 gid=65534"));
 	assert_no_children();
 	free(log);
-	free(yaml);
 	free(hook);
 	tsg_ruleset_free(rs);
 	t_rmdir(dir);
@@ -365,7 +345,7 @@ static void test_exec_user(void **state)
 /* Dry run prints the exact argv and environment, and runs nothing. */
 static void test_exec_dry_run(void **state)
 {
-	char *dir = t_tmpdir(), *yaml, *outp = t_path(dir, "dry.out"), *out;
+	char *dir = t_tmpdir(), *outp = t_path(dir, "dry.out"), *out;
 	char *hook = t_path(dir, "touch.sh"), *made = t_path(dir, "made"), *text, *want;
 	struct tsg_actions_opts o = { .dry_run = true };
 	struct tsg_actions *acts;
@@ -375,17 +355,14 @@ static void test_exec_dry_run(void **state)
 	(void)state;
 	assert_true(asprintf(&text, "#!/bin/sh\ntouch '%s'\n", made) > 0);
 	t_write(hook, text, 0755);
-	assert_true(asprintf(&yaml,
-			     "actions:\n"
-			     "  - {name: toucher, type: exec, argv: [%s, '{{comm}}', 'x \"y\"'], timeout: 10s, user: nobody}\n"
-			     "rules:\n"
-			     "  - {name: r1, labels: {team: edge}, when: {from: SYN_SENT, to: CLOSE}, actions: [toucher]}\n",
-			     hook) > 0);
-	rs = t_rules(yaml);
+	rs = t_rulesf("actions:\n"
+		      "  - {name: toucher, type: exec, argv: [%s, '{{comm}}', 'x \"y\"'], timeout: 10s, user: nobody}\n"
+		      "rules:\n"
+		      "  - {name: r1, labels: {team: edge}, when: {from: SYN_SENT, to: CLOSE}, actions: [toucher]}\n",
+		      hook);
 	o.dry_out = fopen(outp, "w");
 	assert_non_null(o.dry_out);
-	assert_int_equal(tsg_actions_new(rs, &o, &acts), 0);
-	t_alert(&a, rs, "r1", TSG_FIRING);
+	acts = t_actions(rs, &o, &a, "r1");
 	snprintf(a.info.comm, sizeof(a.info.comm), "a b;c");
 	tsg_actions_fire(acts, &a);
 	tsg_actions_free(acts);
@@ -408,7 +385,6 @@ static void test_exec_dry_run(void **state)
 	free(want);
 	free(out);
 	free(text);
-	free(yaml);
 	free(outp);
 	free(hook);
 	free(made);
@@ -420,7 +396,7 @@ static void test_exec_dry_run(void **state)
  * never longer. */
 static void test_exec_free_bounded(void **state)
 {
-	char *dir = t_tmpdir(), *yaml, *hook = t_path(dir, "stuck.sh");
+	char *dir = t_tmpdir(), *hook = t_path(dir, "stuck.sh");
 	struct tsg_actions *acts;
 	struct tsg_ruleset *rs;
 	struct tsg_alert a;
@@ -429,15 +405,12 @@ static void test_exec_free_bounded(void **state)
 
 	(void)state;
 	t_write(hook, "#!/bin/sh\ntrap '' TERM\nsleep 60\n", 0755);
-	assert_true(asprintf(&yaml,
-			     "actions:\n"
-			     "  - {name: stuck, type: exec, argv: [%s], timeout: 500ms, max_concurrent: 1}\n"
-			     "rules:\n"
-			     "  - {name: r1, when: {from: SYN_SENT, to: CLOSE}, actions: [stuck]}\n",
-			     hook) > 0);
-	rs = t_rules(yaml);
-	assert_int_equal(tsg_actions_new(rs, NULL, &acts), 0);
-	t_alert(&a, rs, "r1", TSG_FIRING);
+	rs = t_rulesf("actions:\n"
+		      "  - {name: stuck, type: exec, argv: [%s], timeout: 500ms, max_concurrent: 1}\n"
+		      "rules:\n"
+		      "  - {name: r1, when: {from: SYN_SENT, to: CLOSE}, actions: [stuck]}\n",
+		      hook);
+	acts = t_actions(rs, NULL, &a, "r1");
 	for (int i = 0; i < 3; i++) /* one runs, two wait */
 		tsg_actions_fire(acts, &a);
 	t_sleep_ms(100);
@@ -447,7 +420,6 @@ static void test_exec_free_bounded(void **state)
 	fprintf(stderr, "free took %.0f ms\n", ms);
 	assert_true(ms < 500 + 2000 + 1000);
 	assert_no_children();
-	free(yaml);
 	free(hook);
 	tsg_ruleset_free(rs);
 	t_rmdir(dir);

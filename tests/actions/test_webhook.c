@@ -11,33 +11,29 @@
 static void test_webhook_formats(void **state)
 {
 	struct rec_srv *s = rec_start();
-	char *yaml;
 	struct tsg_actions *acts;
 	struct tsg_ruleset *rs;
 	struct tsg_alert a;
 	json_t *j;
 
 	(void)state;
-	assert_true(asprintf(&yaml,
-			     "actions:\n"
-			     "  - name: wj\n"
-			     "    type: webhook\n"
-			     "    url: http://127.0.0.1:%u/json\n"
-			     "    headers: {X-Rule: 'rule={{rule}}', X-Comm: '{{comm}}'}\n"
-			     "  - name: wt\n"
-			     "    type: webhook\n"
-			     "    url: http://127.0.0.1:%u/tmpl\n"
-			     "    format: template\n"
-			     "    body: '{\"text\": \"{{summary}}\", \"to\": \"{{raddr}}:{{rport}}\"}'\n"
-			     "rules:\n"
-			     "  - name: r1\n"
-			     "    summary: '{{comm}} failed to reach {{raddr}}'\n"
-			     "    when: {from: SYN_SENT, to: CLOSE}\n"
-			     "    actions: [wj, wt]\n",
-			     s->port, s->port) > 0);
-	rs = t_rules(yaml);
-	assert_int_equal(tsg_actions_new(rs, NULL, &acts), 0);
-	t_alert(&a, rs, "r1", TSG_FIRING);
+	rs = t_rulesf("actions:\n"
+		      "  - name: wj\n"
+		      "    type: webhook\n"
+		      "    url: http://127.0.0.1:%u/json\n"
+		      "    headers: {X-Rule: 'rule={{rule}}', X-Comm: '{{comm}}'}\n"
+		      "  - name: wt\n"
+		      "    type: webhook\n"
+		      "    url: http://127.0.0.1:%u/tmpl\n"
+		      "    format: template\n"
+		      "    body: '{\"text\": \"{{summary}}\", \"to\": \"{{raddr}}:{{rport}}\"}'\n"
+		      "rules:\n"
+		      "  - name: r1\n"
+		      "    summary: '{{comm}} failed to reach {{raddr}}'\n"
+		      "    when: {from: SYN_SENT, to: CLOSE}\n"
+		      "    actions: [wj, wt]\n",
+		      s->port, s->port);
+	acts = t_actions(rs, NULL, &a, "r1");
 	/* a comm is chosen by the process: it may hold CR LF */
 	snprintf(a.info.comm, sizeof(a.info.comm), "a\r\nX-Evil: 1");
 	tsg_actions_fire(acts, &a);
@@ -69,7 +65,6 @@ static void test_webhook_formats(void **state)
 						     "10.0.0.9\", \"to\": \"10.0.0.9:443\"}");
 		}
 	}
-	free(yaml);
 	tsg_ruleset_free(rs);
 	rec_stop(s);
 }
@@ -80,7 +75,7 @@ static void test_webhook_formats(void **state)
 static void test_webhook_retries(void **state)
 {
 	struct rec_srv *s = rec_start(), *bad = rec_start();
-	char *yaml, *log;
+	char *log;
 	struct tsg_action_stats st;
 	struct tsg_actions *acts;
 	struct tsg_ruleset *rs;
@@ -91,17 +86,14 @@ static void test_webhook_retries(void **state)
 	(void)state;
 	s->fail_n = 2;
 	bad->code = 400;
-	assert_true(asprintf(&yaml,
-			     "actions:\n"
-			     "  - {name: flaky, type: webhook, url: 'http://127.0.0.1:%u/x', retries: 3}\n"
-			     "  - {name: bad, type: webhook, url: 'http://127.0.0.1:%u/x', retries: 3}\n"
-			     "  - {name: refused, type: webhook, url: 'http://127.0.0.1:%u/x', retries: 1}\n"
-			     "rules:\n"
-			     "  - {name: r1, when: {from: SYN_SENT, to: CLOSE}, actions: [flaky, bad, refused]}\n",
-			     s->port, bad->port, closed_port()) > 0);
-	rs = t_rules(yaml);
-	assert_int_equal(tsg_actions_new(rs, NULL, &acts), 0);
-	t_alert(&a, rs, "r1", TSG_FIRING);
+	rs = t_rulesf("actions:\n"
+		      "  - {name: flaky, type: webhook, url: 'http://127.0.0.1:%u/x', retries: 3}\n"
+		      "  - {name: bad, type: webhook, url: 'http://127.0.0.1:%u/x', retries: 3}\n"
+		      "  - {name: refused, type: webhook, url: 'http://127.0.0.1:%u/x', retries: 1}\n"
+		      "rules:\n"
+		      "  - {name: r1, when: {from: SYN_SENT, to: CLOSE}, actions: [flaky, bad, refused]}\n",
+		      s->port, bad->port, closed_port());
+	acts = t_actions(rs, NULL, &a, "r1");
 	t_capture_begin(&cap);
 	tsg_actions_fire(acts, &a);
 	assert_true(t_wait_done(acts, "flaky", 1, 6000));
@@ -134,7 +126,6 @@ static void test_webhook_retries(void **state)
 	assert_non_null(strstr(log, "tsguard: error: rule r1 action refused: POST "));
 	assert_non_null(strstr(log, "failed after 2 attempts: "));
 	free(log);
-	free(yaml);
 	tsg_ruleset_free(rs);
 	rec_stop(s);
 	rec_stop(bad);
@@ -145,7 +136,7 @@ static void test_webhook_retries(void **state)
 static void test_webhook_hang_blocks_nothing(void **state)
 {
 	struct rec_srv *s = rec_start();
-	char *dir = t_tmpdir(), *yaml, *log, *hook = t_path(dir, "forever.sh");
+	char *dir = t_tmpdir(), *log, *hook = t_path(dir, "forever.sh");
 	struct tsg_action_stats st;
 	struct tsg_actions *acts;
 	struct tsg_ruleset *rs;
@@ -158,17 +149,14 @@ static void test_webhook_hang_blocks_nothing(void **state)
 
 	(void)state;
 	t_write(hook, "#!/bin/sh\nexec sleep 3600\n", 0755);
-	assert_true(asprintf(&yaml,
-			     "actions:\n"
-			     "  - {name: hang, type: webhook, url: 'http://127.0.0.1:%u/x', timeout: 1s, retries: 0}\n"
-			     "  - {name: forever, type: exec, argv: [%s], timeout: 1s}\n"
-			     "  - {name: ok, type: webhook, url: 'http://127.0.0.1:%u/ok'}\n"
-			     "rules:\n"
-			     "  - {name: r1, when: {from: SYN_SENT, to: CLOSE}, actions: [hang, forever, ok]}\n",
-			     hport, hook, s->port) > 0);
-	rs = t_rules(yaml);
-	assert_int_equal(tsg_actions_new(rs, NULL, &acts), 0);
-	t_alert(&a, rs, "r1", TSG_FIRING);
+	rs = t_rulesf("actions:\n"
+		      "  - {name: hang, type: webhook, url: 'http://127.0.0.1:%u/x', timeout: 1s, retries: 0}\n"
+		      "  - {name: forever, type: exec, argv: [%s], timeout: 1s}\n"
+		      "  - {name: ok, type: webhook, url: 'http://127.0.0.1:%u/ok'}\n"
+		      "rules:\n"
+		      "  - {name: r1, when: {from: SYN_SENT, to: CLOSE}, actions: [hang, forever, ok]}\n",
+		      hport, hook, s->port);
+	acts = t_actions(rs, NULL, &a, "r1");
 	t_capture_begin(&cap);
 	for (int i = 0; i < 3; i++) {
 		t0 = t_now_ns();
@@ -192,7 +180,6 @@ static void test_webhook_hang_blocks_nothing(void **state)
 	assert_non_null(strstr(log, "tsguard: error: rule r1 action hang: POST http://127.0.0.1:"));
 	assert_non_null(strstr(log, "failed after 1 attempt: Operation timed out"));
 	free(log);
-	free(yaml);
 	free(hook);
 	close(hfd);
 	tsg_ruleset_free(rs);
@@ -205,7 +192,7 @@ static void test_webhook_hang_blocks_nothing(void **state)
 static void test_webhook_queue_and_free(void **state)
 {
 	struct tsg_actions_opts o = { .webhook_queue = 2 };
-	char *yaml, *log;
+	char *log;
 	struct tsg_action_stats st;
 	struct tsg_actions *acts;
 	struct tsg_ruleset *rs;
@@ -217,15 +204,12 @@ static void test_webhook_queue_and_free(void **state)
 	double ms;
 
 	(void)state;
-	assert_true(asprintf(&yaml,
-			     "actions:\n"
-			     "  - {name: hang, type: webhook, url: 'http://127.0.0.1:%u/x', timeout: 1500ms, retries: 5}\n"
-			     "rules:\n"
-			     "  - {name: r1, when: {from: SYN_SENT, to: CLOSE}, actions: [hang]}\n",
-			     hport) > 0);
-	rs = t_rules(yaml);
-	assert_int_equal(tsg_actions_new(rs, &o, &acts), 0);
-	t_alert(&a, rs, "r1", TSG_FIRING);
+	rs = t_rulesf("actions:\n"
+		      "  - {name: hang, type: webhook, url: 'http://127.0.0.1:%u/x', timeout: 1500ms, retries: 5}\n"
+		      "rules:\n"
+		      "  - {name: r1, when: {from: SYN_SENT, to: CLOSE}, actions: [hang]}\n",
+		      hport);
+	acts = t_actions(rs, &o, &a, "r1");
 	t_capture_begin(&cap);
 	for (int i = 0; i < 5; i++)
 		tsg_actions_fire(acts, &a);
@@ -242,7 +226,6 @@ static void test_webhook_queue_and_free(void **state)
 	assert_non_null(strstr(log, "tsguard: warning: rule r1 action hang: webhook queue full, "
 				    "notification dropped"));
 	free(log);
-	free(yaml);
 	close(hfd);
 	tsg_ruleset_free(rs);
 }
@@ -251,29 +234,26 @@ static void test_webhook_dry_run(void **state)
 {
 	struct rec_srv *s = rec_start();
 	struct tsg_actions_opts o = { .dry_run = true };
-	char *dir = t_tmpdir(), *yaml, *outp = t_path(dir, "dry.out"), *out, *want;
+	char *dir = t_tmpdir(), *outp = t_path(dir, "dry.out"), *out, *want;
 	struct tsg_actions *acts;
 	struct tsg_ruleset *rs;
 	struct tsg_alert a;
 
 	(void)state;
-	assert_true(asprintf(&yaml,
-			     "actions:\n"
-			     "  - name: wt\n"
-			     "    type: webhook\n"
-			     "    url: http://127.0.0.1:%u/tmpl\n"
-			     "    format: template\n"
-			     "    body: 'alert {{rule}} \"{{comm}}\"'\n"
-			     "    headers: {X-Rule: '{{rule}}'}\n"
-			     "  - {name: wj, type: webhook, url: 'http://127.0.0.1:%u/json', timeout: 2s, retries: 1}\n"
-			     "rules:\n"
-			     "  - {name: r1, when: {from: SYN_SENT, to: CLOSE}, actions: [wt, wj]}\n",
-			     s->port, s->port) > 0);
-	rs = t_rules(yaml);
+	rs = t_rulesf("actions:\n"
+		      "  - name: wt\n"
+		      "    type: webhook\n"
+		      "    url: http://127.0.0.1:%u/tmpl\n"
+		      "    format: template\n"
+		      "    body: 'alert {{rule}} \"{{comm}}\"'\n"
+		      "    headers: {X-Rule: '{{rule}}'}\n"
+		      "  - {name: wj, type: webhook, url: 'http://127.0.0.1:%u/json', timeout: 2s, retries: 1}\n"
+		      "rules:\n"
+		      "  - {name: r1, when: {from: SYN_SENT, to: CLOSE}, actions: [wt, wj]}\n",
+		      s->port, s->port);
 	o.dry_out = fopen(outp, "w");
 	assert_non_null(o.dry_out);
-	assert_int_equal(tsg_actions_new(rs, &o, &acts), 0);
-	t_alert(&a, rs, "r1", TSG_FIRING);
+	acts = t_actions(rs, &o, &a, "r1");
 	tsg_actions_fire(acts, &a);
 	tsg_actions_free(acts);
 	fclose(o.dry_out);
@@ -293,7 +273,6 @@ static void test_webhook_dry_run(void **state)
 	free(want);
 	free(out);
 	free(outp);
-	free(yaml);
 	tsg_ruleset_free(rs);
 	t_rmdir(dir);
 	rec_stop(s);
@@ -388,8 +367,7 @@ static void test_webhook_am_resend(void **state)
 			     s->port) > 0);
 	rs = t_rules(yaml);
 	rs2 = t_rules(yaml2);
-	assert_int_equal(tsg_actions_new(rs, &o, &acts), 0);
-	t_alert(&a, rs, "slow", TSG_FIRING);
+	acts = t_actions(rs, &o, &a, "slow");
 	a.from = a.to = 0;
 	a.state = TSG_SYN_SENT;
 	a.has_duration = true;

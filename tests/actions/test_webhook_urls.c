@@ -32,21 +32,14 @@ static bool t_wait_url_done(struct tsg_actions *acts, const char *name, const ch
 static struct tsg_ruleset *two_url_rules(const char *dir, const char *u1, const char *u2,
 					 const char *extra)
 {
-	struct tsg_ruleset *rs;
-	char *yaml;
-
-	assert_true(asprintf(&yaml,
-			     "actions:\n"
-			     "  - name: w\n"
-			     "    type: webhook\n"
-			     "    url: ['%s', '%s']\n"
-			     "    %s\n"
-			     "rules:\n"
-			     "  - {name: r1, when: {from: SYN_SENT, to: CLOSE}, actions: [w]}\n",
-			     u1, u2, extra) > 0);
-	rs = t_rules(yaml);
-	free(yaml);
-	return rs;
+	return t_rulesf("actions:\n"
+		       "  - name: w\n"
+		       "    type: webhook\n"
+		       "    url: ['%s', '%s']\n"
+		       "    %s\n"
+		       "rules:\n"
+		       "  - {name: r1, when: {from: SYN_SENT, to: CLOSE}, actions: [w]}\n",
+		       u1, u2, extra);
 }
 
 #define N_HANG 12 /* more than the 8 transfers one URL may hold at once */
@@ -72,8 +65,7 @@ static void test_urls_hang(void **state)
 	snprintf(uh, sizeof(uh), "http://127.0.0.1:%u/hang", hport);
 	snprintf(uok, sizeof(uok), "http://127.0.0.1:%u/ok", s->port);
 	rs = two_url_rules(dir, uh, uok, "timeout: 1s\n    retries: 1");
-	assert_int_equal(tsg_actions_new(rs, NULL, &acts), 0);
-	t_alert(&a, rs, "r1", TSG_FIRING);
+	acts = t_actions(rs, NULL, &a, "r1");
 	t_capture_begin(&cap);
 	t0 = t_now_ns();
 	for (int i = 0; i < N_HANG; i++)
@@ -126,8 +118,7 @@ static void test_urls_refused(void **state)
 	snprintf(ur, sizeof(ur), "http://127.0.0.1:%u/down", closed_port());
 	snprintf(uok, sizeof(uok), "http://127.0.0.1:%u/ok", s->port);
 	rs = two_url_rules(dir, ur, uok, "retries: 2");
-	assert_int_equal(tsg_actions_new(rs, NULL, &acts), 0);
-	t_alert(&a, rs, "r1", TSG_FIRING);
+	acts = t_actions(rs, NULL, &a, "r1");
 	t_capture_begin(&cap);
 	for (int i = 0; i < 5; i++)
 		tsg_actions_fire(acts, &a);
@@ -175,8 +166,7 @@ static void test_urls_queue_per_url(void **state)
 	snprintf(uh, sizeof(uh), "http://127.0.0.1:%u/hang", hport);
 	snprintf(uok, sizeof(uok), "http://127.0.0.1:%u/ok", s->port);
 	rs = two_url_rules(dir, uh, uok, "timeout: 1500ms");
-	assert_int_equal(tsg_actions_new(rs, &o, &acts), 0);
-	t_alert(&a, rs, "r1", TSG_FIRING);
+	acts = t_actions(rs, &o, &a, "r1");
 	t_capture_begin(&cap);
 	for (int i = 0; i < 5; i++) {
 		tsg_actions_fire(acts, &a);
@@ -216,8 +206,7 @@ static void test_urls_dry_run(void **state)
 	rs = two_url_rules(dir, u1, u2, "timeout: 2s");
 	o.dry_out = fopen(outp, "w");
 	assert_non_null(o.dry_out);
-	assert_int_equal(tsg_actions_new(rs, &o, &acts), 0);
-	t_alert(&a, rs, "r1", TSG_FIRING);
+	acts = t_actions(rs, &o, &a, "r1");
 	tsg_actions_fire(acts, &a);
 	tsg_actions_free(acts);
 	fclose(o.dry_out);

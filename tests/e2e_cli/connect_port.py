@@ -17,7 +17,7 @@ import subprocess
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from tsgtest import TCP_SYN_SENT, check, log, run  # noqa: E402
+from tsgtest import TCP_SYN_SENT, check, log, run, rules_yaml  # noqa: E402
 
 
 def ss_syn_sent_ports(ns):
@@ -30,12 +30,9 @@ def ss_syn_sent_ports(ns):
 def test(env, tsguard):
     ns = env.make_netns()
     hold = env.agent("cph")
-    rules = env.rules_dir({"cp.yaml": f"""
-rules:
-  - name: cp-held
-    match: {{comm: {hold.name}}}
-    when: {{state: SYN_SENT, longer_than: 300ms}}
-"""})
+    rules = env.rules_dir({"cp.yaml": rules_yaml(
+        ("cp-held", hold.name, "state: SYN_SENT, longer_than: 300ms"),
+    )})
     rec = os.path.join(env.tmp, "record.jsonl")
     t = env.tsguard(tsguard, ["-r", rules, "-o", "json", "--record", rec], tag="live")
     ls = hold.cmd("listen", backlog=0)

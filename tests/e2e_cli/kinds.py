@@ -17,7 +17,7 @@ import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from tsgtest import TCP_SYN_SENT, Fail, check, log, run  # noqa: E402
+from tsgtest import TCP_SYN_SENT, Fail, check, log, run, rules_yaml  # noqa: E402
 
 TW_N = 30
 RATE_N = 20
@@ -31,21 +31,13 @@ def test(env, tsguard):
     tws = env.agent("tks")     # the TIME_WAIT client's server
     rate = env.agent("tkr")    # rate
 
-    rules = env.rules_dir({"kinds.yaml": f"""
-rules:
-  - name: k-refused
-    match: {{comm: {cli.name}}}
-    when: {{from: SYN_SENT, to: CLOSE}}
-  - name: k-held
-    match: {{comm: {hold.name}}}
-    when: {{state: SYN_SENT, longer_than: 300ms}}
-  - name: k-timewait
-    match: {{comm: {twc.name}}}
-    when: {{state: TIME_WAIT, count_above: {TW_N}, by: comm}}
-  - name: k-rate
-    match: {{comm: {rate.name}}}
-    when: {{from: SYN_SENT, to: CLOSE, rate_above: {RATE_N}, per: 10s, by: rport}}
-"""})
+    rules = env.rules_dir({"kinds.yaml": rules_yaml(
+        ("k-refused", cli.name, "from: SYN_SENT, to: CLOSE"),
+        ("k-held", hold.name, "state: SYN_SENT, longer_than: 300ms"),
+        ("k-timewait", twc.name, f"state: TIME_WAIT, count_above: {TW_N}, by: comm"),
+        ("k-rate", rate.name,
+         f"from: SYN_SENT, to: CLOSE, rate_above: {RATE_N}, per: 10s, by: rport"),
+    )})
     rec = os.path.join(env.tmp, "record.jsonl")
     t = env.tsguard(tsguard, ["-r", rules, "-o", "json", "--record", rec])
 

@@ -20,7 +20,7 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from tsgtest import TCP_SYN_SENT, check, log, run, wait_until  # noqa: E402
+from tsgtest import TCP_SYN_SENT, check, log, run, wait_until, rules_yaml  # noqa: E402
 
 IGNORED = {"time"}
 
@@ -36,21 +36,12 @@ def test(env, tsguard):
     srv = env.agent("trs")
     cwc = env.agent("trw")
     rate = env.agent("trr")
-    rules = env.rules_dir({"rr.yaml": f"""
-rules:
-  - name: rr-refused
-    match: {{comm: {cli.name}}}
-    when: {{from: SYN_SENT, to: CLOSE}}
-  - name: rr-held
-    match: {{comm: {hold.name}}}
-    when: {{state: SYN_SENT, longer_than: 300ms}}
-  - name: rr-close-wait
-    match: {{comm: {srv.name}}}
-    when: {{state: CLOSE_WAIT, count_above: 2, by: comm}}
-  - name: rr-rate
-    match: {{comm: {rate.name}}}
-    when: {{from: SYN_SENT, to: CLOSE, rate_above: 5, per: 2s, by: rport}}
-"""})
+    rules = env.rules_dir({"rr.yaml": rules_yaml(
+        ("rr-refused", cli.name, "from: SYN_SENT, to: CLOSE"),
+        ("rr-held", hold.name, "state: SYN_SENT, longer_than: 300ms"),
+        ("rr-close-wait", srv.name, "state: CLOSE_WAIT, count_above: 2, by: comm"),
+        ("rr-rate", rate.name, "from: SYN_SENT, to: CLOSE, rate_above: 5, per: 2s, by: rport"),
+    )})
     rec = os.path.join(env.tmp, "record.jsonl")
     t = env.tsguard(tsguard, ["-r", rules, "-o", "json", "--record", rec], tag="live")
 

@@ -21,7 +21,7 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from tsgtest import check, log, run, wait_until  # noqa: E402
+from tsgtest import check, log, run, wait_until, rules_yaml  # noqa: E402
 
 
 def test(env, tsguard):
@@ -30,15 +30,10 @@ def test(env, tsguard):
     cwc = env.agent("tlw")
     cli = env.agent("tlc")
     cli2 = env.agent("tln")
-    base = f"""
-rules:
-  - name: rl-close-wait
-    match: {{comm: {srv.name}}}
-    when: {{state: CLOSE_WAIT, count_above: 2, by: comm}}
-  - name: rl-refused
-    match: {{comm: {cli.name}}}
-    when: {{from: SYN_SENT, to: CLOSE}}
-"""
+    base = rules_yaml(
+        ("rl-close-wait", srv.name, "state: CLOSE_WAIT, count_above: 2, by: comm"),
+        ("rl-refused", cli.name, "from: SYN_SENT, to: CLOSE"),
+    )
     rules = env.rules_dir({"10-base.yaml": base})
     t = env.tsguard(tsguard, ["-r", rules, "-o", "json"])
 

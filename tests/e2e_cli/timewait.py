@@ -19,7 +19,7 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from tsgtest import check, log, run, wait_until  # noqa: E402
+from tsgtest import check, log, run, wait_until, rules_yaml  # noqa: E402
 
 N = 5000
 METRICS_PORT = 19465
@@ -49,12 +49,10 @@ def test(env, tsguard):
                    check=True)
     cli = env.agent("twc")
     srv = env.agent("tws")
-    rules = env.rules_dir({"tw.yaml": f"""
-rules:
-  - name: tw-pileup
-    match: {{comm: {cli.name}}}
-    when: {{state: TIME_WAIT, count_above: {N - 100}, resolve_below: 1000, by: comm}}
-"""})
+    rules = env.rules_dir({"tw.yaml": rules_yaml(
+        ("tw-pileup", cli.name,
+         f"state: TIME_WAIT, count_above: {N - 100}, resolve_below: 1000, by: comm"),
+    )})
     t = env.tsguard(tsguard, ["-r", rules, "-o", "json", "--metrics",
                               "127.0.0.1:%d" % METRICS_PORT])
     ls = srv.cmd("listen", backlog=1024)

@@ -53,6 +53,14 @@ def wait_until(pred, timeout, step=0.05):
         time.sleep(step)
 
 
+def rules_yaml(*rules):
+    """A rules file of (name, comm, when) rules: rule `name` matches the sockets
+    of process `comm` and fires on `when` (the inside of its {...})."""
+    return "\nrules:\n" + "".join(
+        f"  - name: {name}\n    match: {{comm: {comm}}}\n    when: {{{when}}}\n"
+        for name, comm, when in rules)
+
+
 class Agent:
     """A traffic process with its own comm, driven line by line (agent.py)."""
 

@@ -83,6 +83,16 @@ static void fx_stop(struct fx *f)
 	tsg_ruleset_free(f->rs);
 }
 
+/* Reload: the engine takes the rule set of yaml, the old one is freed. */
+static void fx_reload(struct fx *f, const char *yaml)
+{
+	struct tsg_ruleset *rs2 = load(yaml);
+
+	assert_int_equal(tsg_engine_swap_rules(f->e, rs2), 0);
+	tsg_ruleset_free(f->rs);
+	f->rs = rs2;
+}
+
 static void ev(struct fx *f, uint64_t ts, const char *sk, int from, int to, const char *comm,
 	       int rport)
 {
@@ -360,20 +370,22 @@ static void test_socket_limit_counted(void **state)
 	fx_stop(&f);
 }
 
+/* COUNT_RULE firing: sockets a, b and c of web in TIME_WAIT at 1 s. */
+static void fx_count_firing(struct fx *f)
+{
+	fx_start(f, COUNT_RULE, 0, 0);
+	ev(f, SEC(1), "a", TSG_FIN_WAIT2, TSG_TIME_WAIT, "web", -1);
+	ev(f, SEC(1), "b", TSG_FIN_WAIT2, TSG_TIME_WAIT, "web", -1);
+	ev(f, SEC(1), "c", TSG_FIN_WAIT2, TSG_TIME_WAIT, "web", -1);
+	assert_int_equal(f->rec.n, 1);
+}
+
 static void test_reload_keeps_unchanged_state(void **state)
 {
 	struct fx f;
-	struct tsg_ruleset *rs2;
 
-	fx_start(&f, COUNT_RULE, 0, 0);
-	ev(&f, SEC(1), "a", TSG_FIN_WAIT2, TSG_TIME_WAIT, "web", -1);
-	ev(&f, SEC(1), "b", TSG_FIN_WAIT2, TSG_TIME_WAIT, "web", -1);
-	ev(&f, SEC(1), "c", TSG_FIN_WAIT2, TSG_TIME_WAIT, "web", -1);
-	assert_int_equal(f.rec.n, 1);
-	rs2 = load(COUNT_RULE);
-	assert_int_equal(tsg_engine_swap_rules(f.e, rs2), 0);
-	tsg_ruleset_free(f.rs);
-	f.rs = rs2;
+	fx_count_firing(&f);
+	fx_reload(&f, COUNT_RULE);
 	/* the firing alert survived: leaving resolves it, no second firing */
 	ev(&f, SEC(2), "d", TSG_FIN_WAIT2, TSG_TIME_WAIT, "web", -1);
 	assert_int_equal(f.rec.n, 1);
@@ -387,19 +399,11 @@ static void test_reload_keeps_unchanged_state(void **state)
 static void test_reload_changed_rule_starts_fresh(void **state)
 {
 	struct fx f;
-	struct tsg_ruleset *rs2;
 
-	fx_start(&f, COUNT_RULE, 0, 0);
-	ev(&f, SEC(1), "a", TSG_FIN_WAIT2, TSG_TIME_WAIT, "web", -1);
-	ev(&f, SEC(1), "b", TSG_FIN_WAIT2, TSG_TIME_WAIT, "web", -1);
-	ev(&f, SEC(1), "c", TSG_FIN_WAIT2, TSG_TIME_WAIT, "web", -1);
-	assert_int_equal(f.rec.n, 1);
-	rs2 = load("rules:\n"
-		   "  - name: tw\n"
-		   "    when: {state: TIME_WAIT, count_above: 5, by: comm}\n");
-	assert_int_equal(tsg_engine_swap_rules(f.e, rs2), 0);
-	tsg_ruleset_free(f.rs);
-	f.rs = rs2;
+	fx_count_firing(&f);
+	fx_reload(&f, "rules:\n"
+		      "  - name: tw\n"
+		      "    when: {state: TIME_WAIT, count_above: 5, by: comm}\n");
 	ev(&f, SEC(3), "a", TSG_TIME_WAIT, TSG_CLOSE, NULL, -1);
 	assert_int_equal(f.rec.n, 1); /* no resolved for the dropped alert */
 	fx_stop(&f);
@@ -473,7 +477,6 @@ static void test_time_key_stable_when_port_learnt(void **state)
 static void test_resnapshot_joins_new_rules(void **state)
 {
 	struct fx f;
-	struct tsg_ruleset *rs2;
 	struct tsg_event e = { .ts_ns = SEC(1), .sk = tsg_sk_from_string("cw"),
 			       .from = TSG_ESTABLISHED, .to = TSG_CLOSE_WAIT };
 	const char *r1 = "rules:\n"
@@ -484,14 +487,11 @@ static void test_resnapshot_joins_new_rules(void **state)
 	snprintf(e.info.comm, sizeof(e.info.comm), "app");
 	e.info.have = TSG_HAVE(TSG_SF_COMM);
 	tsg_engine_feed(f.e, &e);
-	rs2 = load("rules:\n"
-		   "  - name: leak\n"
-		   "    when: {state: CLOSE_WAIT, longer_than: 10s}\n"
-		   "  - name: many\n"
-		   "    when: {state: CLOSE_WAIT, count_above: 0, by: comm}\n");
-	assert_int_equal(tsg_engine_swap_rules(f.e, rs2), 0);
-	tsg_ruleset_free(f.rs);
-	f.rs = rs2;
+	fx_reload(&f, "rules:\n"
+		      "  - name: leak\n"
+		      "    when: {state: CLOSE_WAIT, longer_than: 10s}\n"
+		      "  - name: many\n"
+		      "    when: {state: CLOSE_WAIT, count_above: 0, by: comm}\n");
 	e.ts_ns = SEC(5);
 	e.from = TSG_STATE_NONE;
 	e.snapshot = 1;

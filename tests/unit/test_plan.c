@@ -31,6 +31,19 @@ struct rsb {
 	struct tsg_rule rules[MAX_RULES];
 };
 
+/* The --explain text of plan p (malloc'd). */
+static char *explain(const struct tsg_plan *p, const struct tsg_ruleset *rs)
+{
+	char *buf = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&buf, &len);
+
+	assert_non_null(f);
+	tsg_plan_explain(p, rs, f);
+	fclose(f);
+	return buf;
+}
+
 static struct rsb *rsb_new(void)
 {
 	struct rsb *b = calloc(1, sizeof(*b));
@@ -822,12 +835,7 @@ static void test_explain(void **state)
 	r->enabled = false;
 	struct tsg_plan *p = build(b, false);
 
-	char *buf = NULL;
-	size_t len = 0;
-	FILE *f = open_memstream(&buf, &len);
-	assert_non_null(f);
-	tsg_plan_explain(p, &b->rs, f);
-	fclose(f);
+	char *buf = explain(p, &b->rs);
 
 	const char *want[] = {
 		"rule 0 \"slow-https-connect\"",
@@ -861,11 +869,7 @@ static void test_explain(void **state)
 		if (!strstr(buf, want[i]))
 			fail_msg("explain lacks \"%s\":\n%s", want[i], buf);
 	/* stable: the same plan explains the same way */
-	char *buf2 = NULL;
-	size_t len2 = 0;
-	f = open_memstream(&buf2, &len2);
-	tsg_plan_explain(p, &b->rs, f);
-	fclose(f);
+	char *buf2 = explain(p, &b->rs);
 	assert_string_equal(buf, buf2);
 	if (getenv("TSG_TEST_SHOW_EXPLAIN"))
 		fputs(buf, stderr);
@@ -1128,11 +1132,7 @@ static void test_loaded_rules(void **state)
 	si.lport = 8080;
 	assert_int_equal(tsg_plan_eval(p, TSG_SYN_RECV, TSG_ESTABLISHED, &si), 0);
 
-	char *buf = NULL;
-	size_t len = 0;
-	FILE *f = open_memstream(&buf, &len);
-	tsg_plan_explain(p, rs, f);
-	fclose(f);
+	char *buf = explain(p, rs);
 	assert_non_null(strstr(buf, rule0));
 	assert_non_null(strstr(buf, "lport     80, 443, !8080, 8000-8999"));
 	assert_non_null(strstr(buf, "regex \"^py\""));
@@ -1156,9 +1156,7 @@ static void test_netns_container_pod(void **state)
 	    "    when: {to: CLOSE}\n");
 	const struct tsg_plan_netns *ns;
 	struct tsg_plan *p = NULL, *d = NULL;
-	char *buf = NULL;
-	size_t len = 0;
-	FILE *f;
+	char *buf;
 
 	assert_non_null(rs);
 	assert_int_equal(tsg_plan_build(rs, false, &p), 0);
@@ -1180,9 +1178,7 @@ static void test_netns_container_pod(void **state)
 	assert_ptr_not_equal(tsg_plan_netns(d)->names[0], ns->names[0]);
 	tsg_plan_free(d);
 
-	f = open_memstream(&buf, &len);
-	tsg_plan_explain(p, rs, f);
-	fclose(f);
+	buf = explain(p, rs);
 	assert_non_null(strstr(buf, "    netns     4026532001, 4026532002, !4026532003\n"));
 	assert_non_null(strstr(buf, "    container !none (id or id prefix)\n"));
 	assert_non_null(strstr(buf, "tsg-plan-no-such-ns (not present at load: by name)"));
