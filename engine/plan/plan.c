@@ -597,6 +597,18 @@ fail:
  * comm/uid -> the default; lport -> lport[0] (what a connect reports);
  * family, rport, addresses -> no restriction (replay only).
  */
+bool tsg_plan_wants_state(const struct tsg_plan *p, uint8_t state)
+{
+	if (!p || state >= TSG_NSTATES)
+		return false;
+	if (p->record_all)
+		return true;
+	for (int s = 0; s < TSG_NSTATES; s++)
+		if (p->trans[s][state] || p->trans[state][s])
+			return true;
+	return false;
+}
+
 uint64_t tsg_plan_eval(const struct tsg_plan *p, uint8_t from, uint8_t to,
 		       const struct tsg_sockinfo *info)
 {
