@@ -58,6 +58,7 @@ struct rc_pass {
 	struct held h;
 	struct cap_snap missing; /* sockets the engine lacks (resync) */
 	uint64_t corrected, exits, entries;
+	size_t records;
 };
 
 bool cap_plan_wants(const struct tsg_capture *c, uint8_t state)
@@ -225,6 +226,7 @@ static void rc_record(struct tsg_capture *c, const struct tsg_bpf_iter_rec *r, v
 	bool followed = cap_tw_record(c, r, p->t);
 	struct held_ent *h;
 
+	p->records++;
 	if (r->state == 0 || r->state >= TSG_NSTATES)
 		return;
 	if (r->kind == TSG_BPF_ITER_FULL && r->state == TSG_LISTEN)
@@ -340,6 +342,9 @@ static int rc_pass_run(struct tsg_capture *c)
 		if (p.resync) {
 			c->resyncs++;
 			rc_log_resync(c, &p, tsg_mono_ns() - t0);
+		} else {
+			log_debug("capture: scan pass: %zu records, %.2f ms", p.records,
+				  (double)(tsg_mono_ns() - t0) / 1e6);
 		}
 	}
 	free(p.l);
