@@ -23,7 +23,8 @@ struct tsg_actions {
 	struct tsg_syslog_runner *sl;
 	struct tsg_exec_runner *ex;
 	struct tsg_webhook_runner *wh;
-	bool sl_failed, ex_failed, wh_failed;
+	struct tsg_destroy_runner *dz;
+	bool sl_failed, ex_failed, wh_failed, dz_failed;
 };
 
 /* Messages waiting for the syslog daemon. */
@@ -196,6 +197,12 @@ static bool runner_ready_locked(struct tsg_actions *acts, int type)
 						  &acts->wh)) < 0)
 			acts->wh_failed = true;
 		return acts->wh;
+	case TSG_ACT_DESTROY:
+		if (!acts->dz && !acts->dz_failed &&
+		    (err = tsg_destroy_runner_new(acts->opts.destroy, acts->opts.destroy_ctx,
+						  &acts->dz)) < 0)
+			acts->dz_failed = true;
+		return acts->dz;
 	}
 	(void)err;
 	return false;
@@ -238,6 +245,9 @@ void tsg_actions_fire(struct tsg_actions *acts, const struct tsg_alert *a)
 			case TSG_ACT_SYSLOG: tsg_syslog_dry(&c, d); break;
 			case TSG_ACT_EXEC: tsg_exec_dry(&c, d); break;
 			case TSG_ACT_WEBHOOK: tsg_webhook_dry(&c, d, acts->opts.am_resend_ns); break;
+			case TSG_ACT_DESTROY:
+				tsg_destroy_dry(runner_ready(acts, d->type) ? acts->dz : NULL, &c, d);
+				break;
 			}
 			continue;
 		}
@@ -257,6 +267,7 @@ void tsg_actions_fire(struct tsg_actions *acts, const struct tsg_alert *a)
 		case TSG_ACT_SYSLOG: tsg_syslog_fire(acts->sl, &c, d, st); break;
 		case TSG_ACT_EXEC: tsg_exec_fire(acts->ex, &c, d, st); break;
 		case TSG_ACT_WEBHOOK: tsg_webhook_fire(acts->wh, &c, d, st); break;
+		case TSG_ACT_DESTROY: tsg_destroy_fire(acts->dz, &c, d, st); break;
 		}
 	}
 	if (c.dry && c.out)
@@ -273,6 +284,7 @@ static void stat_read(const struct tsg_act_stat *s, struct tsg_action_stats *st)
 	st->timed_out = atomic_load(&s->timed_out);
 	st->retried = atomic_load(&s->retried);
 	st->dropped = atomic_load(&s->dropped);
+	st->skipped = atomic_load(&s->skipped);
 	st->queued_now = q > 0 ? (uint64_t)q : 0;
 }
 
@@ -362,6 +374,7 @@ void tsg_actions_free(struct tsg_actions *acts)
 	tsg_exec_runner_free(acts->ex);
 	tsg_webhook_runner_free(acts->wh);
 	tsg_syslog_runner_free(acts->sl);
+	tsg_destroy_runner_free(acts->dz);
 	for (s = acts->stats; s; s = n) {
 		n = s->next;
 		stat_free(s);

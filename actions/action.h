@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * tsguard: actions (syslog, exec, webhook) behind one small interface.
+ * tsguard: actions (syslog, exec, webhook, destroy) behind one small interface.
  *
  * tsg_actions_fire() never blocks the event side: it renders everything an
  * action needs at once (argv, environment, body: no pointer into the alert
@@ -15,6 +15,14 @@
 
 struct tsg_actions;
 
+/*
+ * Closes one socket in the kernel (the destroy action): its cookie, its
+ * network namespace (inode; 0: tsguard's own) and the fields the alert knows
+ * of it. 0, or -errno (-ENOENT: no such socket).
+ */
+typedef int (*tsg_destroy_fn)(void *ctx, uint64_t cookie, uint32_t netns,
+			      const struct tsg_sockinfo *expect);
+
 struct tsg_actions_opts {
 	bool dry_run;      /* print what would run to dry_out; run nothing */
 	FILE *dry_out;     /* default stdout */
@@ -22,12 +30,17 @@ struct tsg_actions_opts {
 	size_t webhook_queue; /* default 1024 */
 	size_t exec_queue;    /* per action; default 256 */
 	uint64_t am_resend_ns; /* Alertmanager re-send period while firing; default 60s */
+	/* destroy actions run this (the live capture); NULL: there is none
+	 * (replay), and each destroy run fails, counted and logged */
+	tsg_destroy_fn destroy;
+	void *destroy_ctx;
 };
 
 /* Per action results, for metrics and logs. */
 struct tsg_action_stats {
 	uint64_t sent, failed, timed_out, retried, dropped;
 	uint64_t queued_now;
+	uint64_t skipped; /* not run: a bound of the action (destroy: max_per_minute) */
 };
 
 int tsg_actions_new(const struct tsg_ruleset *rs, const struct tsg_actions_opts *opts,

@@ -29,6 +29,7 @@ struct tsg_act_stat {
 	char *name;
 	atomic_uint_least64_t sent, failed, timed_out, retried, dropped;
 	atomic_int_least64_t queued_now;
+	atomic_uint_least64_t skipped;
 	/* a webhook's counters per URL (name: the URL), TSG_ACT_MAX_URL_STATS at most:
 	 * added by the one webhook runner under its lock, read lock-free, freed
 	 * with the action's counters */
@@ -118,6 +119,16 @@ void tsg_webhook_fire(struct tsg_webhook_runner *r, struct tsg_act_ctx *c,
 void tsg_webhook_swap(struct tsg_webhook_runner *r, const struct tsg_ruleset *rs);
 void tsg_webhook_runner_stop(struct tsg_webhook_runner *r);
 void tsg_webhook_runner_free(struct tsg_webhook_runner *r);
+
+/* destroy: runs in the caller's thread (no queue); see destroy.c. */
+struct tsg_destroy_runner;
+int tsg_destroy_runner_new(tsg_destroy_fn fn, void *ctx, struct tsg_destroy_runner **out);
+void tsg_destroy_fire(struct tsg_destroy_runner *r, struct tsg_act_ctx *c,
+		      const struct tsg_action_def *d, struct tsg_act_stat *st);
+/* Prints what it would close (r: its rate limit; NULL: none applied). */
+void tsg_destroy_dry(struct tsg_destroy_runner *r, struct tsg_act_ctx *c,
+		     const struct tsg_action_def *d);
+void tsg_destroy_runner_free(struct tsg_destroy_runner *r);
 
 /* Dry run printers (no runner needed). */
 void tsg_syslog_dry(struct tsg_act_ctx *c, const struct tsg_action_def *d);

@@ -7,6 +7,7 @@
  * tracking, the snapshot. docs/kernel.md.
  */
 #include "capture_priv.h"
+#include "container.h"
 #include "log.h"
 #include "tsguard.skel.h"
 
@@ -24,8 +25,8 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
-_Static_assert(sizeof(struct tsg_bpf_event) == 96, "tsg_bpf_event layout");
-_Static_assert(sizeof(struct tsg_bpf_iter_rec) == 88, "tsg_bpf_iter_rec layout");
+_Static_assert(sizeof(struct tsg_bpf_event) == 112, "tsg_bpf_event layout");
+_Static_assert(sizeof(struct tsg_bpf_iter_rec) == 104, "tsg_bpf_iter_rec layout");
 _Static_assert(TSG_BPF_NSTATES == TSG_NSTATES, "state count");
 _Static_assert(TSG_BPF_COMM_LEN == TSG_COMM_LEN, "comm length");
 
@@ -111,6 +112,29 @@ void cap_info_from_bpf(struct tsg_sockinfo *in, const uint8_t *la, const uint8_t
 	tsg_sockinfo_norm_family(in); /* the BPF side's rule, kept in one place */
 }
 
+void cap_info_netns(struct tsg_capture *c, struct tsg_sockinfo *in, uint32_t netns)
+{
+	if (!netns)
+		return;
+	in->netns = netns;
+	in->have |= TSG_HAVE(TSG_SF_NETNS);
+	in->netns_name = cap_netns_name(c, netns);
+	if (in->netns_name)
+		in->have |= TSG_HAVE(TSG_SF_NETNS_NAME);
+}
+
+void cap_info_cgroup(struct tsg_capture *c, struct tsg_sockinfo *in, uint64_t sk_cgroup)
+{
+	/* the socket's own cgroup wins over its owner's (rules.md: the
+	 * cgroup of the process that created it); container and pod from it */
+	const char *cg = cap_cgroup_path(c, sk_cgroup);
+
+	if (!cg && (in->have & TSG_HAVE(TSG_SF_CGROUP)))
+		cg = in->cgroup;
+	if (cg)
+		tsg_sockinfo_set_cgroup(in, cg);
+}
+
 static int on_event(void *ctx, void *data, size_t size)
 {
 	struct tsg_capture *c = ctx;
@@ -140,6 +164,8 @@ static int on_event(void *ctx, void *data, size_t size)
 			o.have |= TSG_HAVE(TSG_SF_CGROUP);
 		cap_owner_fill(&ev.info, &o);
 	}
+	cap_netns_event(c, e->netns);
+	cap_info_netns(c, &ev.info, e->netns);
 	if ((e->flags & TSG_BPF_F_TW) && ev.to == TSG_FIN_WAIT2) {
 		/* an orphan goes on in FIN_WAIT2 as a timewait socket: not a
 		 * transition; followed until the scan finds it in TIME_WAIT or
@@ -147,10 +173,12 @@ static int on_event(void *ctx, void *data, size_t size)
 		ev.to = TSG_CLOSE;
 		cap_owners_apply(c, &ev);
 		ev.to = TSG_FIN_WAIT2;
+		cap_info_cgroup(c, &ev.info, e->sk_cgroup);
 		cap_tw_enter(c, &ev);
 		return 0;
 	}
 	cap_owners_apply(c, &ev);
+	cap_info_cgroup(c, &ev.info, e->sk_cgroup);
 	cap_deliver(c, &ev);
 	if (ev.to == TSG_TIME_WAIT)
 		cap_tw_enter(c, &ev);
@@ -201,6 +229,7 @@ static void check_lost(struct tsg_capture *c)
 int tsg_capture_timeout(const struct tsg_capture *c, int timeout_ms)
 {
 	timeout_ms = cap_rc_timeout(c, timeout_ms);
+	timeout_ms = cap_queue_timeout(c, timeout_ms);
 	if (c->skel->rodata->wakeup_bytes && (timeout_ms < 0 || timeout_ms > BATCH_MS))
 		timeout_ms = BATCH_MS;
 	return timeout_ms;
@@ -228,8 +257,10 @@ int tsg_capture_poll(struct tsg_capture *c, int timeout_ms, tsg_event_fn cb, voi
 	}
 	/* events submitted without a wakeup do not make epoll ready: read them */
 	ring_buffer__consume(c->rb);
+	cap_netns_tick(c);
 	check_lost(c);
 	cap_rc_scan_if_due(c);
+	cap_queue_tick(c);
 	c->cb = NULL;
 	if (err == -EINTR && !c->delivered)
 		return -EINTR;
@@ -238,21 +269,12 @@ int tsg_capture_poll(struct tsg_capture *c, int timeout_ms, tsg_event_fn cb, voi
 
 /* ---- socket iterator (snapshot, reconcile scan) ---------------------------------- */
 
-int cap_run_iter(struct tsg_capture *c, bool tw_only, cap_iter_fn fn, void *arg)
+int cap_iter_read_spec(struct tsg_capture *c, int fd, const struct cap_iter_spec *sp)
 {
 	char buf[64 * 1024];
 	size_t have = 0;
 	ssize_t n;
-	int fd;
 
-	c->skel->bss->iter_tw_only = tw_only;
-	fd = bpf_iter_create(bpf_link__fd(c->iter_link));
-	if (fd < 0) {
-		int err = -errno;
-
-		log_err("capture: cannot run the TCP socket iterator: %s", strerror(-err));
-		return err;
-	}
 	for (;;) {
 		n = read(fd, buf + have, sizeof(buf) - have);
 		if (n < 0 && errno == EINTR)
@@ -261,7 +283,6 @@ int cap_run_iter(struct tsg_capture *c, bool tw_only, cap_iter_fn fn, void *arg)
 			int err = -errno;
 
 			log_err("capture: TCP socket iterator: %s", strerror(-err));
-			close(fd);
 			return err;
 		}
 		if (n == 0)
@@ -269,17 +290,11 @@ int cap_run_iter(struct tsg_capture *c, bool tw_only, cap_iter_fn fn, void *arg)
 		have += (size_t)n;
 		size_t off = 0;
 
-		for (; have - off >= sizeof(struct tsg_bpf_iter_rec);
-		     off += sizeof(struct tsg_bpf_iter_rec)) {
-			struct tsg_bpf_iter_rec r;
-
-			memcpy(&r, buf + off, sizeof(r));
-			fn(c, &r, arg);
-		}
+		for (; sp->rec_size && have - off >= sp->rec_size; off += sp->rec_size)
+			sp->fn(c, buf + off, sp->arg);
 		memmove(buf, buf + off, have - off);
 		have -= off;
 	}
-	close(fd);
 	return 0;
 }
 
@@ -297,10 +312,9 @@ uint32_t cap_pow2_at_least(uint32_t v, uint32_t min)
 /* Settings and program choice before the object is loaded. */
 static void load_configure(const struct tsg_capture *c, struct tsguard_bpf *s, bool classic)
 {
-	struct stat st;
-
-	if (stat("/proc/self/ns/net", &st) == 0)
-		s->rodata->netns_ino = (uint32_t)st.st_ino;
+	/* --netns host: only our namespace (0: every namespace) */
+	if (c->opts.netns_host)
+		s->rodata->netns_ino = c->self_netns;
 	/* batch wakeups: the reader is woken when WAKEUP_BYTES wait, and polls
 	 * every BATCH_MS anyway (TSG_CAPTURE_WAKEUP_EVERY=1: wake on each event) */
 	if (!getenv("TSG_CAPTURE_WAKEUP_EVERY"))
@@ -358,15 +372,28 @@ static int attach_btf(struct tsguard_bpf *s)
 	return err;
 }
 
-/* The local port of a connect in progress, at connect()'s return (optional). */
-static void attach_connect_exit(struct tsguard_bpf *s)
+/* An optional syscall-exit program; `without` says what is missing then. */
+static void attach_syscall_exit(struct bpf_program *prog, struct bpf_link **link,
+				const char *tp, const char *without)
 {
 	if (ensure_tracefs() == 0)
-		s->links.tsg_connect_exit = bpf_program__attach(s->progs.tsg_connect_exit);
-	if (!s->links.tsg_connect_exit)
-		log_info("capture: syscalls:sys_exit_connect not attached (%s): a connect's local "
-			 "port is known from its next transition only",
-			 strerror(errno));
+		*link = bpf_program__attach(prog);
+	if (!*link)
+		log_info("capture: %s not attached (%s): %s", tp, strerror(errno), without);
+}
+
+/* The local port of a connect in progress, at connect()'s return; the
+ * owner of an accepted socket, at accept()'s (optional). */
+static void attach_syscall_exits(struct tsguard_bpf *s)
+{
+	attach_syscall_exit(s->progs.tsg_connect_exit, &s->links.tsg_connect_exit,
+			    "syscalls:sys_exit_connect",
+			    "a connect's local port is known from its next transition only");
+	attach_syscall_exit(s->progs.tsg_accept4_exit, &s->links.tsg_accept4_exit,
+			    "syscalls:sys_exit_accept4",
+			    "accepted sockets keep their listener's owner");
+	attach_syscall_exit(s->progs.tsg_accept_exit, &s->links.tsg_accept_exit,
+			    "syscalls:sys_exit_accept", "accepted sockets keep their listener's owner");
 }
 
 static int load(struct tsg_capture *c, bool classic, struct tsguard_bpf **out)
@@ -388,7 +415,7 @@ static int load(struct tsg_capture *c, bool classic, struct tsguard_bpf **out)
 		tsguard_bpf__destroy(s);
 		return err;
 	}
-	attach_connect_exit(s);
+	attach_syscall_exits(s);
 	*out = s;
 	return 0;
 }
@@ -439,7 +466,7 @@ static int attach_readers(struct tsg_capture *c)
 		log_err("capture: cannot attach the TCP socket iterator: %s", strerror(-err));
 		return -EOPNOTSUPP;
 	}
-	return 0;
+	return cap_act_init(c);
 }
 
 static int check_privileges(void)
@@ -489,6 +516,8 @@ int tsg_capture_new(const struct tsg_plan *plan, const struct tsg_capture_opts *
 	if (!err)
 		err = cap_owners_init(c);
 	if (!err)
+		err = cap_netns_init(c);
+	if (!err)
 		err = load_any(c);
 	if (!err)
 		err = cap_maps_init(c, plan);
@@ -527,10 +556,11 @@ void tsg_capture_get_stats(const struct tsg_capture *c, struct tsg_capture_stats
 	st->map_full += c->req_full;
 	st->snapshot_sockets = c->snapshot_sockets;
 	st->resyncs = c->resyncs;
+	cap_netns_counts(c, &st->netns_known, &st->netns_overflow, &st->netns_freed);
 	if (c->verbose)
 		log_debug("capture: %" PRIu64
 			  " transitions handled by the nested-run copy, %" PRIu64
-			  " of other network namespaces ignored",
+			  " of namespaces not watched ignored",
 			  cnt[TSG_BPF_C_NESTED], cnt[TSG_BPF_C_OTHER_NS]);
 }
 
@@ -538,6 +568,8 @@ void tsg_capture_free(struct tsg_capture *c)
 {
 	if (!c)
 		return;
+	cap_netns_free(c); /* first: its helper creates iterators of iter_link */
+	cap_act_free(c);
 	ring_buffer__free(c->rb);
 	bpf_link__destroy(c->iter_link);
 	tsguard_bpf__destroy(c->skel);

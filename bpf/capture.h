@@ -23,6 +23,7 @@ struct tsg_capture_opts {
 	uint32_t max_sockets;     /* socket-storage-independent maps (timewait join); default 262144 */
 	uint32_t tw_scan_ms;      /* reconcile scan period (TIME_WAIT, FIN_WAIT2, NEW_SYN_RECV,
 				   * resync); default and at most 1000 */
+	bool netns_host;          /* --netns host: only tsguard's own network namespace */
 };
 
 struct tsg_capture_stats {
@@ -34,7 +35,10 @@ struct tsg_capture_stats {
 	uint64_t tw_entered, tw_exited;
 	uint64_t syn_recv_entered, syn_recv_exited; /* NEW_SYN_RECV, found by the scan */
 	uint64_t snapshot_sockets;
-	uint64_t resyncs; /* the sockets made equal to the kernel's after a loss */
+	uint64_t resyncs;        /* the sockets made equal to the kernel's after a loss */
+	uint64_t netns_known;    /* network namespaces scanned now */
+	uint64_t netns_overflow; /* namespaces beyond the cap, not scanned */
+	uint64_t netns_freed;    /* namespaces that disappeared and were freed */
 };
 
 /*
@@ -66,6 +70,30 @@ void tsg_capture_set_held(struct tsg_capture *c, tsg_held_foreach_fn foreach, vo
 /* Swaps the kernel filter to a new plan without detaching (reload). */
 int tsg_capture_update_plan(struct tsg_capture *c, const struct tsg_plan *plan);
 void tsg_capture_get_stats(const struct tsg_capture *c, struct tsg_capture_stats *st);
+
+/*
+ * Queue samples (queue rules, rules.md "when" kind 5). When
+ * tsg_plan_wants_queue(plan) is true, the capture samples every listening
+ * socket it watches at least once a second and delivers each sample through
+ * the same tsg_event_fn as transitions, from tsg_capture_poll():
+ *   ev.kind = TSG_EV_QUEUE, ev.from = ev.to = TSG_LISTEN,
+ *   ev.sk   = the listener's socket cookie (the id its transitions carry),
+ *   ev.info = the listener's socket fields (every field known, every time),
+ *   ev.q    = { sk_ack_backlog, sk_max_ack_backlog, drops }, where drops is
+ *             a running count, starting at 0 when tsguard began to watch the
+ *             listener, of connections the kernel dropped because this queue
+ *             was full (SKB_DROP_REASON_TCP_LISTEN_OVERFLOW, per listener).
+ * When the plan wants no queue, no listener is sampled.
+ */
+
+/*
+ * Closes the socket whose cookie is `cookie` in network namespace `netns`
+ * (its inode; 0: tsguard's own), in the kernel, as `ss -K` does: the owner's
+ * next call fails with ECONNABORTED, the peer gets a reset. Only the socket
+ * with that cookie is touched, never another that reuses its 4-tuple.
+ * 0, -ENOENT when no such socket exists (any more), other -errno.
+ */
+int tsg_capture_destroy(struct tsg_capture *c, uint64_t cookie, uint32_t netns);
 void tsg_capture_free(struct tsg_capture *c);
 
 #endif

@@ -245,6 +245,8 @@ static void bump_gen(struct tsg_capture *c)
 	__atomic_store_n(&c->skel->bss->cfg.gen, c->skel->bss->cfg.gen + 1, __ATOMIC_SEQ_CST);
 }
 
+static bool gate_open(const struct tsg_plan *p);
+
 int cap_maps_init(struct tsg_capture *c, const struct tsg_plan *plan)
 {
 	int err = tsg_plan_dup(plan, &c->maps_plan);
@@ -255,6 +257,7 @@ int cap_maps_init(struct tsg_capture *c, const struct tsg_plan *plan)
 	if (err)
 		return err;
 	bump_gen(c); /* gen 1: cached verdicts (gen 0) are stale */
+	cap_netns_allow_refresh(c);
 	return 0;
 }
 
@@ -268,6 +271,10 @@ int tsg_capture_update_plan(struct tsg_capture *c, const struct tsg_plan *plan)
 	err = tsg_plan_dup(plan, &nk);
 	if (err)
 		return err;
+	/* the namespace gate: open now if the new plan wants every namespace;
+	 * else its namespaces are added below, after the other maps */
+	if (gate_open(nk))
+		__atomic_store_n(&c->skel->bss->netns_filter, 0, __ATOMIC_SEQ_CST);
 	/* phase 1: old|new everywhere, then invalidate cached verdicts */
 	err = maps_write(c, nk, c->maps_plan, true);
 	if (!err) {
@@ -285,6 +292,82 @@ int tsg_capture_update_plan(struct tsg_capture *c, const struct tsg_plan *plan)
 	bump_gen(c);
 	tsg_plan_free(c->maps_plan);
 	c->maps_plan = nk;
+	cap_netns_allow_refresh(c);
 	log_debug("capture: kernel filter updated (generation %u)", c->skel->bss->cfg.gen);
 	return 0;
+}
+
+/* ---- the namespace gate ---------------------------------------------------- */
+
+/* Every namespace passes: some rule names none (or --record wants all). */
+static bool gate_open(const struct tsg_plan *p)
+{
+	const struct tsg_plan_netns *ns = p ? tsg_plan_netns(p) : NULL;
+
+	return !ns || ns->any || (!ns->ninodes && !ns->nnames);
+}
+
+static void add_inode(uint32_t *out, size_t *n, uint32_t ino)
+{
+	for (size_t j = 0; j < *n; j++)
+		if (out[j] == ino)
+			return;
+	if (ino && *n < TSG_BPF_NETNS_MAX)
+		out[(*n)++] = ino;
+}
+
+/* The inodes the plan's namespaces have now (a NAME: by /run/netns now). */
+static size_t gate_inodes(struct tsg_capture *c, const struct tsg_plan *p, uint32_t *out)
+{
+	const struct tsg_plan_netns *ns = tsg_plan_netns(p);
+	size_t n = 0;
+
+	for (size_t i = 0; i < ns->ninodes; i++)
+		add_inode(out, &n, ns->inodes[i]);
+	for (size_t i = 0; i < ns->nnames; i++)
+		add_inode(out, &n, cap_netns_lookup_name(c, ns->names[i]));
+	return n;
+}
+
+static bool in_set(const uint32_t *v, size_t n, uint32_t x)
+{
+	for (size_t i = 0; i < n; i++)
+		if (v[i] == x)
+			return true;
+	return false;
+}
+
+/*
+ * The gate netns_allow from the plan the maps hold, superset first: new
+ * entries are written before the gate is closed and stale ones deleted only
+ * after, so no state of the map drops what the old or the new plan wants.
+ */
+void cap_netns_allow_refresh(struct tsg_capture *c)
+{
+	static uint32_t want[TSG_BPF_NETNS_MAX];
+	const uint64_t one = 1;
+	size_t n = 0, keep = 0;
+	int fd;
+
+	if (!c->skel)
+		return;
+	fd = bpf_map__fd(c->skel->maps.netns_allow);
+	if (gate_open(c->maps_plan)) {
+		__atomic_store_n(&c->skel->bss->netns_filter, 0, __ATOMIC_SEQ_CST);
+	} else {
+		n = gate_inodes(c, c->maps_plan, want);
+		for (size_t i = 0; i < n; i++)
+			if (!in_set(c->netns_allowed, c->netns_allowed_n, want[i]) &&
+			    map_put(fd, &want[i], &one, "netns_allow") == 0 &&
+			    c->netns_allowed_n < TSG_BPF_NETNS_MAX)
+				c->netns_allowed[c->netns_allowed_n++] = want[i];
+		__atomic_store_n(&c->skel->bss->netns_filter, 1, __ATOMIC_SEQ_CST);
+	}
+	for (size_t i = 0; i < c->netns_allowed_n; i++) {
+		if (in_set(want, n, c->netns_allowed[i]))
+			c->netns_allowed[keep++] = c->netns_allowed[i];
+		else
+			bpf_map_delete_elem(fd, &c->netns_allowed[i]);
+	}
+	c->netns_allowed_n = keep;
 }

@@ -13,7 +13,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/magic.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
 
 #define OWNER_BUCKETS	    4096 /* cgroup cache and snapshot owners */
 #define CGROUP_CACHE_MAX    65536
@@ -42,12 +44,13 @@ struct snapshot_owner {
  * A listening socket that predates tsguard, with the owner the snapshot
  * found. The kernel has no owner to copy into the sockets it accepts, so
  * their events get this one: the process whose listening socket accepted
- * them (rules.md), found by local address and port.
+ * them (rules.md), found by namespace, local address and port (the same
+ * port in two namespaces is two listeners).
  */
 struct listener_owner {
 	uint64_t cookie;
 	bool any_addr;		  /* 0.0.0.0 or :: (a dual-stack :: also takes IPv4) */
-	struct tsg_sockinfo sock; /* laddr, lport and CAP_OWNER_FIELDS */
+	struct tsg_sockinfo sock; /* netns, laddr, lport and CAP_OWNER_FIELDS */
 };
 
 static size_t owner_bucket(uint64_t id)
@@ -62,6 +65,11 @@ void cap_owner_fill(struct tsg_sockinfo *info, const struct tsg_sockinfo *owner)
 
 /* ---- cgroup id -> path ---------------------------------------------------- */
 
+/*
+ * The cgroup v2 mount, wherever it is: /sys/fs/cgroup on a unified system,
+ * /sys/fs/cgroup/unified on a hybrid one, anywhere else mountinfo says. A
+ * mount of the hierarchy's root is preferred over one of a subtree.
+ */
 static void cg_find_root(struct tsg_capture *c)
 {
 	FILE *f = fopen("/proc/self/mountinfo", "re");
@@ -79,11 +87,27 @@ static void cg_find_root(struct tsg_capture *c)
 			continue;
 		if (sscanf(line, "%*s %*s %*s %255s %255s", root, mnt) != 2)
 			continue;
+		if (c->cg_root[0] && strcmp(root, "/"))
+			continue; /* have one; only the hierarchy's root is better */
 		snprintf(c->cg_root, sizeof(c->cg_root), "%s", mnt);
 		snprintf(c->cg_prefix, sizeof(c->cg_prefix), "%s", strcmp(root, "/") ? root : "");
-		break;
+		if (!strcmp(root, "/"))
+			break;
 	}
 	fclose(f);
+}
+
+/* Without a cgroup2 line in mountinfo: the two usual places. */
+static void cg_probe_root(struct tsg_capture *c)
+{
+	static const char *const where[] = {"/sys/fs/cgroup", "/sys/fs/cgroup/unified"};
+	struct statfs sf;
+
+	for (size_t i = 0; !c->cg_root[0] && i < sizeof(where) / sizeof(where[0]); i++)
+		if (statfs(where[i], &sf) == 0 && sf.f_type == CGROUP2_SUPER_MAGIC) {
+			snprintf(c->cg_root, sizeof(c->cg_root), "%s", where[i]);
+			c->cg_prefix[0] = 0;
+		}
 }
 
 static struct tsg_capture *cg_walk_capture; /* nftw has no context pointer */
@@ -222,7 +246,8 @@ static void listener_owner_add(struct tsg_capture *c, uint64_t cookie,
 	l->cookie = cookie;
 	l->any_addr = addr_unspecified(in->laddr);
 	tsg_sockinfo_copy(&l->sock, in,
-			  TSG_HAVE(TSG_SF_LADDR) | TSG_HAVE(TSG_SF_LPORT) | CAP_OWNER_FIELDS);
+			  TSG_HAVE(TSG_SF_NETNS) | TSG_HAVE(TSG_SF_LADDR) | TSG_HAVE(TSG_SF_LPORT) |
+			      CAP_OWNER_FIELDS);
 }
 
 /* An ownerless socket accepted by a pre-existing listener gets its owner. */
@@ -243,10 +268,18 @@ static void listener_owner_apply(struct tsg_capture *c, struct tsg_event *ev)
 		}
 		if ((ev->info.have & TSG_HAVE(TSG_SF_PID)) ||
 		    !(ev->info.have & TSG_HAVE(TSG_SF_LPORT)) || l->sock.lport != ev->info.lport ||
+		    l->sock.netns != ev->info.netns ||
 		    !(l->any_addr || !memcmp(l->sock.laddr, ev->info.laddr, 16)))
 			continue;
 		cap_owner_fill(&ev->info, &l->sock);
 	}
+}
+
+void cap_owners_forget_netns(struct tsg_capture *c, uint32_t netns)
+{
+	for (size_t i = 0; i < c->listener_owners_n; i++)
+		if (c->listener_owners[i].sock.netns == netns)
+			c->listener_owners[i--] = c->listener_owners[--c->listener_owners_n];
 }
 
 void cap_owners_remember(struct tsg_capture *c, const struct tsg_event *ev)
@@ -270,6 +303,8 @@ int cap_owners_init(struct tsg_capture *c)
 	if (!c->cg)
 		return -ENOMEM;
 	cg_find_root(c);
+	if (!c->cg_root[0])
+		cg_probe_root(c);
 	return 0;
 }
 

@@ -9,6 +9,8 @@
  *   capture_timewait.c  timewait and request sockets followed until they disappear
  *   capture_snapshot.c  the startup / reload snapshot (iter/tcp + /proc)
  *   capture_reconcile.c the periodic scan (iter/tcp) and the resync after a loss
+ *   capture_netns.c     the network namespaces scanned, and entering them
+ *   capture_act.c       closing a socket (destroy), accept-queue samples
  */
 #ifndef TSG_CAPTURE_PRIV_H
 #define TSG_CAPTURE_PRIV_H
@@ -20,6 +22,8 @@ struct tw_entry;
 struct cg_entry;
 struct snapshot_owner;
 struct listener_owner;
+struct cap_netns;
+struct cap_queue;
 
 struct tsg_capture {
 	struct tsguard_bpf *skel;
@@ -40,6 +44,7 @@ struct tsg_capture {
 	size_t tw_nbuckets, tw_n, req_n;
 	uint32_t scan_gen;
 	uint64_t next_scan_ns;
+	uint64_t tw_scan_last_ns; /* how long the last scan pass took */
 	uint64_t tw_entered, tw_exited, tw_full;
 	uint64_t req_entered, req_exited, req_full;
 
@@ -62,6 +67,16 @@ struct tsg_capture {
 	struct listener_owner *listener_owners;
 	size_t listener_owners_n;
 
+	/* network namespaces (capture_netns.c); NULL with --netns host */
+	uint32_t self_netns; /* the inode of tsguard's own */
+	struct cap_netns *netns;
+	uint32_t *netns_allowed; /* what the gate netns_allow holds now */
+	size_t netns_allowed_n;
+
+	/* acting on sockets (capture_act.c) */
+	struct bpf_link *destroy_link, *queue_link;
+	struct cap_queue *queue;
+
 	uint64_t snapshot_sockets;
 	uint64_t last_lost;
 	uint64_t last_lost_log;
@@ -74,9 +89,22 @@ void cap_deliver(struct tsg_capture *c, const struct tsg_event *ev);
 /* The 4-tuple fields every kernel record carries (port 0: not known yet). */
 void cap_info_from_bpf(struct tsg_sockinfo *in, const uint8_t *la, const uint8_t *ra, uint16_t lp,
 		       uint16_t rp, uint8_t family);
+/* The socket's namespace (and its name); its cgroup (its own, else its
+ * owner's) with the container and pod found in it. */
+void cap_info_netns(struct tsg_capture *c, struct tsg_sockinfo *in, uint32_t netns);
+void cap_info_cgroup(struct tsg_capture *c, struct tsg_sockinfo *in, uint64_t sk_cgroup);
 typedef void (*cap_iter_fn)(struct tsg_capture *c, const struct tsg_bpf_iter_rec *r, void *arg);
-/* Runs iter/tcp (all sockets, or only timewait ones), fn for each record. */
-int cap_run_iter(struct tsg_capture *c, bool tw_only, cap_iter_fn fn, void *arg);
+/* One iter/tcp program: its link, the size of its records (0: it writes
+ * none) and fn for each record (rec is not aligned). */
+struct bpf_link;
+struct cap_iter_spec {
+	struct bpf_link *link;
+	size_t rec_size;
+	void (*fn)(struct tsg_capture *c, const void *rec, void *arg);
+	void *arg;
+};
+/* Reads an iter/tcp fd to its end (which runs the program), sp->fn for each record. */
+int cap_iter_read_spec(struct tsg_capture *c, int fd, const struct cap_iter_spec *sp);
 uint32_t cap_pow2_at_least(uint32_t v, uint32_t min);
 
 /* ---- capture_maps.c ---- */
@@ -103,12 +131,56 @@ void cap_owners_remember(struct tsg_capture *c, const struct tsg_event *ev);
 /* Live event: the owner the snapshot found, for a socket the kernel has none for. */
 void cap_owners_apply(struct tsg_capture *c, struct tsg_event *ev);
 
+/* Forgets the listeners that predate tsguard in a namespace that is gone. */
+void cap_owners_forget_netns(struct tsg_capture *c, uint32_t netns);
+
+/* ---- capture_netns.c ---- */
+
+/* The own namespace; with --netns all also the set of the others. */
+int cap_netns_init(struct tsg_capture *c);
+void cap_netns_free(struct tsg_capture *c);
+/* Finds the namespaces that exist now (and their names); frees those gone. */
+void cap_netns_discover(struct tsg_capture *c);
+/* Every few seconds: discovery again (names, namespaces gone). */
+void cap_netns_tick(struct tsg_capture *c);
+/* An event of namespace ino: looked up if unknown (at most once a second). */
+void cap_netns_event(struct tsg_capture *c, uint32_t ino);
+const char *cap_netns_name(const struct tsg_capture *c, uint32_t ino);
+bool cap_netns_known(const struct tsg_capture *c, uint32_t ino);
+uint32_t cap_netns_self(const struct tsg_capture *c);
+/* The inode of a namespace named NAME under /run/netns, 0 when none. */
+uint32_t cap_netns_lookup_name(const struct tsg_capture *c, const char *name);
+uint64_t cap_netns_count(const struct tsg_capture *c);
+void cap_netns_counts(const struct tsg_capture *c, uint64_t *known, uint64_t *overflow,
+		      uint64_t *freed);
+/* Runs iter/tcp in every known namespace (or those in only[nonly]), fn for
+ * each record. An error of our own namespace is returned; the others' are
+ * logged and skipped. */
+int cap_netns_iter(struct tsg_capture *c, const uint32_t *only, size_t nonly, bool tw_only,
+		   cap_iter_fn fn, void *arg);
+/* The same for any iter/tcp program (capture_act.c: destroy, queue samples). */
+int cap_netns_iter_spec(struct tsg_capture *c, const uint32_t *only, size_t nonly,
+			const struct cap_iter_spec *sp);
+/* The kernel gate netns_allow from the plan the maps hold (capture_maps.c). */
+void cap_netns_allow_refresh(struct tsg_capture *c);
+
+/* ---- capture_act.c ---- */
+
+/* Attaches the destroy and queue iterators (a failure is logged: 0). */
+int cap_act_init(struct tsg_capture *c);
+void cap_act_free(struct tsg_capture *c);
+/* When due and a queue rule exists: one queue sample per listener, delivered. */
+void cap_queue_tick(struct tsg_capture *c);
+/* timeout_ms shortened to the next queue pass while queue rules exist. */
+int cap_queue_timeout(const struct tsg_capture *c, int timeout_ms);
+
 /* ---- capture_timewait.c ---- */
 
 int cap_tw_init(struct tsg_capture *c);
 void cap_tw_free(struct tsg_capture *c);
-/* A hash of a 4-tuple (addresses and host-order ports). */
-uint64_t cap_tuple_hash(const uint8_t la[16], const uint8_t ra[16], uint16_t lp, uint16_t rp);
+/* A hash of a 4-tuple (addresses and host-order ports) in a namespace. */
+uint64_t cap_tuple_hash(uint32_t netns, const uint8_t la[16], const uint8_t ra[16], uint16_t lp,
+			uint16_t rp);
 /* Follows a socket that goes on as a timewait socket (event or snapshot;
  * ev->to: TIME_WAIT, or FIN_WAIT2 for an orphan). */
 void cap_tw_enter(struct tsg_capture *c, const struct tsg_event *ev);
@@ -118,8 +190,12 @@ void cap_req_enter(struct tsg_capture *c, const struct tsg_event *ev);
 const struct tsg_sockinfo *cap_tw_followed(struct tsg_capture *c, const struct tsg_event *ev);
 /* Scan pass (generation c->scan_gen): one record; true when it is followed. */
 bool cap_tw_record(struct tsg_capture *c, const struct tsg_bpf_iter_rec *r, uint64_t t);
-/* End of a scan pass: the exits of followed sockets it did not see. */
-void cap_tw_finish(struct tsg_capture *c, uint64_t t);
+/* End of a scan pass: the exits of followed sockets it did not see; how many. */
+size_t cap_tw_finish(struct tsg_capture *c, uint64_t t);
+/* The namespaces of the followed sockets (distinct, at most TSG_BPF_NETNS_MAX). */
+size_t cap_tw_namespaces(struct tsg_capture *c, uint32_t *out);
+/* A namespace is gone: its followed sockets end now; how many. */
+size_t cap_tw_forget_netns(struct tsg_capture *c, uint32_t netns);
 
 /* ---- capture_snapshot.c ---- */
 
@@ -154,7 +230,8 @@ void cap_rc_schedule(struct tsg_capture *c);
 int cap_rc_timeout(const struct tsg_capture *c, int timeout_ms);
 /* Notes a loss (ring buffer full, map full): the next scan, now, resyncs. */
 void cap_rc_lost(struct tsg_capture *c);
-/* When due and needed: drains the ring buffer, runs one scan pass. */
+/* When due and needed: drains the ring buffer, runs one scan pass (in the
+ * namespaces it needs). */
 void cap_rc_scan_if_due(struct tsg_capture *c);
 
 #endif

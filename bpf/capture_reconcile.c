@@ -13,8 +13,13 @@
  *     enter as in the snapshot (owners from /proc). These corrections are
  *     marked snapshot = 1: they change what is held (count and time rules
  *     follow) but are not transitions (no transition or rate rule runs).
- * A pass is "the records of one namespace" (rc_record, rc_finish), so that
- * it can be run per namespace. docs/kernel.md.
+ * A pass runs iter/tcp in each network namespace it needs (capture_netns.c):
+ * the light pass in those holding followed sockets (every namespace when a
+ * rule wants NEW_SYN_RECV: a new request socket may be in any), the resync
+ * in every one. rc_record takes each namespace's records in turn (they come
+ * one namespace after the other); rc_finish runs once, after the last
+ * namespace, since what the engine holds is not split by namespace.
+ * docs/kernel.md.
  */
 #include "capture_priv.h"
 #include "log.h"
@@ -53,7 +58,8 @@ struct rc_listener {
 struct rc_pass {
 	uint64_t t;
 	bool resync;
-	struct rc_listener *l; /* PASS_LISTENERS_MAX */
+	uint32_t ns;	       /* the namespace of the records being read */
+	struct rc_listener *l; /* PASS_LISTENERS_MAX, of namespace ns */
 	size_t nl;
 	struct held h;
 	struct cap_snap missing; /* sockets the engine lacks (resync) */
@@ -227,6 +233,11 @@ static void rc_record(struct tsg_capture *c, const struct tsg_bpf_iter_rec *r, v
 	struct held_ent *h;
 
 	p->records++;
+	if (r->netns != p->ns) {
+		/* the next namespace: its own listeners */
+		p->ns = r->netns;
+		p->nl = 0;
+	}
 	if (r->state == 0 || r->state >= TSG_NSTATES)
 		return;
 	if (r->kind == TSG_BPF_ITER_FULL && r->state == TSG_LISTEN)
@@ -246,11 +257,12 @@ static void rc_record(struct tsg_capture *c, const struct tsg_bpf_iter_rec *r, v
 }
 
 /* End of the pass: what was not seen is gone; what was missing enters. */
-static void rc_finish(struct tsg_capture *c, struct rc_pass *p)
+static size_t rc_finish(struct tsg_capture *c, struct rc_pass *p)
 {
-	cap_tw_finish(c, p->t);
+	size_t gone = cap_tw_finish(c, p->t);
+
 	if (!p->resync)
-		return;
+		return gone;
 	for (size_t i = 0; i < p->h.cap; i++) {
 		struct held_ent *h = &p->h.v[i];
 		struct tsg_event ev = {0};
@@ -267,6 +279,7 @@ static void rc_finish(struct tsg_capture *c, struct rc_pass *p)
 	}
 	p->entries = p->missing.n;
 	cap_snap_deliver(c, &p->missing, p->t);
+	return gone;
 }
 
 /* ---- scheduling ------------------------------------------------------------------ */
@@ -284,9 +297,24 @@ static uint64_t rc_period_ns(const struct tsg_capture *c)
 	return (uint64_t)ms * TSG_NSEC_PER_MSEC;
 }
 
+/*
+ * A pass costs about (namespaces scanned) x (TCP sockets of the whole host):
+ * iter/tcp walks the host's socket hash for each namespace and keeps that
+ * namespace's sockets. So the next pass is due after the period, or after
+ * SCAN_BUDGET times as long as the last pass took, whichever is later: the
+ * passes take at most 1/SCAN_BUDGET of one core, and what they find is
+ * reported later on a host with many namespaces and sockets
+ * (docs/performance.md). A loss still resyncs at once (cap_rc_lost).
+ */
+#define SCAN_BUDGET 10
+
 void cap_rc_schedule(struct tsg_capture *c)
 {
-	c->next_scan_ns = tsg_mono_ns() + rc_period_ns(c);
+	uint64_t period = rc_period_ns(c);
+
+	if (c->tw_scan_last_ns * SCAN_BUDGET > period)
+		period = c->tw_scan_last_ns * SCAN_BUDGET;
+	c->next_scan_ns = tsg_mono_ns() + period;
 }
 
 int cap_rc_timeout(const struct tsg_capture *c, int timeout_ms)
@@ -309,11 +337,28 @@ void cap_rc_lost(struct tsg_capture *c)
 	c->next_scan_ns = 0;
 }
 
-static void rc_log_resync(const struct tsg_capture *c, const struct rc_pass *p, uint64_t ns)
+static void rc_log_resync(const struct tsg_capture *c, const struct rc_pass *p, size_t nns,
+			  uint64_t ns)
 {
 	log_warn("capture: resync after a loss (%" PRIu64 " so far): %zu sockets held, %" PRIu64
-		 " moved to their state, %" PRIu64 " gone, %" PRIu64 " found (%.1f ms)",
-		 c->resyncs, p->h.n, p->corrected, p->exits, p->entries, (double)ns / 1e6);
+		 " moved to their state, %" PRIu64 " gone, %" PRIu64
+		 " found in %zu network namespaces (%.1f ms)",
+		 c->resyncs, p->h.n, p->corrected, p->exits, p->entries, nns, (double)ns / 1e6);
+}
+
+/* The pass over the namespaces it needs (see the top); how many. */
+static int rc_iter(struct tsg_capture *c, struct rc_pass *p, size_t *nns)
+{
+	static uint32_t ns[TSG_BPF_NETNS_MAX];
+
+	if (p->resync || cap_plan_wants(c, TSG_NEW_SYN_RECV)) {
+		*nns = (size_t)cap_netns_count(c);
+		if (!*nns)
+			*nns = 1; /* --netns host: ours */
+		return cap_netns_iter(c, NULL, 0, !p->resync, rc_record, p);
+	}
+	*nns = cap_tw_namespaces(c, ns);
+	return cap_netns_iter(c, ns, *nns, true, rc_record, p);
 }
 
 /* One pass; a resync when one is pending. */
@@ -321,6 +366,7 @@ static int rc_pass_run(struct tsg_capture *c)
 {
 	struct rc_pass p = {0};
 	uint64_t t0 = tsg_mono_ns();
+	size_t nns = 0, gone = 0;
 	int err;
 
 	p.resync = c->resync_pending;
@@ -334,17 +380,19 @@ static int rc_pass_run(struct tsg_capture *c)
 	c->resync_pending = false;
 	c->scan_gen++;
 	p.t = tsg_mono_ns();
-	err = cap_run_iter(c, !p.resync, rc_record, &p);
+	err = rc_iter(c, &p, &nns);
 	if (!err && p.missing.oom)
 		err = -ENOMEM;
 	if (!err) {
-		rc_finish(c, &p);
+		gone = rc_finish(c, &p);
+		c->tw_scan_last_ns = tsg_mono_ns() - t0;
 		if (p.resync) {
 			c->resyncs++;
-			rc_log_resync(c, &p, tsg_mono_ns() - t0);
+			rc_log_resync(c, &p, nns, c->tw_scan_last_ns);
 		} else {
-			log_debug("capture: scan pass: %zu records, %.2f ms", p.records,
-				  (double)(tsg_mono_ns() - t0) / 1e6);
+			log_debug("capture: scan pass: %zu records in %zu network namespaces, %zu "
+				  "followed sockets ended, %.2f ms",
+				  p.records, nns, gone, (double)c->tw_scan_last_ns / 1e6);
 		}
 	}
 	free(p.l);

@@ -1,8 +1,10 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * tsguard: the snapshot (tsg_capture_snapshot, capture.h). iter/tcp lists
- * the TCP sockets that exist now; /proc/PID/fd finds their owners (the
- * lowest pid holding each socket inode); each socket is delivered as an
+ * the TCP sockets that exist now, one pass in each network namespace
+ * (capture_netns.c); /proc/PID/fd finds their owners (the lowest pid
+ * holding each socket inode; inodes are unique across namespaces); each
+ * socket is delivered as an
  * event from TSG_STATE_NONE, its owner remembered for its later events, and
  * a timewait or request socket followed until it disappears. The resync
  * (capture_reconcile.c) delivers the sockets it finds missing the same way.
@@ -13,6 +15,7 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -157,7 +160,7 @@ static const char *read_cgroup(uint32_t pid)
  * hash apart). */
 uint64_t cap_rec_id(const struct tsg_bpf_iter_rec *r)
 {
-	uint64_t h = cap_tuple_hash(r->laddr, r->raddr, r->lport, r->rport);
+	uint64_t h = cap_tuple_hash(r->netns, r->laddr, r->raddr, r->lport, r->rport);
 
 	if (r->kind == TSG_BPF_ITER_FULL || (r->kind == TSG_BPF_ITER_TIMEWAIT && r->cookie))
 		return r->cookie;
@@ -176,6 +179,7 @@ void cap_rec_event(struct tsg_capture *c, const struct tsg_bpf_iter_rec *r, uint
 	ev->to = r->state;
 	ev->sk = cap_rec_id(r);
 	cap_info_from_bpf(&ev->info, r->laddr, r->raddr, r->lport, r->rport, r->family);
+	cap_info_netns(c, &ev->info, r->netns);
 	if (r->kind == TSG_BPF_ITER_FULL) {
 		ev->info.uid = r->uid;
 		ev->info.have |= TSG_HAVE(TSG_SF_UID);
@@ -183,6 +187,7 @@ void cap_rec_event(struct tsg_capture *c, const struct tsg_bpf_iter_rec *r, uint
 		/* the owner the snapshot found for a listener that predates tsguard */
 		cap_owners_apply(c, ev);
 	}
+	cap_info_cgroup(c, &ev->info, r->sk_cgroup);
 }
 
 /* The owner of pid, from /proc. */
@@ -211,6 +216,7 @@ static void snap_deliver(struct tsg_capture *c, const struct cap_snap_sock *ss, 
 	cap_rec_event(c, r, t, &ev);
 	ev.snapshot = 1;
 	snap_owner_of(ss->pid, &ev.info);
+	cap_info_cgroup(c, &ev.info, r->sk_cgroup); /* its own cgroup wins over its owner's */
 	c->snapshot_sockets++;
 	if (r->kind == TSG_BPF_ITER_FULL) {
 		cap_owners_remember(c, &ev);
@@ -247,7 +253,9 @@ int tsg_capture_snapshot(struct tsg_capture *c, tsg_event_fn cb, void *ctx)
 
 	if (!c)
 		return -EINVAL;
-	err = cap_run_iter(c, false, cap_snap_collect, &s);
+	/* every namespace that exists now (--netns host: ours) */
+	cap_netns_discover(c);
+	err = cap_netns_iter(c, NULL, 0, false, cap_snap_collect, &s);
 	if (!err && s.oom)
 		err = -ENOMEM;
 	if (err) {
@@ -260,6 +268,7 @@ int tsg_capture_snapshot(struct tsg_capture *c, tsg_event_fn cb, void *ctx)
 	cap_snap_deliver(c, &s, t);
 	c->cb = NULL;
 	cap_rc_schedule(c);
-	log_debug("capture: snapshot: %zu TCP sockets", n);
+	log_debug("capture: snapshot: %zu TCP sockets in %" PRIu64 " network namespaces, %.1f ms",
+		  n, cap_netns_count(c), (double)(tsg_mono_ns() - t) / 1e6);
 	return 0;
 }

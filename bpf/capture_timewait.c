@@ -27,28 +27,37 @@ struct tw_entry {
 	struct tsg_sockinfo info; /* its 4-tuple, and all its events knew */
 };
 
-uint64_t cap_tuple_hash(const uint8_t la[16], const uint8_t ra[16], uint16_t lp, uint16_t rp)
+uint64_t cap_tuple_hash(uint32_t netns, const uint8_t la[16], const uint8_t ra[16], uint16_t lp,
+			uint16_t rp)
 {
 	uint64_t w[5], h = 0;
 
 	memcpy(&w[0], la, 16);
 	memcpy(&w[2], ra, 16);
-	w[4] = (uint64_t)lp << 16 | rp;
+	w[4] = (uint64_t)netns << 32 | (uint64_t)lp << 16 | rp;
 	for (int i = 0; i < 5; i++)
 		h = tsg_hash64(h ^ w[i]);
 	return h;
 }
 
-static struct tw_entry **tw_find(struct tsg_capture *c, uint8_t kind, const uint8_t *la,
-				 const uint8_t *ra, uint16_t lp, uint16_t rp)
+/* The same 4-tuple in two namespaces is two sockets: netns is in the key. */
+static struct tw_entry **tw_find(struct tsg_capture *c, uint8_t kind, uint32_t ns,
+				 const uint8_t *la, const uint8_t *ra, uint16_t lp, uint16_t rp)
 {
-	struct tw_entry **pp = &c->tw[cap_tuple_hash(la, ra, lp, rp) & (c->tw_nbuckets - 1)];
+	struct tw_entry **pp = &c->tw[cap_tuple_hash(ns, la, ra, lp, rp) & (c->tw_nbuckets - 1)];
 
 	for (; *pp; pp = &(*pp)->next)
 		if ((*pp)->kind == kind && (*pp)->info.lport == lp && (*pp)->info.rport == rp &&
-		    !memcmp((*pp)->info.laddr, la, 16) && !memcmp((*pp)->info.raddr, ra, 16))
+		    (*pp)->info.netns == ns && !memcmp((*pp)->info.laddr, la, 16) &&
+		    !memcmp((*pp)->info.raddr, ra, 16))
 			return pp;
 	return pp;
+}
+
+static struct tw_entry **tw_find_info(struct tsg_capture *c, uint8_t kind,
+				      const struct tsg_sockinfo *in)
+{
+	return tw_find(c, kind, in->netns, in->laddr, in->raddr, in->lport, in->rport);
 }
 
 int cap_tw_init(struct tsg_capture *c)
@@ -107,7 +116,7 @@ static void tw_exit(struct tsg_capture *c, struct tw_entry **pp, uint64_t ts)
 static void tw_add(struct tsg_capture *c, uint8_t kind, const struct tsg_event *ev, uint64_t since)
 {
 	const struct tsg_sockinfo *in = &ev->info;
-	struct tw_entry **pp = tw_find(c, kind, in->laddr, in->raddr, in->lport, in->rport), *e = *pp;
+	struct tw_entry **pp = tw_find_info(c, kind, in), *e = *pp;
 	bool req = kind == TSG_BPF_ITER_REQUEST;
 	size_t n = req ? c->req_n : c->tw_n;
 	uint64_t *full = req ? &c->req_full : &c->tw_full;
@@ -115,7 +124,7 @@ static void tw_add(struct tsg_capture *c, uint8_t kind, const struct tsg_event *
 	if (e) {
 		/* the 4-tuple was reused: the old socket is gone */
 		tw_exit(c, pp, ev->ts_ns);
-		pp = tw_find(c, kind, in->laddr, in->raddr, in->lport, in->rport);
+		pp = tw_find_info(c, kind, in);
 	}
 	if (n >= c->opts.max_sockets || !(e = calloc(1, sizeof(*e)))) {
 		if (++*full == 1 || *full % 10000 == 0)
@@ -156,11 +165,10 @@ void cap_req_enter(struct tsg_capture *c, const struct tsg_event *ev)
 const struct tsg_sockinfo *cap_tw_followed(struct tsg_capture *c, const struct tsg_event *ev)
 {
 	const struct tsg_sockinfo *in = &ev->info;
-	struct tw_entry *e =
-	    *tw_find(c, TSG_BPF_ITER_TIMEWAIT, in->laddr, in->raddr, in->lport, in->rport);
+	struct tw_entry *e = *tw_find_info(c, TSG_BPF_ITER_TIMEWAIT, in);
 
 	if (!e)
-		e = *tw_find(c, TSG_BPF_ITER_REQUEST, in->laddr, in->raddr, in->lport, in->rport);
+		e = *tw_find_info(c, TSG_BPF_ITER_REQUEST, in);
 	return e && e->cookie == ev->sk ? &e->info : NULL;
 }
 
@@ -175,7 +183,7 @@ bool cap_tw_record(struct tsg_capture *c, const struct tsg_bpf_iter_rec *r, uint
 
 	if (r->kind == TSG_BPF_ITER_FULL)
 		return false;
-	e = *tw_find(c, r->kind, r->laddr, r->raddr, r->lport, r->rport);
+	e = *tw_find(c, r->kind, r->netns, r->laddr, r->raddr, r->lport, r->rport);
 	if (!e)
 		return false;
 	if (r->kind == TSG_BPF_ITER_TIMEWAIT && r->cookie && e->cookie != r->cookie &&
@@ -191,17 +199,57 @@ bool cap_tw_record(struct tsg_capture *c, const struct tsg_bpf_iter_rec *r, uint
 	return true;
 }
 
-/* After a scan pass: followed sockets it did not see are gone. */
-void cap_tw_finish(struct tsg_capture *c, uint64_t t)
+#define NS_SET (2 * TSG_BPF_NETNS_MAX) /* open addressing, at most half full */
+
+size_t cap_tw_namespaces(struct tsg_capture *c, uint32_t *out)
 {
+	static uint32_t set[NS_SET];
+	size_t n = 0;
+
+	memset(set, 0, sizeof(set));
+	for (size_t b = 0; b < c->tw_nbuckets; b++)
+		for (struct tw_entry *e = c->tw[b]; e; e = e->next) {
+			uint32_t ino = e->info.netns;
+			size_t i = tsg_hash64(ino) & (NS_SET - 1);
+
+			while (set[i] && set[i] != ino)
+				i = (i + 1) & (NS_SET - 1);
+			if (set[i] || n >= TSG_BPF_NETNS_MAX)
+				continue;
+			set[i] = ino;
+			out[n++] = ino;
+		}
+	return n;
+}
+
+/* Followed sockets of namespace `ns` (any when all) that the scan did not
+ * see are gone; how many. */
+static size_t tw_exit_unseen(struct tsg_capture *c, bool all, uint32_t ns, uint64_t t)
+{
+	size_t n = 0;
+
 	for (size_t b = 0; b < c->tw_nbuckets; b++) {
 		struct tw_entry **pp = &c->tw[b];
 
 		while (*pp) {
-			if ((*pp)->seen == c->scan_gen)
+			if ((*pp)->seen == c->scan_gen || (!all && (*pp)->info.netns != ns)) {
 				pp = &(*pp)->next;
-			else
+			} else {
 				tw_exit(c, pp, t);
+				n++;
+			}
 		}
 	}
+	return n;
+}
+
+size_t cap_tw_finish(struct tsg_capture *c, uint64_t t)
+{
+	return tw_exit_unseen(c, true, 0, t);
+}
+
+size_t cap_tw_forget_netns(struct tsg_capture *c, uint32_t netns)
+{
+	c->scan_gen++; /* nothing of that namespace is seen in this generation */
+	return tw_exit_unseen(c, false, netns, tsg_mono_ns());
 }

@@ -26,6 +26,8 @@ const volatile __u64 wakeup_bytes = 0;
 /* Written by user space at run time. */
 struct tsg_bpf_cfg cfg = {};
 __u32 iter_tw_only = 0; /* iterator: timewait and request sockets only */
+/* 1: only namespaces in netns_allow pass (the rules name namespaces) */
+__u32 netns_filter = 0;
 __u64 fb_next_id = 0;
 
 /* ---- plan maps ---------------------------------------------------------- */
@@ -94,6 +96,15 @@ struct {
 	__type(value, __u64);
 } uid SEC(".maps");
 
+/* Namespaces some rule names (inode -> 1), while netns_filter is set. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, TSG_BPF_NETNS_MAX);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, __u32);
+	__type(value, __u64);
+} netns_allow SEC(".maps");
+
 /* ---- state --------------------------------------------------------------- */
 
 struct {
@@ -123,6 +134,7 @@ struct sk_state {
 	__u8 last;    /* the last transition crossed: user space holds the
 		       * socket in that state, so the next one (its leave) crosses */
 	char comm[TSG_BPF_COMM_LEN];
+	__u8 acc; /* accepted child: accept() may name its owner (acc_owner) */
 };
 
 struct {
@@ -172,6 +184,28 @@ struct {
 	__type(value, struct conn_pend);
 } conn_pend SEC(".maps");
 
+/*
+ * Owners named by accept() (the process now holding the socket), by socket
+ * cookie: the syscall's tracepoint cannot reach socket storage, so the
+ * socket's next transition moves the owner there (accept_owner_take).
+ */
+struct acc_owner {
+	__u64 cgroup_id;
+	__u32 pid;
+	char comm[TSG_BPF_COMM_LEN];
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 16384);
+	__type(key, __u64); /* socket cookie */
+	__type(value, struct acc_owner);
+} acc_owner SEC(".maps");
+
+/* Entries put into acc_owner (a hint, never below the true number: a socket
+ * looks there only while it is not 0). */
+__u64 acc_pending = 0;
+
 /* ---- helpers ------------------------------------------------------------- */
 
 static __always_inline void count(__u32 idx)
@@ -189,11 +223,33 @@ static __always_inline __u64 lookup_u64(void *map, const void *key)
 	return v ? *v : 0;
 }
 
-static __always_inline bool our_netns(const struct sock_common *skc)
+/*
+ * Is a namespace watched? --netns host: only ours (netns_ino); rules that
+ * name namespaces: only those (netns_allow). Namespaces never change, so a
+ * socket is either watched for its whole life or not; only a reload can
+ * change it, and a socket that already crossed keeps crossing (callers).
+ */
+static __always_inline bool netns_watched(__u32 ino)
 {
-	if (!netns_ino)
-		return true;
-	return BPF_CORE_READ(skc, skc_net.net, ns.inum) == netns_ino;
+	if (netns_ino && ino != netns_ino)
+		return false;
+	if (netns_filter && !bpf_map_lookup_elem(&netns_allow, &ino))
+		return false;
+	return true;
+}
+
+static __always_inline __u32 sk_netns(const struct sock_common *skc)
+{
+	return BPF_CORE_READ(skc, skc_net.net, ns.inum);
+}
+
+/* The socket's own cgroup v2 id (set when it was created; an accepted
+ * socket has its listener's). 0 when the kernel has no such field. */
+static __always_inline __u64 sk_cgroup_id(const struct sock *sk)
+{
+	if (!bpf_core_field_exists(sk->sk_cgrp_data.cgroup))
+		return 0;
+	return BPF_CORE_READ(sk, sk_cgrp_data.cgroup, kn, id);
 }
 
 struct tuple {
@@ -351,6 +407,23 @@ static __always_inline void record_owner(struct sk_state *st)
 	st->gen = 0;
 }
 
+/* An accepted socket: the owner its accept() named, if that ran yet. */
+static __always_inline void accept_owner_take(struct sk_state *st, __u64 cookie)
+{
+	struct acc_owner *o = bpf_map_lookup_elem(&acc_owner, &cookie);
+
+	if (!o)
+		return;
+	st->pid = o->pid;
+	st->cgroup_id = o->cgroup_id;
+	__builtin_memcpy(st->comm, o->comm, TSG_BPF_COMM_LEN);
+	st->owner = 1;
+	st->gen = 0;
+	st->acc = 0;
+	if (bpf_map_delete_elem(&acc_owner, &cookie) == 0)
+		__sync_fetch_and_add(&acc_pending, -1);
+}
+
 static __always_inline void submit(struct tsg_bpf_event *e)
 {
 	if (wakeup_bytes && bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) < wakeup_bytes)
@@ -360,7 +433,7 @@ static __always_inline void submit(struct tsg_bpf_event *e)
 }
 
 static __always_inline int process(struct sock *sk, int oldstate, int newstate,
-				   struct sk_state *st, __u64 cookie, __u8 flags)
+				   struct sk_state *st, __u64 cookie, __u8 flags, __u32 netns)
 {
 	struct tsg_bpf_event *e;
 	struct tuple t = {};
@@ -445,6 +518,9 @@ static __always_inline int process(struct sock *sk, int oldstate, int newstate,
 		__builtin_memset(e->comm, 0, TSG_BPF_COMM_LEN);
 	}
 	e->flags = flags;
+	e->netns = netns;
+	e->pad2 = 0;
+	e->sk_cgroup = sk_cgroup_id(sk);
 	submit(e);
 	count(TSG_BPF_C_SENT);
 	if (from == TSG_BPF_TCP_CLOSE && to == TSG_BPF_TCP_SYN_SENT && !t.lport) {
@@ -500,13 +576,20 @@ static __always_inline __u64 trans_id(__u64 cookie, int oldstate, int newstate)
 static __always_inline int handle_btf(struct sock *sk, int oldstate, int newstate, __u64 cookie)
 {
 	struct sk_state *st;
+	__u32 ns;
 
 	if (sk->sk_protocol != IPPROTO_TCP)
 		return 0;
-	/* our_netns() without its three helper calls: sk is a BTF pointer */
-	if (netns_ino && sk->__sk_common.skc_net.net->ns.inum != netns_ino) {
-		count(TSG_BPF_C_OTHER_NS);
-		return 0;
+	/* a plain load, no helper call: sk is a BTF pointer */
+	ns = sk->__sk_common.skc_net.net->ns.inum;
+	if (!netns_watched(ns)) {
+		/* a socket that crossed before a reload unwatched its
+		 * namespace still sends its end (sk_state.sent) */
+		st = bpf_sk_storage_get(&sk_stor, sk, 0, 0);
+		if (!st || !st->sent) {
+			count(TSG_BPF_C_OTHER_NS);
+			return 0;
+		}
 	}
 	count(TSG_BPF_C_SEEN);
 	st = bpf_sk_storage_get(&sk_stor, sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
@@ -526,8 +609,11 @@ static __always_inline int handle_btf(struct sock *sk, int oldstate, int newstat
 		st->sent = 0;
 		st->last = 0;
 		st->rst = 0;
+		st->acc = oldstate == TSG_BPF_TCP_LISTEN; /* a child: accept() names its owner */
 	}
-	return process(sk, oldstate, newstate, st, cookie, 0);
+	if (st->acc && acc_pending && oldstate != TSG_BPF_TCP_LISTEN)
+		accept_owner_take(st, cookie);
+	return process(sk, oldstate, newstate, st, cookie, 0, ns);
 }
 
 SEC("tp_btf/inet_sock_set_state")
@@ -585,16 +671,17 @@ int tsg_set_state_tp(struct trace_event_raw_inet_sock_set_state *ctx)
 	__u64 key = (__u64)ctx->skaddr, cookie;
 	int oldstate = ctx->oldstate, newstate = ctx->newstate;
 	struct sk_state *st, *lst;
-	__u32 lp;
+	__u32 lp, ns;
 
 	if (ctx->protocol != IPPROTO_TCP)
 		return 0;
-	if (!our_netns(&sk->__sk_common)) {
+	ns = sk_netns(&sk->__sk_common);
+	st = bpf_map_lookup_elem(&fb_socks, &key);
+	if (!netns_watched(ns) && !(st && st->sent)) {
 		count(TSG_BPF_C_OTHER_NS);
 		return 0;
 	}
 	count(TSG_BPF_C_SEEN);
-	st = bpf_map_lookup_elem(&fb_socks, &key);
 	if (!st) {
 		struct sk_state *z = scratch_state();
 
@@ -624,7 +711,7 @@ int tsg_set_state_tp(struct trace_event_raw_inet_sock_set_state *ctx)
 		}
 	}
 	cookie = st->cookie;
-	process(sk, oldstate, newstate, st, cookie, TSG_BPF_F_FALLBACK);
+	process(sk, oldstate, newstate, st, cookie, TSG_BPF_F_FALLBACK, ns);
 	if (newstate == TSG_BPF_TCP_LISTEN && oldstate == TSG_BPF_TCP_CLOSE) {
 		lp = BPF_CORE_READ(sk, __sk_common.skc_num);
 		bpf_map_update_elem(&fb_listen, &lp, st, BPF_ANY);
@@ -660,6 +747,36 @@ int tsg_send_reset_tp(struct trace_event_raw_tcp_send_reset *ctx)
  * done) had its port in that next transition: nothing to send. One hash
  * lookup per connect() of the host otherwise.
  */
+/*
+ * An update of a socket user space knows (from == to == `state`: not a
+ * transition, fields learnt later), with sk's tuple and uid; the caller
+ * fills what else it learnt and submits. NULL: the ring buffer is full.
+ */
+static __always_inline struct tsg_bpf_event *update_event(struct sock *sk, __u64 cookie,
+							  const struct tuple *t, __u8 state)
+{
+	struct tsg_bpf_event *e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
+
+	if (!e) {
+		count(TSG_BPF_C_LOST);
+		return NULL;
+	}
+	__builtin_memset(e, 0, sizeof(*e));
+	e->ts_ns = bpf_ktime_get_ns();
+	e->cookie = cookie;
+	e->uid = BPF_CORE_READ(sk, sk_uid.val);
+	__builtin_memcpy(e->laddr, t->laddr, 16);
+	__builtin_memcpy(e->raddr, t->raddr, 16);
+	e->lport = t->lport;
+	e->rport = t->rport;
+	e->family = t->family;
+	e->from = e->to = state;
+	e->flags = TSG_BPF_F_UPDATE;
+	e->netns = sk_netns(&sk->__sk_common);
+	e->sk_cgroup = sk_cgroup_id(sk);
+	return e;
+}
+
 SEC("tracepoint/syscalls/sys_exit_connect")
 int tsg_connect_exit(struct trace_event_raw_sys_exit *ctx)
 {
@@ -677,25 +794,144 @@ int tsg_connect_exit(struct trace_event_raw_sys_exit *ctx)
 	    BPF_CORE_READ(sk, __sk_common.skc_cookie.counter) == p->cookie) {
 		read_tuple(&sk->__sk_common, &t);
 		if (t.lport)
-			e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
+			e = update_event(sk, p->cookie, &t, TSG_BPF_TCP_SYN_SENT);
 	}
 	if (e) {
-		__builtin_memset(e, 0, sizeof(*e));
-		e->ts_ns = bpf_ktime_get_ns();
-		e->cookie = p->cookie;
-		e->uid = BPF_CORE_READ(sk, sk_uid.val);
-		__builtin_memcpy(e->laddr, t.laddr, 16);
-		__builtin_memcpy(e->raddr, t.raddr, 16);
-		e->lport = t.lport;
-		e->rport = t.rport;
-		e->family = t.family;
-		e->from = e->to = TSG_BPF_TCP_SYN_SENT;
-		e->flags = TSG_BPF_F_UPDATE;
 		submit(e);
 		count(TSG_BPF_C_UPDATE);
 	}
 	bpf_map_delete_elem(&conn_pend, &id);
 	return 0;
+}
+
+/* ---- accept()'s return: the owner of an accepted socket ------------------------ */
+
+/* The TCP socket behind the calling task's file descriptor fd, else NULL. */
+static __always_inline struct sock *fd_tcp_sock(long fd)
+{
+	struct task_struct *task = bpf_get_current_task_btf();
+	struct fdtable *fdt = BPF_CORE_READ(task, files, fdt);
+	struct file **fds, *f = NULL;
+	struct socket *so;
+	struct sock *sk;
+
+	if (fd < 0 || !fdt || fd >= BPF_CORE_READ(fdt, max_fds))
+		return NULL;
+	fds = BPF_CORE_READ(fdt, fd);
+	if (bpf_probe_read_kernel(&f, sizeof(f), &fds[fd]) || !f)
+		return NULL;
+	so = BPF_CORE_READ(f, private_data);
+	if (!so || BPF_CORE_READ(so, file) != f) /* not a socket's file */
+		return NULL;
+	sk = BPF_CORE_READ(so, sk);
+	if (!sk || BPF_CORE_READ(sk, sk_protocol) != IPPROTO_TCP)
+		return NULL;
+	return sk;
+}
+
+/*
+ * The socket's sk_stor value as a tracepoint can see it (no socket storage
+ * helpers there): read through the socket's storage cache slot of sk_stor,
+ * which every bpf_sk_storage_get() of the BTF programs fills. 0: found, in
+ * *out; -1: not found (no storage, or the slot holds another map's).
+ */
+static __always_inline int stor_peek(const struct sock *sk, struct sk_state *out)
+{
+	struct bpf_local_storage_map *smap = (struct bpf_local_storage_map *)&sk_stor;
+	struct bpf_local_storage *ls = BPF_CORE_READ(sk, sk_bpf_storage);
+	struct bpf_local_storage_data *sd = NULL, *map_of = NULL;
+	__u32 idx;
+
+	if (!ls)
+		return -1;
+	idx = smap->cache_idx & 15; /* a map field: a plain load */
+	if (bpf_probe_read_kernel(&sd, sizeof(sd), (void *)ls +
+				  bpf_core_field_offset(struct bpf_local_storage, cache) +
+				  idx * sizeof(sd)) ||
+	    !sd)
+		return -1;
+	if (bpf_probe_read_kernel(&map_of, sizeof(map_of), &sd->smap) || (void *)map_of != smap)
+		return -1;
+	return bpf_probe_read_kernel(out, sizeof(*out),
+				     (void *)sd + bpf_core_field_offset(struct bpf_local_storage_data,
+									 data)) ? -1 : 0;
+}
+
+/*
+ * Process context, the new fd: the accepting task is the socket's owner
+ * (rules.md), also when another process (a parent) listens. The owner goes
+ * into the socket's state: directly in the fallback's hash, else through
+ * acc_owner to the next transition. When user space may know the socket
+ * already (an event of it crossed, or its storage cannot be read), it gets
+ * the new owner at once: an update of the socket's current state.
+ */
+static __always_inline int accept_exit(long ret)
+{
+	struct sock *sk = ret >= 0 ? fd_tcp_sock(ret) : NULL;
+	__u64 key = (__u64)sk, cookie;
+	struct sk_state *st, peek;
+	struct acc_owner o = {};
+	struct tsg_bpf_event *e;
+	struct tuple t = {};
+	bool known = true;
+
+	if (!sk || !netns_watched(sk_netns(&sk->__sk_common)))
+		return 0;
+	o.pid = bpf_get_current_pid_tgid() >> 32;
+	st = bpf_map_lookup_elem(&fb_socks, &key);
+	if (st) {
+		cookie = st->cookie;
+	} else {
+		cookie = BPF_CORE_READ(sk, __sk_common.skc_cookie.counter);
+		if (!cookie)
+			return 0; /* never seen by the BTF programs: nothing to move */
+		if (stor_peek(sk, &peek) == 0 && peek.cookie == cookie)
+			st = &peek;
+		else
+			known = false;
+	}
+	if (st && st->owner && st->pid == o.pid)
+		return 0; /* the listener's process accepted: no change */
+	o.cgroup_id = bpf_get_current_cgroup_id();
+	bpf_get_current_comm(o.comm, sizeof(o.comm));
+	if (st == &peek || !st) {
+		__sync_fetch_and_add(&acc_pending, 1); /* first: a reader may see more, never less */
+		if (bpf_map_update_elem(&acc_owner, &cookie, &o, BPF_ANY))
+			__sync_fetch_and_add(&acc_pending, -1);
+	}
+	if (st && st != &peek) {
+		/* the fallback's own state: write the owner there */
+		st->pid = o.pid;
+		st->cgroup_id = o.cgroup_id;
+		__builtin_memcpy(st->comm, o.comm, TSG_BPF_COMM_LEN);
+		st->owner = 1;
+		st->gen = 0;
+	}
+	if (known && !st->sent)
+		return 0;
+	read_tuple(&sk->__sk_common, &t);
+	e = update_event(sk, cookie, &t, BPF_CORE_READ(sk, __sk_common.skc_state));
+	if (!e)
+		return 0;
+	e->pid = o.pid;
+	e->cgroup_id = o.cgroup_id;
+	__builtin_memcpy(e->comm, o.comm, TSG_BPF_COMM_LEN);
+	e->flags |= TSG_BPF_F_OWNER;
+	submit(e);
+	count(TSG_BPF_C_UPDATE);
+	return 0;
+}
+
+SEC("tracepoint/syscalls/sys_exit_accept4")
+int tsg_accept4_exit(struct trace_event_raw_sys_exit *ctx)
+{
+	return accept_exit(ctx->ret);
+}
+
+SEC("tracepoint/syscalls/sys_exit_accept")
+int tsg_accept_exit(struct trace_event_raw_sys_exit *ctx)
+{
+	return accept_exit(ctx->ret);
 }
 
 /* ---- socket iterator: snapshot and TIME_WAIT scan ------------------------------ */
@@ -758,8 +994,10 @@ int tsg_iter_tcp(struct bpf_iter__tcp *ctx)
 		r.cookie = bpf_get_socket_cookie(skc);
 		r.ino = sock_ino((struct sock *)tp);
 		r.uid = BPF_CORE_READ((struct sock *)tp, sk_uid.val);
+		r.sk_cgroup = sk_cgroup_id((struct sock *)tp);
 		iter_owner((struct sock *)tp, &r);
 	}
+	r.netns = sk_netns(skc);
 	__builtin_memcpy(r.laddr, t.laddr, 16);
 	__builtin_memcpy(r.raddr, t.raddr, 16);
 	r.lport = t.lport;
@@ -769,3 +1007,5 @@ int tsg_iter_tcp(struct bpf_iter__tcp *ctx)
 	bpf_seq_write(seq, &r, sizeof(r));
 	return 0;
 }
+
+#include "tsguard_act.bpf.h"

@@ -35,7 +35,8 @@
 				* an orphan waiting for the peer's FIN */
 #define TSG_BPF_F_FALLBACK 0x04 /* sent by the classic tracepoint program */
 #define TSG_BPF_F_UPDATE 0x08   /* not a transition: from == to, fields learnt later
-				 * (the local port of a connect, at connect()'s return) */
+				 * (the local port of a connect, at connect()'s return;
+				 * the owner of an accepted socket, at accept()'s) */
 
 /* One transition, ring buffer record. Addresses are IPv6 or IPv4-mapped. */
 struct tsg_bpf_event {
@@ -52,6 +53,9 @@ struct tsg_bpf_event {
 	__u8 from, to;
 	__u8 flags; /* TSG_BPF_F_* */
 	char comm[TSG_BPF_COMM_LEN];
+	__u64 sk_cgroup; /* the socket's own cgroup v2 id (sk_cgrp_data); 0 unknown */
+	__u32 netns;     /* inode of the socket's network namespace */
+	__u32 pad2;
 };
 
 /* Kernel counters: per-CPU array indices. */
@@ -62,9 +66,10 @@ enum tsg_bpf_counter {
 	TSG_BPF_C_LOST,      /* ring buffer reserve failed */
 	TSG_BPF_C_MAP_FULL,  /* socket state could not be stored */
 	TSG_BPF_C_TW,        /* ->CLOSE reported as ->TIME_WAIT */
-	TSG_BPF_C_OTHER_NS,  /* transitions of other network namespaces (ignored) */
+	TSG_BPF_C_OTHER_NS,  /* transitions of namespaces not watched (--netns host, or no
+			      * rule names them: netns_allow) */
 	TSG_BPF_C_NESTED,    /* handled by the second copy: the first was nested */
-	TSG_BPF_C_UPDATE,    /* updates sent (local port of a connect in progress) */
+	TSG_BPF_C_UPDATE,    /* updates sent (local port of a connect in progress, accept()'s owner) */
 	TSG_BPF_C_N
 };
 
@@ -82,12 +87,16 @@ struct tsg_bpf_cfg {
 	__u32 record_all;   /* send every transition */
 };
 
+/* netns_allow: consulted only while netns_filter (.bss) is 1; the value is
+ * 1 for a namespace some rule names. */
+#define TSG_BPF_NETNS_MAX 4096
+
 /* tsg_bpf_iter_rec.kind */
 #define TSG_BPF_ITER_FULL 0     /* a full socket */
 #define TSG_BPF_ITER_TIMEWAIT 1 /* a timewait socket (inet_timewait_sock) */
 #define TSG_BPF_ITER_REQUEST 2  /* a request socket: a half-open connection */
 
-/* iter/tcp record (snapshot and reconcile scan), written with bpf_seq_write. */
+/* iter/tcp record (snapshot, reconcile scan, resync), written with bpf_seq_write. */
 struct tsg_bpf_iter_rec {
 	__u64 cookie; /* full socket: its cookie; timewait: the cookie it inherited (0: none);
 		       * request: 0 */
@@ -103,7 +112,32 @@ struct tsg_bpf_iter_rec {
 		     * orphan waiting for the peer's FIN); request: NEW_SYN_RECV */
 	__u8 kind;  /* TSG_BPF_ITER_* */
 	__u8 owner; /* full socket: pid/comm/cgroup_id are its owner (socket storage) */
+	__u32 netns;     /* inode of the socket's network namespace */
+	__u32 pad;
+	__u64 sk_cgroup; /* full socket: its own cgroup v2 id; 0 unknown */
 	char comm[TSG_BPF_COMM_LEN];
 };
+
+/* iter/tcp tsg_iter_queue record: one listening socket's accept queue. */
+struct tsg_bpf_queue_rec {
+	__u64 cookie;
+	__u64 ino;       /* socket inode, 0 if none */
+	__u64 sk_cgroup; /* its own cgroup v2 id; 0 unknown */
+	__u32 uid;
+	__u32 netns;
+	__u8 laddr[16];
+	__u16 lport;
+	__u8 family;
+	__u8 pad;
+	__u32 backlog;     /* sk_ack_backlog: complete, not yet accepted */
+	__u32 max_backlog; /* sk_max_ack_backlog: the listen() backlog, capped by somaxconn */
+	__u32 drops;       /* sk_drops: the listener's drops (tcp_listendrop), since it was made */
+	__u32 pad2, pad3;
+};
+
+/* tsg_iter_destroy's verdict (.bss destroy_result) */
+#define TSG_BPF_DESTROY_NONE 0	    /* no socket with that cookie */
+#define TSG_BPF_DESTROY_DONE 1	    /* found and destroyed */
+#define TSG_BPF_DESTROY_NOKFUNC (-95) /* -EOPNOTSUPP: no bpf_sock_destroy in this kernel */
 
 #endif

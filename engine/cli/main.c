@@ -48,6 +48,8 @@ struct opts {
 	const char *control; /* NULL: the default path */
 	double until;
 	bool has_until;
+	size_t max_sockets; /* 0: the engine's default */
+	bool netns_host; /* --netns host: only tsguard's own network namespace */
 	int verbose;
 };
 
@@ -99,10 +101,13 @@ static void usage(FILE *f)
 	    "clock\n"
 	    "      --until SECONDS    with --replay: run the clock on to this time at the end\n"
 	    "      --record FILE      also write every TCP state transition to FILE\n"
+	    "      --netns all|host   watch every network namespace (default) or only\n"
+	    "                         tsguard's own\n"
 	    "  -o, --output FORMAT    alerts on standard output as text (default) or json\n"
 	    "      --metrics ADDR:PORT  serve /metrics and /healthz\n"
 	    "      --control PATH     control socket for `tsguard ctl` (default\n"
 	    "                         " TSG_CONTROL_DEFAULT "; 'none': no socket)\n"
+	    "      --max-sockets N    track at most N sockets (default 4194304)\n"
 	    "  -v, --verbose          more log output\n"
 	    "  -q, --quiet            only warnings and errors\n"
 	    "      --version          print the version\n"
@@ -127,6 +132,23 @@ static int parse_until(const char *arg, struct opts *o)
 	return 0;
 }
 
+/* --max-sockets N: 0 or -EINVAL (printed). */
+static int parse_max_sockets(const char *arg, struct opts *o)
+{
+	char *end;
+	unsigned long long v;
+
+	errno = 0;
+	v = strtoull(arg, &end, 10);
+	if (!isdigit((unsigned char)*arg) || *end || errno || !v || v > TSG_ENGINE_SOCKETS_LIMIT) {
+		fprintf(stderr, "tsguard: --max-sockets wants a number from 1 to %u, not \"%s\"\n",
+			TSG_ENGINE_SOCKETS_LIMIT, arg);
+		return -EINVAL;
+	}
+	o->max_sockets = (size_t)v;
+	return 0;
+}
+
 /* Options that do not go together (printed). */
 static bool args_conflict(const struct opts *o)
 {
@@ -146,35 +168,53 @@ static bool args_conflict(const struct opts *o)
 	return false;
 }
 
+/* --netns all|host: 0 or -EINVAL (printed). */
+static int parse_netns(const char *arg, struct opts *o)
+{
+	if (!strcmp(arg, "host") || !strcmp(arg, "all")) {
+		o->netns_host = !strcmp(arg, "host");
+		return 0;
+	}
+	fprintf(stderr, "tsguard: --netns is all or host, not \"%s\"\n", arg);
+	return -EINVAL;
+}
+
+/* The long options (parse_args). */
+enum {
+	OPT_CHECK = 256,
+	OPT_EXPLAIN,
+	OPT_REPLAY,
+	OPT_UNTIL,
+	OPT_RECORD,
+	OPT_METRICS,
+	OPT_VERSION,
+	OPT_CONTROL,
+	OPT_NETNS,
+	OPT_MAX_SOCKETS
+};
+
+static const struct option longopts[] = {
+    {"rules", required_argument, NULL, 'r'},
+    {"dry-run", no_argument, NULL, 'n'},
+    {"check", no_argument, NULL, OPT_CHECK},
+    {"explain", no_argument, NULL, OPT_EXPLAIN},
+    {"replay", required_argument, NULL, OPT_REPLAY},
+    {"until", required_argument, NULL, OPT_UNTIL},
+    {"record", required_argument, NULL, OPT_RECORD},
+    {"output", required_argument, NULL, 'o'},
+    {"metrics", required_argument, NULL, OPT_METRICS},
+    {"control", required_argument, NULL, OPT_CONTROL},
+    {"netns", required_argument, NULL, OPT_NETNS},
+    {"max-sockets", required_argument, NULL, OPT_MAX_SOCKETS},
+    {"verbose", no_argument, NULL, 'v'},
+    {"quiet", no_argument, NULL, 'q'},
+    {"version", no_argument, NULL, OPT_VERSION},
+    {"help", no_argument, NULL, 'h'},
+    {0},
+};
+
 static int parse_args(int argc, char **argv, struct opts *o)
 {
-	enum {
-		OPT_CHECK = 256,
-		OPT_EXPLAIN,
-		OPT_REPLAY,
-		OPT_UNTIL,
-		OPT_RECORD,
-		OPT_METRICS,
-		OPT_VERSION,
-		OPT_CONTROL
-	};
-	static const struct option longopts[] = {
-	    {"rules", required_argument, NULL, 'r'},
-	    {"dry-run", no_argument, NULL, 'n'},
-	    {"check", no_argument, NULL, OPT_CHECK},
-	    {"explain", no_argument, NULL, OPT_EXPLAIN},
-	    {"replay", required_argument, NULL, OPT_REPLAY},
-	    {"until", required_argument, NULL, OPT_UNTIL},
-	    {"record", required_argument, NULL, OPT_RECORD},
-	    {"output", required_argument, NULL, 'o'},
-	    {"metrics", required_argument, NULL, OPT_METRICS},
-	    {"control", required_argument, NULL, OPT_CONTROL},
-	    {"verbose", no_argument, NULL, 'v'},
-	    {"quiet", no_argument, NULL, 'q'},
-	    {"version", no_argument, NULL, OPT_VERSION},
-	    {"help", no_argument, NULL, 'h'},
-	    {0},
-	};
 	int c;
 
 	while ((c = getopt_long(argc, argv, "r:no:vqh", longopts, NULL)) != -1) {
@@ -218,6 +258,14 @@ static int parse_args(int argc, char **argv, struct opts *o)
 			break;
 		case OPT_CONTROL:
 			o->control = optarg;
+			break;
+		case OPT_MAX_SOCKETS:
+			if (parse_max_sockets(optarg, o) < 0)
+				return -EINVAL;
+			break;
+		case OPT_NETNS:
+			if (parse_netns(optarg, o) < 0)
+				return -EINVAL;
 			break;
 		case 'v':
 			o->verbose++;
@@ -300,13 +348,33 @@ static __attribute__((unused)) void on_event(void *vctx, const struct tsg_event 
 	tsg_engine_feed(c->engine, ev);
 }
 
+#ifdef TSG_HAVE_CAPTURE
+/* The destroy action's callback: the live capture closes the socket. */
+static int destroy_sock(void *vctx, uint64_t cookie, uint32_t netns,
+			const struct tsg_sockinfo *expect)
+{
+	struct ctx *c = vctx;
+
+	(void)expect;
+	return c->cap ? tsg_capture_destroy(c->cap, cookie, netns) : -ENXIO;
+}
+#endif
+
 static int setup_actions(struct ctx *c)
 {
 	/* with -o json, what each action would run is printed as JSON objects
 	 * too, so that standard output stays one object per line */
 	struct tsg_actions_opts ao = { .dry_run = c->o->dry_run, .dry_out = stdout,
 				       .dry_json = c->o->json };
-	int rc = tsg_actions_new(c->rs, &ao, &c->actions);
+	int rc;
+
+#ifdef TSG_HAVE_CAPTURE
+	if (!c->o->replay) { /* replay has no kernel sockets to close */
+		ao.destroy = destroy_sock;
+		ao.destroy_ctx = c;
+	}
+#endif
+	rc = tsg_actions_new(c->rs, &ao, &c->actions);
 
 	if (rc < 0) {
 		log_err("cannot set up actions: %s", strerror(-rc));
@@ -636,7 +704,8 @@ static void held_foreach(void *vctx, tsg_held_fn fn, void *arg)
 
 static int run_live(struct ctx *c)
 {
-	struct tsg_capture_opts co = { .verbose = c->o->verbose > 0 };
+	struct tsg_capture_opts co = { .verbose = c->o->verbose > 0,
+				       .netns_host = c->o->netns_host };
 	struct tsg_capture *cap = NULL;
 	struct tsg_plan *plan = NULL;
 	struct tsg_capture_stats cs;
@@ -760,6 +829,7 @@ static int start(struct ctx *c)
 		return EXIT_USAGE;
 	eo.dry_run = c->o->dry_run;
 	eo.keep_idle_sockets = c->o->replay != NULL;
+	eo.max_sockets = c->o->max_sockets;
 	rc = tsg_engine_new(c->rs, &eo, on_alert, c, &c->engine);
 	if (rc < 0) {
 		log_err("cannot start the engine: %s", strerror(-rc));

@@ -239,79 +239,128 @@ uint64_t tsg_intern_dropped(void)
 /* ---- socket ids ------------------------------------------------------------ */
 
 /*
- * Replay names sockets with strings. An interned string's address is stable
- * for the process and distinct per string, so it serves as the id; the top
- * bit marks it so that it never collides with a kernel socket cookie in
- * practice (cookies count up from 1).
+ * Replay names sockets with strings. Each name is kept once, in chunks of
+ * bytes that never move (no per-string allocation); the id is the name's
+ * position there, with the top bit and a tag set so that it never collides
+ * with a kernel socket cookie (cookies count up from 1) nor with the classic
+ * capture's ids (the top bit and a counter from 0) in practice. A table of
+ * positions (4 bytes a slot) finds a name again. About 16 bytes a name of
+ * up to 7 characters at 1M names.
  */
 #define SK_STRING_BIT (1ull << 63)
-#define SK_HASH_BIT (1ull << 62) /* never set in a user-space pointer */
+#define SK_HASH_BIT (1ull << 62) /* a hashed id: the name was not kept */
+#define SK_NAME_TAG (0x1ea7ull << 40) /* ids of kept names: bit 63, the tag, position */
+#define SK_NAMES_MAX (1u << 22)  /* names kept; then ids are hashes */
+#define SK_CHUNK_SHIFT 20
+#define SK_CHUNK (1u << SK_CHUNK_SHIFT) /* bytes; a name never spans two */
+#define SK_CHUNKS_MAX 4095u             /* positions stay below 2^32 - 1 */
 
-/*
- * The ids made from strings, as a set of pointer values: tsg_sk_to_string
- * gives a string back only for an id in this set, and never dereferences
- * an id it did not make (a kernel id may have the top bit set too).
- */
 static struct {
-	uint64_t *v; /* open addressing; 0 is empty */
+	char **chunk; /* calloc'ed: the bytes after the last name are 0 */
+	size_t nchunks, used; /* bytes used in the last chunk */
+	uint32_t *slot;       /* open addressing: position + 1, 0: empty */
 	size_t cap, n;
-} sk_ids;
+} sk_names;
 
-static bool sk_ids_has(uint64_t id)
+static const char *sk_name_at(uint32_t pos)
 {
-	if (!sk_ids.cap)
-		return false;
-	for (size_t j = tsg_hash64(id) & (sk_ids.cap - 1); sk_ids.v[j]; j = (j + 1) & (sk_ids.cap - 1))
-		if (sk_ids.v[j] == id)
-			return true;
-	return false;
+	return sk_names.chunk[pos >> SK_CHUNK_SHIFT] + (pos & (SK_CHUNK - 1));
 }
 
-static void sk_ids_add(uint64_t id)
+/* The slot holding name s, or the empty slot where it would go (cap > 0). */
+static size_t sk_slot(const char *s)
 {
 	size_t j;
 
-	if (sk_ids_has(id))
-		return;
-	if ((sk_ids.n + 1) * 2 > sk_ids.cap) {
-		size_t ncap = sk_ids.cap ? sk_ids.cap * 2 : 1024;
-		uint64_t *nv = calloc(ncap, sizeof(*nv));
+	for (j = tsg_hash_str(s) & (sk_names.cap - 1); sk_names.slot[j];
+	     j = (j + 1) & (sk_names.cap - 1))
+		if (!strcmp(sk_name_at(sk_names.slot[j] - 1), s))
+			break;
+	return j;
+}
 
-		if (!nv)
-			return; /* printed as a number then */
-		for (size_t i = 0; i < sk_ids.cap; i++) {
-			if (!sk_ids.v[i])
-				continue;
-			for (j = tsg_hash64(sk_ids.v[i]) & (ncap - 1); nv[j]; j = (j + 1) & (ncap - 1))
-				;
-			nv[j] = sk_ids.v[i];
-		}
-		free(sk_ids.v);
-		sk_ids.v = nv;
-		sk_ids.cap = ncap;
+static int sk_names_grow(void)
+{
+	size_t ncap = sk_names.cap ? sk_names.cap * 2 : 1024, ocap = sk_names.cap;
+	uint32_t *ns = calloc(ncap, sizeof(*ns)), *os = sk_names.slot;
+
+	if (!ns)
+		return -ENOMEM;
+	sk_names.slot = ns;
+	sk_names.cap = ncap;
+	for (size_t i = 0; i < ocap; i++)
+		if (os[i])
+			ns[sk_slot(sk_name_at(os[i] - 1))] = os[i];
+	free(os);
+	return 0;
+}
+
+/* Copies s into the chunks: its position, or -1. */
+static int64_t sk_name_store(const char *s, size_t len)
+{
+	uint32_t pos;
+
+	if (len >= SK_CHUNK)
+		return -1;
+	if (!sk_names.nchunks || sk_names.used + len + 1 > SK_CHUNK) {
+		char **nc;
+
+		if (sk_names.nchunks == SK_CHUNKS_MAX)
+			return -1;
+		nc = realloc(sk_names.chunk, (sk_names.nchunks + 1) * sizeof(*nc));
+		if (!nc)
+			return -1;
+		sk_names.chunk = nc;
+		if (!(nc[sk_names.nchunks] = calloc(1, SK_CHUNK)))
+			return -1;
+		sk_names.nchunks++;
+		sk_names.used = 0;
 	}
-	for (j = tsg_hash64(id) & (sk_ids.cap - 1); sk_ids.v[j]; j = (j + 1) & (sk_ids.cap - 1))
-		;
-	sk_ids.v[j] = id;
-	sk_ids.n++;
+	pos = (uint32_t)((sk_names.nchunks - 1) << SK_CHUNK_SHIFT | sk_names.used);
+	memcpy(sk_names.chunk[sk_names.nchunks - 1] + sk_names.used, s, len + 1);
+	sk_names.used += len + 1;
+	return pos;
 }
 
 uint64_t tsg_sk_from_string(const char *s)
 {
-	const char *i = tsg_intern(s);
-	uint64_t id;
+	int64_t pos;
+	size_t j;
 
-	if (!i) /* table full: fall back to a hash (printed as a number) */
-		return SK_STRING_BIT | SK_HASH_BIT | (tsg_hash_str(s) >> 2);
-	id = SK_STRING_BIT | (uint64_t)(uintptr_t)i;
-	sk_ids_add(id);
-	return id;
+	if (sk_names.cap && sk_names.slot[j = sk_slot(s)])
+		return SK_STRING_BIT | SK_NAME_TAG | (sk_names.slot[j] - 1);
+	if ((sk_names.n + 1) * 2 > sk_names.cap &&
+	    (sk_names.n >= SK_NAMES_MAX || sk_names_grow() < 0))
+		goto hashed;
+	pos = sk_name_store(s, strlen(s));
+	if (pos < 0)
+		goto hashed;
+	sk_names.slot[sk_slot(s)] = (uint32_t)pos + 1;
+	sk_names.n++;
+	return SK_STRING_BIT | SK_NAME_TAG | (uint64_t)pos;
+hashed: /* not kept: a hash (printed as a number) */
+	return SK_STRING_BIT | SK_HASH_BIT | (tsg_hash_str(s) >> 2);
+}
+
+/* Is sk an id that tsg_sk_from_string made from a kept name? Reads only
+ * inside the chunks (each ends in 0), whatever sk is. */
+static bool sk_is_name(uint64_t sk)
+{
+	uint64_t pos = sk & ~(SK_STRING_BIT | SK_NAME_TAG);
+	size_t j;
+
+	if ((sk & (SK_STRING_BIT | SK_HASH_BIT | SK_NAME_TAG)) != (SK_STRING_BIT | SK_NAME_TAG) ||
+	    pos >= (uint64_t)sk_names.nchunks << SK_CHUNK_SHIFT ||
+	    !sk_names.cap)
+		return false;
+	j = sk_slot(sk_name_at((uint32_t)pos));
+	return sk_names.slot[j] == pos + 1;
 }
 
 const char *tsg_sk_to_string(uint64_t sk, char *buf, size_t len)
 {
-	if ((sk & SK_STRING_BIT) && !(sk & SK_HASH_BIT) && sk_ids_has(sk))
-		return (const char *)(uintptr_t)(sk & ~SK_STRING_BIT);
+	if (sk_is_name(sk))
+		return sk_name_at((uint32_t)(sk & ~(SK_STRING_BIT | SK_NAME_TAG)));
 	snprintf(buf, len, "%" PRIu64, sk);
 	return buf;
 }

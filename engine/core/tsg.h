@@ -106,6 +106,16 @@ struct tsg_sockinfo {
  */
 void tsg_sockinfo_copy(struct tsg_sockinfo *dst, const struct tsg_sockinfo *src, uint32_t fields);
 
+enum tsg_event_kind { TSG_EV_TRANSITION = 0, TSG_EV_QUEUE };
+
+/* A listening socket's accept queue at one moment (queue rules). */
+struct tsg_queue_sample {
+	uint32_t queue;   /* connections complete but not yet accepted (sk_ack_backlog) */
+	uint32_t backlog; /* the queue's limit (sk_max_ack_backlog) */
+	uint64_t drops;   /* connections dropped because this queue was full, counted
+			   * from when tsguard began to watch the listener (running count) */
+};
+
 /*
  * A normalised TCP state transition: what the kernel capture (with TIME_WAIT
  * derived) and the replay reader deliver to the engine.
@@ -117,6 +127,11 @@ struct tsg_event {
 	uint8_t snapshot;  /* 1: synthesised from the startup snapshot */
 	uint64_t since_ns; /* when sk entered `from`, 0 if unknown */
 	struct tsg_sockinfo info; /* fields listed in info.have; merged into what is known */
+	/* TSG_EV_QUEUE: a queue sample of the listening socket `sk` (from = to =
+	 * TSG_LISTEN, so that a reader that knows only transitions sees a
+	 * duplicate and ignores it) */
+	uint8_t kind; /* enum tsg_event_kind; 0: a transition */
+	struct tsg_queue_sample q;
 };
 
 /* A 64-bit integer mixed for hash tables (murmur3's finaliser, first half). */
@@ -134,13 +149,14 @@ static inline uint64_t tsg_hash64(uint64_t x)
 uint64_t tsg_hash_bytes(uint64_t h, const void *p, size_t n);
 uint64_t tsg_hash_str(const char *s);
 
-/* Socket id for a string name (replay "sk"): stable within the process. */
+/* Socket id for a string name (replay "sk"): stable within the process.
+ * Up to 4M names are kept (then the id is a hash, printed as a number). */
 uint64_t tsg_sk_from_string(const char *s);
 /* Inverse where known (replay), else formats the number; buf >= 32 bytes. */
 const char *tsg_sk_to_string(uint64_t sk, char *buf, size_t len);
 
 /*
- * Process-wide string interning (cgroup paths, socket names). Bounded: at
+ * Process-wide string interning (cgroup paths, the engine's comm). Bounded: at
  * the bound NULL is returned and tsg_intern_dropped() counts it.
  */
 const char *tsg_intern(const char *s);

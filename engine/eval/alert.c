@@ -21,7 +21,13 @@ const char *tsg_hostname(void)
 	static char host[256];
 
 	if (!host[0]) {
-		if (gethostname(host, sizeof(host) - 1) < 0 || !host[0])
+		/* TSG_HOSTNAME: a pod without hostNetwork has its own host name
+		 * (the pod's); the DaemonSet passes the node's name here */
+		const char *env = getenv("TSG_HOSTNAME");
+
+		if (env && *env)
+			snprintf(host, sizeof(host), "%s", env);
+		else if (gethostname(host, sizeof(host) - 1) < 0 || !host[0])
 			snprintf(host, sizeof(host), "localhost");
 		host[sizeof(host) - 1] = 0;
 	}
@@ -256,6 +262,16 @@ int tsg_alert_field(const struct tsg_alert *a, int field, const char *label, cha
 	case TSG_TF_KEY:
 		tsg_alert_key_string(a, buf, len);
 		return 0;
+	case TSG_TF_QUEUE:
+	case TSG_TF_BACKLOG:
+	case TSG_TF_DROPS:
+		if (!a->has_queue)
+			return -ENOENT;
+		snprintf(buf, len, "%" PRIu64,
+			 field == TSG_TF_QUEUE	   ? (uint64_t)a->q.queue
+			 : field == TSG_TF_BACKLOG ? (uint64_t)a->q.backlog
+						   : a->q.drops);
+		return 0;
 	case TSG_TF_LABEL:
 		for (size_t i = 0; label && i < a->rule->nlabels; i++)
 			if (!strcmp(a->rule->labels[i].name, label)) {
@@ -313,7 +329,7 @@ const char *tsg_alert_summary(const struct tsg_alert *a, char *buf, size_t len)
 
 static json_t *sfield_json(const struct tsg_alert *a, int sf)
 {
-	char v[128];
+	char v[4096]; /* a cgroup path (Kubernetes: often over 150 characters) */
 
 	switch (sf) {
 	case TSG_SF_PID:
@@ -402,6 +418,11 @@ json_t *tsg_alert_to_json(const struct tsg_alert *a)
 		jset(o, "count", json_integer((json_int_t)a->count));
 	if (a->has_rate)
 		jset(o, "rate", json_real(a->rate));
+	if (a->has_queue) {
+		jset(o, "queue", json_integer((json_int_t)a->q.queue));
+		jset(o, "backlog", json_integer((json_int_t)a->q.backlog));
+		jset(o, "drops", json_integer((json_int_t)a->q.drops));
+	}
 	if (a->suppressed)
 		jset(o, "suppressed", json_integer((json_int_t)a->suppressed));
 	jset(o, "host", json_string(a->host ? a->host : tsg_hostname()));

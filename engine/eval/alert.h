@@ -27,9 +27,14 @@ struct tsg_alert {
 	double rate;             /* per second over the window */
 	uint64_t suppressed;     /* notifications suppressed by cooldown since the last one */
 	bool key_is_sock;        /* key is {"sock": ...}; else the `by` fields in info */
+	/* the socket's id (tsg_event.sk): live, its kernel socket cookie, which
+	 * the destroy action passes to the kernel; in replay, the id of the
+	 * event file's "sk" */
 	uint64_t sk;
 	const char *host;
 	bool dry_run;
+	bool has_queue;          /* queue rules: the listener's last sample */
+	struct tsg_queue_sample q;
 };
 
 const char *tsg_status_name(int st);

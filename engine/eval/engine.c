@@ -19,6 +19,7 @@
 #include "log.h"
 #include "match.h"
 #include "rate.h"
+#include "sockpack.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -27,51 +28,56 @@
 #include <time.h>
 
 enum { A_INACTIVE = 0, A_PENDING, A_FIRING };
-enum { T_TIME = 1, T_KEY };
+enum { M_TIME = 1, M_COUNT, M_CD };
 
-struct timer {
+/*
+ * Timers: a binary min-heap of (deadline, owner). The owner is a key
+ * (struct key_ent *, even) or a time-rule membership (MREF: socket and
+ * record index, odd); it keeps its heap position (UINT32_MAX: not armed).
+ */
+struct hent {
 	uint64_t deadline;
-	uint32_t heap_idx; /* UINT32_MAX: not armed */
-	uint8_t type;
+	uint64_t ref;
 };
+#define MREF(sock, memb) (((uint64_t)(sock) << 32) | ((uint64_t)(memb) << 1) | 1u)
+#define MEMB_MAX (1u << 31) /* record indices that fit in an MREF */
+#define RULES_MAX (1u << 27) /* rule indices that fit in struct memb */
 
 struct key_ent;
 
-/* A socket's membership in a time rule (alert) or a count rule (contribution). */
-struct memb {
-	struct memb *next;
-	struct timer tm;       /* T_TIME */
-	struct sock_ent *sock;
-	struct key_ent *key;   /* count rules */
-	uint32_t rule;
-	uint8_t astate;        /* time rules: A_INACTIVE / A_FIRING */
-	bool silenced;         /* firing suppressed by cooldown */
-	/* time rules: the socket as the firing notification described it, so
-	 * that the resolved one carries the same key (a port learnt later
-	 * must not make it another alert, e.g. in Alertmanager) */
-	struct tsg_sockinfo *fired;
-};
-
-/* Per-socket cooldown of a time rule (key = the socket). */
+/*
+ * A record of a socket (16 bytes, in e->membp, chained by index):
+ *   M_TIME  its membership in a time rule: alert state, timer, and the
+ *           socket as the firing notification described it (e->firedp), so
+ *           that the resolved one carries the same key (a port learnt
+ *           later must not make it another alert, e.g. in Alertmanager);
+ *   M_COUNT its contribution to a count rule's key;
+ *   M_CD    the per-socket cooldown of a time rule (outlives memberships).
+ */
 struct sock_cd {
-	uint32_t rule;
 	uint64_t last_fire;
 	uint64_t suppressed;
 };
 
-struct sock_ent {
-	uint64_t sk;
-	uint64_t since;
-	struct tsg_sockinfo info;
-	struct memb *memb;
-	struct sock_cd *cd;
-	uint8_t ncd;
-	uint8_t state;
+struct memb {
+	uint32_t next;
+	uint32_t rule : 27;
+	uint32_t type : 2;
+	uint32_t astate : 2; /* M_TIME: A_INACTIVE / A_FIRING */
+	uint32_t silenced : 1; /* M_TIME: firing suppressed by cooldown */
+	union {
+		struct key_ent *key; /* M_COUNT */
+		struct {
+			uint32_t heap_idx;
+			uint32_t fired; /* index in e->firedp, 0: none */
+		} t;                 /* M_TIME */
+		struct sock_cd *cd; /* M_CD */
+	} u;
 };
 
 struct key_ent {
 	struct key_ent *next; /* hash chain */
-	struct timer tm;      /* T_KEY: `for` deadline and rate window expiry */
+	uint32_t heap_idx;    /* timer: `for` deadline and rate window expiry */
 	uint64_t hash;
 	struct tsg_sockinfo key; /* the `by` fields (key.have) */
 	uint32_t rule;
@@ -83,6 +89,8 @@ struct key_ent {
 	uint64_t pending_since; /* the condition holds since */
 	uint64_t last_fire;
 	uint64_t suppressed;
+	uint64_t sk;                /* queue rules: the listener (key = the socket); else 0 */
+	struct tsg_queue_sample q;  /* queue rules: its last sample */
 };
 
 struct rule_rt {
@@ -125,30 +133,52 @@ struct tsg_engine {
 	size_t nrules;
 	struct idx_list trans_idx[TSG_NSTATES][TSG_NSTATES]; /* transition + rate rules */
 	struct idx_list state_idx[TSG_NSTATES];              /* time + count rules */
+	struct idx_list queue_idx;                           /* queue rules */
 
-	struct sock_ent **socks; /* open addressing, linear probing */
+	uint32_t *socks; /* open addressing of sockp indices, linear probing; 0: empty */
 	size_t scap, nsocks;
+	struct pool sockp;  /* struct sock_ent */
+	struct pool membp;  /* struct memb */
+	struct sock_side side; /* IPv6 addresses; cgroup, netns name, container, pod */
+	struct pool firedp; /* struct tsg_sockinfo */
 
-	struct timer **heap;
+	struct hent *heap;
 	size_t nheap, heapcap;
 
-	struct memb *memb_free;
 	struct tsg_engine_stats st;
 	bool keep_idle;
 };
 
-/* ---- time ---------------------------------------------------------------- */
+/* ---- records ------------------------------------------------------------- */
+
+static struct sock_ent *sock_at(const struct tsg_engine *e, uint32_t i)
+{
+	return pool_at(&e->sockp, i);
+}
+
+static struct memb *memb_at(const struct tsg_engine *e, uint32_t i)
+{
+	return pool_at(&e->membp, i);
+}
 
 /* ---- timer heap ---------------------------------------------------------- */
 
+/* Where the owner of a heap entry keeps its position. */
+static uint32_t *ref_idx(const struct tsg_engine *e, uint64_t ref)
+{
+	if (ref & 1)
+		return &memb_at(e, (uint32_t)ref >> 1)->u.t.heap_idx;
+	return &((struct key_ent *)(uintptr_t)ref)->heap_idx;
+}
+
 static void heap_swap(struct tsg_engine *e, size_t a, size_t b)
 {
-	struct timer *t = e->heap[a];
+	struct hent t = e->heap[a];
 
 	e->heap[a] = e->heap[b];
 	e->heap[b] = t;
-	e->heap[a]->heap_idx = (uint32_t)a;
-	e->heap[b]->heap_idx = (uint32_t)b;
+	*ref_idx(e, e->heap[a].ref) = (uint32_t)a;
+	*ref_idx(e, e->heap[b].ref) = (uint32_t)b;
 }
 
 static void heap_up(struct tsg_engine *e, size_t i)
@@ -156,7 +186,7 @@ static void heap_up(struct tsg_engine *e, size_t i)
 	while (i > 0) {
 		size_t p = (i - 1) / 2;
 
-		if (e->heap[p]->deadline <= e->heap[i]->deadline)
+		if (e->heap[p].deadline <= e->heap[i].deadline)
 			break;
 		heap_swap(e, i, p);
 		i = p;
@@ -168,9 +198,9 @@ static void heap_down(struct tsg_engine *e, size_t i)
 	for (;;) {
 		size_t l = 2 * i + 1, r = l + 1, m = i;
 
-		if (l < e->nheap && e->heap[l]->deadline < e->heap[m]->deadline)
+		if (l < e->nheap && e->heap[l].deadline < e->heap[m].deadline)
 			m = l;
-		if (r < e->nheap && e->heap[r]->deadline < e->heap[m]->deadline)
+		if (r < e->nheap && e->heap[r].deadline < e->heap[m].deadline)
 			m = r;
 		if (m == i)
 			break;
@@ -179,46 +209,48 @@ static void heap_down(struct tsg_engine *e, size_t i)
 	}
 }
 
-static void timer_cancel(struct tsg_engine *e, struct timer *t)
+/* hidx: the owner's heap position. */
+static void timer_cancel(struct tsg_engine *e, uint32_t *hidx)
 {
-	size_t i = t->heap_idx;
+	size_t i = *hidx;
 
 	if (i == UINT32_MAX)
 		return;
-	t->heap_idx = UINT32_MAX;
+	*hidx = UINT32_MAX;
 	e->nheap--;
 	if (i == e->nheap)
 		return;
 	e->heap[i] = e->heap[e->nheap];
-	e->heap[i]->heap_idx = (uint32_t)i;
+	*ref_idx(e, e->heap[i].ref) = (uint32_t)i;
 	heap_up(e, i);
-	heap_down(e, e->heap[i]->heap_idx);
+	heap_down(e, *ref_idx(e, e->heap[i].ref));
 }
 
-static int timer_arm(struct tsg_engine *e, struct timer *t, uint64_t deadline)
+static int timer_arm(struct tsg_engine *e, uint64_t ref, uint64_t deadline)
 {
-	if (t->heap_idx != UINT32_MAX) {
-		uint64_t old = t->deadline;
+	uint32_t *hidx = ref_idx(e, ref);
 
-		t->deadline = deadline;
+	if (*hidx != UINT32_MAX) {
+		uint64_t old = e->heap[*hidx].deadline;
+
+		e->heap[*hidx].deadline = deadline;
 		if (deadline < old)
-			heap_up(e, t->heap_idx);
+			heap_up(e, *hidx);
 		else
-			heap_down(e, t->heap_idx);
+			heap_down(e, *hidx);
 		return 0;
 	}
 	if (e->nheap == e->heapcap) {
 		size_t ncap = e->heapcap ? e->heapcap * 2 : 1024;
-		struct timer **nh = realloc(e->heap, ncap * sizeof(*nh));
+		struct hent *nh = realloc(e->heap, ncap * sizeof(*nh));
 
 		if (!nh)
 			return -ENOMEM;
 		e->heap = nh;
 		e->heapcap = ncap;
 	}
-	t->deadline = deadline;
-	t->heap_idx = (uint32_t)e->nheap;
-	e->heap[e->nheap++] = t;
+	*hidx = (uint32_t)e->nheap;
+	e->heap[e->nheap++] = (struct hent){.deadline = deadline, .ref = ref};
 	heap_up(e, e->nheap - 1);
 	return 0;
 }
@@ -305,7 +337,7 @@ static bool key_equal(const struct tsg_sockinfo *a, const struct tsg_sockinfo *b
 
 static void key_free(struct tsg_engine *e, struct key_ent *k)
 {
-	timer_cancel(e, &k->tm);
+	timer_cancel(e, &k->heap_idx);
 	tsg_rate_fini(&k->win);
 	free(k);
 }
@@ -328,7 +360,8 @@ static bool key_idle(const struct tsg_engine *e, const struct rule_rt *rt, const
 {
 	const struct tsg_rule *r = rt->r;
 
-	if (k->astate != A_INACTIVE || k->count)
+	/* a queue key holds its listener's fields until the listener closes */
+	if (k->astate != A_INACTIVE || k->count || r->kind == TSG_KIND_QUEUE)
 		return false;
 	if (tsg_rate_live(&k->win, e->now, r->per_ns))
 		return false;
@@ -384,20 +417,20 @@ static int key_grow(struct rule_rt *rt)
 	return 0;
 }
 
-static struct key_ent *key_get(struct tsg_engine *e, struct rule_rt *rt,
-			       const struct tsg_sockinfo *info)
+/* The key of hash h: `k` (by fields) or, with sk != 0, the socket sk (queue
+ * rules). Added with k as its fields when absent and `add`; NULL when not. */
+static struct key_ent *key_lookup(struct tsg_engine *e, struct rule_rt *rt, uint64_t h,
+				  const struct tsg_sockinfo *k, uint64_t sk, bool add)
 {
-	struct tsg_sockinfo k;
 	struct key_ent *ke;
-	uint64_t h;
 
-	key_project(rt->r->by, info, &k);
-	h = key_hash(&k);
 	if (rt->nbuckets) {
 		for (ke = rt->buckets[h & (rt->nbuckets - 1)]; ke; ke = ke->next)
-			if (ke->hash == h && key_equal(&ke->key, &k))
+			if (ke->hash == h && ke->sk == sk && (sk || key_equal(&ke->key, k)))
 				return ke;
 	}
+	if (!add)
+		return NULL;
 	if (rt->nkeys >= e->opts.max_keys_per_rule && !key_sweep(e, rt)) {
 		rt->st.keys_dropped++;
 		e->st.keys_dropped++;
@@ -415,15 +448,24 @@ static struct key_ent *key_get(struct tsg_engine *e, struct rule_rt *rt,
 		e->st.keys_dropped++;
 		return NULL;
 	}
-	ke->tm.heap_idx = UINT32_MAX;
-	ke->tm.type = T_KEY;
+	ke->heap_idx = UINT32_MAX;
 	ke->hash = h;
-	ke->key = k;
+	ke->key = *k;
+	ke->sk = sk;
 	ke->rule = rt->r->index;
 	ke->next = rt->buckets[h & (rt->nbuckets - 1)];
 	rt->buckets[h & (rt->nbuckets - 1)] = ke;
 	rt->nkeys++;
 	return ke;
+}
+
+static struct key_ent *key_get(struct tsg_engine *e, struct rule_rt *rt,
+			       const struct tsg_sockinfo *info)
+{
+	struct tsg_sockinfo k;
+
+	key_project(rt->r->by, info, &k);
+	return key_lookup(e, rt, key_hash(&k), &k, 0, true);
 }
 
 /* Cooldown gate for a firing notification. Returns true to send it. */
@@ -457,6 +499,25 @@ static uint64_t rate_reported(const struct tsg_rule *r, const struct key_ent *k)
 	return k->win.total < keep ? k->win.total : keep;
 }
 
+/* Is the listener's queue above the rule's threshold (a number, or a
+ * percentage of its backlog)? */
+static bool queue_above(const struct tsg_rule *r, const struct tsg_queue_sample *q)
+{
+	if (r->queue_pct_x100)
+		return (uint64_t)q->queue * 10000 > (uint64_t)r->queue_pct_x100 * q->backlog;
+	return q->queue > r->threshold;
+}
+
+/* A queue alert: its key is the listening socket, with its last sample. */
+static void queue_fill(struct tsg_alert *a, const struct key_ent *k)
+{
+	a->key_is_sock = true;
+	a->sk = k->sk;
+	a->state = TSG_LISTEN;
+	a->has_queue = true;
+	a->q = k->q;
+}
+
 static void key_alert(struct tsg_engine *e, struct key_ent *k, int status)
 {
 	struct rule_rt *rt = &e->rules[k->rule];
@@ -465,8 +526,10 @@ static void key_alert(struct tsg_engine *e, struct key_ent *k, int status)
 
 	alert_init(&a, r, status);
 	a.info = k->key;
-	a.has_count = true;
-	if (r->kind == TSG_KIND_COUNT) {
+	a.has_count = r->kind != TSG_KIND_QUEUE;
+	if (r->kind == TSG_KIND_QUEUE) {
+		queue_fill(&a, k);
+	} else if (r->kind == TSG_KIND_COUNT) {
 		a.state = r->state;
 		a.count = k->count;
 	} else {
@@ -513,13 +576,13 @@ static void key_eval(struct tsg_engine *e, struct key_ent *k)
 	uint64_t n, expiry = UINT64_MAX, deadline = UINT64_MAX;
 	bool cond;
 
-	if (r->kind == TSG_KIND_COUNT)
+	if (r->kind == TSG_KIND_COUNT || r->kind == TSG_KIND_QUEUE)
 		n = k->count;
 	else {
 		n = tsg_rate_count(&k->win, e->now, r->per_ns);
 		expiry = tsg_rate_next_expiry(&k->win, r->per_ns);
 	}
-	cond = n > r->threshold;
+	cond = r->kind == TSG_KIND_QUEUE ? queue_above(r, &k->q) : n > r->threshold;
 
 	switch (k->astate) {
 	case A_INACTIVE:
@@ -544,7 +607,7 @@ static void key_eval(struct tsg_engine *e, struct key_ent *k)
 	case A_FIRING: {
 		uint64_t below = r->kind == TSG_KIND_COUNT ? r->resolve_below : r->threshold;
 
-		if (n <= below) {
+		if (r->kind == TSG_KIND_QUEUE ? !cond : n <= below) {
 			k->astate = A_INACTIVE;
 			key_alert(e, k, TSG_RESOLVED);
 		}
@@ -557,9 +620,9 @@ static void key_eval(struct tsg_engine *e, struct key_ent *k)
 	if (r->kind == TSG_KIND_RATE && k->astate != A_INACTIVE && expiry < deadline)
 		deadline = expiry;
 	if (deadline == UINT64_MAX)
-		timer_cancel(e, &k->tm);
+		timer_cancel(e, &k->heap_idx);
 	else
-		timer_arm(e, &k->tm, deadline);
+		timer_arm(e, (uint64_t)(uintptr_t)k, deadline);
 }
 
 static void rate_push(struct tsg_engine *e, struct rule_rt *rt, const struct tsg_sockinfo *info)
@@ -600,19 +663,19 @@ static void rate_push(struct tsg_engine *e, struct rule_rt *rt, const struct tsg
 static int socks_grow(struct tsg_engine *e)
 {
 	size_t ncap = e->scap ? e->scap * 2 : 4096;
-	struct sock_ent **ns = calloc(ncap, sizeof(*ns));
+	uint32_t *ns = calloc(ncap, sizeof(*ns));
 
 	if (!ns)
 		return -ENOMEM;
 	for (size_t i = 0; i < e->scap; i++) {
-		struct sock_ent *s = e->socks[i];
+		uint32_t si = e->socks[i];
 		size_t j;
 
-		if (!s)
+		if (!si)
 			continue;
-		for (j = tsg_hash64(s->sk) & (ncap - 1); ns[j]; j = (j + 1) & (ncap - 1))
+		for (j = tsg_hash64(sock_at(e, si)->sk) & (ncap - 1); ns[j]; j = (j + 1) & (ncap - 1))
 			;
-		ns[j] = s;
+		ns[j] = si;
 	}
 	free(e->socks);
 	e->socks = ns;
@@ -620,45 +683,54 @@ static int socks_grow(struct tsg_engine *e)
 	return 0;
 }
 
-static struct sock_ent *sock_find(struct tsg_engine *e, uint64_t sk, size_t *slot)
+/* The socket's index, 0: not tracked. */
+static uint32_t sock_find(const struct tsg_engine *e, uint64_t sk, size_t *slot)
 {
 	size_t j;
 
 	if (!e->scap)
-		return NULL;
+		return 0;
 	for (j = tsg_hash64(sk) & (e->scap - 1); e->socks[j]; j = (j + 1) & (e->scap - 1))
-		if (e->socks[j]->sk == sk) {
+		if (sock_at(e, e->socks[j])->sk == sk) {
 			if (slot)
 				*slot = j;
 			return e->socks[j];
 		}
-	return NULL;
+	return 0;
 }
 
-static struct sock_ent *sock_add(struct tsg_engine *e, uint64_t sk)
+/* Counts a socket (an event of it) not tracked; logs the 1st, 2nd, 4th, 8th... */
+static void sock_dropped(struct tsg_engine *e, const char *why)
 {
-	struct sock_ent *s;
+	uint64_t n = ++e->st.sockets_dropped;
+
+	if (!(n & (n - 1)))
+		log_warn("%s: a new socket is not tracked (%llu so far, counted in "
+			 "sockets_dropped; --max-sockets is %zu)",
+			 why, (unsigned long long)n, e->opts.max_sockets);
+}
+
+_Static_assert(sizeof(struct memb) == 16, "a membership is 16 bytes");
+
+static uint32_t sock_add(struct tsg_engine *e, uint64_t sk)
+{
+	uint32_t si;
 	size_t j;
 
 	if (e->nsocks >= e->opts.max_sockets) {
-		if (!e->st.sockets_dropped)
-			log_warn("more than %zu tracked sockets; new sockets are not tracked "
-				 "(counted in sockets_dropped)",
-				 e->opts.max_sockets);
-		e->st.sockets_dropped++;
-		return NULL;
+		sock_dropped(e, "socket table full");
+		return 0;
 	}
-	if (((e->nsocks + 1) * 2 > e->scap && socks_grow(e) < 0) ||
-	    !(s = calloc(1, sizeof(*s)))) {
-		e->st.sockets_dropped++; /* out of memory: counted like the limit */
-		return NULL;
+	if (((e->nsocks + 1) * 2 > e->scap && socks_grow(e) < 0) || !(si = pool_get(&e->sockp))) {
+		sock_dropped(e, "out of memory"); /* counted like the limit */
+		return 0;
 	}
-	s->sk = sk;
+	sock_at(e, si)->sk = sk;
 	for (j = tsg_hash64(sk) & (e->scap - 1); e->socks[j]; j = (j + 1) & (e->scap - 1))
 		;
-	e->socks[j] = s;
+	e->socks[j] = si;
 	e->nsocks++;
-	return s;
+	return si;
 }
 
 /* Removes slot j with backward-shift deletion (no tombstones). */
@@ -666,84 +738,103 @@ static void sock_remove_slot(struct tsg_engine *e, size_t j)
 {
 	size_t mask = e->scap - 1, i = j;
 
-	e->socks[j] = NULL;
+	e->socks[j] = 0;
 	for (;;) {
 		size_t h;
 
 		i = (i + 1) & mask;
 		if (!e->socks[i])
 			break;
-		h = tsg_hash64(e->socks[i]->sk) & mask;
+		h = tsg_hash64(sock_at(e, e->socks[i])->sk) & mask;
 		/* move it back if its home is not in (j, i] cyclically */
 		if ((j < i) ? (h <= j || h > i) : (h <= j && h > i)) {
 			e->socks[j] = e->socks[i];
-			e->socks[i] = NULL;
+			e->socks[i] = 0;
 			j = i;
 		}
 	}
 	e->nsocks--;
 }
 
-static struct memb *memb_new(struct tsg_engine *e)
+/* A new record of socket s, linked first; 0 when out of memory. */
+static uint32_t memb_new(struct tsg_engine *e, struct sock_ent *s, uint32_t rule, int type)
 {
-	struct memb *m = e->memb_free;
+	uint32_t mi = pool_get(&e->membp);
+	struct memb *m;
 
-	if (m)
-		e->memb_free = m->next;
-	else
-		m = malloc(sizeof(*m));
-	if (m) {
-		memset(m, 0, sizeof(*m));
-		m->tm.heap_idx = UINT32_MAX;
-		m->tm.type = T_TIME;
+	if (mi >= MEMB_MAX) {
+		pool_put(&e->membp, mi);
+		return 0;
 	}
-	return m;
+	if (!mi)
+		return 0;
+	m = memb_at(e, mi);
+	m->rule = rule & (RULES_MAX - 1);
+	m->type = type & 3;
+	if (type == M_TIME)
+		m->u.t.heap_idx = UINT32_MAX;
+	m->next = s->memb;
+	s->memb = mi;
+	return mi;
 }
 
-static void memb_release(struct tsg_engine *e, struct memb *m)
+/* Frees record mi (unlinked by the caller). */
+static void memb_release(struct tsg_engine *e, uint32_t mi)
 {
-	timer_cancel(e, &m->tm);
-	free(m->fired);
-	m->fired = NULL;
-	m->next = e->memb_free;
-	e->memb_free = m;
+	struct memb *m = memb_at(e, mi);
+
+	if (m->type == M_TIME) {
+		timer_cancel(e, &m->u.t.heap_idx);
+		pool_put(&e->firedp, m->u.t.fired);
+	} else if (m->type == M_CD) {
+		free(m->u.cd);
+	}
+	pool_put(&e->membp, mi);
 }
 
-static struct sock_cd *sock_cd_get(struct sock_ent *s, uint32_t rule)
+static struct sock_cd *sock_cd_get(struct tsg_engine *e, struct sock_ent *s, uint32_t rule)
 {
-	struct sock_cd *n;
+	struct sock_cd *cd;
+	uint32_t mi;
 
-	for (uint8_t i = 0; i < s->ncd; i++)
-		if (s->cd[i].rule == rule)
-			return &s->cd[i];
-	if (s->ncd == UINT8_MAX)
+	for (mi = s->memb; mi; mi = memb_at(e, mi)->next)
+		if (memb_at(e, mi)->type == M_CD && memb_at(e, mi)->rule == rule)
+			return memb_at(e, mi)->u.cd;
+	cd = calloc(1, sizeof(*cd));
+	if (!cd || !(mi = memb_new(e, s, rule, M_CD))) {
+		free(cd);
 		return NULL;
-	n = realloc(s->cd, (s->ncd + 1u) * sizeof(*n));
-	if (!n)
-		return NULL;
-	s->cd = n;
-	n = &s->cd[s->ncd++];
-	memset(n, 0, sizeof(*n));
-	n->rule = rule;
-	return n;
+	}
+	memb_at(e, mi)->u.cd = cd;
+	return cd;
 }
 
-static void time_alert(struct tsg_engine *e, struct memb *m, int status)
+/* The socket as a time alert of membership m reports it. */
+static void time_alert_info(const struct tsg_engine *e, const struct sock_ent *s,
+			    const struct memb *m, bool resolved, struct tsg_sockinfo *out)
+{
+	if (resolved && m->u.t.fired)
+		*out = *(const struct tsg_sockinfo *)pool_at(&e->firedp, m->u.t.fired);
+	else
+		sock_unpack(&e->side, s, out);
+}
+
+static void time_alert(struct tsg_engine *e, uint32_t si, struct memb *m, int status)
 {
 	struct rule_rt *rt = &e->rules[m->rule];
 	const struct tsg_rule *r = rt->r;
-	struct sock_ent *s = m->sock;
+	struct sock_ent *s = sock_at(e, si);
 	struct tsg_alert a;
 
 	alert_init(&a, r, status);
-	a.info = status == TSG_RESOLVED && m->fired ? *m->fired : s->info;
+	time_alert_info(e, s, m, status == TSG_RESOLVED, &a.info);
 	a.key_is_sock = true;
 	a.sk = s->sk;
 	a.state = r->state;
 	a.has_duration = true;
 	a.duration_ns = e->now - s->since;
 	if (status == TSG_FIRING) {
-		struct sock_cd *cd = r->cooldown_ns ? sock_cd_get(s, m->rule) : NULL;
+		struct sock_cd *cd = r->cooldown_ns ? sock_cd_get(e, s, m->rule) : NULL;
 
 		if (cd) {
 			bool once = cd->last_fire || cd->suppressed;
@@ -756,14 +847,14 @@ static void time_alert(struct tsg_engine *e, struct memb *m, int status)
 		}
 		m->astate = A_FIRING;
 		rt->st.firing_now++;
-		if (!m->fired)
-			m->fired = malloc(sizeof(*m->fired));
-		if (m->fired)
-			*m->fired = s->info;
+		if (!m->u.t.fired)
+			m->u.t.fired = pool_get(&e->firedp);
+		if (m->u.t.fired)
+			*(struct tsg_sockinfo *)pool_at(&e->firedp, m->u.t.fired) = a.info;
 	} else {
 		m->astate = A_INACTIVE;
 		if (m->silenced) {
-			struct sock_cd *cd = sock_cd_get(s, m->rule);
+			struct sock_cd *cd = sock_cd_get(e, s, m->rule);
 
 			if (cd)
 				cd->suppressed++;
@@ -773,7 +864,7 @@ static void time_alert(struct tsg_engine *e, struct memb *m, int status)
 		}
 		rt->st.firing_now--;
 		if (r->cooldown_ns) {
-			struct sock_cd *cd = sock_cd_get(s, m->rule);
+			struct sock_cd *cd = sock_cd_get(e, s, m->rule);
 
 			if (cd) {
 				a.suppressed = cd->suppressed;
@@ -784,65 +875,67 @@ static void time_alert(struct tsg_engine *e, struct memb *m, int status)
 	notify(e, &a);
 }
 
-/* The socket leaves its state: every membership ends. */
-static void sock_leave(struct tsg_engine *e, struct sock_ent *s)
+/* The socket leaves its state: every membership ends (cooldowns stay). */
+static void sock_leave(struct tsg_engine *e, uint32_t si)
 {
-	struct memb *m = s->memb, *n;
+	struct sock_ent *s = sock_at(e, si);
+	uint32_t mi = s->memb, next, *keep = &s->memb;
 
-	s->memb = NULL;
-	for (; m; m = n) {
-		n = m->next;
-		if (e->rules[m->rule].r->kind == TSG_KIND_TIME) {
+	for (; mi; mi = next) {
+		struct memb *m = memb_at(e, mi);
+
+		next = m->next;
+		if (m->type == M_CD) {
+			*keep = mi;
+			keep = &m->next;
+			continue;
+		}
+		if (m->type == M_TIME) {
 			if (m->astate == A_FIRING)
-				time_alert(e, m, TSG_RESOLVED);
-		} else if (m->key) {
+				time_alert(e, si, m, TSG_RESOLVED);
+		} else if (m->u.key) {
 			struct rule_rt *rt = &e->rules[m->rule];
 
-			if (m->key->count)
-				m->key->count--;
-			key_eval(e, m->key);
-			if (key_idle(e, rt, m->key))
-				key_unlink_free(e, rt, m->key);
+			if (m->u.key->count)
+				m->u.key->count--;
+			key_eval(e, m->u.key);
+			if (key_idle(e, rt, m->u.key))
+				key_unlink_free(e, rt, m->u.key);
 		}
-		memb_release(e, m);
+		memb_release(e, mi);
 	}
+	*keep = 0;
 }
 
-static void enter_rule(struct tsg_engine *e, struct sock_ent *s, uint32_t ri, uint64_t since)
+/* The socket (index si, attributes info) enters rule ri. */
+static void enter_rule(struct tsg_engine *e, uint32_t si, const struct tsg_sockinfo *info,
+		       uint32_t ri, uint64_t since)
 {
 	struct rule_rt *rt = &e->rules[ri];
 	const struct tsg_rule *r = rt->r;
-	struct memb *m;
+	struct sock_ent *s = sock_at(e, si);
+	struct key_ent *k = NULL;
+	uint32_t mi;
 
-	if (!tsg_match_sock(&r->match, &s->info))
+	if (!tsg_match_sock(&r->match, info))
 		return;
 	e->st.events_matched++;
-	m = memb_new(e);
-	if (!m) {
-		e->st.sockets_dropped++; /* out of memory: this rule loses the socket */
+	if (r->kind != TSG_KIND_TIME && !(k = key_get(e, rt, info)))
+		return;
+	mi = memb_new(e, s, ri, r->kind == TSG_KIND_TIME ? M_TIME : M_COUNT);
+	if (!mi) {
+		sock_dropped(e, "out of memory"); /* this rule loses the socket */
 		return;
 	}
-	m->sock = s;
-	m->rule = ri;
 	if (r->kind == TSG_KIND_TIME) {
 		uint64_t deadline = since + r->longer_than_ns;
 
-		m->next = s->memb;
-		s->memb = m;
 		if (deadline <= e->now)
-			time_alert(e, m, TSG_FIRING);
+			time_alert(e, si, memb_at(e, mi), TSG_FIRING);
 		else
-			timer_arm(e, &m->tm, deadline);
+			timer_arm(e, MREF(si, mi), deadline);
 	} else {
-		struct key_ent *k = key_get(e, rt, &s->info);
-
-		if (!k) {
-			memb_release(e, m);
-			return;
-		}
-		m->key = k;
-		m->next = s->memb;
-		s->memb = m;
+		memb_at(e, mi)->u.key = k;
 		k->count++;
 		key_eval(e, k);
 	}
@@ -889,43 +982,59 @@ static const struct port_ent *port_lower(const struct port_ent *v, size_t n, uin
 		}                                                                            \
 	} while (0)
 
-static void sock_enter(struct tsg_engine *e, struct sock_ent *s, uint8_t state, uint64_t since)
+static void sock_enter(struct tsg_engine *e, uint32_t si, const struct tsg_sockinfo *info,
+		       uint8_t state, uint64_t since)
 {
+	struct sock_ent *s = sock_at(e, si);
+
 	s->state = state;
 	s->since = since;
 	e->st.per_state[state]++;
-	IDX_FOREACH(&e->state_idx[state], &s->info, ri, enter_rule(e, s, ri, since));
+	IDX_FOREACH(&e->state_idx[state], info, ri, enter_rule(e, si, info, ri, since));
 }
 
-static bool sock_in_rule(const struct sock_ent *s, uint32_t ri)
+/* Is the socket in rule ri (UINT32_MAX: in any rule)? */
+static bool sock_in_rule(const struct tsg_engine *e, const struct sock_ent *s, uint32_t ri)
 {
-	for (const struct memb *m = s->memb; m; m = m->next)
-		if (m->rule == ri)
+	for (uint32_t mi = s->memb; mi; mi = memb_at(e, mi)->next)
+		if (memb_at(e, mi)->type != M_CD &&
+		    (ri == UINT32_MAX || memb_at(e, mi)->rule == ri))
 			return true;
 	return false;
 }
 
-static void sock_join_new_rules(struct tsg_engine *e, struct sock_ent *s)
+static void sock_join_new_rules(struct tsg_engine *e, uint32_t si, const struct tsg_sockinfo *info)
 {
-	IDX_FOREACH(&e->state_idx[s->state], &s->info, ri, {
-		if (!sock_in_rule(s, ri))
-			enter_rule(e, s, ri, s->since);
+	struct sock_ent *s = sock_at(e, si);
+
+	IDX_FOREACH(&e->state_idx[s->state], info, ri, {
+		if (!sock_in_rule(e, s, ri))
+			enter_rule(e, si, info, ri, s->since);
 	});
 }
 
-static void sock_free(struct tsg_engine *e, struct sock_ent *s)
+/* Frees every record of the socket (their timers leave the heap). */
+static void sock_records_free(struct tsg_engine *e, struct sock_ent *s)
 {
-	size_t slot;
+	uint32_t mi = s->memb, next;
 
-	if (sock_find(e, s->sk, &slot) == s)
-		sock_remove_slot(e, slot);
-	free(s->cd);
-	free(s);
+	for (; mi; mi = next) {
+		next = memb_at(e, mi)->next;
+		memb_release(e, mi);
+	}
+	s->memb = 0;
+	sock_pack_release(&e->side, s);
 }
 
-static void info_merge(struct tsg_sockinfo *dst, const struct tsg_sockinfo *src)
+static void sock_free(struct tsg_engine *e, uint32_t si)
 {
-	tsg_sockinfo_copy(dst, src, TSG_HAVE_ALL);
+	struct sock_ent *s = sock_at(e, si);
+	size_t slot = 0;
+
+	if (sock_find(e, s->sk, &slot) == si)
+		sock_remove_slot(e, slot);
+	sock_records_free(e, s);
+	pool_put(&e->sockp, si);
 }
 
 /* ---- transition rules ------------------------------------------------------ */
@@ -956,25 +1065,96 @@ static void transition_fire(struct tsg_engine *e, struct rule_rt *rt, const stru
 	notify(e, &a);
 }
 
+/* ---- queue rules -------------------------------------------------------------- */
+
+/* The key of listener sk in a queue rule (found, or added when `add`). */
+static struct key_ent *queue_key(struct tsg_engine *e, struct rule_rt *rt, uint64_t sk,
+				 const struct tsg_sockinfo *info, bool add)
+{
+	return key_lookup(e, rt, tsg_hash64(sk), info, sk, add);
+}
+
+/*
+ * A queue sample: per queue rule that may match the listener, one key lookup
+ * and one evaluation. The listener's fields are what the sample brings over
+ * what was known (its socket entry, its key); a listener of which nothing is
+ * known cannot be named by an alert, and its sample is only counted.
+ */
+static void queue_sample(struct tsg_engine *e, const struct tsg_event *ev)
+{
+	uint32_t si = sock_find(e, ev->sk, NULL);
+	struct tsg_sockinfo info = { 0 };
+
+	e->st.queue_samples++;
+	if (si)
+		sock_unpack(&e->side, sock_at(e, si), &info);
+	/* a sample without the listener's port (replay: its fields came on an
+	 * earlier line): what a queue rule's key of it holds */
+	for (size_t i = 0; !(ev->info.have & TSG_HAVE(TSG_SF_LPORT)) && i < e->nrules; i++) {
+		struct key_ent *k = e->rules[i].r->kind == TSG_KIND_QUEUE
+					    ? queue_key(e, &e->rules[i], ev->sk, NULL, false)
+					    : NULL;
+
+		if (k)
+			tsg_sockinfo_copy(&info, &k->key, TSG_HAVE_ALL);
+	}
+	tsg_sockinfo_copy(&info, &ev->info, TSG_HAVE_ALL);
+	if (!info.have) {
+		e->st.queue_unknown++;
+		return;
+	}
+	IDX_FOREACH(&e->queue_idx, &info, ri, {
+		struct rule_rt *rt = &e->rules[ri];
+		struct key_ent *k;
+
+		if (tsg_match_sock(&rt->r->match, &info) &&
+		    (k = queue_key(e, rt, ev->sk, &info, true))) {
+			e->st.events_matched++;
+			k->key = info;
+			k->q = ev->q;
+			k->count = ev->q.queue;
+			key_eval(e, k);
+		}
+	});
+}
+
+/* A listener left LISTEN (closed): its queue alerts resolve and end. Costs
+ * the rules only on a listener's close, and only when queue rules exist. */
+static void queue_listener_gone(struct tsg_engine *e, uint64_t sk)
+{
+	if (!e->queue_idx.total)
+		return;
+	for (size_t ri = 0; ri < e->nrules; ri++) {
+		struct rule_rt *rt = &e->rules[ri];
+		struct key_ent *k;
+
+		if (rt->r->kind != TSG_KIND_QUEUE || !(k = queue_key(e, rt, sk, NULL, false)))
+			continue;
+		if (k->astate == A_FIRING)
+			key_alert(e, k, TSG_RESOLVED);
+		key_unlink_free(e, rt, k);
+	}
+}
+
 /* ---- timers ------------------------------------------------------------------ */
 
 static void run_timers(struct tsg_engine *e, uint64_t until, bool inclusive)
 {
 	while (e->nheap) {
-		struct timer *t = e->heap[0];
+		struct hent t = e->heap[0];
 
-		if (inclusive ? t->deadline > until : t->deadline >= until)
+		if (inclusive ? t.deadline > until : t.deadline >= until)
 			break;
-		if (t->deadline > e->now)
-			e->now = t->deadline;
-		timer_cancel(e, t);
-		if (t->type == T_TIME) {
-			struct memb *m = (struct memb *)((char *)t - offsetof(struct memb, tm));
+		if (t.deadline > e->now)
+			e->now = t.deadline;
+		timer_cancel(e, ref_idx(e, t.ref));
+		if (t.ref & 1) {
+			struct memb *m = memb_at(e, (uint32_t)t.ref >> 1);
 
 			if (m->astate == A_INACTIVE)
-				time_alert(e, m, TSG_FIRING);
+				time_alert(e, (uint32_t)(t.ref >> 32), m, TSG_FIRING);
 		} else {
-			struct key_ent *k = (struct key_ent *)((char *)t - offsetof(struct key_ent, tm));
+			struct key_ent *k = (struct key_ent *)(uintptr_t)t.ref;
 			struct rule_rt *rt = &e->rules[k->rule];
 
 			key_eval(e, k);
@@ -993,7 +1173,7 @@ void tsg_engine_advance(struct tsg_engine *e, uint64_t now_ns)
 
 uint64_t tsg_engine_next_deadline(const struct tsg_engine *e)
 {
-	return e->nheap ? e->heap[0]->deadline : UINT64_MAX;
+	return e->nheap ? e->heap[0].deadline : UINT64_MAX;
 }
 
 uint64_t tsg_engine_now(const struct tsg_engine *e)
@@ -1003,14 +1183,34 @@ uint64_t tsg_engine_now(const struct tsg_engine *e)
 
 /* ---- events ------------------------------------------------------------------ */
 
+/* Rules on the transition itself: transition and rate rules. */
+static void feed_transition(struct tsg_engine *e, const struct tsg_event *ev,
+			    const struct tsg_sockinfo *info, uint8_t from, bool has_since,
+			    uint64_t since)
+{
+	IDX_FOREACH(&e->trans_idx[from < TSG_NSTATES ? from : 0][ev->to], info, ri, {
+		struct rule_rt *rt = &e->rules[ri];
+
+		if (tsg_match_sock(&rt->r->match, info)) {
+			e->st.events_matched++;
+			if (rt->r->kind == TSG_KIND_RATE)
+				rate_push(e, rt, info);
+			else
+				transition_fire(e, rt, info, ev->sk, from, ev->to, has_since,
+						since);
+		}
+	});
+}
+
 void tsg_engine_feed(struct tsg_engine *e, const struct tsg_event *ev)
 {
-	struct sock_ent *s;
-	struct tsg_sockinfo tmp;
+	struct sock_ent *s = NULL;
+	struct tsg_sockinfo cur;
 	const struct tsg_sockinfo *info;
 	uint8_t from, to = ev->to;
 	uint64_t since = 0;
 	bool has_since = false;
+	uint32_t si;
 
 	e->st.events++;
 	if (ev->ts_ns < e->now) {
@@ -1019,26 +1219,30 @@ void tsg_engine_feed(struct tsg_engine *e, const struct tsg_event *ev)
 		run_timers(e, ev->ts_ns, false);
 		e->now = ev->ts_ns;
 	}
+	if (ev->kind == TSG_EV_QUEUE) {
+		queue_sample(e, ev);
+		return;
+	}
 	if (to == TSG_STATE_NONE || to >= TSG_NSTATES)
 		return;
 
-	s = sock_find(e, ev->sk, NULL);
-	if (s) {
-		info_merge(&s->info, &ev->info);
-		info = &s->info;
+	si = sock_find(e, ev->sk, NULL);
+	if (si) {
+		s = sock_at(e, si);
+		sock_pack_merge(&e->side, s, &ev->info);
+		sock_unpack(&e->side, s, &cur);
+		info = &cur;
 		/* the event's own `from` is the truth (live); else what we saw */
 		from = ev->from ? ev->from : s->state;
 		if (ev->since_ns) {
 			since = ev->since_ns;
-		has_since = ev->since_ns != 0;
 			has_since = true;
 		} else if (s->state && s->state == from) {
 			since = s->since; /* may be 0: a socket seen at ts 0 */
 			has_since = true;
 		}
 	} else {
-		tmp = ev->info;
-		info = &tmp;
+		info = &ev->info;
 		from = ev->from;
 		since = ev->since_ns;
 		has_since = ev->since_ns != 0;
@@ -1046,54 +1250,48 @@ void tsg_engine_feed(struct tsg_engine *e, const struct tsg_event *ev)
 
 	/* transition and rate rules: real transitions only, not the snapshot,
 	 * nor an update of a socket's fields (from == to: a connect's port) */
-	if (!ev->snapshot && from != to) {
-		IDX_FOREACH(&e->trans_idx[from < TSG_NSTATES ? from : 0][to], info, ri, {
-			struct rule_rt *rt = &e->rules[ri];
+	if (!ev->snapshot && from != to)
+		feed_transition(e, ev, info, from, has_since, since);
 
-			if (tsg_match_sock(&rt->r->match, info)) {
-				e->st.events_matched++;
-				if (rt->r->kind == TSG_KIND_RATE)
-					rate_push(e, rt, info);
-				else
-					transition_fire(e, rt, info, ev->sk, from, to,
-							has_since, since);
-			}
-		});
-	}
+	if (from == TSG_LISTEN && to != TSG_LISTEN)
+		queue_listener_gone(e, ev->sk);
 
 	if (s && s->state == to) {
 		/* a snapshot taken again (after a reload) of a socket already
 		 * known: it joins the rules it is not in yet, keeping its age */
 		if (ev->snapshot)
-			sock_join_new_rules(e, s);
+			sock_join_new_rules(e, si, info);
 		return; /* no state change (a duplicate) */
 	}
 	if (s) {
-		sock_leave(e, s);
+		sock_leave(e, si);
 		if (e->st.per_state[s->state])
 			e->st.per_state[s->state]--;
 		s->state = TSG_STATE_NONE;
 	}
 	if (to == TSG_CLOSE) {
 		if (s)
-			sock_free(e, s);
+			sock_free(e, si);
 		return;
 	}
 	if (!s) {
 		/* live: only sockets that some time or count rule watches need an entry */
 		if (!e->keep_idle && !e->state_idx[to].total)
 			return;
-		s = sock_add(e, ev->sk);
-		if (!s)
+		si = sock_add(e, ev->sk);
+		if (!si)
 			return;
-		s->info = tmp;
+		s = sock_at(e, si);
+		sock_pack_merge(&e->side, s, &ev->info);
+		sock_unpack(&e->side, s, &cur);
+		info = &cur;
 	}
 	/* the state began at the event's own time, also when it is read late */
-	sock_enter(e, s, to, ev->snapshot && ev->since_ns ? ev->since_ns :
+	sock_enter(e, si, info, to, ev->snapshot && ev->since_ns ? ev->since_ns :
 			     ev->ts_ns < e->now ? ev->ts_ns : e->now);
-	if (!e->keep_idle && !s->memb) {
+	if (!e->keep_idle && !sock_in_rule(e, s, UINT32_MAX)) {
 		e->st.per_state[s->state]--;
-		sock_free(e, s);
+		sock_free(e, si);
 	}
 }
 
@@ -1182,6 +1380,7 @@ static void index_free(struct tsg_engine *e)
 			idx_free(&e->trans_idx[f][t]);
 		idx_free(&e->state_idx[f]);
 	}
+	idx_free(&e->queue_idx);
 }
 
 static int index_build(struct tsg_engine *e)
@@ -1191,6 +1390,11 @@ static int index_build(struct tsg_engine *e)
 
 		if (!r->enabled)
 			continue;
+		if (r->kind == TSG_KIND_QUEUE) {
+			if (idx_push(&e->queue_idx, r, (uint32_t)i) < 0)
+				return -ENOMEM;
+			continue;
+		}
 		if (r->kind == TSG_KIND_TIME || r->kind == TSG_KIND_COUNT) {
 			if (idx_push(&e->state_idx[r->state], r, (uint32_t)i) < 0)
 				return -ENOMEM;
@@ -1213,6 +1417,7 @@ static int index_build(struct tsg_engine *e)
 			idx_sort(&e->trans_idx[f][t]);
 		idx_sort(&e->state_idx[f]);
 	}
+	idx_sort(&e->queue_idx);
 	return 0;
 }
 
@@ -1226,7 +1431,17 @@ int tsg_engine_new(const struct tsg_ruleset *rs, const struct tsg_engine_opts *o
 	if (opts)
 		e->opts = *opts;
 	if (!e->opts.max_sockets)
-		e->opts.max_sockets = 1u << 20;
+		e->opts.max_sockets = TSG_ENGINE_MAX_SOCKETS;
+	if (e->opts.max_sockets > TSG_ENGINE_SOCKETS_LIMIT)
+		e->opts.max_sockets = TSG_ENGINE_SOCKETS_LIMIT;
+	pool_init(&e->sockp, sizeof(struct sock_ent));
+	pool_init(&e->membp, sizeof(struct memb));
+	sock_side_init(&e->side);
+	pool_init(&e->firedp, sizeof(struct tsg_sockinfo));
+	if (rs->nrules >= RULES_MAX) {
+		free(e);
+		return -E2BIG;
+	}
 	if (!e->opts.max_keys_per_rule)
 		e->opts.max_keys_per_rule = 65536;
 	if (!e->opts.host)
@@ -1275,35 +1490,23 @@ static void rules_rt_free(struct tsg_engine *e, struct rule_rt *rules, size_t n)
 
 void tsg_engine_free(struct tsg_engine *e)
 {
-	struct memb *m, *n;
-
 	if (!e)
 		return;
 	/* disarm every timer first, while their owners are all alive */
 	for (size_t i = 0; i < e->nheap; i++)
-		e->heap[i]->heap_idx = UINT32_MAX;
+		*ref_idx(e, e->heap[i].ref) = UINT32_MAX;
 	e->nheap = 0;
-	for (size_t i = 0; i < e->scap; i++) {
-		struct sock_ent *s = e->socks[i];
-
-		if (!s)
-			continue;
-		for (m = s->memb; m; m = n) {
-			n = m->next;
-			free(m->fired);
-			free(m);
-		}
-		free(s->cd);
-		free(s);
-	}
+	for (size_t i = 0; i < e->scap; i++)
+		if (e->socks[i])
+			sock_records_free(e, sock_at(e, e->socks[i]));
 	free(e->socks);
 	if (e->rules)
 		rules_rt_free(e, e->rules, e->nrules);
 	index_free(e);
-	for (m = e->memb_free; m; m = n) {
-		n = m->next;
-		free(m);
-	}
+	pool_fini(&e->sockp);
+	pool_fini(&e->membp);
+	sock_side_fini(&e->side);
+	pool_fini(&e->firedp);
 	free(e->heap);
 	free(e);
 }
@@ -1312,9 +1515,12 @@ void tsg_engine_free(struct tsg_engine *e)
 
 int tsg_engine_swap_rules(struct tsg_engine *e, const struct tsg_ruleset *rs)
 {
-	struct rule_rt *nr = calloc(rs->nrules ? rs->nrules : 1, sizeof(*nr));
+	struct rule_rt *nr;
 	uint32_t *map; /* old rule index -> new index, UINT32_MAX: gone */
 
+	if (rs->nrules >= RULES_MAX)
+		return -E2BIG;
+	nr = calloc(rs->nrules ? rs->nrules : 1, sizeof(*nr));
 	if (!nr)
 		return -ENOMEM;
 	map = malloc((e->nrules ? e->nrules : 1) * sizeof(*map));
@@ -1339,34 +1545,24 @@ int tsg_engine_swap_rules(struct tsg_engine *e, const struct tsg_ruleset *rs)
 		}
 	}
 
-	/* sockets: remap memberships, end those of rules that went away */
+	/* sockets: remap memberships and cooldowns, end those of rules that went away */
 	for (size_t i = 0; i < e->scap; i++) {
-		struct sock_ent *s = e->socks[i];
-		struct memb **pp;
+		struct sock_ent *s = e->socks[i] ? sock_at(e, e->socks[i]) : NULL;
+		uint32_t *pp = s ? &s->memb : NULL;
 
-		if (!s)
-			continue;
-		pp = &s->memb;
-		while (*pp) {
-			struct memb *m = *pp;
+		while (pp && *pp) {
+			uint32_t mi = *pp;
+			struct memb *m = memb_at(e, mi);
 
 			if (map[m->rule] == UINT32_MAX) {
 				*pp = m->next;
-				if (m->key && m->key->count)
-					m->key->count--;
-				memb_release(e, m);
+				if (m->type == M_COUNT && m->u.key && m->u.key->count)
+					m->u.key->count--;
+				memb_release(e, mi);
 				continue;
 			}
-			m->rule = map[m->rule];
+			m->rule = map[m->rule] & (RULES_MAX - 1);
 			pp = &m->next;
-		}
-		for (uint8_t c = 0; c < s->ncd;) {
-			if (map[s->cd[c].rule] == UINT32_MAX) {
-				s->cd[c] = s->cd[--s->ncd];
-				continue;
-			}
-			s->cd[c].rule = map[s->cd[c].rule];
-			c++;
 		}
 	}
 	/* key tables move with unchanged rules; the others are dropped */
@@ -1416,11 +1612,12 @@ void tsg_engine_rule_stats(const struct tsg_engine *e, size_t rule_index,
 
 /* ---- alerts now (tsguard ctl) ------------------------------------------------ */
 
-static uint64_t sock_suppressed(const struct sock_ent *s, uint32_t rule)
+static uint64_t sock_suppressed(const struct tsg_engine *e, const struct sock_ent *s,
+				uint32_t rule)
 {
-	for (uint8_t i = 0; i < s->ncd; i++)
-		if (s->cd[i].rule == rule)
-			return s->cd[i].suppressed;
+	for (uint32_t mi = s->memb; mi; mi = memb_at(e, mi)->next)
+		if (memb_at(e, mi)->type == M_CD && memb_at(e, mi)->rule == rule)
+			return memb_at(e, mi)->u.cd->suppressed;
 	return 0;
 }
 
@@ -1442,21 +1639,22 @@ size_t tsg_engine_foreach_alert(const struct tsg_engine *e, tsg_alert_view_fn fn
 	size_t n = 0;
 
 	for (size_t i = 0; i < e->scap; i++) {
-		const struct sock_ent *s = e->socks[i];
+		const struct sock_ent *s = e->socks[i] ? sock_at(e, e->socks[i]) : NULL;
 
-		for (const struct memb *m = s ? s->memb : NULL; m; m = m->next) {
+		for (uint32_t mi = s ? s->memb : 0; mi; mi = memb_at(e, mi)->next) {
+			const struct memb *m = memb_at(e, mi);
 			const struct tsg_rule *r = e->rules[m->rule].r;
 
-			if (r->kind != TSG_KIND_TIME || m->astate != A_FIRING)
+			if (m->type != M_TIME || m->astate != A_FIRING)
 				continue;
 			view_init(e, &v, r);
-			v.alert.info = m->fired ? *m->fired : s->info;
+			time_alert_info(e, s, m, true, &v.alert.info);
 			v.alert.key_is_sock = true;
 			v.alert.sk = s->sk;
 			v.alert.state = r->state;
 			v.alert.has_duration = true;
 			v.alert.duration_ns = e->now - s->since;
-			v.alert.suppressed = sock_suppressed(s, m->rule);
+			v.alert.suppressed = sock_suppressed(e, s, m->rule);
 			v.silenced = m->silenced;
 			v.since_ns = s->since + r->longer_than_ns;
 			n++;
@@ -1473,10 +1671,13 @@ size_t tsg_engine_foreach_alert(const struct tsg_engine *e, tsg_alert_view_fn fn
 				view_init(e, &v, rt->r);
 				v.alert.state = rt->r->kind == TSG_KIND_COUNT ? rt->r->state : 0;
 				v.alert.info = k->key;
-				v.alert.has_count = true;
-				v.alert.count = rt->r->kind == TSG_KIND_COUNT
-						    ? k->count
-						    : rate_reported(rt->r, k);
+				v.alert.has_count = rt->r->kind != TSG_KIND_QUEUE;
+				if (rt->r->kind == TSG_KIND_QUEUE)
+					queue_fill(&v.alert, k);
+				else
+					v.alert.count = rt->r->kind == TSG_KIND_COUNT
+								? k->count
+								: rate_reported(rt->r, k);
 				v.alert.suppressed = k->suppressed;
 				v.pending = k->astate == A_PENDING;
 				v.silenced = k->silenced;
@@ -1497,13 +1698,16 @@ size_t tsg_engine_foreach_socket(const struct tsg_engine *e, tsg_socket_fn fn, v
 	size_t n = 0;
 
 	for (size_t i = 0; e && i < e->scap; i++) {
-		const struct sock_ent *s = e->socks[i];
+		const struct sock_ent *s = e->socks[i] ? sock_at(e, e->socks[i]) : NULL;
+		struct tsg_sockinfo info;
 
 		if (!s)
 			continue;
 		n++;
-		if (fn)
-			fn(ctx, s->sk, s->state, s->since, &s->info);
+		if (!fn)
+			continue;
+		sock_unpack(&e->side, s, &info);
+		fn(ctx, s->sk, s->state, s->since, &info);
 	}
 	return n;
 }

@@ -19,8 +19,13 @@ struct tsg_engine;
 
 typedef void (*tsg_notify_fn)(void *ctx, const struct tsg_alert *alert);
 
+/* Tracked sockets by default (tsguard --max-sockets). The table grows with
+ * the sockets tracked; nothing is allocated for the bound itself. */
+#define TSG_ENGINE_MAX_SOCKETS (4u << 20)
+#define TSG_ENGINE_SOCKETS_LIMIT (1u << 31) /* the largest bound (32-bit indices) */
+
 struct tsg_engine_opts {
-	size_t max_sockets;       /* tracked sockets; default 1M */
+	size_t max_sockets;       /* tracked sockets; default TSG_ENGINE_MAX_SOCKETS */
 	size_t max_keys_per_rule; /* count/rate/cooldown keys per rule; default 65536 */
 	bool dry_run;             /* copied into alerts */
 	const char *host;         /* default tsg_hostname() */
@@ -34,13 +39,15 @@ struct tsg_engine_stats {
 	uint64_t events;          /* fed */
 	uint64_t events_matched;  /* reached at least one rule */
 	uint64_t sockets;         /* tracked now */
-	uint64_t sockets_dropped; /* socket table full */
+	uint64_t sockets_dropped; /* not tracked: socket table full (or out of memory) */
 	uint64_t keys_dropped;    /* per-rule key limit hit */
 	uint64_t notifications;
 	uint64_t suppressed;      /* by cooldown */
 	uint64_t out_of_order;    /* events older than the clock (clamped) */
 	uint64_t rate_coarsened;  /* times a rate window widened its cells (rate.h) */
 	uint64_t per_state[TSG_NSTATES]; /* tracked sockets per state */
+	uint64_t queue_samples;  /* queue samples fed */
+	uint64_t queue_unknown;  /* of them: a listener of which no field is known */
 };
 
 /* The ruleset must outlive the engine (or until tsg_engine_swap_rules). */
@@ -48,7 +55,8 @@ int tsg_engine_new(const struct tsg_ruleset *rs, const struct tsg_engine_opts *o
 		   tsg_notify_fn notify, void *ctx, struct tsg_engine **out);
 void tsg_engine_free(struct tsg_engine *e);
 
-/* Applies an event: first runs timers due strictly before ev->ts_ns. */
+/* Applies an event (a transition, or a queue sample: ev->kind TSG_EV_QUEUE):
+ * first runs timers due strictly before ev->ts_ns. */
 void tsg_engine_feed(struct tsg_engine *e, const struct tsg_event *ev);
 /* Runs the clock to now_ns, firing every timer due at or before it. */
 void tsg_engine_advance(struct tsg_engine *e, uint64_t now_ns);
@@ -85,7 +93,7 @@ struct tsg_alert_view {
 };
 typedef void (*tsg_alert_view_fn)(void *ctx, const struct tsg_alert_view *v);
 /* Calls fn for every alert pending or firing now (time rules: by socket;
- * count and rate rules: by key). Returns how many there are. */
+ * count and rate rules: by key; queue rules: by listener). Returns how many there are. */
 size_t tsg_engine_foreach_alert(const struct tsg_engine *e, tsg_alert_view_fn fn, void *ctx);
 
 /*

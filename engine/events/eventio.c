@@ -130,11 +130,37 @@ static int ident_from_json(json_t *o, struct tsg_sockinfo *in, char *err, size_t
 	return 0;
 }
 
+/* A queue sample (cli.md): "queue" and "backlog", "drops" optional (0), no from/to. */
+static int sample_from_json(json_t *o, struct tsg_event *ev, char *err, size_t errlen)
+{
+	uint64_t u = 0;
+	bool present;
+
+	if (json_object_get(o, "from") || json_object_get(o, "to"))
+		return fail(err, errlen, "a queue sample (\"queue\") has no \"from\" or \"to\"");
+	ev->kind = TSG_EV_QUEUE;
+	ev->from = ev->to = TSG_LISTEN;
+	if (get_uint(o, "queue", UINT32_MAX, &u, &present, err, errlen) < 0)
+		return -EINVAL;
+	ev->q.queue = (uint32_t)u;
+	if (get_uint(o, "backlog", UINT32_MAX, &u, &present, err, errlen) < 0)
+		return -EINVAL;
+	if (!present)
+		return fail(err, errlen, "a queue sample needs \"backlog\"");
+	ev->q.backlog = (uint32_t)u;
+	u = 0;
+	if (get_uint(o, "drops", UINT64_MAX >> 11, &u, &present, err, errlen) < 0)
+		return -EINVAL;
+	ev->q.drops = u;
+	return 0;
+}
+
 int tsg_event_from_json(json_t *o, struct tsg_event *ev, char *err, size_t errlen)
 {
 	static const char *const known[] = {
 	    "ts",  "sk",   "family", "laddr",  "lport", "raddr",      "rport",	   "from", "to",
-	    "pid", "comm", "uid",    "cgroup", "netns", "netns_name", "container", "pod",  NULL};
+	    "pid", "comm", "uid",    "cgroup", "netns", "netns_name", "container", "pod",  "queue",
+	    "backlog", "drops", NULL};
 	struct tsg_sockinfo *in = &ev->info;
 	const char *s, *key;
 	json_t *v;
@@ -180,9 +206,16 @@ int tsg_event_from_json(json_t *o, struct tsg_event *ev, char *err, size_t errle
 		return fail(err, errlen, "\"sk\" must not be empty");
 	ev->sk = tsg_sk_from_string(s);
 
-	if (get_state(o, "to", &ev->to, true, err, errlen) < 0 ||
-	    get_state(o, "from", &ev->from, false, err, errlen) < 0)
+	if (json_object_get(o, "queue")) {
+		if (sample_from_json(o, ev, err, errlen) < 0)
+			return -EINVAL;
+	} else if (get_state(o, "to", &ev->to, true, err, errlen) < 0 ||
+		   get_state(o, "from", &ev->from, false, err, errlen) < 0) {
 		return -EINVAL;
+	} else if (json_object_get(o, "backlog") || json_object_get(o, "drops")) {
+		return fail(err, errlen, "\"backlog\" and \"drops\" belong to a queue sample "
+					 "(with \"queue\", without from/to)");
+	}
 
 	if (get_str(o, "family", &s, err, errlen) < 0)
 		return -EINVAL;
@@ -295,9 +328,15 @@ json_t *tsg_event_to_json(const struct tsg_event *ev)
 		json_object_set_new(o, "raddr", json_string(tsg_addr_format(in->raddr, buf, sizeof(buf))));
 	if (in->have & TSG_HAVE(TSG_SF_RPORT))
 		json_object_set_new(o, "rport", json_integer(in->rport));
-	if (ev->from)
-		json_object_set_new(o, "from", json_string(tsg_state_name(ev->from)));
-	json_object_set_new(o, "to", json_string(tsg_state_name(ev->to)));
+	if (ev->kind == TSG_EV_QUEUE) {
+		json_object_set_new(o, "queue", json_integer(ev->q.queue));
+		json_object_set_new(o, "backlog", json_integer(ev->q.backlog));
+		json_object_set_new(o, "drops", json_integer((json_int_t)ev->q.drops));
+	} else {
+		if (ev->from)
+			json_object_set_new(o, "from", json_string(tsg_state_name(ev->from)));
+		json_object_set_new(o, "to", json_string(tsg_state_name(ev->to)));
+	}
 	if (in->have & TSG_HAVE(TSG_SF_PID))
 		json_object_set_new(o, "pid", json_integer(in->pid));
 	if (in->have & TSG_HAVE(TSG_SF_COMM))

@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * tsguard: the event file format (docs/cli.md "Event file"): JSON Lines, one
- * transition per line. Used by --replay, --record and rule tests.
+ * transition or queue sample ("queue", "backlog", "drops") per line. Used by
+ * --replay, --record and rule tests.
  */
 #ifndef TSG_EVENTIO_H
 #define TSG_EVENTIO_H

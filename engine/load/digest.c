@@ -112,6 +112,7 @@ uint64_t ld_rule_digest(const struct tsg_rule *r, const struct tsg_ruleset *rs)
 	h_u64(&h, r->per_ns);
 	h_u64(&h, r->by);
 	h_u64(&h, r->for_ns);
+	h_u64(&h, r->queue_pct_x100);
 	h_u64(&h, r->cooldown_ns);
 	h_u64(&h, r->nactions);
 	for (size_t i = 0; i < r->nactions; i++)

@@ -744,6 +744,10 @@ uint32_t tsg_rule_fields_avail(const struct tsg_rule *r)
 			if (r->by & TSG_HAVE(sf))
 				f |= 1u << tsg_sfield_to_tfield(sf);
 		break;
+	case TSG_KIND_QUEUE:
+		f |= sock | 1u << TSG_TF_STATE | 1u << TSG_TF_QUEUE | 1u << TSG_TF_BACKLOG |
+		     1u << TSG_TF_DROPS;
+		break;
 	}
 	return f;
 }

@@ -14,6 +14,7 @@ static const struct {
 	[TSG_KIND_TIME] = { "time", "time in state" },
 	[TSG_KIND_COUNT] = { "count", "count" },
 	[TSG_KIND_RATE] = { "rate", "rate" },
+	[TSG_KIND_QUEUE] = { "queue", "accept queue" },
 };
 
 const char *tsg_kind_name(int kind)
@@ -30,6 +31,7 @@ const char *const tsg_action_type_names[TSG_ACT_N + 1] = {
 	[TSG_ACT_SYSLOG] = "syslog",
 	[TSG_ACT_EXEC] = "exec",
 	[TSG_ACT_WEBHOOK] = "webhook",
+	[TSG_ACT_DESTROY] = "destroy",
 	[TSG_ACT_N] = NULL,
 };
 

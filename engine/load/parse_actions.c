@@ -21,7 +21,7 @@ static const char *const tfield_cands[] = {
 	"rule",	 "severity", "status", "summary",  "host",	  "time",  "comm",
 	"pid",	 "uid",	     "cgroup", "family",   "laddr",	  "lport", "raddr",
 	"rport", "state",    "from",   "to",	   "duration", "duration_ms",
-	"count", "rate",     "key",    "labels.NAME", NULL,
+	"count", "rate",     "key",    "labels.NAME", "queue", "backlog", "drops", NULL,
 };
 
 int ld_template(struct ld *L, struct ld_file *f, yaml_node_t *n, const char *what,
@@ -59,7 +59,7 @@ int ld_template(struct ld *L, struct ld_file *f, yaml_node_t *n, const char *wha
 			}
 			name[k] = 0;
 			ld_err_at(L, f, n, off,
-				  "unknown template field \"%s\" in %s (fields: rule severity status summary host time comm pid uid cgroup family laddr lport raddr rport state from to duration duration_ms count rate key labels.NAME)%s",
+				  "unknown template field \"%s\" in %s (fields: rule severity status summary host time comm pid uid cgroup family laddr lport raddr rport state from to duration duration_ms count rate key labels.NAME queue backlog drops)%s",
 				  name, what, ld_dym(name, tfield_cands, dym, sizeof(dym)));
 		} else {
 			ld_err_at(L, f, n, off, "bad template for %s: %s", what,
@@ -143,6 +143,7 @@ static const char *const exec_keys[] = { "name", "type", "argv", "timeout", "max
 static const char *const webhook_keys[] = { "name",    "type",	  "url",     "format",
 					    "body",    "headers", "timeout", "retries",
 					    NULL };
+static const char *const destroy_keys[] = { "name", "type", "max_per_minute", NULL };
 
 static int ld_syslog(struct ld *L, struct ld_file *f, yaml_node_t **vn, struct tsg_action_def *a)
 {
@@ -493,6 +494,23 @@ static int ld_webhook(struct ld *L, struct ld_file *f, yaml_node_t *an, yaml_nod
 	return r;
 }
 
+static int ld_destroy(struct ld *L, struct ld_file *f, yaml_node_t **vn, struct tsg_action_def *a)
+{
+	uint64_t v;
+
+	a->destroy.max_per_minute = TSG_DESTROY_PER_MINUTE;
+	if (!vn[2])
+		return 0;
+	if (ld_uint(L, f, vn[2], "max_per_minute", TSG_DESTROY_PER_MINUTE_MAX, &v) < 0)
+		return -EINVAL;
+	if (!v) {
+		ld_err(L, f, vn[2], "max_per_minute must be 1 to %d", TSG_DESTROY_PER_MINUTE_MAX);
+		return -EINVAL;
+	}
+	a->destroy.max_per_minute = (uint32_t)v;
+	return 0;
+}
+
 static struct tsg_action_def *find_action(struct ld *L, const char *name)
 {
 	for (size_t i = 0; i < L->rs->nactions; i++)
@@ -517,6 +535,7 @@ static const char *const *const type_keys[TSG_ACT_N] = {
 	[TSG_ACT_SYSLOG] = syslog_keys,
 	[TSG_ACT_EXEC] = exec_keys,
 	[TSG_ACT_WEBHOOK] = webhook_keys,
+	[TSG_ACT_DESTROY] = destroy_keys,
 };
 static const char *const all_keys[] = {"name", "type",	  "facility",	    "ident", "format",
 				       "argv", "timeout", "max_concurrent", "user",  "url",
@@ -540,7 +559,7 @@ static yaml_node_t *action_value(struct ld_file *f, yaml_node_t *an, const char 
  * (ld_map) when one is close to the missing one. Always -EINVAL. */
 static int action_untyped(struct ld *L, struct ld_file *f, yaml_node_t *an, const char *name)
 {
-	yaml_node_t *ak[13], *av[13];
+	yaml_node_t *ak[16], *av[16];
 	uint64_t guessed = ld_guess(f, an, all_keys);
 	char what[128];
 
@@ -554,7 +573,7 @@ static int action_untyped(struct ld *L, struct ld_file *f, yaml_node_t *an, cons
 	snprintf(what, sizeof(what), "action \"%s\"", name);
 	ld_map(L, f, an, what, all_keys, ak, av);
 	if (!LD_GUESSED(guessed, 1))
-		ld_err(L, f, an, "action \"%s\" needs a type: syslog, exec or webhook", name);
+		ld_err(L, f, an, "action \"%s\" needs a type: syslog, exec, webhook or destroy", name);
 	return -EINVAL;
 }
 
@@ -604,6 +623,8 @@ static int ld_action(struct ld *L, struct ld_file *f, yaml_node_t *an)
 		r = ld_syslog(L, f, vn, &a);
 	else if (a.type == TSG_ACT_EXEC)
 		r = ld_exec(L, f, an, vn, guessed, &a);
+	else if (a.type == TSG_ACT_DESTROY)
+		r = ld_destroy(L, f, vn, &a);
 	else
 		r = ld_webhook(L, f, an, vn, guessed, &a);
 	if (r == -ENOMEM) {

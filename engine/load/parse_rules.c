@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * tsguard: `rules:` (docs/rules.md "rules"): fields, the four kinds of `when`,
+ * tsguard: `rules:` (docs/rules.md "rules"): fields, the five kinds of `when`,
  * default summaries, template checks against what a rule's alerts have,
  * (the digest that tells a reload which rules are unchanged is digest.c).
  */
@@ -116,9 +116,9 @@ static int parse_by(struct ld *L, struct ld_file *f, yaml_node_t *n, uint32_t *b
 
 static const char *const when_keys[] = { "from",	  "to",		   "state", "longer_than",
 					 "count_above",	  "resolve_below", "by",    "for",
-					 "rate_above",	  "per",	   NULL };
+					 "rate_above",	  "per",	   "queue_above", NULL };
 enum { WK_FROM, WK_TO, WK_STATE, WK_LONGER, WK_COUNT, WK_RESOLVE, WK_BY, WK_FOR, WK_RATE,
-       WK_PER, WK_N };
+       WK_PER, WK_QUEUE, WK_N };
 
 /* which when keys each kind allows */
 static const uint32_t kind_allows[] = {
@@ -128,12 +128,14 @@ static const uint32_t kind_allows[] = {
 			   1u << WK_FOR,
 	[TSG_KIND_RATE] = 1u << WK_FROM | 1u << WK_TO | 1u << WK_RATE | 1u << WK_PER |
 			  1u << WK_BY | 1u << WK_FOR,
+	[TSG_KIND_QUEUE] = 1u << WK_STATE | 1u << WK_QUEUE | 1u << WK_FOR,
 };
 static const char *const kind_example[] = {
 	[TSG_KIND_TRANSITION] = "{from: SYN_SENT, to: CLOSE}",
 	[TSG_KIND_TIME] = "{state: SYN_SENT, longer_than: 500ms}",
 	[TSG_KIND_COUNT] = "{state: TIME_WAIT, count_above: 500, by: comm}",
 	[TSG_KIND_RATE] = "{from: SYN_SENT, to: CLOSE, rate_above: 50, per: 10s, by: raddr}",
+	[TSG_KIND_QUEUE] = "{state: LISTEN, queue_above: 90%, for: 5s}",
 };
 
 /* The keys of a when as written: kn/vn from ld_map, and the keys that an
@@ -160,7 +162,7 @@ static bool wk_has(struct when_keys *w, int k)
  * written key; else transition. -EINVAL (diagnosed) for two kinds. */
 static int when_kind(struct ld *L, struct ld_file *f, struct when_keys *w)
 {
-	static const int kind_key[TSG_KIND_N] = {-1, WK_LONGER, WK_COUNT, WK_RATE};
+	static const int kind_key[TSG_KIND_N] = {-1, WK_LONGER, WK_COUNT, WK_RATE, WK_QUEUE};
 	int first = -1;
 
 	for (int k = TSG_KIND_TIME; k < TSG_KIND_N; k++) {
@@ -207,6 +209,10 @@ static int when_disallowed(struct ld *L, struct ld_file *f, const struct when_ke
 			ld_err(L, f, kn,
 			       "\"by\" is not allowed in a time rule (when with longer_than): its "
 			       "key is the socket");
+		else if (k == WK_BY && kind == TSG_KIND_QUEUE)
+			ld_err(L, f, kn,
+			       "\"by\" is not allowed in a queue rule (when with queue_above): its "
+			       "key is the listening socket");
 		else if (kind == TSG_KIND_TRANSITION && k == WK_STATE)
 			ld_err(L, f, kn,
 			       "\"state\" needs longer_than (time in state: %s) or count_above "
@@ -239,13 +245,19 @@ static int when_required(struct ld *L, struct ld_file *f, yaml_node_t *n, struct
 		ld_err(L, f, n,
 		       "when of rule \"%s\" needs a condition: from/to (transition), state + "
 		       "longer_than (time), state + count_above + by (count) or from/to + "
-		       "rate_above + per + by (rate)",
+		       "rate_above + per + by (rate) or state: LISTEN + queue_above (queue)",
 		       r->name);
 		return -EINVAL;
 	case TSG_KIND_TIME:
 		if (wk_has(w, WK_STATE))
 			return 0;
 		ld_err(L, f, n, "a time rule needs state (e.g. when: %s)", kind_example[r->kind]);
+		return -EINVAL;
+	case TSG_KIND_QUEUE:
+		if (wk_has(w, WK_STATE))
+			return 0;
+		ld_err(L, f, n, "a queue rule needs state: LISTEN (e.g. when: %s)",
+		       kind_example[r->kind]);
 		return -EINVAL;
 	case TSG_KIND_COUNT: {
 		bool st = wk_has(w, WK_STATE), by = wk_has(w, WK_BY);
@@ -274,6 +286,36 @@ static int when_required(struct ld *L, struct ld_file *f, yaml_node_t *n, struct
 	}
 }
 
+/* queue_above: N (a number of connections) or "P%" (0 < P <= 100, of the backlog). */
+static int parse_queue_above(struct ld *L, struct ld_file *f, yaml_node_t *n, struct tsg_rule *r)
+{
+	const char *s;
+	size_t len;
+	char *end;
+	double p;
+
+	if (n && n->type == YAML_SCALAR_NODE && n->data.scalar.length &&
+	    n->data.scalar.value[n->data.scalar.length - 1] != '%')
+		return ld_uint(L, f, n, "queue_above", UINT32_MAX, &r->threshold);
+	s = ld_scalar(L, f, n, "a number or a percentage (\"90%\") for queue_above");
+	if (!s)
+		return -EINVAL;
+	len = strlen(s);
+	errno = 0;
+	p = strtod(s, &end);
+	if (errno || end != s + len - 1 || !(p > 0 && p <= 100) || s[0] == ' ') {
+		ld_err(L, f, n,
+		       "queue_above \"%s\": a percentage must be above 0%% and at most 100%% "
+		       "(e.g. \"90%%\")",
+		       s);
+		return -EINVAL;
+	}
+	r->queue_pct_x100 = (uint32_t)(p * 100 + 0.5);
+	if (!r->queue_pct_x100)
+		r->queue_pct_x100 = 1;
+	return 0;
+}
+
 /* The values of the written keys. */
 static int when_values(struct ld *L, struct ld_file *f, const struct when_keys *w,
 		       struct tsg_rule *r)
@@ -288,11 +330,19 @@ static int when_values(struct ld *L, struct ld_file *f, const struct when_keys *
 	if (kn[WK_STATE] && r->kind != TSG_KIND_TRANSITION) {
 		int st = parse_state(L, f, vn[WK_STATE], "state");
 
-		if (st < 0)
+		if (st < 0) {
 			rc = -EINVAL;
-		else
+		} else if (r->kind == TSG_KIND_QUEUE && st != TSG_LISTEN) {
+			ld_err(L, f, vn[WK_STATE],
+			       "a queue rule watches listening sockets: state must be LISTEN, not %s",
+			       tsg_state_name(st));
+			rc = -EINVAL;
+		} else {
 			r->state = (uint8_t)st;
+		}
 	}
+	if (kn[WK_QUEUE] && parse_queue_above(L, f, vn[WK_QUEUE], r) < 0)
+		rc = -EINVAL;
 	if (kn[WK_LONGER] &&
 	    ld_duration(L, f, vn[WK_LONGER], "longer_than", true, &r->longer_than_ns) < 0)
 		rc = -EINVAL;
@@ -317,7 +367,8 @@ static int when_values(struct ld *L, struct ld_file *f, const struct when_keys *
 		rc = -EINVAL;
 	if (kn[WK_FOR] && ld_duration(L, f, vn[WK_FOR], "for", false, &r->for_ns) < 0)
 		rc = -EINVAL;
-	if (kn[WK_BY] && r->kind != TSG_KIND_TIME && parse_by(L, f, vn[WK_BY], &r->by) < 0)
+	if (kn[WK_BY] && r->kind != TSG_KIND_TIME && r->kind != TSG_KIND_QUEUE &&
+	    parse_by(L, f, vn[WK_BY], &r->by) < 0)
 		rc = -EINVAL;
 	return rc;
 }
@@ -388,6 +439,11 @@ static int default_summary(struct tsg_rule *r)
 	case TSG_KIND_COUNT:
 		snprintf(buf, sizeof(buf), "{{count}} sockets in {{state}} for {{key}}");
 		break;
+	case TSG_KIND_QUEUE:
+		snprintf(buf, sizeof(buf),
+			 "{{comm}} ({{pid}}) {{laddr}}:{{lport}}: accept queue {{queue}} of "
+			 "{{backlog}}, {{drops}} dropped");
+		break;
 	default:
 		mask_names(r->from, from, sizeof(from));
 		mask_names(r->to, to, sizeof(to));
@@ -452,6 +508,16 @@ static void check_action(struct ld *L, struct ld_file *f, yaml_node_t *n,
 	uint32_t miss = a->fields_used & ~r->fields_avail;
 	char have[512];
 
+	if (a->type == TSG_ACT_DESTROY && r->kind != TSG_KIND_TIME &&
+	    r->kind != TSG_KIND_TRANSITION)
+		ld_err(L, f, n,
+		       "rule \"%s\" cannot use action \"%s\" (destroy): it closes the one socket "
+		       "an alert names, and alerts of a %s rule %s; destroy is for time in state "
+		       "and transition rules",
+		       r->name, a->name, tsg_kind_name(r->kind),
+		       r->kind == TSG_KIND_QUEUE ? "name a listening socket (destroying it would "
+						   "close the listener itself)"
+						 : "name a key, not a socket");
 	fields_list(r->fields_avail, have, sizeof(have));
 	for (int tf = 0; tf < TSG_TF_N; tf++)
 		if (miss & (1u << tf))

@@ -65,6 +65,9 @@ enum tsg_tfield {
 	TSG_TF_CONTAINER,
 	TSG_TF_POD,
 	TSG_TF_LABEL, /* labels.NAME */
+	TSG_TF_QUEUE, /* queue rules only: queue, backlog, drops */
+	TSG_TF_BACKLOG,
+	TSG_TF_DROPS,
 	TSG_TF_N
 };
 const char *tsg_tfield_name(int f);
@@ -166,14 +169,17 @@ struct tsg_match {
 
 /* ---- actions ------------------------------------------------------------ */
 
-enum tsg_action_type { TSG_ACT_SYSLOG = 0, TSG_ACT_EXEC, TSG_ACT_WEBHOOK, TSG_ACT_N };
+enum tsg_action_type { TSG_ACT_SYSLOG = 0, TSG_ACT_EXEC, TSG_ACT_WEBHOOK, TSG_ACT_DESTROY, TSG_ACT_N };
 
-/* "syslog", "exec", "webhook" (the `type:` of an action); "?" out of range.
+/* "syslog", "exec", "webhook", "destroy" (the `type:` of an action); "?" out of range.
  * tsg_action_type_names is the same table, NULL-terminated. */
 const char *tsg_action_type_name(int type);
 extern const char *const tsg_action_type_names[TSG_ACT_N + 1];
 enum tsg_syslog_format { TSG_SYSLOG_TEXT = 0, TSG_SYSLOG_JSON };
 enum tsg_webhook_format { TSG_WH_JSON = 0, TSG_WH_TEMPLATE, TSG_WH_ALERTMANAGER };
+/* A destroy action's max_per_minute: default and bound. */
+#define TSG_DESTROY_PER_MINUTE 60
+#define TSG_DESTROY_PER_MINUTE_MAX 100000
 /* A webhook's `url:` list holds at most this many URLs. */
 #define TSG_WH_MAX_URLS 16
 
@@ -214,6 +220,9 @@ struct tsg_action_def {
 			uint64_t timeout_ns;
 			int retries;
 		} webhook;
+		struct {
+			uint32_t max_per_minute; /* 1..TSG_DESTROY_PER_MINUTE_MAX */
+		} destroy;
 	};
 };
 
@@ -224,6 +233,7 @@ enum tsg_kind {
 	TSG_KIND_TIME,	/* state + longer_than */
 	TSG_KIND_COUNT, /* state + count_above + by */
 	TSG_KIND_RATE,	/* from/to + rate_above + per + by */
+	TSG_KIND_QUEUE, /* state LISTEN + queue_above (N or P%); key: the listener */
 	TSG_KIND_N
 };
 
@@ -262,12 +272,15 @@ struct tsg_rule {
 	uint64_t resolve_below; /* count (default = threshold) */
 	uint64_t per_ns;        /* rate */
 	uint32_t by;            /* TSG_HAVE(TSG_SF_*) bits; 0: no by */
-	uint64_t for_ns;        /* count, rate */
+	uint64_t for_ns;        /* count, rate, queue */
 	uint64_t cooldown_ns;
 
 	size_t *actions; /* indices into the set's actions[] */
 	size_t nactions;
 	uint32_t fields_avail; /* template fields this rule's alerts have */
+	/* queue: queue_above as a percentage of the backlog, in hundredths of a
+	 * percent (1..10000); 0: queue_above is the number in `threshold` */
+	uint32_t queue_pct_x100;
 
 	const char *file; /* interned */
 	int line, col;

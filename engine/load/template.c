@@ -42,6 +42,9 @@ static const char *const tfield_names[TSG_TF_N] = {
 	[TSG_TF_CONTAINER] = "container",
 	[TSG_TF_POD] = "pod",
 	[TSG_TF_LABEL] = "labels",
+	[TSG_TF_QUEUE] = "queue",
+	[TSG_TF_BACKLOG] = "backlog",
+	[TSG_TF_DROPS] = "drops",
 };
 
 const char *tsg_tfield_name(int f)
@@ -72,8 +75,8 @@ int tsg_tfield_parse(const char *s)
 		return -EINVAL;
 	if (!strncmp(s, "labels.", 7))
 		return label_name_ok(s + 7) ? TSG_TF_LABEL : -EINVAL;
-	for (int f = 0; f < TSG_TF_LABEL; f++)
-		if (!strcmp(s, tfield_names[f]))
+	for (int f = 0; f < TSG_TF_N; f++)
+		if (f != TSG_TF_LABEL && !strcmp(s, tfield_names[f]))
 			return f;
 	return -EINVAL;
 }

@@ -252,18 +252,21 @@ static void render_rules(struct buf *b, const struct tsg_metrics_snapshot *s)
 			 "rule", s->rules[i].name, NULL, NULL, NULL, NULL);
 }
 
-/* The result label of the action and URL series, in tsg_action_stats order. */
-static const char *const results[] = { "sent", "failed", "timed_out", "retried", "dropped" };
+/* The result label of the action and URL series, in tsg_action_stats order
+ * (a webhook URL never skips: its series stop at dropped). */
+static const char *const results[] = { "sent",	  "failed",  "timed_out",
+				       "retried", "dropped", "skipped" };
 
 static void render_actions(struct buf *b, const struct tsg_metrics_snapshot *s)
 {
 
 	family(b, "tsguard_action_results_total", "counter",
-	       "Action runs by action, type and result (sent, failed, timed_out, retried, dropped).");
+	       "Action runs by action, type and result (sent, failed, timed_out, retried, dropped, "
+	       "skipped).");
 	for (size_t i = 0; i < s->nactions; i++) {
 		const struct tsg_metrics_action *a = &s->actions[i];
-		const uint64_t v[] = { a->st.sent, a->st.failed, a->st.timed_out, a->st.retried,
-				       a->st.dropped };
+		const uint64_t v[] = { a->st.sent,    a->st.failed,  a->st.timed_out,
+				       a->st.retried, a->st.dropped, a->st.skipped };
 
 		for (size_t r = 0; r < sizeof(results) / sizeof(results[0]); r++)
 			sample_l(b, "tsguard_action_results_total", v[r], "action", a->name,
@@ -343,7 +346,7 @@ static void render_urls(struct buf *b, const struct tsg_metrics_snapshot *s)
 		const uint64_t v[] = { t.sent, t.failed, t.timed_out, t.retried, t.dropped };
 
 		url_shown(s->urls[i].url, u, sizeof(u));
-		for (size_t r = 0; r < sizeof(results) / sizeof(results[0]); r++)
+		for (size_t r = 0; r < sizeof(v) / sizeof(v[0]); r++)
 			sample_l(b, "tsguard_webhook_url_results_total", v[r], "action",
 				 s->urls[i].action, "url", u, "result", results[r]);
 	}

@@ -40,6 +40,14 @@ static inline uint64_t slot_bit(unsigned slot)
 static void rule_trans_rows(const struct tsg_rule *r, uint16_t rows[TSG_NSTATES])
 {
 	memset(rows, 0, sizeof(uint16_t) * TSG_NSTATES);
+	if (r->kind == TSG_KIND_QUEUE) {
+		/* samples come from the listener sampler; a listener's listen()
+		 * (CLOSE->LISTEN, in its owner's process: comm, pid) and its close
+		 * (out of LISTEN, so that its alert ends) cross */
+		rows[TSG_CLOSE] |= (uint16_t)(1u << TSG_LISTEN);
+		rows[TSG_LISTEN] = ALL_STATES;
+		return;
+	}
 	if (r->kind == TSG_KIND_TIME || r->kind == TSG_KIND_COUNT) {
 		if (r->state >= TSG_NSTATES)
 			return;
@@ -506,6 +514,7 @@ int tsg_plan_build(const struct tsg_ruleset *rs, bool record_all, struct tsg_pla
 	for (size_t i = 0; i < n; i++) {
 		p->slot_of_rule[i] = (uint8_t)(i % TSG_PLAN_SLOTS);
 		if (rs->rules[i].enabled) {
+			p->wants_queue |= rs->rules[i].kind == TSG_KIND_QUEUE;
 			users[i % TSG_PLAN_SLOTS]++;
 			p->all_slots |= slot_bit(i % TSG_PLAN_SLOTS);
 		}
@@ -701,7 +710,11 @@ static void explain_trans(FILE *out, const struct tsg_rule *r)
 				tw |= f == TSG_TIME_WAIT || t == TSG_TIME_WAIT;
 			}
 	fputs("    trans     ", out);
-	if (r->kind == TSG_KIND_TIME || r->kind == TSG_KIND_COUNT) {
+	if (r->kind == TSG_KIND_QUEUE) {
+		fputs("CLOSE->LISTEN (the listener's owner), LISTEN->ANY (its close); its queue is "
+		      "sampled, not traced",
+		      out);
+	} else if (r->kind == TSG_KIND_TIME || r->kind == TSG_KIND_COUNT) {
 		fprintf(out, "ANY->%s, %s->ANY", state_name(r->state), state_name(r->state));
 		tw = r->state == TSG_TIME_WAIT;
 	} else if (!r->from || !r->to) {
@@ -870,8 +883,19 @@ static void explain_condition(FILE *out, const struct tsg_rule *r)
 		print_statemask(out, r->to);
 		fprintf(out, "; fires above %" PRIu64, r->threshold);
 		break;
+	case TSG_KIND_QUEUE:
+		if (r->queue_pct_x100)
+			fprintf(out, "accept queue per listening socket, sampled; fires above "
+				     "%u.%02u%% of its backlog",
+				r->queue_pct_x100 / 100, r->queue_pct_x100 % 100);
+		else
+			fprintf(out, "accept queue per listening socket, sampled; fires above %" PRIu64,
+				r->threshold);
+		fputs(", resolves at or below", out);
+		break;
 	}
-	if ((r->kind == TSG_KIND_COUNT || r->kind == TSG_KIND_RATE) && r->for_ns)
+	if ((r->kind == TSG_KIND_COUNT || r->kind == TSG_KIND_RATE || r->kind == TSG_KIND_QUEUE) &&
+	    r->for_ns)
 		fprintf(out, "; for %s", tsg_duration_format(r->for_ns, b2, sizeof(b2)));
 	if (r->cooldown_ns) {
 		fprintf(out, "; cooldown %s", tsg_duration_format(r->cooldown_ns, b2, sizeof(b2)));
@@ -1021,4 +1045,9 @@ void tsg_plan_explain(const struct tsg_plan *p, const struct tsg_ruleset *rs, FI
 		p->netns.nnames == 1 ? "" : "s",
 		p->netns.any ? ", and some rule matches any namespace" : "");
 	fputs("  container, pod  user space only\n", out);
+}
+
+bool tsg_plan_wants_queue(const struct tsg_plan *p)
+{
+	return p && p->wants_queue;
 }

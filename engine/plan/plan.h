@@ -77,6 +77,7 @@ struct tsg_plan {
 	uint32_t *user_fields_of_rule; /* TSG_HAVE(TSG_SF_*) bits */
 	size_t nrules;
 	struct tsg_plan_netns netns; /* read it with tsg_plan_netns() */
+	bool wants_queue; /* an enabled queue rule exists: sample listeners */
 };
 
 /* The namespaces the plan's rules name (struct tsg_plan_netns); never NULL. */
@@ -85,6 +86,9 @@ const struct tsg_plan_netns *tsg_plan_netns(const struct tsg_plan *p);
 /* 0 or -ENOMEM. `record_all` makes every transition cross. */
 int tsg_plan_build(const struct tsg_ruleset *rs, bool record_all, struct tsg_plan **out);
 void tsg_plan_free(struct tsg_plan *p);
+/* True when an enabled queue rule exists: the capture samples listening
+ * sockets' accept queues (at least every second) only then. */
+bool tsg_plan_wants_queue(const struct tsg_plan *p);
 /* A deep copy (the capture keeps what its maps hold); 0 or -ENOMEM. */
 int tsg_plan_dup(const struct tsg_plan *p, struct tsg_plan **out);
 /*

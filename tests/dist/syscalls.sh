@@ -109,11 +109,11 @@ pids+=($!)
 
 # 1. --check, 2. --replay
 trace check "$tsguard" --check -r "$rules" || fail "--check failed"
-trace replay "$tsguard" -r "$src/rules" --replay "$src/rules/tests/data/refused-storm.jsonl" \
+trace replay "$tsguard" -r "$src/rules" --control "$tmp/replay.control" --replay "$src/rules/tests/data/refused-storm.jsonl" \
 	--until 30 -o json >/dev/null || fail "--replay failed"
 
 # 3. live, as the service runs it (plus --metrics)
-strace -f -qq -o "$tmp/live.trace" "$tsguard" -r "$rules" --metrics "127.0.0.1:$metrics_port" \
+strace -f -qq -o "$tmp/live.trace" "$tsguard" -r "$rules" --control "$tmp/live.control" --metrics "127.0.0.1:$metrics_port" \
 	>"$tmp/live.out" 2>"$tmp/live.err" &
 spid=$!
 pids+=($spid)

@@ -17,12 +17,17 @@ answers one JSON object per line on standard output:
   {"op": "served", "id": L}                         -> {"n": accepted so far, "ids": [...]}
   {"op": "connect", "port": P, "block": true}       -> {"id": I, "result": "ok|refused|inprogress|ERR",
                                                         "lport": the local port (getsockname)}
+        optional "lport": bind this local port first (the same 4-tuple in two namespaces)
   {"op": "refuse", "port": P, "n": N}               -> {"refused": K} (N blocking connects)
   {"op": "churn", "port": P, "n": N}                -> {"done": K} (connect, close; with "close" mode server)
   {"op": "connect_many", "port": P, "n": N}         -> {"ids": [...]} (N blocking connects, held open)
   {"op": "state", "id": I}                          -> {"state": TCP state number (tcpi_state)}
   {"op": "read_eof", "id": I, "timeout": S}         -> {"eof": bool} (waits for the peer's FIN)
   {"op": "close", "ids": [...], "rst": false}       -> {} (rst: SO_LINGER 0, an abort)
+  {"op": "io", "id": I, "dir": "send|recv"}         -> {"errno": 0 or the call's errno, "n": bytes}
+        (recv waits up to "timeout" s, default 2, for the socket to be readable)
+  {"op": "shutdown", "id": I}                      -> {} (shutdown(SHUT_WR): our FIN, the fd stays)
+  {"op": "accept_all", "id": L}                     -> {"n": K} (accepts what waits, non-blocking)
   {"op": "exit"}                                    -> exits
 """
 import ctypes
@@ -92,8 +97,10 @@ class Agent:
             pass
         c.close()
 
-    def connect(self, port, block=True):
+    def connect(self, port, block=True, lport=0):
         s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        if lport:
+            s.bind(("127.0.0.1", lport))
         if not block:
             s.setblocking(False)
         try:
@@ -109,6 +116,16 @@ class Agent:
             s.close()
             return None, res
         return self.add(s), res
+
+    @staticmethod
+    def io(s, direction, timeout):
+        try:
+            if direction == "send":
+                return {"errno": 0, "n": s.send(b"x")}
+            select.select([s], [], [], timeout)
+            return {"errno": 0, "n": len(s.recv(4096))}
+        except OSError as e:
+            return {"errno": e.errno, "n": -1}
 
     def do(self, cmd):
         op = cmd["op"]
@@ -137,7 +154,7 @@ class Agent:
                 ids = list(self.served.get(cmd["id"], []))
             return {"n": len(ids), "ids": ids}
         if op == "connect":
-            i, res = self.connect(cmd["port"], cmd.get("block", True))
+            i, res = self.connect(cmd["port"], cmd.get("block", True), cmd.get("lport", 0))
             lport = self.socks[i].getsockname()[1] if i is not None else None
             return {"id": i, "result": res, "lport": lport}
         if op == "refuse":
@@ -190,6 +207,24 @@ class Agent:
                     s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
                 s.close()
             return {}
+        if op == "io":
+            return self.io(self.socks[cmd["id"]], cmd["dir"], cmd.get("timeout", 2))
+        if op == "shutdown":
+            self.socks[cmd["id"]].shutdown(socket.SHUT_WR)
+            return {}
+        if op == "accept_all":
+            s = self.socks[cmd["id"]]
+            s.setblocking(False)
+            k = 0
+            while True:
+                try:
+                    c, _ = s.accept()
+                except BlockingIOError:
+                    break
+                self.add(c)
+                k += 1
+            s.setblocking(True)
+            return {"n": k}
         if op == "exit":
             sys.exit(0)
         raise ValueError("unknown op %r" % op)

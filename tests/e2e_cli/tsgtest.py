@@ -119,6 +119,10 @@ class Tsguard:
                  netns=True):
         self.out_path = os.path.join(env.tmp, tag + ".out")
         self.err_path = os.path.join(env.tmp, tag + ".err")
+        # a control socket of the test's own: never the system's /run/tsguard
+        if args and args[0] not in ("test", "ctl") and "--check" not in args \
+                and "--control" not in args:
+            args = args + ["--control", os.path.join(env.tmp, tag + ".control")]
         self.args = (prefix or []) + [binary] + args
         # tsguard watches the network namespace it runs in (docs/kernel.md): run it
         # in the test's namespace, beside the traffic
