@@ -50,7 +50,8 @@ def test(env, tsguard):
     cli = env.agent("rsc")
     srv = env.agent("rss")
     rules = env.rules_dir({"states.yaml": rules_yaml(METRICS_PORT)})
-    t = env.tsguard(tsguard, ["-r", rules, "-o", "json", "--control", "none",
+    # ss lists one namespace: tsguard watches that one only (its own)
+    t = env.tsguard(tsguard, ["-r", rules, "-o", "json", "--control", "none", "--netns", "host",
                               "--metrics", "127.0.0.1:%d" % METRICS_PORT],
                     prefix=["env", "TSG_RINGBUF_BYTES=4096"])
     ls = srv.cmd("listen", backlog=4096)

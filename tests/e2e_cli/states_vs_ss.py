@@ -147,7 +147,8 @@ def test(env, tsguard):
     check(before.get("SYN_RECV", 0) >= N // 2, "no half-open connections: %s" % before)
 
     rules = env.rules_dir({"states.yaml": rules_yaml(METRICS_PORT)})
-    env.tsguard(tsguard, ["-r", rules, "-o", "json", "--control", "none",
+    # ss lists one namespace: tsguard watches that one only (its own)
+    env.tsguard(tsguard, ["-r", rules, "-o", "json", "--control", "none", "--netns", "host",
                           "--metrics", "127.0.0.1:%d" % METRICS_PORT])
     try:
         until_equal(ns, METRICS_PORT, "sockets made before tsguard")
