@@ -26,7 +26,7 @@
 #include <unistd.h>
 
 _Static_assert(sizeof(struct tsg_bpf_event) == 112, "tsg_bpf_event layout");
-_Static_assert(sizeof(struct tsg_bpf_iter_rec) == 72, "tsg_bpf_iter_rec layout");
+_Static_assert(sizeof(struct tsg_bpf_iter_rec) == 104, "tsg_bpf_iter_rec layout");
 _Static_assert(TSG_BPF_NSTATES == TSG_NSTATES, "state count");
 _Static_assert(TSG_BPF_COMM_LEN == TSG_COMM_LEN, "comm length");
 
@@ -165,6 +165,17 @@ static int on_event(void *ctx, void *data, size_t size)
 	}
 	cap_netns_event(c, e->netns);
 	cap_info_netns(c, &ev.info, e->netns);
+	if ((e->flags & TSG_BPF_F_TW) && ev.to == TSG_FIN_WAIT2) {
+		/* an orphan goes on in FIN_WAIT2 as a timewait socket: not a
+		 * transition; followed until the scan finds it in TIME_WAIT or
+		 * gone. Its full socket ended: forget what was kept for it. */
+		ev.to = TSG_CLOSE;
+		cap_owners_apply(c, &ev);
+		ev.to = TSG_FIN_WAIT2;
+		cap_info_cgroup(c, &ev.info, e->sk_cgroup);
+		cap_tw_enter(c, &ev);
+		return 0;
+	}
 	cap_owners_apply(c, &ev);
 	cap_info_cgroup(c, &ev.info, e->sk_cgroup);
 	cap_deliver(c, &ev);
@@ -202,15 +213,23 @@ static void check_lost(struct tsg_capture *c)
 	read_counters(c, cnt);
 	if (cnt[TSG_BPF_C_LOST] > c->last_lost) {
 		log_warn("capture: ring buffer full: %" PRIu64 " events lost (%" PRIu64
-			 " in total); states of the sockets concerned may be stale",
-			 cnt[TSG_BPF_C_LOST] - c->last_lost, cnt[TSG_BPF_C_LOST]);
+			 " in total); %s",
+			 cnt[TSG_BPF_C_LOST] - c->last_lost, cnt[TSG_BPF_C_LOST],
+			 c->held_foreach ? "resyncing with the kernel"
+					 : "states of the sockets concerned may be stale");
 		c->last_lost = cnt[TSG_BPF_C_LOST];
+		cap_rc_lost(c);
+	}
+	if (cnt[TSG_BPF_C_MAP_FULL] > c->last_map_full) {
+		/* a socket without storage may have been filtered wrongly */
+		c->last_map_full = cnt[TSG_BPF_C_MAP_FULL];
+		cap_rc_lost(c);
 	}
 }
 
 int tsg_capture_timeout(const struct tsg_capture *c, int timeout_ms)
 {
-	timeout_ms = cap_tw_timeout(c, timeout_ms);
+	timeout_ms = cap_rc_timeout(c, timeout_ms);
 	timeout_ms = cap_queue_timeout(c, timeout_ms);
 	if (c->skel->rodata->wakeup_bytes && (timeout_ms < 0 || timeout_ms > BATCH_MS))
 		timeout_ms = BATCH_MS;
@@ -240,16 +259,16 @@ int tsg_capture_poll(struct tsg_capture *c, int timeout_ms, tsg_event_fn cb, voi
 	/* events submitted without a wakeup do not make epoll ready: read them */
 	ring_buffer__consume(c->rb);
 	cap_netns_tick(c);
-	cap_tw_scan_if_due(c);
-	cap_queue_tick(c);
 	check_lost(c);
+	cap_rc_scan_if_due(c);
+	cap_queue_tick(c);
 	c->cb = NULL;
 	if (err == -EINTR && !c->delivered)
 		return -EINTR;
 	return c->delivered;
 }
 
-/* ---- socket iterator (snapshot, TIME_WAIT scan) ---------------------------------- */
+/* ---- socket iterator (snapshot, reconcile scan) ---------------------------------- */
 
 int cap_iter_read_spec(struct tsg_capture *c, int fd, const struct cap_iter_spec *sp)
 {
@@ -482,6 +501,8 @@ int tsg_capture_new(const struct tsg_plan *plan, const struct tsg_capture_opts *
 		return -ENOMEM;
 	if (opts)
 		c->opts = *opts;
+	if (getenv("TSG_RINGBUF_BYTES")) /* tests and tuning (docs/kernel.md) */
+		c->opts.ringbuf_bytes = (uint32_t)strtoul(getenv("TSG_RINGBUF_BYTES"), NULL, 0);
 	if (!c->opts.ringbuf_bytes)
 		c->opts.ringbuf_bytes = 8u << 20;
 	if (!c->opts.max_sockets)
@@ -507,7 +528,7 @@ int tsg_capture_new(const struct tsg_plan *plan, const struct tsg_capture_opts *
 		tsg_capture_free(c);
 		return err;
 	}
-	cap_tw_schedule(c);
+	cap_rc_schedule(c);
 	log_info("capture: attached (%s), ring buffer %u KiB",
 		 c->fallback ? "classic tracepoint sock:inet_sock_set_state"
 			     : "tp_btf/inet_sock_set_state",
@@ -531,7 +552,11 @@ void tsg_capture_get_stats(const struct tsg_capture *c, struct tsg_capture_stats
 	st->map_full = cnt[TSG_BPF_C_MAP_FULL] + c->tw_full;
 	st->tw_entered = c->tw_entered;
 	st->tw_exited = c->tw_exited;
+	st->syn_recv_entered = c->req_entered;
+	st->syn_recv_exited = c->req_exited;
+	st->map_full += c->req_full;
 	st->snapshot_sockets = c->snapshot_sockets;
+	st->resyncs = c->resyncs;
 	cap_netns_counts(c, &st->netns_known, &st->netns_overflow, &st->netns_freed);
 	if (c->verbose)
 		log_debug("capture: %" PRIu64

@@ -3,7 +3,9 @@
  * tsguard: live capture from the kernel (bpf/). Loads and attaches the BPF
  * programs, pushes the plan into the filter maps, and delivers normalised
  * transitions: TIME_WAIT entry and exit derived, owners attributed, the
- * startup snapshot synthesised as events with from = TSG_STATE_NONE.
+ * startup snapshot synthesised as events with from = TSG_STATE_NONE, what
+ * no tracepoint reports found by a periodic scan (NEW_SYN_RECV, an orphan's
+ * FIN_WAIT2 -> TIME_WAIT), and the sockets resynced after a loss.
  */
 #ifndef TSG_CAPTURE_H
 #define TSG_CAPTURE_H
@@ -19,7 +21,8 @@ struct tsg_capture_opts {
 	bool verbose;
 	uint32_t ringbuf_bytes;   /* default 8 MiB */
 	uint32_t max_sockets;     /* socket-storage-independent maps (timewait join); default 262144 */
-	uint32_t tw_scan_ms;      /* TIME_WAIT exit scan period; default 1000 */
+	uint32_t tw_scan_ms;      /* reconcile scan period (TIME_WAIT, FIN_WAIT2, NEW_SYN_RECV,
+				   * resync); default and at most 1000 */
 	bool netns_host;          /* --netns host: only tsguard's own network namespace */
 };
 
@@ -30,11 +33,20 @@ struct tsg_capture_stats {
 	uint64_t lost;      /* ring buffer full */
 	uint64_t map_full;  /* bounded map overflow */
 	uint64_t tw_entered, tw_exited;
+	uint64_t syn_recv_entered, syn_recv_exited; /* NEW_SYN_RECV, found by the scan */
 	uint64_t snapshot_sockets;
+	uint64_t resyncs;        /* the sockets made equal to the kernel's after a loss */
 	uint64_t netns_known;    /* network namespaces scanned now */
 	uint64_t netns_overflow; /* namespaces beyond the cap, not scanned */
 	uint64_t netns_freed;    /* namespaces that disappeared and were freed */
 };
+
+/*
+ * What the engine holds, for the resync after a loss: foreach calls fn once
+ * per socket it tracks, with the socket id and state events gave it.
+ */
+typedef void (*tsg_held_fn)(void *arg, uint64_t sk, uint8_t state);
+typedef void (*tsg_held_foreach_fn)(void *ctx, tsg_held_fn fn, void *arg);
 
 /*
  * Loads BPF (tp_btf, falling back to the classic tracepoint), applies the
@@ -53,6 +65,8 @@ int tsg_capture_poll(struct tsg_capture *c, int timeout_ms, tsg_event_fn cb, voi
  * tsg_capture_poll has work to do anyway (TIME_WAIT scan, batched events). */
 int tsg_capture_fd(const struct tsg_capture *c);
 int tsg_capture_timeout(const struct tsg_capture *c, int timeout_ms);
+/* Lets the resync ask what the engine holds (without it, no resync). */
+void tsg_capture_set_held(struct tsg_capture *c, tsg_held_foreach_fn foreach, void *ctx);
 /* Swaps the kernel filter to a new plan without detaching (reload). */
 int tsg_capture_update_plan(struct tsg_capture *c, const struct tsg_plan *plan);
 void tsg_capture_get_stats(const struct tsg_capture *c, struct tsg_capture_stats *st);

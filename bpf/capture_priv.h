@@ -6,8 +6,9 @@
  *   capture.c           load and attach, ring buffer records -> events, poll, stats, free
  *   capture_maps.c      the plan -> the kernel filter maps (startup, reload)
  *   capture_owner.c     owners: cgroup id -> path, owners of pre-existing sockets
- *   capture_timewait.c  TIME_WAIT sockets followed until they disappear
+ *   capture_timewait.c  timewait and request sockets followed until they disappear
  *   capture_snapshot.c  the startup / reload snapshot (iter/tcp + /proc)
+ *   capture_reconcile.c the periodic scan (iter/tcp) and the resync after a loss
  *   capture_netns.c     the network namespaces scanned, and entering them
  *   capture_act.c       closing a socket (destroy), accept-queue samples
  */
@@ -38,13 +39,20 @@ struct tsg_capture {
 	void *cb_ctx;
 	int delivered;
 
-	/* TIME_WAIT follow table (capture_timewait.c) */
+	/* timewait and request sockets followed (capture_timewait.c) */
 	struct tw_entry **tw;
-	size_t tw_nbuckets, tw_n;
+	size_t tw_nbuckets, tw_n, req_n;
 	uint32_t scan_gen;
 	uint64_t next_scan_ns;
-	uint64_t tw_scan_last_ns; /* how long the last exit scan took */
+	uint64_t tw_scan_last_ns; /* how long the last scan pass took */
 	uint64_t tw_entered, tw_exited, tw_full;
+	uint64_t req_entered, req_exited, req_full;
+
+	/* the reconcile scan and the resync (capture_reconcile.c) */
+	tsg_held_foreach_fn held_foreach;
+	void *held_ctx;
+	bool resync_pending;
+	uint64_t resyncs, last_map_full;
 
 	/* cgroup id -> v2 path (capture_owner.c) */
 	char cg_root[256];   /* cgroup2 mount point, "" if none */
@@ -100,6 +108,9 @@ int cap_iter_read_spec(struct tsg_capture *c, int fd, const struct cap_iter_spec
 uint32_t cap_pow2_at_least(uint32_t v, uint32_t min);
 
 /* ---- capture_maps.c ---- */
+
+/* Some rule of the plan the kernel filters by wants sockets in `state`. */
+bool cap_plan_wants(const struct tsg_capture *c, uint8_t state);
 
 /* Writes `plan` into the freshly loaded maps (generation 1); 0 or -errno. */
 int cap_maps_init(struct tsg_capture *c, const struct tsg_plan *plan);
@@ -170,18 +181,57 @@ void cap_tw_free(struct tsg_capture *c);
 /* A hash of a 4-tuple (addresses and host-order ports) in a namespace. */
 uint64_t cap_tuple_hash(uint32_t netns, const uint8_t la[16], const uint8_t ra[16], uint16_t lp,
 			uint16_t rp);
-/* Follows a socket that entered TIME_WAIT (event or snapshot). */
+/* Follows a socket that goes on as a timewait socket (event or snapshot;
+ * ev->to: TIME_WAIT, or FIN_WAIT2 for an orphan). */
 void cap_tw_enter(struct tsg_capture *c, const struct tsg_event *ev);
+/* Follows a request socket (NEW_SYN_RECV) found by a scan. */
+void cap_req_enter(struct tsg_capture *c, const struct tsg_event *ev);
 /* The info of ev's socket when it is followed already (same 4-tuple and id). */
 const struct tsg_sockinfo *cap_tw_followed(struct tsg_capture *c, const struct tsg_event *ev);
-/* The next scan is due tw_scan_ms from now. */
-void cap_tw_schedule(struct tsg_capture *c);
-/* timeout_ms shortened to the next scan while sockets are followed. */
-int cap_tw_timeout(const struct tsg_capture *c, int timeout_ms);
-/* When due: drains the ring buffer, then reports the exits of the followed
- * sockets that no longer exist. */
-void cap_tw_scan_if_due(struct tsg_capture *c);
-/* A namespace is gone: its followed sockets leave TIME_WAIT now; how many. */
+/* Scan pass (generation c->scan_gen): one record; true when it is followed. */
+bool cap_tw_record(struct tsg_capture *c, const struct tsg_bpf_iter_rec *r, uint64_t t);
+/* End of a scan pass: the exits of followed sockets it did not see; how many. */
+size_t cap_tw_finish(struct tsg_capture *c, uint64_t t);
+/* The namespaces of the followed sockets (distinct, at most TSG_BPF_NETNS_MAX). */
+size_t cap_tw_namespaces(struct tsg_capture *c, uint32_t *out);
+/* A namespace is gone: its followed sockets end now; how many. */
 size_t cap_tw_forget_netns(struct tsg_capture *c, uint32_t netns);
+
+/* ---- capture_snapshot.c ---- */
+
+struct cap_snap_sock {
+	struct tsg_bpf_iter_rec r;
+	uint32_t pid;
+};
+
+/* Records collected for delivery from NONE (snapshot, resync entries). */
+struct cap_snap {
+	struct cap_snap_sock *v;
+	size_t n, cap;
+	bool oom;
+};
+
+/* The event id of an iterator record's socket (cookie, or synthesised). */
+uint64_t cap_rec_id(const struct tsg_bpf_iter_rec *r);
+/* An event NONE -> r->state at t for the record (tuple, uid, a request's owner). */
+void cap_rec_event(struct tsg_capture *c, const struct tsg_bpf_iter_rec *r, uint64_t t,
+		   struct tsg_event *ev);
+/* cap_iter_fn: adds the record to `arg`, a struct cap_snap. */
+void cap_snap_collect(struct tsg_capture *c, const struct tsg_bpf_iter_rec *r, void *arg);
+/* Owners from /proc, then each record delivered from NONE (snapshot = 1)
+ * and followed if it is a timewait or request socket; empties s. */
+void cap_snap_deliver(struct tsg_capture *c, struct cap_snap *s, uint64_t t);
+
+/* ---- capture_reconcile.c ---- */
+
+/* The next scan is due tw_scan_ms from now. */
+void cap_rc_schedule(struct tsg_capture *c);
+/* timeout_ms shortened to the next scan while one is needed. */
+int cap_rc_timeout(const struct tsg_capture *c, int timeout_ms);
+/* Notes a loss (ring buffer full, map full): the next scan, now, resyncs. */
+void cap_rc_lost(struct tsg_capture *c);
+/* When due and needed: drains the ring buffer, runs one scan pass (in the
+ * namespaces it needs). */
+void cap_rc_scan_if_due(struct tsg_capture *c);
 
 #endif

@@ -6,7 +6,9 @@
  * holding each socket inode; inodes are unique across namespaces); each
  * socket is delivered as an
  * event from TSG_STATE_NONE, its owner remembered for its later events, and
- * a timewait socket followed until it disappears. docs/kernel.md.
+ * a timewait or request socket followed until it disappears. The resync
+ * (capture_reconcile.c) delivers the sockets it finds missing the same way.
+ * docs/kernel.md.
  */
 #include "capture_priv.h"
 #include "log.h"
@@ -19,25 +21,14 @@
 #include <string.h>
 #include <unistd.h>
 
-struct snap_sock {
-	struct tsg_bpf_iter_rec r;
-	uint32_t pid;
-};
-
-struct snap {
-	struct snap_sock *v;
-	size_t n, cap;
-	bool oom;
-};
-
-static void snap_collect(struct tsg_capture *c, const struct tsg_bpf_iter_rec *r, void *arg)
+void cap_snap_collect(struct tsg_capture *c, const struct tsg_bpf_iter_rec *r, void *arg)
 {
-	struct snap *s = arg;
+	struct cap_snap *s = arg;
 
 	(void)c;
 	if (s->n == s->cap) {
 		size_t ncap = s->cap ? s->cap * 2 : 1024;
-		struct snap_sock *nv = realloc(s->v, ncap * sizeof(*nv));
+		struct cap_snap_sock *nv = realloc(s->v, ncap * sizeof(*nv));
 
 		if (!nv) {
 			s->oom = true;
@@ -53,13 +44,14 @@ static void snap_collect(struct tsg_capture *c, const struct tsg_bpf_iter_rec *r
 
 static int cmp_ino(const void *a, const void *b)
 {
-	uint64_t x = ((const struct snap_sock *)a)->r.ino, y = ((const struct snap_sock *)b)->r.ino;
+	uint64_t x = ((const struct cap_snap_sock *)a)->r.ino,
+		 y = ((const struct cap_snap_sock *)b)->r.ino;
 
 	return x < y ? -1 : x > y;
 }
 
 /* The sockets (sorted by inode) with inode `ino` are held by pid. */
-static void snap_held_by(struct snap *s, unsigned long long ino, unsigned long pid)
+static void snap_held_by(struct cap_snap *s, unsigned long long ino, unsigned long pid)
 {
 	size_t lo = 0, hi = s->n;
 
@@ -77,7 +69,7 @@ static void snap_held_by(struct snap *s, unsigned long long ino, unsigned long p
 }
 
 /* /proc/PID/fd/N -> "socket:[INO]". */
-static void snap_scan_fds(struct snap *s, unsigned long pid)
+static void snap_scan_fds(struct cap_snap *s, unsigned long pid)
 {
 	char path[64], link[64], fp[320];
 	struct dirent *f;
@@ -104,7 +96,7 @@ static void snap_scan_fds(struct snap *s, unsigned long pid)
 }
 
 /* Socket inode -> the lowest pid holding it. */
-static void snap_find_owners(struct snap *s)
+static void snap_find_owners(struct cap_snap *s)
 {
 	DIR *proc = opendir("/proc");
 	struct dirent *d;
@@ -163,12 +155,39 @@ static const char *read_cgroup(uint32_t pid)
 	return res;
 }
 
-/* The id of a socket without a cookie (a timewait socket that inherited none). */
-static uint64_t tuple_id(const struct tsg_bpf_iter_rec *r)
+/* The id of a socket without a cookie: a timewait socket that inherited
+ * none, a request socket (bit 62: synthesised, not a cookie; the two kinds
+ * hash apart). */
+uint64_t cap_rec_id(const struct tsg_bpf_iter_rec *r)
 {
 	uint64_t h = cap_tuple_hash(r->netns, r->laddr, r->raddr, r->lport, r->rport);
 
-	return (h >> 2) | (1ull << 62); /* bit 62: synthesised id, not a cookie */
+	if (r->kind == TSG_BPF_ITER_FULL || (r->kind == TSG_BPF_ITER_TIMEWAIT && r->cookie))
+		return r->cookie;
+	if (r->kind == TSG_BPF_ITER_REQUEST)
+		h = tsg_hash64(h ^ TSG_NEW_SYN_RECV);
+	return (h >> 2) | (1ull << 62);
+}
+
+void cap_rec_event(struct tsg_capture *c, const struct tsg_bpf_iter_rec *r, uint64_t t,
+		   struct tsg_event *ev)
+{
+	memset(ev, 0, sizeof(*ev));
+	ev->ts_ns = t;
+	ev->since_ns = t;
+	ev->from = TSG_STATE_NONE;
+	ev->to = r->state;
+	ev->sk = cap_rec_id(r);
+	cap_info_from_bpf(&ev->info, r->laddr, r->raddr, r->lport, r->rport, r->family);
+	cap_info_netns(c, &ev->info, r->netns);
+	if (r->kind == TSG_BPF_ITER_FULL) {
+		ev->info.uid = r->uid;
+		ev->info.have |= TSG_HAVE(TSG_SF_UID);
+	} else if (r->kind == TSG_BPF_ITER_REQUEST) {
+		/* the owner the snapshot found for a listener that predates tsguard */
+		cap_owners_apply(c, ev);
+	}
+	cap_info_cgroup(c, &ev->info, r->sk_cgroup);
 }
 
 /* The owner of pid, from /proc. */
@@ -186,69 +205,70 @@ static void snap_owner_of(uint32_t pid, struct tsg_sockinfo *info)
 	cap_owner_fill(info, &o);
 }
 
-static void snap_deliver(struct tsg_capture *c, const struct snap_sock *ss, uint64_t t)
+static void snap_deliver(struct tsg_capture *c, const struct cap_snap_sock *ss, uint64_t t)
 {
 	const struct tsg_bpf_iter_rec *r = &ss->r;
 	const struct tsg_sockinfo *known;
-	struct tsg_event ev = {0};
+	struct tsg_event ev;
 
 	if (r->state == 0 || r->state >= TSG_NSTATES)
 		return;
-	ev.ts_ns = t;
-	ev.since_ns = t;
+	cap_rec_event(c, r, t, &ev);
 	ev.snapshot = 1;
-	ev.from = TSG_STATE_NONE;
-	ev.to = r->state;
-	ev.sk = r->cookie ? r->cookie : tuple_id(r);
-	cap_info_from_bpf(&ev.info, r->laddr, r->raddr, r->lport, r->rport, r->family);
-	if (!r->timewait) {
-		ev.info.uid = r->uid;
-		ev.info.have |= TSG_HAVE(TSG_SF_UID);
-	}
 	snap_owner_of(ss->pid, &ev.info);
-	cap_info_netns(c, &ev.info, r->netns);
-	cap_info_cgroup(c, &ev.info, r->sk_cgroup);
+	cap_info_cgroup(c, &ev.info, r->sk_cgroup); /* its own cgroup wins over its owner's */
 	c->snapshot_sockets++;
-	if (!r->timewait) {
+	if (r->kind == TSG_BPF_ITER_FULL) {
 		cap_owners_remember(c, &ev);
 	} else if ((known = cap_tw_followed(c, &ev))) {
-		/* a snapshot taken again (reload) finds timewait sockets it
-		 * follows already: deliver, but keep following the same entry */
+		/* a snapshot taken again (reload) finds timewait and request
+		 * sockets it follows already: deliver, keep following the entry */
 		ev.info = *known;
 		cap_deliver(c, &ev);
 		return;
 	}
 	cap_deliver(c, &ev);
-	if (r->timewait)
+	if (r->kind == TSG_BPF_ITER_TIMEWAIT)
 		cap_tw_enter(c, &ev);
+	else if (r->kind == TSG_BPF_ITER_REQUEST && cap_plan_wants(c, TSG_NEW_SYN_RECV))
+		cap_req_enter(c, &ev);
+}
+
+void cap_snap_deliver(struct tsg_capture *c, struct cap_snap *s, uint64_t t)
+{
+	snap_find_owners(s);
+	for (size_t i = 0; i < s->n; i++)
+		snap_deliver(c, &s->v[i], t);
+	free(s->v);
+	s->v = NULL;
+	s->n = s->cap = 0;
 }
 
 int tsg_capture_snapshot(struct tsg_capture *c, tsg_event_fn cb, void *ctx)
 {
-	struct snap s = {0};
+	struct cap_snap s = {0};
 	uint64_t t = tsg_mono_ns();
+	size_t n;
 	int err;
 
 	if (!c)
 		return -EINVAL;
 	/* every namespace that exists now (--netns host: ours) */
 	cap_netns_discover(c);
-	err = cap_netns_iter(c, NULL, 0, false, snap_collect, &s);
+	err = cap_netns_iter(c, NULL, 0, false, cap_snap_collect, &s);
 	if (!err && s.oom)
 		err = -ENOMEM;
 	if (err) {
 		free(s.v);
 		return err;
 	}
-	snap_find_owners(&s);
+	n = s.n;
 	c->cb = cb;
 	c->cb_ctx = ctx;
-	for (size_t i = 0; i < s.n; i++)
-		snap_deliver(c, &s.v[i], t);
+	cap_snap_deliver(c, &s, t);
 	c->cb = NULL;
-	cap_tw_schedule(c);
+	cap_rc_schedule(c);
 	log_debug("capture: snapshot: %zu TCP sockets in %" PRIu64 " network namespaces, %.1f ms",
-		  s.n, cap_netns_count(c), (double)(tsg_mono_ns() - t) / 1e6);
-	free(s.v);
+		  n, cap_netns_count(c), (double)(tsg_mono_ns() - t) / 1e6);
 	return 0;
 }

@@ -1,10 +1,11 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * tsguard: TIME_WAIT tracking (capture_priv.h). The kernel reports the entry
- * into TIME_WAIT (derived from ->CLOSE); the exit has no tracepoint. A
- * socket that entered TIME_WAIT is followed here by its 4-tuple, and a
- * periodic iter/tcp scan over the timewait sockets reports TIME_WAIT ->
- * CLOSE for those that no longer exist. docs/kernel.md.
+ * tsguard: sockets no tracepoint reports on (capture_priv.h). The kernel
+ * reports the entry into TIME_WAIT (derived from ->CLOSE; an orphan goes on
+ * in FIN_WAIT2); the scan (capture_reconcile.c) finds half-open connections
+ * (request sockets, NEW_SYN_RECV). Each is followed here by its 4-tuple, and
+ * every scan pass reports what changed: FIN_WAIT2 -> TIME_WAIT, and the exit
+ * (-> CLOSE) of those that no longer exist. docs/kernel.md.
  */
 #include "capture_priv.h"
 #include "log.h"
@@ -15,12 +16,14 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* A socket in TIME_WAIT, followed until its timewait socket disappears. */
+/* A timewait or request socket, followed until it disappears. */
 struct tw_entry {
 	struct tw_entry *next;
 	uint64_t cookie;	  /* the socket id used for its events */
-	uint64_t since_ns;	  /* entered TIME_WAIT */
+	uint64_t since_ns;	  /* entered its state */
 	uint32_t seen;		  /* scan generation that last saw it */
+	uint8_t state;		  /* TIME_WAIT or FIN_WAIT2 (timewait), NEW_SYN_RECV */
+	uint8_t kind;		  /* TSG_BPF_ITER_TIMEWAIT or _REQUEST */
 	struct tsg_sockinfo info; /* its 4-tuple, and all its events knew */
 };
 
@@ -37,35 +40,24 @@ uint64_t cap_tuple_hash(uint32_t netns, const uint8_t la[16], const uint8_t ra[1
 	return h;
 }
 
-static uint64_t tw_bucket(const struct tsg_capture *c, uint32_t ns, const uint8_t *la,
-			  const uint8_t *ra, uint16_t lp, uint16_t rp)
+/* The same 4-tuple in two namespaces is two sockets: netns is in the key. */
+static struct tw_entry **tw_find(struct tsg_capture *c, uint8_t kind, uint32_t ns,
+				 const uint8_t *la, const uint8_t *ra, uint16_t lp, uint16_t rp)
 {
-	return cap_tuple_hash(ns, la, ra, lp, rp) & (c->tw_nbuckets - 1);
-}
-
-/* The link to the entry of the 4-tuple in bucket b (or the chain's end).
- * The same 4-tuple in two namespaces is two sockets: netns is in the key. */
-static struct tw_entry **tw_find_in(struct tsg_capture *c, uint64_t b, uint32_t ns,
-				    const uint8_t *la, const uint8_t *ra, uint16_t lp, uint16_t rp)
-{
-	struct tw_entry **pp = &c->tw[b];
+	struct tw_entry **pp = &c->tw[cap_tuple_hash(ns, la, ra, lp, rp) & (c->tw_nbuckets - 1)];
 
 	for (; *pp; pp = &(*pp)->next)
-		if ((*pp)->info.lport == lp && (*pp)->info.rport == rp && (*pp)->info.netns == ns &&
-		    !memcmp((*pp)->info.laddr, la, 16) && !memcmp((*pp)->info.raddr, ra, 16))
+		if ((*pp)->kind == kind && (*pp)->info.lport == lp && (*pp)->info.rport == rp &&
+		    (*pp)->info.netns == ns && !memcmp((*pp)->info.laddr, la, 16) &&
+		    !memcmp((*pp)->info.raddr, ra, 16))
 			return pp;
 	return pp;
 }
 
-static struct tw_entry **tw_find(struct tsg_capture *c, uint32_t ns, const uint8_t *la,
-				 const uint8_t *ra, uint16_t lp, uint16_t rp)
+static struct tw_entry **tw_find_info(struct tsg_capture *c, uint8_t kind,
+				      const struct tsg_sockinfo *in)
 {
-	return tw_find_in(c, tw_bucket(c, ns, la, ra, lp, rp), ns, la, ra, lp, rp);
-}
-
-static struct tw_entry **tw_find_info(struct tsg_capture *c, const struct tsg_sockinfo *in)
-{
-	return tw_find(c, in->netns, in->laddr, in->raddr, in->lport, in->rport);
+	return tw_find(c, kind, in->netns, in->laddr, in->raddr, in->lport, in->rport);
 }
 
 int cap_tw_init(struct tsg_capture *c)
@@ -86,116 +78,130 @@ void cap_tw_free(struct tsg_capture *c)
 	free(c->tw);
 	c->tw = NULL;
 	c->tw_n = 0;
+	c->req_n = 0;
 }
 
-/* Unlinks *pp and reports its socket's TIME_WAIT -> CLOSE at ts. */
+/* Reports e's socket going from its state to `to` at ts. */
+static void tw_report(struct tsg_capture *c, const struct tw_entry *e, uint64_t ts, uint8_t to)
+{
+	struct tsg_event ev = {0};
+
+	ev.ts_ns = ts;
+	ev.sk = e->cookie;
+	ev.from = e->state;
+	ev.to = to;
+	ev.since_ns = e->since_ns;
+	ev.info = e->info;
+	cap_deliver(c, &ev);
+}
+
+/* Unlinks *pp and reports its socket's exit (-> CLOSE) at ts. */
 static void tw_exit(struct tsg_capture *c, struct tw_entry **pp, uint64_t ts)
 {
 	struct tw_entry *e = *pp;
-	struct tsg_event ev = {0};
 
 	*pp = e->next;
-	c->tw_n--;
-	ev.ts_ns = ts;
-	ev.sk = e->cookie;
-	ev.from = TSG_TIME_WAIT;
-	ev.to = TSG_CLOSE;
-	ev.since_ns = e->since_ns;
-	ev.info = e->info;
-	c->tw_exited++;
-	cap_deliver(c, &ev);
+	if (e->kind == TSG_BPF_ITER_REQUEST) {
+		c->req_n--;
+		c->req_exited++;
+	} else {
+		c->tw_n--;
+		c->tw_exited += e->state == TSG_TIME_WAIT;
+	}
+	tw_report(c, e, ts, TSG_CLOSE);
 	free(e);
+}
+
+/* A new entry for ev's socket (ev->to: its state) in the table of `kind`. */
+static void tw_add(struct tsg_capture *c, uint8_t kind, const struct tsg_event *ev, uint64_t since)
+{
+	const struct tsg_sockinfo *in = &ev->info;
+	struct tw_entry **pp = tw_find_info(c, kind, in), *e = *pp;
+	bool req = kind == TSG_BPF_ITER_REQUEST;
+	size_t n = req ? c->req_n : c->tw_n;
+	uint64_t *full = req ? &c->req_full : &c->tw_full;
+
+	if (e) {
+		/* the 4-tuple was reused: the old socket is gone */
+		tw_exit(c, pp, ev->ts_ns);
+		pp = tw_find_info(c, kind, in);
+	}
+	if (n >= c->opts.max_sockets || !(e = calloc(1, sizeof(*e)))) {
+		if (++*full == 1 || *full % 10000 == 0)
+			log_warn("capture: %s table full (%u sockets): exits of %" PRIu64
+				 " sockets will not be reported",
+				 req ? "NEW_SYN_RECV" : "TIME_WAIT", c->opts.max_sockets, *full);
+		return;
+	}
+	e->cookie = ev->sk;
+	e->since_ns = since;
+	e->seen = c->scan_gen;
+	e->state = ev->to;
+	e->kind = kind;
+	e->info = *in;
+	*pp = e;
+	if (req)
+		c->req_n++;
+	else
+		c->tw_n++;
 }
 
 void cap_tw_enter(struct tsg_capture *c, const struct tsg_event *ev)
 {
-	const struct tsg_sockinfo *in = &ev->info;
-	struct tw_entry **pp = tw_find_info(c, in), *e = *pp;
+	/* an orphan followed in FIN_WAIT2 (from == to) has been there since
+	 * the event's since_ns */
+	uint64_t since = ev->from == ev->to && ev->since_ns ? ev->since_ns : ev->ts_ns;
 
-	c->tw_entered++;
-	if (e) {
-		/* the 4-tuple was reused: the old timewait socket is gone */
-		tw_exit(c, pp, ev->ts_ns);
-		pp = tw_find_info(c, in);
-	}
-	if (c->tw_n >= c->opts.max_sockets || !(e = calloc(1, sizeof(*e)))) {
-		c->tw_full++;
-		if (c->tw_full == 1 || c->tw_full % 10000 == 0)
-			log_warn("capture: TIME_WAIT table full (%u sockets): exits of %" PRIu64
-				 " sockets will not be reported",
-				 c->opts.max_sockets, c->tw_full);
-		return;
-	}
-	e->cookie = ev->sk;
-	e->since_ns = ev->ts_ns;
-	e->seen = c->scan_gen;
-	e->info = *in;
-	*pp = e;
-	c->tw_n++;
+	c->tw_entered += ev->to == TSG_TIME_WAIT;
+	tw_add(c, TSG_BPF_ITER_TIMEWAIT, ev, since);
+}
+
+void cap_req_enter(struct tsg_capture *c, const struct tsg_event *ev)
+{
+	c->req_entered++;
+	tw_add(c, TSG_BPF_ITER_REQUEST, ev, ev->ts_ns);
 }
 
 const struct tsg_sockinfo *cap_tw_followed(struct tsg_capture *c, const struct tsg_event *ev)
 {
 	const struct tsg_sockinfo *in = &ev->info;
-	struct tw_entry *e = *tw_find_info(c, in);
+	struct tw_entry *e = *tw_find_info(c, TSG_BPF_ITER_TIMEWAIT, in);
 
+	if (!e)
+		e = *tw_find_info(c, TSG_BPF_ITER_REQUEST, in);
 	return e && e->cookie == ev->sk ? &e->info : NULL;
 }
 
 /*
- * The scan looks every timewait socket of the host up in the follow table,
- * which is larger than the caches: look-ups go in batches, each step of a
- * batch (bucket, then first entry) prefetched for all its records before
- * the next step, so that their cache misses overlap.
+ * One record of a scan pass: marks the followed socket it is seen and
+ * reports FIN_WAIT2 -> TIME_WAIT when an orphan's timewait socket got the
+ * peer's FIN. True when the record's socket is followed here.
  */
-#define SCAN_BATCH 16
-
-struct scan_batch {
-	struct tsg_bpf_iter_rec r[SCAN_BATCH];
-	uint64_t bucket[SCAN_BATCH];
-	unsigned n;
-};
-
-static void scan_mark_one(struct tsg_capture *c, const struct tsg_bpf_iter_rec *r, uint64_t b)
+bool cap_tw_record(struct tsg_capture *c, const struct tsg_bpf_iter_rec *r, uint64_t t)
 {
-	struct tw_entry *e = *tw_find_in(c, b, r->netns, r->laddr, r->raddr, r->lport, r->rport);
+	struct tw_entry *e;
 
-	if (!r->timewait || !e)
-		return;
-	if (r->cookie && e->cookie != r->cookie && !(e->cookie >> 62))
-		return; /* another socket's timewait on the same 4-tuple */
+	if (r->kind == TSG_BPF_ITER_FULL)
+		return false;
+	e = *tw_find(c, r->kind, r->netns, r->laddr, r->raddr, r->lport, r->rport);
+	if (!e)
+		return false;
+	if (r->kind == TSG_BPF_ITER_TIMEWAIT && r->cookie && e->cookie != r->cookie &&
+	    !(e->cookie >> 62))
+		return false; /* another socket's timewait on the same 4-tuple */
 	e->seen = c->scan_gen;
-}
-
-static void scan_flush(struct tsg_capture *c, struct scan_batch *b)
-{
-	for (unsigned i = 0; i < b->n; i++) {
-		const struct tw_entry *e = c->tw[b->bucket[i]];
-
-		if (e)
-			__builtin_prefetch(e);
-	}
-	for (unsigned i = 0; i < b->n; i++)
-		scan_mark_one(c, &b->r[i], b->bucket[i]);
-	b->n = 0;
-}
-
-static void scan_mark(struct tsg_capture *c, const struct tsg_bpf_iter_rec *r, void *arg)
-{
-	struct scan_batch *b = arg;
-	uint64_t k = tw_bucket(c, r->netns, r->laddr, r->raddr, r->lport, r->rport);
-
-	__builtin_prefetch(&c->tw[k]);
-	b->r[b->n] = *r;
-	b->bucket[b->n++] = k;
-	if (b->n == SCAN_BATCH)
-		scan_flush(c, b);
+	if (e->state == r->state || r->state != TSG_TIME_WAIT)
+		return true;
+	tw_report(c, e, t, TSG_TIME_WAIT);
+	e->state = TSG_TIME_WAIT;
+	e->since_ns = t;
+	c->tw_entered++;
+	return true;
 }
 
 #define NS_SET (2 * TSG_BPF_NETNS_MAX) /* open addressing, at most half full */
 
-/* The namespaces of the followed sockets (distinct, at most TSG_BPF_NETNS_MAX). */
-static size_t tw_namespaces(struct tsg_capture *c, uint32_t *out)
+size_t cap_tw_namespaces(struct tsg_capture *c, uint32_t *out)
 {
 	static uint32_t set[NS_SET];
 	size_t n = 0;
@@ -217,7 +223,7 @@ static size_t tw_namespaces(struct tsg_capture *c, uint32_t *out)
 }
 
 /* Followed sockets of namespace `ns` (any when all) that the scan did not
- * see have left TIME_WAIT; how many. */
+ * see are gone; how many. */
 static size_t tw_exit_unseen(struct tsg_capture *c, bool all, uint32_t ns, uint64_t t)
 {
 	size_t n = 0;
@@ -237,76 +243,13 @@ static size_t tw_exit_unseen(struct tsg_capture *c, bool all, uint32_t ns, uint6
 	return n;
 }
 
-/*
- * TIME_WAIT sockets we follow that no longer exist have left TIME_WAIT. Only
- * the namespaces that hold followed sockets are entered; a socket of a
- * namespace that is not known (gone before it could be found) has ended.
- */
-static int tw_scan(struct tsg_capture *c)
+size_t cap_tw_finish(struct tsg_capture *c, uint64_t t)
 {
-	static uint32_t ns[TSG_BPF_NETNS_MAX];
-	struct scan_batch batch = {0};
-	uint64_t t0 = tsg_mono_ns();
-	size_t nns = tw_namespaces(c, ns), n = c->tw_n, gone;
-	int err;
-
-	c->scan_gen++;
-	err = cap_netns_iter(c, ns, nns, true, scan_mark, &batch);
-	if (err)
-		return err;
-	scan_flush(c, &batch);
-	gone = tw_exit_unseen(c, true, 0, tsg_mono_ns());
-	c->tw_scan_last_ns = tsg_mono_ns() - t0;
-	if (c->verbose)
-		log_debug(
-		    "capture: TIME_WAIT scan: %zu sockets in %zu namespaces, %zu ended, %.1f ms", n,
-		    nns, gone, (double)(tsg_mono_ns() - t0) / 1e6);
-	return 0;
+	return tw_exit_unseen(c, true, 0, t);
 }
 
 size_t cap_tw_forget_netns(struct tsg_capture *c, uint32_t netns)
 {
 	c->scan_gen++; /* nothing of that namespace is seen in this generation */
 	return tw_exit_unseen(c, false, netns, tsg_mono_ns());
-}
-
-/*
- * The scan costs about (namespaces scanned) x (TCP sockets of the whole host):
- * iter/tcp walks the host's socket hash for each namespace and keeps that
- * namespace's sockets. So the next scan is due after the period, or after
- * TW_SCAN_BUDGET times as long as the last scan took, whichever is later: the
- * scans take at most 1/TW_SCAN_BUDGET of one core, and exits are reported
- * later on a host with many namespaces and sockets (docs/performance.md).
- */
-#define TW_SCAN_BUDGET 10
-
-void cap_tw_schedule(struct tsg_capture *c)
-{
-	uint64_t period = (uint64_t)c->opts.tw_scan_ms * TSG_NSEC_PER_MSEC;
-
-	if (c->tw_scan_last_ns * TW_SCAN_BUDGET > period)
-		period = c->tw_scan_last_ns * TW_SCAN_BUDGET;
-	c->next_scan_ns = tsg_mono_ns() + period;
-}
-
-int cap_tw_timeout(const struct tsg_capture *c, int timeout_ms)
-{
-	uint64_t t;
-	int left;
-
-	if (!c->tw_n)
-		return timeout_ms;
-	t = tsg_mono_ns();
-	left = t >= c->next_scan_ns ? 0 : (int)((c->next_scan_ns - t) / TSG_NSEC_PER_MSEC) + 1;
-	return timeout_ms < 0 || left < timeout_ms ? left : timeout_ms;
-}
-
-void cap_tw_scan_if_due(struct tsg_capture *c)
-{
-	if (!c->tw_n || tsg_mono_ns() < c->next_scan_ns)
-		return;
-	/* drain first: an entry delivered now is in the iterator's view */
-	ring_buffer__consume(c->rb);
-	tw_scan(c);
-	cap_tw_schedule(c);
 }

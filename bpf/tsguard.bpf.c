@@ -25,7 +25,7 @@ const volatile __u64 wakeup_bytes = 0;
 
 /* Written by user space at run time. */
 struct tsg_bpf_cfg cfg = {};
-__u32 iter_tw_only = 0;
+__u32 iter_tw_only = 0; /* iterator: timewait and request sockets only */
 /* 1: only namespaces in netns_allow pass (the rules name namespaces) */
 __u32 netns_filter = 0;
 __u64 fb_next_id = 0;
@@ -417,6 +417,23 @@ static __always_inline bool became_timewait(struct sock *sk, const struct sk_sta
 	return true;
 }
 
+/*
+ * The state of the timewait socket that replaced sk (became_timewait): an
+ * orphan (closed by its application) becomes a timewait socket already in
+ * FIN_WAIT2, before the peer's FIN (tcp_close, the FIN_WAIT1 ack, the
+ * keepalive timer: tcp_time_wait(sk, TCP_FIN_WAIT2, ...)); a received FIN
+ * (tcp_fin sets SOCK_DONE first) or CLOSING gives TIME_WAIT.
+ */
+static __always_inline __u32 tw_substate(struct sock *sk, __u32 from)
+{
+	unsigned long flags = BPF_CORE_READ(sk, __sk_common.skc_flags);
+
+	if (from == TSG_BPF_TCP_FIN_WAIT2 &&
+	    !(flags & (1ul << bpf_core_enum_value(enum sock_flags, SOCK_DONE))))
+		return TSG_BPF_TCP_FIN_WAIT2;
+	return TSG_BPF_TCP_TIME_WAIT;
+}
+
 /* An accepted socket: the owner its accept() named, if that ran yet. */
 static __always_inline void accept_owner_take(struct sk_state *st, __u64 cookie)
 {
@@ -537,7 +554,8 @@ static __always_inline int process(struct sock *sk, int oldstate, int newstate,
 	if (to == TSG_BPF_TCP_CLOSE &&
 	    (from == TSG_BPF_TCP_FIN_WAIT2 || from == TSG_BPF_TCP_CLOSING) &&
 	    became_timewait(sk, st)) {
-		to = TSG_BPF_TCP_TIME_WAIT;
+		/* an orphan's FIN_WAIT2 goes on as a timewait socket: from == to */
+		to = tw_substate(sk, from);
 		flags |= TSG_BPF_F_TW;
 		count_in(pc, TSG_BPF_C_TW);
 	}
@@ -545,13 +563,18 @@ static __always_inline int process(struct sock *sk, int oldstate, int newstate,
 		return 0;
 	idx = from * NS + to;
 	tb = lookup_u64(&trans, &idx);
-	if (to == TSG_BPF_TCP_TIME_WAIT) {
-		/* user space must know the entry to report the exit */
+	if (flags & TSG_BPF_F_TW) {
+		/* user space follows the timewait socket to report what the
+		 * scan finds: FIN_WAIT2 -> TIME_WAIT, the exit */
 		idx = TSG_BPF_TCP_TIME_WAIT * NS + TSG_BPF_TCP_CLOSE;
 		tb |= lookup_u64(&trans, &idx);
+		idx = TSG_BPF_TCP_FIN_WAIT2 * NS + TSG_BPF_TCP_TIME_WAIT;
+		tb |= to == TSG_BPF_TCP_FIN_WAIT2 ? lookup_u64(&trans, &idx) : 0;
+		idx = TSG_BPF_TCP_FIN_WAIT2 * NS + TSG_BPF_TCP_CLOSE;
+		tb |= to == TSG_BPF_TCP_FIN_WAIT2 ? lookup_u64(&trans, &idx) : 0;
 	}
 	bits = tb & st->bits;
-	end = to == TSG_BPF_TCP_CLOSE || to == TSG_BPF_TCP_TIME_WAIT;
+	end = to == TSG_BPF_TCP_CLOSE || (flags & TSG_BPF_F_TW);
 	/* owner: recorded (listen, or a connect whose other attributes pass):
 	 * the comm filter can only be known now; a child of a listener without
 	 * storage (it predates tsguard): accept() reads its storage to tell a
@@ -997,6 +1020,22 @@ static __always_inline __u64 sock_ino(const struct sock *sk)
 	return BPF_CORE_READ(inode, i_ino);
 }
 
+/* A full socket's owner, from its socket storage (recorded at connect() or
+ * listen(), inherited by accepted sockets). */
+static __always_inline void iter_owner(struct sock *sk, struct tsg_bpf_iter_rec *r)
+{
+	struct sk_state *st = bpf_sk_storage_get(&sk_stor, sk, 0, 0);
+
+	if (!st || !st->owner)
+		return;
+	r->owner = 1;
+	r->pid = st->pid;
+	r->cgroup_id = st->cgroup_id;
+	__builtin_memcpy(r->comm, st->comm, TSG_BPF_COMM_LEN);
+}
+
+/* Every TCP socket as `ss -tan` shows it; iter_tw_only: the light scan,
+ * timewait and request sockets, and listeners (the owners of requests). */
 SEC("iter/tcp")
 int tsg_iter_tcp(struct bpf_iter__tcp *ctx)
 {
@@ -1010,14 +1049,17 @@ int tsg_iter_tcp(struct bpf_iter__tcp *ctx)
 	if (!skc)
 		return 0;
 	state = BPF_CORE_READ(skc, skc_state);
-	if (iter_tw_only && state != TSG_BPF_TCP_TIME_WAIT)
+	if (iter_tw_only && state != TSG_BPF_TCP_TIME_WAIT && state != TSG_BPF_TCP_NEW_SYN_RECV &&
+	    state != TSG_BPF_TCP_LISTEN)
 		return 0;
-	if (state == TSG_BPF_TCP_NEW_SYN_RECV)
-		return 0; /* request sockets: not full sockets, never traced */
 	read_tuple(skc, &t);
 	if (state == TSG_BPF_TCP_TIME_WAIT) {
-		r.timewait = 1;
+		r.kind = TSG_BPF_ITER_TIMEWAIT;
 		r.cookie = BPF_CORE_READ(skc, skc_cookie.counter);
+		/* FIN_WAIT2 for an orphan still waiting for the peer's FIN */
+		state = BPF_CORE_READ((struct inet_timewait_sock *)skc, tw_substate);
+	} else if (state == TSG_BPF_TCP_NEW_SYN_RECV) {
+		r.kind = TSG_BPF_ITER_REQUEST;
 	} else {
 		tp = bpf_skc_to_tcp_sock(skc);
 		if (!tp)
@@ -1026,6 +1068,7 @@ int tsg_iter_tcp(struct bpf_iter__tcp *ctx)
 		r.ino = sock_ino((struct sock *)tp);
 		r.uid = BPF_CORE_READ((struct sock *)tp, sk_uid.val);
 		r.sk_cgroup = sk_cgroup_id((struct sock *)tp);
+		iter_owner((struct sock *)tp, &r);
 	}
 	r.netns = sk_netns(skc);
 	__builtin_memcpy(r.laddr, t.laddr, 16);

@@ -30,7 +30,9 @@
 
 /* tsg_bpf_event.flags */
 #define TSG_BPF_F_OWNER 0x01   /* pid/comm/cgroup_id are the socket's owner */
-#define TSG_BPF_F_TW 0x02      /* `to` is TIME_WAIT derived from ->CLOSE */
+#define TSG_BPF_F_TW 0x02      /* ->CLOSE of a socket that goes on as a timewait socket:
+				* `to` is its state, TIME_WAIT, or FIN_WAIT2 (from == to) for
+				* an orphan waiting for the peer's FIN */
 #define TSG_BPF_F_FALLBACK 0x04 /* sent by the classic tracepoint program */
 #define TSG_BPF_F_UPDATE 0x08   /* not a transition: from == to, fields learnt later
 				 * (the local port of a connect, at connect()'s return;
@@ -89,20 +91,31 @@ struct tsg_bpf_cfg {
  * 1 for a namespace some rule names. */
 #define TSG_BPF_NETNS_MAX 4096
 
-/* iter/tcp record (snapshot and TIME_WAIT scan), written with bpf_seq_write. */
+/* tsg_bpf_iter_rec.kind */
+#define TSG_BPF_ITER_FULL 0     /* a full socket */
+#define TSG_BPF_ITER_TIMEWAIT 1 /* a timewait socket (inet_timewait_sock) */
+#define TSG_BPF_ITER_REQUEST 2  /* a request socket: a half-open connection */
+
+/* iter/tcp record (snapshot, reconcile scan, resync), written with bpf_seq_write. */
 struct tsg_bpf_iter_rec {
-	__u64 cookie; /* full socket: its cookie; timewait: the cookie it inherited (0: none) */
+	__u64 cookie; /* full socket: its cookie; timewait: the cookie it inherited (0: none);
+		       * request: 0 */
 	__u64 ino;    /* full socket: socket inode (/proc/PID/fd), 0 if none */
+	__u64 cgroup_id; /* full socket: its owner (when `owner`) */
 	__u32 uid;    /* full socket: sk_uid */
+	__u32 pid;    /* full socket: its owner's tgid (when `owner`) */
 	__u8 laddr[16];
 	__u8 raddr[16];
 	__u16 lport, rport;
 	__u8 family;
-	__u8 state; /* TIME_WAIT for timewait sockets */
-	__u8 timewait; /* 1: a timewait socket */
-	__u8 pad;
+	__u8 state; /* as ss shows it: timewait: tw_substate (TIME_WAIT, or FIN_WAIT2 for an
+		     * orphan waiting for the peer's FIN); request: NEW_SYN_RECV */
+	__u8 kind;  /* TSG_BPF_ITER_* */
+	__u8 owner; /* full socket: pid/comm/cgroup_id are its owner (socket storage) */
 	__u32 netns;     /* inode of the socket's network namespace */
+	__u32 pad;
 	__u64 sk_cgroup; /* full socket: its own cgroup v2 id; 0 unknown */
+	char comm[TSG_BPF_COMM_LEN];
 };
 
 /* iter/tcp tsg_iter_queue record: one listening socket's accept queue. */

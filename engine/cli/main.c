@@ -678,6 +678,30 @@ out:
 }
 #endif
 
+/* The resync after a loss asks what the engine holds (tsg_capture_set_held). */
+struct held_walk {
+	tsg_held_fn fn;
+	void *arg;
+};
+
+static void held_one(void *vctx, uint64_t sk, uint8_t state, uint64_t since_ns,
+		     const struct tsg_sockinfo *info)
+{
+	struct held_walk *w = vctx;
+
+	(void)since_ns;
+	(void)info;
+	w->fn(w->arg, sk, state);
+}
+
+static void held_foreach(void *vctx, tsg_held_fn fn, void *arg)
+{
+	struct ctx *c = vctx;
+	struct held_walk w = { fn, arg };
+
+	tsg_engine_foreach_socket(c->engine, held_one, &w);
+}
+
 static int run_live(struct ctx *c)
 {
 	struct tsg_capture_opts co = { .verbose = c->o->verbose > 0,
@@ -697,6 +721,7 @@ static int run_live(struct ctx *c)
 	if (rc < 0)
 		return EXIT_RUNTIME; /* the capture logged why */
 	c->cap = cap;
+	tsg_capture_set_held(cap, held_foreach, c);
 	tsg_engine_advance(c->engine, tsg_mono_ns());
 	rc = tsg_capture_snapshot(cap, on_event, c);
 	if (rc < 0)

@@ -96,4 +96,13 @@ typedef void (*tsg_alert_view_fn)(void *ctx, const struct tsg_alert_view *v);
  * count and rate rules: by key; queue rules: by listener). Returns how many there are. */
 size_t tsg_engine_foreach_alert(const struct tsg_engine *e, tsg_alert_view_fn fn, void *ctx);
 
+/*
+ * Calls fn for every socket the engine tracks now (its id, the state events
+ * gave it, since when, what it knows of it); the live capture's resync
+ * compares them with the kernel's. Returns how many there are.
+ */
+typedef void (*tsg_socket_fn)(void *ctx, uint64_t sk, uint8_t state, uint64_t since_ns,
+			      const struct tsg_sockinfo *info);
+size_t tsg_engine_foreach_socket(const struct tsg_engine *e, tsg_socket_fn fn, void *ctx);
+
 #endif

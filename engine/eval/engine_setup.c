@@ -406,3 +406,24 @@ size_t tsg_engine_foreach_alert(const struct tsg_engine *e, tsg_alert_view_fn fn
 	}
 	return n;
 }
+
+/* ---- tracked sockets --------------------------------------------------------------- */
+
+size_t tsg_engine_foreach_socket(const struct tsg_engine *e, tsg_socket_fn fn, void *ctx)
+{
+	size_t n = 0;
+
+	for (size_t i = 0; e && i < e->scap; i++) {
+		const struct sock_ent *s = e->socks[i] ? sock_at(e, e->socks[i]) : NULL;
+		struct tsg_sockinfo info;
+
+		if (!s)
+			continue;
+		n++;
+		if (!fn)
+			continue;
+		sock_unpack(&e->side, s, &info);
+		fn(ctx, s->sk, s->state, s->since, &info);
+	}
+	return n;
+}

@@ -176,6 +176,15 @@ static void render_capture(struct buf *b, const struct tsg_capture_stats *c)
 		c->tw_entered);
 	counter(b, "tsguard_capture_time_wait_exited_total",
 		"TIME_WAIT sockets seen leaving by the periodic exit scan.", c->tw_exited);
+	counter(b, "tsguard_capture_syn_recv_entered_total",
+		"Half-open connections (NEW_SYN_RECV) found by the reconcile scan.",
+		c->syn_recv_entered);
+	counter(b, "tsguard_capture_syn_recv_exited_total",
+		"Half-open connections (NEW_SYN_RECV) the reconcile scan found gone.",
+		c->syn_recv_exited);
+	counter(b, "tsguard_capture_resyncs_total",
+		"Times the tracked sockets were made equal to the kernel's after a loss.",
+		c->resyncs);
 	gauge(b, "tsguard_capture_snapshot_sockets",
 	      "Sockets found by the startup snapshot (sockets older than tsguard).",
 	      c->snapshot_sockets);

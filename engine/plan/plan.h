@@ -100,6 +100,12 @@ uint64_t tsg_plan_lpm_bits(const struct tsg_plan_lpm *e, size_t n, const uint8_t
 			   unsigned plen);
 uint64_t tsg_plan_comm_bits(const struct tsg_plan *p, const char *comm);
 uint64_t tsg_plan_uid_bits(const struct tsg_plan *p, uint32_t uid);
+/*
+ * Whether some rule wants sockets in `state`: a transition into or out of
+ * it, a time or count rule on it (or record_all). The capture's scans ask
+ * it before they look for what no tracepoint reports (NEW_SYN_RECV, ...).
+ */
+bool tsg_plan_wants_state(const struct tsg_plan *p, uint8_t state);
 /* The user-space reference of the kernel decision (tests, replay stats). */
 uint64_t tsg_plan_eval(const struct tsg_plan *p, uint8_t from, uint8_t to,
 		       const struct tsg_sockinfo *info);

@@ -152,6 +152,19 @@ int tsg_plan_dup(const struct tsg_plan *p, struct tsg_plan **out)
 	return 0;
 }
 
+/* Does some rule want sockets in this state (into it or out of it)? */
+bool tsg_plan_wants_state(const struct tsg_plan *p, uint8_t state)
+{
+	if (!p || state >= TSG_NSTATES)
+		return false;
+	if (p->record_all)
+		return true;
+	for (int s = 0; s < TSG_NSTATES; s++)
+		if (p->trans[s][state] || p->trans[state][s])
+			return true;
+	return false;
+}
+
 /*
  * The kernel decision, as the BPF program computes it:
  *

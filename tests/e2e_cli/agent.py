@@ -20,6 +20,7 @@ answers one JSON object per line on standard output:
         optional "lport": bind this local port first (the same 4-tuple in two namespaces)
   {"op": "refuse", "port": P, "n": N}               -> {"refused": K} (N blocking connects)
   {"op": "churn", "port": P, "n": N}                -> {"done": K} (connect, close; with "close" mode server)
+  {"op": "connect_many", "port": P, "n": N}         -> {"ids": [...]} (N blocking connects, held open)
   {"op": "state", "id": I}                          -> {"state": TCP state number (tcpi_state)}
   {"op": "read_eof", "id": I, "timeout": S}         -> {"eof": bool} (waits for the peer's FIN)
   {"op": "close", "ids": [...], "rst": false}       -> {} (rst: SO_LINGER 0, an abort)
@@ -175,6 +176,14 @@ class Agent:
                     pass
                 s.close()
             return {"done": k}
+        if op == "connect_many":
+            ids = []
+            for _ in range(cmd["n"]):
+                i, res = self.connect(cmd["port"])
+                if res != "ok":
+                    raise OSError("connect: " + res)
+                ids.append(i)
+            return {"ids": ids}
         if op == "state":
             s = self.socks[cmd["id"]]
             info = s.getsockopt(socket.IPPROTO_TCP, TCP_INFO, 8)
