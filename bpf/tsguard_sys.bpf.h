@@ -1,0 +1,203 @@
+// SPDX-License-Identifier: GPL-2.0 OR MIT
+/*
+ * tsguard: the syscall-exit programs, included by tsguard.bpf.c (they use its
+ * maps and helpers): connect()'s return brings the local port of a connect in
+ * progress, accept()'s return the owner of an accepted socket. Both attach
+ * only where the kernel has the tracepoints; tsguard runs without them.
+ */
+
+/* ---- connect()'s return: the local port of a connect in progress ---------------- */
+
+/*
+ * Process context, right after inet_hash_connect chose the port (a
+ * non-blocking connect returns -EINPROGRESS with the socket in SYN_SENT).
+ * A connect that already left SYN_SENT (a blocking one returns when it is
+ * done) had its port in that next transition: nothing to send. One hash
+ * lookup per connect() of the host otherwise.
+ */
+/*
+ * An update of a socket user space knows (from == to == `state`: not a
+ * transition, fields learnt later), with sk's tuple and uid; the caller
+ * fills what else it learnt and submits. NULL: the ring buffer is full.
+ */
+static __always_inline struct tsg_bpf_event *update_event(struct sock *sk, __u64 cookie,
+							  const struct tuple *t, __u8 state)
+{
+	struct tsg_bpf_event *e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
+
+	if (!e) {
+		count(TSG_BPF_C_LOST);
+		return NULL;
+	}
+	__builtin_memset(e, 0, sizeof(*e));
+	e->ts_ns = bpf_ktime_get_ns();
+	e->cookie = cookie;
+	e->uid = BPF_CORE_READ(sk, sk_uid.val);
+	__builtin_memcpy(e->laddr, t->laddr, 16);
+	__builtin_memcpy(e->raddr, t->raddr, 16);
+	e->lport = t->lport;
+	e->rport = t->rport;
+	e->family = t->family;
+	e->from = e->to = state;
+	e->flags = TSG_BPF_F_UPDATE;
+	e->netns = sk_netns(&sk->__sk_common);
+	e->sk_cgroup = sk_cgroup_id(sk);
+	return e;
+}
+
+SEC("tracepoint/syscalls/sys_exit_connect")
+int tsg_connect_exit(struct trace_event_raw_sys_exit *ctx)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+	struct conn_pend *p = bpf_map_lookup_elem(&conn_pend, &id);
+	struct tsg_bpf_event *e;
+	struct sock *sk;
+	struct tuple t = {};
+
+	if (!p)
+		return 0;
+	sk = (struct sock *)p->sk;
+	e = NULL;
+	if (BPF_CORE_READ(sk, __sk_common.skc_state) == TSG_BPF_TCP_SYN_SENT &&
+	    BPF_CORE_READ(sk, __sk_common.skc_cookie.counter) == p->cookie) {
+		read_tuple(&sk->__sk_common, &t);
+		if (t.lport)
+			e = update_event(sk, p->cookie, &t, TSG_BPF_TCP_SYN_SENT);
+	}
+	if (e) {
+		submit(e);
+		count(TSG_BPF_C_UPDATE);
+	}
+	bpf_map_delete_elem(&conn_pend, &id);
+	return 0;
+}
+
+/* ---- accept()'s return: the owner of an accepted socket ------------------------ */
+
+/* The TCP socket behind the calling task's file descriptor fd, else NULL. */
+static __always_inline struct sock *fd_tcp_sock(long fd)
+{
+	struct task_struct *task = bpf_get_current_task_btf();
+	struct fdtable *fdt = BPF_CORE_READ(task, files, fdt);
+	struct file **fds, *f = NULL;
+	struct socket *so;
+	struct sock *sk;
+
+	if (fd < 0 || !fdt || fd >= BPF_CORE_READ(fdt, max_fds))
+		return NULL;
+	fds = BPF_CORE_READ(fdt, fd);
+	if (bpf_probe_read_kernel(&f, sizeof(f), &fds[fd]) || !f)
+		return NULL;
+	so = BPF_CORE_READ(f, private_data);
+	if (!so || BPF_CORE_READ(so, file) != f) /* not a socket's file */
+		return NULL;
+	sk = BPF_CORE_READ(so, sk);
+	if (!sk || BPF_CORE_READ(sk, sk_protocol) != IPPROTO_TCP)
+		return NULL;
+	return sk;
+}
+
+/*
+ * The socket's sk_stor value as a tracepoint can see it (no socket storage
+ * helpers there): read through the socket's storage cache slot of sk_stor,
+ * which every bpf_sk_storage_get() of the BTF programs fills. 0: found, in
+ * *out; -1: not found (no storage, or the slot holds another map's).
+ */
+static __always_inline int stor_peek(const struct sock *sk, struct sk_state *out)
+{
+	struct bpf_local_storage_map *smap = (struct bpf_local_storage_map *)&sk_stor;
+	struct bpf_local_storage *ls = BPF_CORE_READ(sk, sk_bpf_storage);
+	struct bpf_local_storage_data *sd = NULL, *map_of = NULL;
+	__u32 idx;
+
+	if (!ls)
+		return -1;
+	idx = smap->cache_idx & 15; /* a map field: a plain load */
+	if (bpf_probe_read_kernel(&sd, sizeof(sd), (void *)ls +
+				  bpf_core_field_offset(struct bpf_local_storage, cache) +
+				  idx * sizeof(sd)) ||
+	    !sd)
+		return -1;
+	if (bpf_probe_read_kernel(&map_of, sizeof(map_of), &sd->smap) || (void *)map_of != smap)
+		return -1;
+	return bpf_probe_read_kernel(out, sizeof(*out),
+				     (void *)sd + bpf_core_field_offset(struct bpf_local_storage_data,
+									 data)) ? -1 : 0;
+}
+
+/*
+ * Process context, the new fd: the accepting task is the socket's owner
+ * (rules.md), also when another process (a parent) listens. The owner goes
+ * into the socket's state: directly in the fallback's hash, else through
+ * acc_owner to the next transition. When user space may know the socket
+ * already (an event of it crossed, or its storage cannot be read), it gets
+ * the new owner at once: an update of the socket's current state.
+ */
+static __always_inline int accept_exit(long ret)
+{
+	struct sock *sk = ret >= 0 ? fd_tcp_sock(ret) : NULL;
+	__u64 key = (__u64)sk, cookie;
+	struct sk_state *st, peek;
+	struct acc_owner o = {};
+	struct tsg_bpf_event *e;
+	struct tuple t = {};
+	bool known = true;
+
+	if (!sk || !netns_watched(sk_netns(&sk->__sk_common)))
+		return 0;
+	o.pid = bpf_get_current_pid_tgid() >> 32;
+	st = bpf_map_lookup_elem(&fb_socks, &key);
+	if (st) {
+		cookie = st->cookie;
+	} else {
+		cookie = BPF_CORE_READ(sk, __sk_common.skc_cookie.counter);
+		if (!cookie)
+			return 0; /* never seen by the BTF programs: nothing to move */
+		if (stor_peek(sk, &peek) == 0 && peek.cookie == cookie)
+			st = &peek;
+		else
+			known = false;
+	}
+	if (st && st->owner && st->pid == o.pid)
+		return 0; /* the listener's process accepted: no change */
+	o.cgroup_id = bpf_get_current_cgroup_id();
+	bpf_get_current_comm(o.comm, sizeof(o.comm));
+	if (st == &peek || !st) {
+		__sync_fetch_and_add(&acc_pending, 1); /* first: a reader may see more, never less */
+		if (bpf_map_update_elem(&acc_owner, &cookie, &o, BPF_ANY))
+			__sync_fetch_and_add(&acc_pending, -1);
+	}
+	if (st && st != &peek) {
+		/* the fallback's own state: write the owner there */
+		st->pid = o.pid;
+		st->cgroup_id = o.cgroup_id;
+		__builtin_memcpy(st->comm, o.comm, TSG_BPF_COMM_LEN);
+		st->owner = 1;
+		st->gen = 0;
+	}
+	if (known && !st->sent)
+		return 0;
+	read_tuple(&sk->__sk_common, &t);
+	e = update_event(sk, cookie, &t, BPF_CORE_READ(sk, __sk_common.skc_state));
+	if (!e)
+		return 0;
+	e->pid = o.pid;
+	e->cgroup_id = o.cgroup_id;
+	__builtin_memcpy(e->comm, o.comm, TSG_BPF_COMM_LEN);
+	e->flags |= TSG_BPF_F_OWNER;
+	submit(e);
+	count(TSG_BPF_C_UPDATE);
+	return 0;
+}
+
+SEC("tracepoint/syscalls/sys_exit_accept4")
+int tsg_accept4_exit(struct trace_event_raw_sys_exit *ctx)
+{
+	return accept_exit(ctx->ret);
+}
+
+SEC("tracepoint/syscalls/sys_exit_accept")
+int tsg_accept_exit(struct trace_event_raw_sys_exit *ctx)
+{
+	return accept_exit(ctx->ret);
+}
