@@ -203,6 +203,41 @@ static void read_counters(const struct tsg_capture *c, uint64_t out[TSG_BPF_C_N]
 	free(v);
 }
 
+/* The kernel's count of runs of a program it skipped (a run nested on one CPU). */
+static uint64_t prog_misses(const struct bpf_program *p)
+{
+	struct bpf_prog_info info = { 0 };
+	__u32 len = sizeof(info);
+
+	if (!p || bpf_obj_get_info_by_fd(bpf_program__fd(p), &info, &len) < 0)
+		return 0;
+	return info.recursion_misses;
+}
+
+/*
+ * A transition the first attached copy skipped and the second did not
+ * handle (both were busy on that CPU) is lost like a ring buffer drop: the
+ * first copy's skipped runs beyond what the second handled (C_NESTED).
+ */
+static void check_nested(struct tsg_capture *c, const uint64_t cnt[TSG_BPF_C_N])
+{
+	uint64_t miss, lost;
+
+	if (c->fallback)
+		return;
+	miss = prog_misses(c->skel->progs.tsg_set_state_btf);
+	lost = miss > cnt[TSG_BPF_C_NESTED] ? miss - cnt[TSG_BPF_C_NESTED] : 0;
+	if (lost <= c->last_nest_lost)
+		return;
+	log_warn("capture: %" PRIu64 " transitions skipped by the kernel (nested runs on one CPU, "
+		 "%" PRIu64 " in total); %s",
+		 lost - c->last_nest_lost, lost,
+		 c->held_foreach ? "resyncing with the kernel"
+				 : "states of the sockets concerned may be stale");
+	c->last_nest_lost = lost;
+	cap_rc_lost(c);
+}
+
 static void check_lost(struct tsg_capture *c)
 {
 	uint64_t cnt[TSG_BPF_C_N], t = tsg_mono_ns();
@@ -211,6 +246,7 @@ static void check_lost(struct tsg_capture *c)
 		return;
 	c->last_lost_log = t;
 	read_counters(c, cnt);
+	check_nested(c, cnt);
 	if (cnt[TSG_BPF_C_LOST] > c->last_lost) {
 		log_warn("capture: ring buffer full: %" PRIu64 " events lost (%" PRIu64
 			 " in total); %s",

@@ -79,6 +79,7 @@ struct tsg_capture {
 
 	uint64_t snapshot_sockets;
 	uint64_t last_lost;
+	uint64_t last_nest_lost; /* transitions both attached copies missed */
 	uint64_t last_lost_log;
 };
 
