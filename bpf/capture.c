@@ -593,6 +593,7 @@ void tsg_capture_get_stats(const struct tsg_capture *c, struct tsg_capture_stats
 	st->map_full += c->req_full;
 	st->snapshot_sockets = c->snapshot_sockets;
 	st->resyncs = c->resyncs;
+	st->nested_lost = c->last_nest_lost;
 	cap_netns_counts(c, &st->netns_known, &st->netns_overflow, &st->netns_freed);
 	if (c->verbose)
 		log_debug("capture: %" PRIu64

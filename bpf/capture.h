@@ -36,6 +36,7 @@ struct tsg_capture_stats {
 	uint64_t syn_recv_entered, syn_recv_exited; /* NEW_SYN_RECV, found by the scan */
 	uint64_t snapshot_sockets;
 	uint64_t resyncs;        /* the sockets made equal to the kernel's after a loss */
+	uint64_t nested_lost;    /* transitions both attached copies skipped (nested runs) */
 	uint64_t netns_known;    /* network namespaces scanned now */
 	uint64_t netns_overflow; /* namespaces beyond the cap, not scanned */
 	uint64_t netns_freed;    /* namespaces that disappeared and were freed */

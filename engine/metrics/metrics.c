@@ -185,6 +185,15 @@ static void render_capture(struct buf *b, const struct tsg_capture_stats *c)
 	counter(b, "tsguard_capture_resyncs_total",
 		"Times the tracked sockets were made equal to the kernel's after a loss.",
 		c->resyncs);
+	counter(b, "tsguard_capture_events_nested_lost_total",
+		"Transitions the kernel skipped for both attached programs (nested runs on one CPU).",
+		c->nested_lost);
+	gauge(b, "tsguard_capture_netns_watched", "Network namespaces scanned now.",
+	      c->netns_known);
+	counter(b, "tsguard_capture_netns_overflow_total",
+		"Network namespaces beyond the cap, not scanned.", c->netns_overflow);
+	counter(b, "tsguard_capture_netns_freed_total",
+		"Network namespaces that disappeared and were freed.", c->netns_freed);
 	gauge(b, "tsguard_capture_snapshot_sockets",
 	      "Sockets found by the startup snapshot (sockets older than tsguard).",
 	      c->snapshot_sockets);
@@ -207,6 +216,9 @@ static void render_engine(struct buf *b, const struct tsg_engine_stats *e)
 	counter(b, "tsguard_engine_keys_dropped_total",
 		"Count, rate or cooldown keys not tracked because a rule's key limit was hit.",
 		e->keys_dropped);
+	counter(b, "tsguard_engine_rate_coarsened_total",
+		"Times a rate window widened its buckets beyond 1 ms (long windows).",
+		e->rate_coarsened);
 	counter(b, "tsguard_engine_events_out_of_order_total",
 		"Events older than the engine clock (clamped to it).", e->out_of_order);
 	family(b, "tsguard_engine_sockets_by_state", "gauge",

@@ -47,7 +47,9 @@ static void fill(struct tsg_metrics_snapshot *s)
 	s->capture = (struct tsg_capture_stats){ .seen = 1001, .filtered = 1002, .sent = 1003,
 						 .lost = 1004, .map_full = 1005,
 						 .tw_entered = 1006, .tw_exited = 1007,
-						 .snapshot_sockets = 1008 };
+						 .snapshot_sockets = 1008, .resyncs = 1009,
+						 .nested_lost = 1010, .netns_known = 1011,
+						 .netns_overflow = 1012, .netns_freed = 1013 };
 	s->engine.events = 2001;
 	s->engine.events_matched = 2002;
 	s->engine.sockets = 2003;
@@ -56,6 +58,7 @@ static void fill(struct tsg_metrics_snapshot *s)
 	s->engine.notifications = 2006;
 	s->engine.suppressed = 2007;
 	s->engine.out_of_order = 2008;
+	s->engine.rate_coarsened = 2009;
 	s->engine.per_state[TSG_SYN_SENT] = 7;
 	s->engine.per_state[TSG_TIME_WAIT] = 9;
 	strcpy(test_rules[0].name, "slow-https-connect");
@@ -148,6 +151,12 @@ static void test_render_values(void **state)
 	assert_line(t, "tsguard_capture_time_wait_entered_total 1006");
 	assert_line(t, "tsguard_capture_time_wait_exited_total 1007");
 	assert_line(t, "tsguard_capture_snapshot_sockets 1008");
+	assert_line(t, "tsguard_capture_resyncs_total 1009");
+	assert_line(t, "tsguard_capture_events_nested_lost_total 1010");
+	assert_line(t, "tsguard_capture_netns_watched 1011");
+	assert_line(t, "tsguard_capture_netns_overflow_total 1012");
+	assert_line(t, "tsguard_capture_netns_freed_total 1013");
+	assert_line(t, "tsguard_engine_rate_coarsened_total 2009");
 	assert_line(t, "tsguard_engine_events_total 2001");
 	assert_line(t, "tsguard_engine_events_matched_total 2002");
 	assert_line(t, "# TYPE tsguard_engine_sockets_tracked gauge");
