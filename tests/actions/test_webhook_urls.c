@@ -29,8 +29,7 @@ static bool t_wait_url_done(struct tsg_actions *acts, const char *name, const ch
 	return false;
 }
 
-static struct tsg_ruleset *two_url_rules(const char *dir, const char *u1, const char *u2,
-					 const char *extra)
+static struct tsg_ruleset *two_url_rules(const char *u1, const char *u2, const char *extra)
 {
 	return t_rulesf("actions:\n"
 		       "  - name: w\n"
@@ -50,7 +49,7 @@ static struct tsg_ruleset *two_url_rules(const char *dir, const char *u1, const 
 static void test_urls_hang(void **state)
 {
 	struct rec_srv *s = rec_start();
-	char *dir = t_tmpdir(), uh[64], uok[64];
+	char uh[64], uok[64];
 	struct tsg_action_stats st, sh, so;
 	struct tsg_actions *acts;
 	struct tsg_ruleset *rs;
@@ -64,7 +63,7 @@ static void test_urls_hang(void **state)
 	(void)state;
 	snprintf(uh, sizeof(uh), "http://127.0.0.1:%u/hang", hport);
 	snprintf(uok, sizeof(uok), "http://127.0.0.1:%u/ok", s->port);
-	rs = two_url_rules(dir, uh, uok, "timeout: 1s\n    retries: 1");
+	rs = two_url_rules(uh, uok, "timeout: 1s\n    retries: 1");
 	acts = t_actions(rs, NULL, &a, "r1");
 	t_capture_begin(&cap);
 	t0 = t_now_ns();
@@ -98,7 +97,6 @@ static void test_urls_hang(void **state)
 	assert_int_equal(rec_count(s), N_HANG);
 	close(hfd);
 	tsg_ruleset_free(rs);
-	t_rmdir(dir);
 	rec_stop(s);
 }
 
@@ -107,7 +105,7 @@ static void test_urls_hang(void **state)
 static void test_urls_refused(void **state)
 {
 	struct rec_srv *s = rec_start();
-	char *dir = t_tmpdir(), ur[64], uok[64], *log;
+	char ur[64], uok[64], *log;
 	struct tsg_action_stats sr, so;
 	struct tsg_actions *acts;
 	struct tsg_ruleset *rs;
@@ -117,7 +115,7 @@ static void test_urls_refused(void **state)
 	(void)state;
 	snprintf(ur, sizeof(ur), "http://127.0.0.1:%u/down", closed_port());
 	snprintf(uok, sizeof(uok), "http://127.0.0.1:%u/ok", s->port);
-	rs = two_url_rules(dir, ur, uok, "retries: 2");
+	rs = two_url_rules(ur, uok, "retries: 2");
 	acts = t_actions(rs, NULL, &a, "r1");
 	t_capture_begin(&cap);
 	for (int i = 0; i < 5; i++)
@@ -143,7 +141,6 @@ static void test_urls_refused(void **state)
 	assert_null(strstr(log, "/ok failed"));
 	free(log);
 	tsg_ruleset_free(rs);
-	t_rmdir(dir);
 	rec_stop(s);
 }
 
@@ -153,7 +150,7 @@ static void test_urls_queue_per_url(void **state)
 {
 	struct tsg_actions_opts o = {.webhook_queue = 2};
 	struct rec_srv *s = rec_start();
-	char *dir = t_tmpdir(), uh[64], uok[64], *log;
+	char uh[64], uok[64], *log;
 	struct tsg_action_stats sh, so;
 	struct tsg_actions *acts;
 	struct tsg_ruleset *rs;
@@ -165,7 +162,7 @@ static void test_urls_queue_per_url(void **state)
 	(void)state;
 	snprintf(uh, sizeof(uh), "http://127.0.0.1:%u/hang", hport);
 	snprintf(uok, sizeof(uok), "http://127.0.0.1:%u/ok", s->port);
-	rs = two_url_rules(dir, uh, uok, "timeout: 1500ms");
+	rs = two_url_rules(uh, uok, "timeout: 1500ms");
 	acts = t_actions(rs, &o, &a, "r1");
 	t_capture_begin(&cap);
 	for (int i = 0; i < 5; i++) {
@@ -187,7 +184,6 @@ static void test_urls_queue_per_url(void **state)
 	free(log);
 	close(hfd);
 	tsg_ruleset_free(rs);
-	t_rmdir(dir);
 	rec_stop(s);
 }
 
@@ -203,7 +199,7 @@ static void test_urls_dry_run(void **state)
 	(void)state;
 	snprintf(u1, sizeof(u1), "http://127.0.0.1:%u/one", s->port);
 	snprintf(u2, sizeof(u2), "http://127.0.0.1:%u/two", s->port);
-	rs = two_url_rules(dir, u1, u2, "timeout: 2s");
+	rs = two_url_rules(u1, u2, "timeout: 2s");
 	o.dry_out = fopen(outp, "w");
 	assert_non_null(o.dry_out);
 	acts = t_actions(rs, &o, &a, "r1");
