@@ -143,6 +143,10 @@ static int on_event(void *ctx, void *data, size_t size)
 
 	if (size < sizeof(*e))
 		return 0;
+	if (e->flags & TSG_BPF_F_CGROUP) {
+		cap_cgate_ask(c, e->sk_cgroup, e->pid);
+		return 0;
+	}
 	ev.ts_ns = e->ts_ns;
 	ev.sk = e->cookie;
 	ev.from = e->from < TSG_NSTATES ? e->from : TSG_STATE_NONE;
@@ -295,6 +299,7 @@ int tsg_capture_poll(struct tsg_capture *c, int timeout_ms, tsg_event_fn cb, voi
 	/* events submitted without a wakeup do not make epoll ready: read them */
 	ring_buffer__consume(c->rb);
 	cap_netns_tick(c);
+	cap_cgate_tick(c);
 	check_lost(c);
 	cap_rc_scan_if_due(c);
 	cap_queue_tick(c);
@@ -595,11 +600,18 @@ void tsg_capture_get_stats(const struct tsg_capture *c, struct tsg_capture_stats
 	st->resyncs = c->resyncs;
 	st->nested_lost = c->last_nest_lost;
 	cap_netns_counts(c, &st->netns_known, &st->netns_overflow, &st->netns_freed);
+	st->other_netns = cnt[TSG_BPF_C_OTHER_NS];
+	st->other_cgroup = cnt[TSG_BPF_C_OTHER_CG];
+	st->cgroup_asked = cnt[TSG_BPF_C_CG_ASKED];
+	st->cgroup_allowed = c->cgate.allowed;
+	st->cgroup_denied = c->cgate.denied;
+	st->cgroup_pending = c->cgate.unresolved + c->cgate.write_failed + c->cgate.nretry;
 	if (c->verbose)
 		log_debug("capture: %" PRIu64
 			  " transitions handled by the nested-run copy, %" PRIu64
-			  " of namespaces not watched ignored",
-			  cnt[TSG_BPF_C_NESTED], cnt[TSG_BPF_C_OTHER_NS]);
+			  " of namespaces not watched ignored, %" PRIu64
+			  " of cgroups the cgroup gate denies",
+			  cnt[TSG_BPF_C_NESTED], cnt[TSG_BPF_C_OTHER_NS], cnt[TSG_BPF_C_OTHER_CG]);
 }
 
 void tsg_capture_free(struct tsg_capture *c)

@@ -40,6 +40,12 @@ struct tsg_capture_stats {
 	uint64_t netns_known;    /* network namespaces scanned now */
 	uint64_t netns_overflow; /* namespaces beyond the cap, not scanned */
 	uint64_t netns_freed;    /* namespaces that disappeared and were freed */
+	uint64_t other_netns;    /* transitions of namespaces not watched, dropped in the kernel */
+	uint64_t other_cgroup;   /* transitions of cgroups the cgroup gate denies, dropped there */
+	uint64_t cgroup_asked;   /* cgroups the kernel asked the gate's verdict for */
+	uint64_t cgroup_allowed, cgroup_denied; /* verdicts written */
+	uint64_t cgroup_pending; /* cgroups left without a verdict (no path, map write failed):
+				  * they pass */
 };
 
 /*

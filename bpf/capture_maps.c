@@ -258,6 +258,7 @@ int cap_maps_init(struct tsg_capture *c, const struct tsg_plan *plan)
 		return err;
 	bump_gen(c); /* gen 1: cached verdicts (gen 0) are stale */
 	cap_netns_allow_refresh(c);
+	cap_cgate_init(c);
 	return 0;
 }
 
@@ -275,6 +276,7 @@ int tsg_capture_update_plan(struct tsg_capture *c, const struct tsg_plan *plan)
 	 * else its namespaces are added below, after the other maps */
 	if (gate_open(nk))
 		__atomic_store_n(&c->skel->bss->netns_filter, 0, __ATOMIC_SEQ_CST);
+	cap_cgate_begin(c, nk); /* the cgroup gate: every verdict stale */
 	/* phase 1: old|new everywhere, then invalidate cached verdicts */
 	err = maps_write(c, nk, c->maps_plan, true);
 	if (!err) {
@@ -293,6 +295,7 @@ int tsg_capture_update_plan(struct tsg_capture *c, const struct tsg_plan *plan)
 	tsg_plan_free(c->maps_plan);
 	c->maps_plan = nk;
 	cap_netns_allow_refresh(c);
+	cap_cgate_apply(c);
 	log_debug("capture: kernel filter updated (generation %u)", c->skel->bss->cfg.gen);
 	return 0;
 }

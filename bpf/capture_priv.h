@@ -11,6 +11,7 @@
  *   capture_reconcile.c the periodic scan (iter/tcp) and the resync after a loss
  *   capture_netns.c     the network namespaces scanned, and entering them
  *   capture_act.c       closing a socket (destroy), accept-queue samples
+ *   capture_cgate.c     the cgroup gate: verdicts on the cgroups the kernel asks about
  */
 #ifndef TSG_CAPTURE_PRIV_H
 #define TSG_CAPTURE_PRIV_H
@@ -24,6 +25,21 @@ struct snapshot_owner;
 struct listener_owner;
 struct cap_netns;
 struct cap_queue;
+
+/* the cgroup gate (capture_cgate.c): cgroups whose path was not known yet */
+#define CAP_CG_RETRY_MAX 256
+struct cap_cg_retry {
+	uint64_t id;
+	uint32_t tries;
+};
+struct cap_cgate {
+	struct cap_cg_retry retry[CAP_CG_RETRY_MAX];
+	size_t nretry;
+	uint64_t next_retry_ns;
+	uint64_t allowed, denied; /* verdicts written */
+	uint64_t unresolved;      /* no path found (gone, or the retry list full): pending */
+	uint64_t write_failed;    /* cg_verdict update failed: pending */
+};
 
 struct tsg_capture {
 	struct tsguard_bpf *skel;
@@ -81,6 +97,7 @@ struct tsg_capture {
 	uint64_t last_lost;
 	uint64_t last_nest_lost; /* transitions both attached copies missed */
 	uint64_t last_lost_log;
+	struct cap_cgate cgate;
 };
 
 /* ---- capture.c ---- */
@@ -164,6 +181,18 @@ int cap_netns_iter_spec(struct tsg_capture *c, const uint32_t *only, size_t nonl
 			const struct cap_iter_spec *sp);
 /* The kernel gate netns_allow from the plan the maps hold (capture_maps.c). */
 void cap_netns_allow_refresh(struct tsg_capture *c);
+
+/* ---- capture_cgate.c ---- */
+/* Generation 1, the gate as the plan the maps hold wants it. */
+void cap_cgate_init(struct tsg_capture *c);
+/* Reload, before the maps change: every verdict stale; opened if `next` wants it open. */
+void cap_cgate_begin(struct tsg_capture *c, const struct tsg_plan *next);
+/* Closed or opened as the plan the maps hold (c->maps_plan) wants. */
+void cap_cgate_apply(struct tsg_capture *c);
+/* The kernel asks about cgroup `id` (a TSG_BPF_F_CGROUP record of generation gen). */
+void cap_cgate_ask(struct tsg_capture *c, uint64_t id, uint32_t gen);
+/* Retries the cgroups whose path was not known yet (at most once a second). */
+void cap_cgate_tick(struct tsg_capture *c);
 
 /* ---- capture_act.c ---- */
 

@@ -28,6 +28,10 @@ struct tsg_bpf_cfg cfg = {};
 __u32 iter_tw_only = 0; /* iterator: timewait and request sockets only */
 /* 1: only namespaces in netns_allow pass (the rules name namespaces) */
 __u32 netns_filter = 0;
+/* 1: cgroups whose verdict of generation cg_gen is DENY are dropped (every
+ * rule names containers or pods) */
+__u32 cg_filter = 0;
+__u32 cg_gen = 0;
 __u64 fb_next_id = 0;
 
 /* ---- plan maps ---------------------------------------------------------- */
@@ -104,6 +108,15 @@ struct {
 	__type(key, __u32);
 	__type(value, __u64);
 } netns_allow SEC(".maps");
+
+/* The cgroup gate's verdicts (socket cgroup id -> tsg_bpf_cg_verdict),
+ * while cg_filter is set; LRU: an evicted verdict is asked for again. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, TSG_BPF_CG_MAX);
+	__type(key, __u64);
+	__type(value, struct tsg_bpf_cg_verdict);
+} cg_verdict SEC(".maps");
 
 /* ---- state --------------------------------------------------------------- */
 
@@ -266,12 +279,73 @@ static __always_inline __u32 sk_netns(const struct sock_common *skc)
 }
 
 /* The socket's own cgroup v2 id (set when it was created; an accepted
- * socket has its listener's). 0 when the kernel has no such field. */
-static __always_inline __u64 sk_cgroup_id(const struct sock *sk)
+ * socket has its listener's). 0 when the kernel has no such field.
+ * `direct`: sk is a BTF pointer (tp_btf), plain loads. */
+static __always_inline __u64 sk_cgroup_id_x(const struct sock *sk, bool direct)
 {
 	if (!bpf_core_field_exists(sk->sk_cgrp_data.cgroup))
 		return 0;
+	if (direct) {
+		const struct cgroup *cg = sk->sk_cgrp_data.cgroup;
+
+		return cg ? cg->kn->id : 0;
+	}
 	return BPF_CORE_READ(sk, sk_cgrp_data.cgroup, kn, id);
+}
+
+static __always_inline __u64 sk_cgroup_id(const struct sock *sk)
+{
+	return sk_cgroup_id_x(sk, false);
+}
+
+/* Asks user space for the verdict on a cgroup (TSG_BPF_F_CGROUP). */
+static __always_inline void cgroup_ask(__u64 id, __u32 gen, __u32 netns, struct pcpu *pc)
+{
+	struct tsg_bpf_event *e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
+
+	if (!e) {
+		count_in(pc, TSG_BPF_C_LOST);
+		return;
+	}
+	__builtin_memset(e, 0, sizeof(*e));
+	e->ts_ns = bpf_ktime_get_ns();
+	e->sk_cgroup = id;
+	e->netns = netns;
+	e->pid = gen;
+	e->flags = TSG_BPF_F_CGROUP;
+	bpf_ringbuf_submit(e, 0);
+	count_in(pc, TSG_BPF_C_CG_ASKED);
+}
+
+/*
+ * The cgroup gate: while every rule names containers or pods (cg_filter),
+ * a socket whose cgroup user space denied in this generation is not
+ * watched. A cgroup without a verdict of this generation passes, is marked
+ * pending and asked about once; so a new container's first transitions are
+ * never lost, and the answer is written by user space (capture_cgate.c).
+ * A cgroup never changes for a socket, so the verdict holds for its life.
+ */
+static __always_inline bool cgroup_watched(const struct sock *sk, __u32 netns, struct pcpu *pc,
+					   bool direct)
+{
+	struct tsg_bpf_cg_verdict *v, nv = {};
+	__u32 gen;
+	__u64 id;
+
+	if (!cg_filter)
+		return true;
+	id = sk_cgroup_id_x(sk, direct);
+	if (!id)
+		return true;
+	gen = cg_gen;
+	v = bpf_map_lookup_elem(&cg_verdict, &id);
+	if (v && v->gen == gen)
+		return v->verdict != TSG_BPF_CG_DENY;
+	nv.gen = gen;
+	nv.verdict = TSG_BPF_CG_PENDING;
+	if (bpf_map_update_elem(&cg_verdict, &id, &nv, BPF_ANY) == 0)
+		cgroup_ask(id, gen, netns, pc);
+	return true;
 }
 
 struct tuple {
@@ -651,18 +725,21 @@ static __always_inline int handle_btf(struct sock *sk, int oldstate, int newstat
 {
 	struct sk_state *st;
 	bool fresh = false;
-	__u32 ns;
+	__u32 ns, gate;
 
 	if (sk->sk_protocol != IPPROTO_TCP)
 		return 0;
 	/* a plain load, no helper call: sk is a BTF pointer */
 	ns = sk->__sk_common.skc_net.net->ns.inum;
-	if (!netns_watched(ns)) {
-		/* a socket that crossed before a reload unwatched its
-		 * namespace still sends its end (sk_state.sent) */
+	gate = !netns_watched(ns)		     ? TSG_BPF_C_OTHER_NS
+	       : !cgroup_watched(sk, ns, pc, true) ? TSG_BPF_C_OTHER_CG
+						     : TSG_BPF_C_N;
+	if (gate != TSG_BPF_C_N) {
+		/* a socket that crossed before a reload (or a verdict) unwatched
+		 * its namespace or cgroup still sends its end (sk_state.sent) */
 		st = bpf_sk_storage_get(&sk_stor, sk, 0, 0);
 		if (!st || !st->sent) {
-			count_in(pc, TSG_BPF_C_OTHER_NS);
+			count_in(pc, gate);
 			return 0;
 		}
 	}
@@ -744,14 +821,17 @@ int tsg_set_state_tp(struct trace_event_raw_inet_sock_set_state *ctx)
 	__u64 key = (__u64)ctx->skaddr, cookie;
 	int oldstate = ctx->oldstate, newstate = ctx->newstate;
 	struct sk_state *st, *lst;
-	__u32 lp, ns;
+	__u32 lp, ns, gate;
 
 	if (ctx->protocol != IPPROTO_TCP)
 		return 0;
 	ns = sk_netns(&sk->__sk_common);
 	st = bpf_map_lookup_elem(&fb_socks, &key);
-	if (!netns_watched(ns) && !(st && st->sent)) {
-		count(TSG_BPF_C_OTHER_NS);
+	gate = !netns_watched(ns)		      ? TSG_BPF_C_OTHER_NS
+	       : !cgroup_watched(sk, ns, pcpu(), false) ? TSG_BPF_C_OTHER_CG
+							: TSG_BPF_C_N;
+	if (gate != TSG_BPF_C_N && !(st && st->sent)) {
+		count(gate);
 		return 0;
 	}
 	count(TSG_BPF_C_SEEN);

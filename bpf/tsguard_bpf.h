@@ -37,6 +37,9 @@
 #define TSG_BPF_F_UPDATE 0x08   /* not a transition: from == to, fields learnt later
 				 * (the local port of a connect, at connect()'s return;
 				 * the owner of an accepted socket, at accept()'s) */
+#define TSG_BPF_F_CGROUP 0x10   /* not a transition: the cgroup gate has no verdict for
+				 * sk_cgroup in generation `pid`; user space writes one
+				 * into cg_verdict (only sk_cgroup, netns, pid are set) */
 
 /* One transition, ring buffer record. Addresses are IPv6 or IPv4-mapped. */
 struct tsg_bpf_event {
@@ -70,6 +73,9 @@ enum tsg_bpf_counter {
 			      * rule names them: netns_allow) */
 	TSG_BPF_C_NESTED,    /* handled by the second copy: the first was nested */
 	TSG_BPF_C_UPDATE,    /* updates sent (local port of a connect in progress, accept()'s owner) */
+	TSG_BPF_C_OTHER_CG,  /* transitions of cgroups the cgroup gate denies (no rule names
+			      * their container or pod) */
+	TSG_BPF_C_CG_ASKED,  /* cgroups the gate asked user space about */
 	TSG_BPF_C_N
 };
 
@@ -90,6 +96,20 @@ struct tsg_bpf_cfg {
 /* netns_allow: consulted only while netns_filter (.bss) is 1; the value is
  * 1 for a namespace some rule names. */
 #define TSG_BPF_NETNS_MAX 4096
+
+/* cg_verdict: the cgroup gate's verdicts, by the socket's own cgroup id,
+ * consulted only while cg_filter (.bss) is 1. A verdict of another
+ * generation than cg_gen (.bss) is stale: the cgroup passes and is asked
+ * about again. */
+#define TSG_BPF_CG_MAX 16384
+#define TSG_BPF_CG_PENDING 0 /* asked, no answer yet: passes */
+#define TSG_BPF_CG_ALLOW 1
+#define TSG_BPF_CG_DENY 2
+
+struct tsg_bpf_cg_verdict {
+	__u32 gen;
+	__u32 verdict; /* TSG_BPF_CG_* */
+};
 
 /* tsg_bpf_iter_rec.kind */
 #define TSG_BPF_ITER_FULL 0     /* a full socket */

@@ -194,6 +194,23 @@ static void render_capture(struct buf *b, const struct tsg_capture_stats *c)
 		"Network namespaces beyond the cap, not scanned.", c->netns_overflow);
 	counter(b, "tsguard_capture_netns_freed_total",
 		"Network namespaces that disappeared and were freed.", c->netns_freed);
+	counter(b, "tsguard_capture_events_other_netns_total",
+		"Transitions of network namespaces no rule names, dropped in the kernel.",
+		c->other_netns);
+	counter(b, "tsguard_capture_events_other_cgroup_total",
+		"Transitions of cgroups whose container or pod no rule names, dropped in the kernel.",
+		c->other_cgroup);
+	counter(b, "tsguard_capture_cgroup_asked_total",
+		"Cgroups the kernel's cgroup gate asked a verdict for.", c->cgroup_asked);
+	counter(b, "tsguard_capture_cgroup_allowed_total",
+		"Cgroup gate verdicts written: some rule names the container or pod.",
+		c->cgroup_allowed);
+	counter(b, "tsguard_capture_cgroup_denied_total",
+		"Cgroup gate verdicts written: no rule names the container or pod.",
+		c->cgroup_denied);
+	gauge(b, "tsguard_capture_cgroup_pending",
+	      "Cgroups left without a verdict (path not found, map write failed): they pass.",
+	      c->cgroup_pending);
 	gauge(b, "tsguard_capture_snapshot_sockets",
 	      "Sockets found by the startup snapshot (sockets older than tsguard).",
 	      c->snapshot_sockets);

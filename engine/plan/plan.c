@@ -417,6 +417,8 @@ int tsg_plan_build(const struct tsg_ruleset *rs, bool record_all, struct tsg_pla
 		err = uid_build(rs, p->slot_of_rule, p);
 	if (!err)
 		err = tsg_plan_netns_build(rs, record_all, &p->netns);
+	if (!err)
+		err = tsg_plan_cgroups_build(rs, record_all, &p->cgroups);
 	if (err)
 		goto fail;
 

@@ -12,9 +12,10 @@
  *
  * and sends the event to user space only when bits != 0 (or when the socket
  * already sent an event and now ends: ->CLOSE, ->TIME_WAIT). Fields the
- * kernel cannot decide (regex comm, cgroup prefixes; netns, container and
- * pod for now) are all-ones here and matched in user space; the set of
- * namespaces the rules name is there for a netns filter (tsg_plan_netns).
+ * kernel cannot decide (regex comm, cgroup prefixes, netns, container and
+ * pod) are all-ones here and matched in user space; the set of namespaces
+ * the rules name is there for a netns gate (tsg_plan_netns), their
+ * containers and pods for a cgroup gate (tsg_plan_cgroup_gate).
  */
 #ifndef TSG_PLAN_H
 #define TSG_PLAN_H
@@ -57,6 +58,22 @@ struct tsg_plan_netns {
 	bool any;
 };
 
+/*
+ * The containers and pods the enabled rules name, for a kernel gate on the
+ * socket's own cgroup. `any`: some rule can match a socket outside every
+ * container and pod the rules name (it names neither, or only exclusions,
+ * or `none`; or --record): every cgroup crosses. Otherwise v[] holds the
+ * container and pod sets of each enabled rule, and a cgroup crosses when
+ * tsg_plan_cgroup_allows() says so for the container and pod its path names.
+ */
+struct tsg_plan_cgroups {
+	struct tsg_plan_cgrule {
+		struct tsg_idset container, pod;
+	} *v;
+	size_t n;
+	bool any;
+};
+
 struct tsg_plan {
 	uint64_t all_slots;                       /* bits of slots in use */
 	uint64_t trans[TSG_NSTATES][TSG_NSTATES]; /* [from][to] */
@@ -77,11 +94,22 @@ struct tsg_plan {
 	uint32_t *user_fields_of_rule; /* TSG_HAVE(TSG_SF_*) bits */
 	size_t nrules;
 	struct tsg_plan_netns netns; /* read it with tsg_plan_netns() */
+	struct tsg_plan_cgroups cgroups; /* tsg_plan_cgroup_gate(), tsg_plan_cgroup_allows() */
 	bool wants_queue; /* an enabled queue rule exists: sample listeners */
 };
 
 /* The namespaces the plan's rules name (struct tsg_plan_netns); never NULL. */
 const struct tsg_plan_netns *tsg_plan_netns(const struct tsg_plan *p);
+
+/*
+ * The cgroup gate: true when every socket the plan can match is in a
+ * container or pod some rule names, so that the kernel may drop the
+ * transitions of other cgroups. tsg_plan_cgroup_allows: can a socket whose
+ * cgroup names this container and pod (NULL: none) match some rule? Exact
+ * for those two fields, so a superset of the whole match.
+ */
+bool tsg_plan_cgroup_gate(const struct tsg_plan *p);
+bool tsg_plan_cgroup_allows(const struct tsg_plan *p, const char *container, const char *pod);
 
 /* 0 or -ENOMEM. `record_all` makes every transition cross. */
 int tsg_plan_build(const struct tsg_ruleset *rs, bool record_all, struct tsg_plan **out);

@@ -1,9 +1,10 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * tsguard: the namespaces a rule set names (the kernel's netns filter reads
- * them: tsg_plan_netns), and the user-space part of netns, container and pod
- * in `--check --explain`.
+ * tsguard: the namespaces, containers and pods a rule set names (the
+ * kernel's namespace and cgroup gates read them: tsg_plan_netns,
+ * tsg_plan_cgroup_allows), and netns, container and pod in `--check --explain`.
  */
+#include "match.h"
 #include "plan_priv.h"
 
 #include <errno.h>
@@ -116,6 +117,130 @@ fail:
 const struct tsg_plan_netns *tsg_plan_netns(const struct tsg_plan *p)
 {
 	return &p->netns;
+}
+
+/* ---- the cgroup gate: containers and pods ---------------------------------- */
+
+static void idset_fini(struct tsg_idset *s)
+{
+	for (size_t i = 0; i < s->n; i++)
+		free(s->v[i].s);
+	free(s->v);
+	memset(s, 0, sizeof(*s));
+}
+
+static int idset_dup(const struct tsg_idset *src, struct tsg_idset *dst)
+{
+	memset(dst, 0, sizeof(*dst));
+	if (!src->n)
+		return 0;
+	if (!(dst->v = calloc(src->n, sizeof(*dst->v))))
+		return -ENOMEM;
+	for (size_t i = 0; i < src->n; i++, dst->n++) {
+		dst->v[i].neg = src->v[i].neg;
+		if (src->v[i].s && !(dst->v[i].s = strdup(src->v[i].s)))
+			return -ENOMEM; /* the caller frees what was copied */
+	}
+	return 0;
+}
+
+/* Does the set only match sockets in some container (pod) it names? It has
+ * a positive item, and no positive `none`. */
+static bool idset_bounded(const struct tsg_idset *s)
+{
+	bool pos = false;
+
+	for (size_t i = 0; i < s->n; i++) {
+		if (s->v[i].neg)
+			continue;
+		if (!s->v[i].s)
+			return false;
+		pos = true;
+	}
+	return pos;
+}
+
+void tsg_plan_cgroups_fini(struct tsg_plan_cgroups *cg)
+{
+	for (size_t i = 0; i < cg->n; i++) {
+		idset_fini(&cg->v[i].container);
+		idset_fini(&cg->v[i].pod);
+	}
+	free(cg->v);
+	memset(cg, 0, sizeof(*cg));
+}
+
+static int cgrule_add(struct tsg_plan_cgroups *cg, const struct tsg_idset *container,
+		      const struct tsg_idset *pod)
+{
+	struct tsg_plan_cgrule *r = &cg->v[cg->n++];
+
+	if (idset_dup(container, &r->container) < 0 || idset_dup(pod, &r->pod) < 0)
+		return -ENOMEM;
+	return 0;
+}
+
+int tsg_plan_cgroups_build(const struct tsg_ruleset *rs, bool record_all,
+			   struct tsg_plan_cgroups *cg)
+{
+	memset(cg, 0, sizeof(*cg));
+	cg->any = record_all;
+	for (size_t i = 0; rs && i < rs->nrules && !cg->any; i++) {
+		const struct tsg_match *m = &rs->rules[i].match;
+
+		if (rs->rules[i].enabled && !idset_bounded(&m->container) &&
+		    !idset_bounded(&m->pod))
+			cg->any = true;
+	}
+	if (cg->any || !rs || !rs->nrules)
+		return 0;
+	if (!(cg->v = calloc(rs->nrules, sizeof(*cg->v))))
+		return -ENOMEM;
+	for (size_t i = 0; i < rs->nrules; i++) {
+		const struct tsg_match *m = &rs->rules[i].match;
+
+		if (rs->rules[i].enabled && cgrule_add(cg, &m->container, &m->pod) < 0) {
+			tsg_plan_cgroups_fini(cg);
+			return -ENOMEM;
+		}
+	}
+	return 0;
+}
+
+int tsg_plan_cgroups_dup(const struct tsg_plan_cgroups *src, struct tsg_plan_cgroups *dst)
+{
+	memset(dst, 0, sizeof(*dst));
+	dst->any = src->any;
+	if (!src->n)
+		return 0;
+	if (!(dst->v = calloc(src->n, sizeof(*dst->v))))
+		return -ENOMEM;
+	for (size_t i = 0; i < src->n; i++) {
+		if (cgrule_add(dst, &src->v[i].container, &src->v[i].pod) < 0) {
+			tsg_plan_cgroups_fini(dst);
+			return -ENOMEM;
+		}
+	}
+	return 0;
+}
+
+bool tsg_plan_cgroup_gate(const struct tsg_plan *p)
+{
+	return p && !p->cgroups.any && p->cgroups.n;
+}
+
+bool tsg_plan_cgroup_allows(const struct tsg_plan *p, const char *container, const char *pod)
+{
+	if (!tsg_plan_cgroup_gate(p))
+		return true;
+	for (size_t i = 0; i < p->cgroups.n; i++) {
+		const struct tsg_plan_cgrule *r = &p->cgroups.v[i];
+
+		if ((!r->container.n || tsg_idset_match(&r->container, container, true)) &&
+		    (!r->pod.n || tsg_idset_match(&r->pod, pod, false)))
+			return true;
+	}
+	return false;
 }
 
 uint32_t tsg_plan_ident_fields(const struct tsg_match *m)

@@ -113,6 +113,7 @@ void tsg_plan_free(struct tsg_plan *p)
 	free(p->slot_of_rule);
 	free(p->user_fields_of_rule);
 	tsg_plan_netns_fini(&p->netns);
+	tsg_plan_cgroups_fini(&p->cgroups);
 	free(p);
 }
 
@@ -142,9 +143,11 @@ int tsg_plan_dup(const struct tsg_plan *p, struct tsg_plan **out)
 	d->user_fields_of_rule =
 		dup_array(p->user_fields_of_rule, p->nrules, sizeof(*p->user_fields_of_rule));
 	memset(&d->netns, 0, sizeof(d->netns));
+	memset(&d->cgroups, 0, sizeof(d->cgroups));
 	if (!d->lport || !d->rport || !d->laddr || !d->raddr || !d->comm || !d->uid ||
 	    !d->slot_of_rule || !d->user_fields_of_rule ||
-	    tsg_plan_netns_dup(&p->netns, &d->netns) < 0) {
+	    tsg_plan_netns_dup(&p->netns, &d->netns) < 0 ||
+	    tsg_plan_cgroups_dup(&p->cgroups, &d->cgroups) < 0) {
 		tsg_plan_free(d);
 		return -ENOMEM;
 	}

@@ -22,6 +22,11 @@ static inline uint64_t slot_bit(unsigned slot)
 int tsg_plan_netns_build(const struct tsg_ruleset *rs, bool record_all, struct tsg_plan_netns *ns);
 int tsg_plan_netns_dup(const struct tsg_plan_netns *src, struct tsg_plan_netns *dst);
 void tsg_plan_netns_fini(struct tsg_plan_netns *ns);
+/* container and pod sets of a rule set (plan_ident.c); 0 or -ENOMEM */
+int tsg_plan_cgroups_build(const struct tsg_ruleset *rs, bool record_all,
+			   struct tsg_plan_cgroups *cg);
+int tsg_plan_cgroups_dup(const struct tsg_plan_cgroups *src, struct tsg_plan_cgroups *dst);
+void tsg_plan_cgroups_fini(struct tsg_plan_cgroups *cg);
 /* The netns, container and pod fields a match block constrains (TSG_HAVE bits). */
 uint32_t tsg_plan_ident_fields(const struct tsg_match *m);
 /* Their "user space:" lines of --explain; true when it printed any. */

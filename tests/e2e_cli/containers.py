@@ -17,7 +17,9 @@ tsguard runs in the host's namespace with no option about namespaces.
      it only, a rule naming tsg-c2 for that namespace only;
   3. TIME_WAIT counted `by: container` equals `ss` run inside each namespace;
      a second tsguard whose only rule names tsg-c2 keeps tsg-c1's (and the
-     host's) transitions in the kernel: it sees tsg-c2's only;
+     host's) transitions in the kernel: it sees tsg-c2's only; a third whose
+     only rule names container 1 keeps tsg-c2's cgroup's transitions in the
+     kernel once its verdict is written (the cgroup gate);
   4. a namespace deleted while watched (processes killed, `ip netns del`):
      tsguard keeps running, frees it, logs it once, its TIME_WAIT count ends.
 Everything is removed at the end, also when the test fails.
@@ -28,11 +30,13 @@ import secrets
 import subprocess
 import sys
 import time
+import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from tsgtest import TCP_CLOSE_WAIT, Agent, check, log, run, wait_until  # noqa: E402
 
 LEAK_PORT, TW_PORT, CLIENT_PORT = 18081, 18082, 40001
+METRICS_PORT = 19475
 N_TW = {"c1": 300, "c2": 120}
 
 
@@ -171,6 +175,62 @@ rules:
 """
 
 
+def metrics(port):
+    body = urllib.request.urlopen("http://127.0.0.1:%d/metrics" % port, timeout=5).read()
+    out = {}
+    for line in body.decode().splitlines():
+        if line.startswith("tsguard_capture_") and " " in line:
+            out[line.split()[0]] = int(float(line.split()[-1]))
+    return out
+
+
+def gate_cg(env, tsguard, id1, one, two):
+    (c1, s1, k1), (c2, s2, k2) = one, two
+    gate = env.tsguard(tsguard, ["-r", env.rules_dir({"g.yaml": f"""
+rules:
+  - name: only-container-1
+    match: {{container: {id1[:12]}}}
+    when: {{to: CLOSE}}
+"""}, sub="rules-cgate"), "-o", "json", "--control", "none",
+                                 "--metrics", "127.0.0.1:%d" % METRICS_PORT],
+                       tag="tsguard-cgate", netns=False)
+    # one connection each: the kernel asks about both cgroups, and waits no more
+    churn(c1, s1, k1, 1, listen=False)
+    churn(c2, s2, k2, 1, listen=False)
+
+    def decided():
+        m = metrics(METRICS_PORT)
+        return (m.get("tsguard_capture_cgroup_allowed_total", 0) >= 1 and
+                m.get("tsguard_capture_cgroup_denied_total", 0) >= 1)
+    check(wait_until(decided, 10), "no verdicts on the two cgroups: %s" % metrics(METRICS_PORT))
+    before = metrics(METRICS_PORT)
+    churn(c2, s2, k2, 200, listen=False)
+    churn(c1, s1, k1, 20, listen=False)
+    time.sleep(2)  # the metrics snapshot is refreshed every second
+
+    def grown():
+        m = metrics(METRICS_PORT)
+        return m["tsguard_capture_events_other_cgroup_total"] - \
+            before["tsguard_capture_events_other_cgroup_total"] >= 200 * 6
+    check(wait_until(grown, 5), "the gate kept %d of tsg-c2's transitions, want >= 1200" %
+          (metrics(METRICS_PORT)["tsguard_capture_events_other_cgroup_total"] -
+           before["tsguard_capture_events_other_cgroup_total"]))
+    after = metrics(METRICS_PORT)
+    seen = after["tsguard_capture_events_seen_total"] - before["tsguard_capture_events_seen_total"]
+    log("cgroup gate: %d transitions seen (tsg-c1 made 20 connections), %d kept in the kernel "
+        "(tsg-c2 made 200); verdicts %d allowed, %d denied, %d pending" % (
+            seen, after["tsguard_capture_events_other_cgroup_total"] -
+            before["tsguard_capture_events_other_cgroup_total"],
+            after["tsguard_capture_cgroup_allowed_total"],
+            after["tsguard_capture_cgroup_denied_total"], after["tsguard_capture_cgroup_pending"]))
+    check(20 * 6 <= seen <= 20 * 12 + 50,
+          "the cgroup-gated tsguard saw %d transitions: want tsg-c1's only (about 200)" % seen)
+    fired = gate.alerts(rule="only-container-1")
+    check(fired and all(a.get("container") == id1 for a in fired),
+          "only-container-1 fired for %s" % {a.get("container") for a in fired})
+    check(gate.stop() == 0, "the cgroup-gated tsguard's exit status %s" % gate.rc)
+
+
 def test(env, tsguard):
     root = cgroup2_root()
     if not root:
@@ -236,6 +296,11 @@ rules:
     log("gated tsguard: %s (tsg-c1 made 200 connections, tsg-c2 20)" % st)
     check(20 * 6 <= st["seen"] <= 20 * 12,
           "the gated tsguard saw %d transitions: want tsg-c2's only (about 170)" % st["seen"])
+
+    # 3c. the cgroup gate: rules that all name a container keep the other
+    # containers' transitions in the kernel, once the verdict on each cgroup
+    # is written (the first transitions of a cgroup pass and ask)
+    gate_cg(env, tsguard, id1, (c1, s1, k1), (c2, s2, k2))
 
     # 4. c2 disappears while watched
     c2.kill()

@@ -49,7 +49,10 @@ static void fill(struct tsg_metrics_snapshot *s)
 						 .tw_entered = 1006, .tw_exited = 1007,
 						 .snapshot_sockets = 1008, .resyncs = 1009,
 						 .nested_lost = 1010, .netns_known = 1011,
-						 .netns_overflow = 1012, .netns_freed = 1013 };
+						 .netns_overflow = 1012, .netns_freed = 1013,
+						 .other_netns = 1014, .other_cgroup = 1015,
+						 .cgroup_asked = 1016, .cgroup_allowed = 1017,
+						 .cgroup_denied = 1018, .cgroup_pending = 1019 };
 	s->engine.events = 2001;
 	s->engine.events_matched = 2002;
 	s->engine.sockets = 2003;
@@ -156,6 +159,13 @@ static void test_render_values(void **state)
 	assert_line(t, "tsguard_capture_netns_watched 1011");
 	assert_line(t, "tsguard_capture_netns_overflow_total 1012");
 	assert_line(t, "tsguard_capture_netns_freed_total 1013");
+	assert_line(t, "tsguard_capture_events_other_netns_total 1014");
+	assert_line(t, "tsguard_capture_events_other_cgroup_total 1015");
+	assert_line(t, "tsguard_capture_cgroup_asked_total 1016");
+	assert_line(t, "tsguard_capture_cgroup_allowed_total 1017");
+	assert_line(t, "tsguard_capture_cgroup_denied_total 1018");
+	assert_line(t, "# TYPE tsguard_capture_cgroup_pending gauge");
+	assert_line(t, "tsguard_capture_cgroup_pending 1019");
 	assert_line(t, "tsguard_engine_rate_coarsened_total 2009");
 	assert_line(t, "tsguard_engine_events_total 2001");
 	assert_line(t, "tsguard_engine_events_matched_total 2002");

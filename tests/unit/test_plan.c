@@ -1207,6 +1207,102 @@ static void test_netns_container_pod(void **state)
 	tsg_ruleset_free(rs);
 }
 
+/* ---- the cgroup gate: containers and pods the rules name ------------------- */
+
+#define CID1 "abcdef0123456789abcdef0123456789abcdef0123456789abcdef0123456789"
+#define CID2 "abcdef0123450000000000000000000000000000000000000000000000000000"
+#define CID3 "fedcba9876543210fedcba9876543210fedcba9876543210fedcba9876543210"
+
+/* Builds the plan of `yaml`; its gate, and allows() for (container, pod). */
+static struct tsg_plan *cg_plan(const char *yaml, bool record_all, struct tsg_ruleset **rs)
+{
+	struct tsg_plan *p = NULL;
+
+	*rs = tsg_test_yaml_rules(yaml);
+	assert_non_null(*rs);
+	assert_int_equal(tsg_plan_build(*rs, record_all, &p), 0);
+	return p;
+}
+
+static void test_cgroup_gate(void **state)
+{
+	struct tsg_ruleset *rs;
+	struct tsg_plan *p, *d = NULL;
+	char *buf;
+
+	(void)state;
+	/* every rule names a container (prefix) or a pod: the gate closes */
+	p = cg_plan("rules:\n"
+		    "  - name: c\n    match: {container: [abcdef012345, \"!" CID2 "\"]}\n"
+		    "    when: {to: CLOSE}\n"
+		    "  - name: p\n    match: {pod: 1a2b-3c4d}\n    when: {to: CLOSE}\n"
+		    "  - name: both\n    match: {container: " CID3 ", pod: 9f9f-0000}\n"
+		    "    when: {to: CLOSE}\n",
+		    false, &rs);
+	assert_true(tsg_plan_cgroup_gate(p));
+	assert_true(tsg_plan_cgroup_allows(p, CID1, NULL));	   /* by prefix */
+	assert_false(tsg_plan_cgroup_allows(p, CID2, NULL));	   /* excluded */
+	assert_false(tsg_plan_cgroup_allows(p, NULL, NULL));	   /* no container */
+	assert_true(tsg_plan_cgroup_allows(p, NULL, "1a2b-3c4d")); /* the pod */
+	assert_true(tsg_plan_cgroup_allows(p, CID2, "1a2b-3c4d")); /* rule p: any container */
+	assert_false(tsg_plan_cgroup_allows(p, CID3, NULL));	   /* rule both: needs its pod */
+	assert_false(tsg_plan_cgroup_allows(p, CID3, "1a2b-3c4e"));
+	assert_true(tsg_plan_cgroup_allows(p, CID3, "9f9f-0000"));
+	/* the capture's copy decides the same */
+	assert_int_equal(tsg_plan_dup(p, &d), 0);
+	assert_true(tsg_plan_cgroup_gate(d));
+	assert_true(tsg_plan_cgroup_allows(d, CID1, NULL));
+	assert_false(tsg_plan_cgroup_allows(d, CID2, NULL));
+	assert_true(tsg_plan_cgroup_allows(d, CID3, "9f9f-0000"));
+	assert_false(tsg_plan_cgroup_allows(d, CID3, NULL));
+	tsg_plan_free(d);
+	buf = explain(p, rs);
+	assert_non_null(
+	    strstr(buf, "  container, pod  kernel gate on the socket's cgroup: 3 rules"));
+	free(buf);
+	tsg_plan_free(p);
+	/* a disabled rule names nothing: it does not open the gate */
+	rs->rules[1].enabled = false;
+	assert_int_equal(tsg_plan_build(rs, false, &p), 0);
+	assert_true(tsg_plan_cgroup_gate(p));
+	assert_false(tsg_plan_cgroup_allows(p, NULL, "1a2b-3c4d"));
+	tsg_plan_free(p);
+	/* --record: every cgroup */
+	assert_int_equal(tsg_plan_build(rs, true, &p), 0);
+	assert_false(tsg_plan_cgroup_gate(p));
+	assert_true(tsg_plan_cgroup_allows(p, NULL, NULL));
+	tsg_plan_free(p);
+	tsg_ruleset_free(rs);
+
+	/* a rule that can match outside every named container opens it: no
+	 * container item, exclusions only, `none`, `!none` (any container) */
+	static const char *const open_sets[] = {
+	    "{lport: 80}",
+	    "{container: \"!" CID1 "\"}",
+	    "{container: [" CID1 ", none]}",
+	    "{container: \"!none\"}",
+	    "{pod: none}",
+	};
+	for (size_t i = 0; i < sizeof(open_sets) / sizeof(open_sets[0]); i++) {
+		char yaml[512];
+
+		snprintf(
+		    yaml, sizeof(yaml),
+		    "rules:\n  - name: c\n    match: {container: " CID1 "}\n"
+		    "    when: {to: CLOSE}\n  - name: o\n    match: %s\n    when: {to: CLOSE}\n",
+		    open_sets[i]);
+		p = cg_plan(yaml, false, &rs);
+		if (tsg_plan_cgroup_gate(p))
+			fail_msg("gate closed with %s", open_sets[i]);
+		assert_true(tsg_plan_cgroup_allows(p, NULL, NULL));
+		buf = explain(p, rs);
+		assert_non_null(strstr(buf, "  container, pod  user space; some rule matches any"));
+		free(buf);
+		tsg_plan_free(p);
+		tsg_ruleset_free(rs);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1224,6 +1320,7 @@ int main(void)
 	    cmocka_unit_test(test_more_than_64_rules),
 	    cmocka_unit_test(test_disabled_rules),
 	    cmocka_unit_test(test_netns_container_pod),
+	    cmocka_unit_test(test_cgroup_gate),
 	    cmocka_unit_test(test_record_all),
 	    cmocka_unit_test(test_explain),
 	    cmocka_unit_test(test_superset_property),
