@@ -19,7 +19,8 @@ tsguard runs in the host's namespace with no option about namespaces.
      a second tsguard whose only rule names tsg-c2 keeps tsg-c1's (and the
      host's) transitions in the kernel: it sees tsg-c2's only; a third whose
      only rule names container 1 keeps tsg-c2's cgroup's transitions in the
-     kernel once its verdict is written (the cgroup gate);
+     kernel once its verdict is written (the cgroup gate), and after a reload
+     that names container 2 instead, tsg-c1's;
   4. a namespace deleted while watched (processes killed, `ip netns del`):
      tsguard keeps running, frees it, logs it once, its TIME_WAIT count ends.
 Everything is removed at the end, also when the test fails.
@@ -27,6 +28,7 @@ Everything is removed at the end, also when the test fails.
 import json
 import os
 import secrets
+import signal
 import subprocess
 import sys
 import time
@@ -184,50 +186,73 @@ def metrics(port):
     return out
 
 
-def gate_cg(env, tsguard, id1, one, two):
-    (c1, s1, k1), (c2, s2, k2) = one, two
-    gate = env.tsguard(tsguard, ["-r", env.rules_dir({"g.yaml": f"""
+def cg_rules(cid):
+    return f"""
 rules:
-  - name: only-container-1
-    match: {{container: {id1[:12]}}}
+  - name: only-container
+    match: {{container: {cid[:12]}}}
     when: {{to: CLOSE}}
-"""}, sub="rules-cgate"), "-o", "json", "--control", "none",
-                                 "--metrics", "127.0.0.1:%d" % METRICS_PORT],
-                       tag="tsguard-cgate", netns=False)
-    # one connection each: the kernel asks about both cgroups, and waits no more
-    churn(c1, s1, k1, 1, listen=False)
-    churn(c2, s2, k2, 1, listen=False)
+"""
+
+
+def other_cg(m):
+    return m.get("tsguard_capture_events_other_cgroup_total", 0)
+
+
+def gate_phase(env, gate, cid, watched, kept, what):
+    """Once both cgroups have their verdicts, 200 connections in `kept` stay in
+    the kernel and 20 in `watched` are seen and fire."""
+    (cw, sw, kw), (ck, sk, kk) = watched, kept
+    d0 = metrics(METRICS_PORT)
+    # one connection each: the kernel asks about both cgroups
+    churn(cw, sw, kw, 1, listen=False)
+    churn(ck, sk, kk, 1, listen=False)
 
     def decided():
         m = metrics(METRICS_PORT)
-        return (m.get("tsguard_capture_cgroup_allowed_total", 0) >= 1 and
-                m.get("tsguard_capture_cgroup_denied_total", 0) >= 1)
-    check(wait_until(decided, 10), "no verdicts on the two cgroups: %s" % metrics(METRICS_PORT))
+        return (m.get("tsguard_capture_cgroup_allowed_total", 0) >
+                d0.get("tsguard_capture_cgroup_allowed_total", 0) and
+                m.get("tsguard_capture_cgroup_denied_total", 0) >
+                d0.get("tsguard_capture_cgroup_denied_total", 0))
+    check(wait_until(decided, 10), "%s: no verdicts on the two cgroups: %s" %
+          (what, metrics(METRICS_PORT)))
     before = metrics(METRICS_PORT)
-    churn(c2, s2, k2, 200, listen=False)
-    churn(c1, s1, k1, 20, listen=False)
+    n_fired = len(gate.alerts(rule="only-container"))
+    churn(ck, sk, kk, 200, listen=False)
+    churn(cw, sw, kw, 20, listen=False)
     time.sleep(2)  # the metrics snapshot is refreshed every second
-
-    def grown():
-        m = metrics(METRICS_PORT)
-        return m["tsguard_capture_events_other_cgroup_total"] - \
-            before["tsguard_capture_events_other_cgroup_total"] >= 200 * 6
-    check(wait_until(grown, 5), "the gate kept %d of tsg-c2's transitions, want >= 1200" %
-          (metrics(METRICS_PORT)["tsguard_capture_events_other_cgroup_total"] -
-           before["tsguard_capture_events_other_cgroup_total"]))
+    check(wait_until(lambda: other_cg(metrics(METRICS_PORT)) - other_cg(before) >= 200 * 6, 5),
+          "%s: the gate kept %d of %s's transitions, want >= 1200" %
+          (what, other_cg(metrics(METRICS_PORT)) - other_cg(before), ck.ns))
     after = metrics(METRICS_PORT)
     seen = after["tsguard_capture_events_seen_total"] - before["tsguard_capture_events_seen_total"]
-    log("cgroup gate: %d transitions seen (tsg-c1 made 20 connections), %d kept in the kernel "
-        "(tsg-c2 made 200); verdicts %d allowed, %d denied, %d pending" % (
-            seen, after["tsguard_capture_events_other_cgroup_total"] -
-            before["tsguard_capture_events_other_cgroup_total"],
+    log("%s: %d transitions seen (%s made 20 connections), %d kept in the kernel (%s made "
+        "200); verdicts %d allowed, %d denied, %d pending" % (
+            what, seen, cw.ns, other_cg(after) - other_cg(before), ck.ns,
             after["tsguard_capture_cgroup_allowed_total"],
             after["tsguard_capture_cgroup_denied_total"], after["tsguard_capture_cgroup_pending"]))
     check(20 * 6 <= seen <= 20 * 12 + 50,
-          "the cgroup-gated tsguard saw %d transitions: want tsg-c1's only (about 200)" % seen)
-    fired = gate.alerts(rule="only-container-1")
-    check(fired and all(a.get("container") == id1 for a in fired),
-          "only-container-1 fired for %s" % {a.get("container") for a in fired})
+          "%s: saw %d transitions: want %s's only (about 200)" % (what, seen, cw.ns))
+    fired = gate.alerts(rule="only-container")[n_fired:]
+    check(len(fired) >= 20 and all(a.get("container") == cid for a in fired),
+          "%s: only-container fired %d times for %s" %
+          (what, len(fired), {a.get("container") for a in fired}))
+
+
+def gate_cg(env, tsguard, id1, id2, one, two):
+    d = env.rules_dir({"g.yaml": cg_rules(id1)}, sub="rules-cgate")
+    gate = env.tsguard(tsguard, ["-r", d, "-o", "json", "--control", "none",
+                                 "--metrics", "127.0.0.1:%d" % METRICS_PORT],
+                       tag="tsguard-cgate", netns=False)
+    gate_phase(env, gate, id1, one, two, "cgroup gate on container 1")
+    # a reload that names the other container: every verdict is stale, both
+    # cgroups are asked again and decided the other way round
+    env.write_rule(d, "g.yaml", cg_rules(id2))
+    n = gate.stderr().count("reloaded:")
+    gate.send(signal.SIGHUP)
+    check(wait_until(lambda: gate.stderr().count("reloaded:") > n, 10),
+          "no 'reloaded:' after SIGHUP:\n" + gate.stderr())
+    gate_phase(env, gate, id2, two, one, "after the reload, on container 2")
     check(gate.stop() == 0, "the cgroup-gated tsguard's exit status %s" % gate.rc)
 
 
@@ -300,7 +325,7 @@ rules:
     # 3c. the cgroup gate: rules that all name a container keep the other
     # containers' transitions in the kernel, once the verdict on each cgroup
     # is written (the first transitions of a cgroup pass and ask)
-    gate_cg(env, tsguard, id1, (c1, s1, k1), (c2, s2, k2))
+    gate_cg(env, tsguard, id1, id2, (c1, s1, k1), (c2, s2, k2))
 
     # 4. c2 disappears while watched
     c2.kill()
