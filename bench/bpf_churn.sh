@@ -97,9 +97,9 @@ sysctl -qw kernel.bpf_stats_enabled=1
 export TMP CHURN N
 
 STATES="ESTABLISHED SYN_SENT SYN_RECV FIN_WAIT1 FIN_WAIT2 TIME_WAIT CLOSE CLOSE_WAIT LAST_ACK LISTEN CLOSING"
-mkdir "$TMP/nomatch" "$TMP/every" "$TMP/shipped"
+mkdir "$TMP/nomatch" "$TMP/every" "$TMP/shipped" "$TMP/cgate"
 cp "$HERE"/rules/*.yaml "$TMP/shipped/"
-chmod 755 "$TMP" "$TMP"/nomatch "$TMP"/every "$TMP"/shipped
+chmod 755 "$TMP" "$TMP"/nomatch "$TMP"/every "$TMP"/shipped "$TMP"/cgate
 cat > "$TMP/nomatch/r.yaml" << 'Y'
 rules:
   - name: https-connect-fails
@@ -119,12 +119,18 @@ Y
 	echo "    when: {from: [$(echo "$STATES" | tr ' ' ',')], rate_above: 1000000000, per: 1s, by: comm}"
 } > "$TMP/every/r.yaml"
 
+# the every-transition rules, each only in a container the churn is not in:
+# the cgroup gate keeps all of it in the kernel (docs/kernel.md)
+sed 's/^    when:/    match: {container: 0123456789ab0123456789ab0123456789ab0123456789ab0123456789ab0123}\n    when:/' \
+	"$TMP/every/r.yaml" > "$TMP/cgate/r.yaml"
+
 run() { unshare -n "$SELF" --inner "$@"; }
-cases="none floor nomatch every shipped"
+cases="none floor nomatch every cgate shipped"
 run none
 run floor bpftrace -e 'tracepoint:sock:inet_sock_set_state { @n = count(); }'
 run nomatch "$TSG" -r "$TMP/nomatch"
 run every "$TSG" -r "$TMP/every"
+run cgate "$TSG" -r "$TMP/cgate"
 run shipped "$TSG" -r "$TMP/shipped" -o json
 if [ -x /usr/sbin/tcpstates ]; then
 	run tcpstates /usr/sbin/tcpstates
@@ -154,6 +160,7 @@ label() {
 	floor) echo "bpftrace counting transitions (floor)" ;;
 	nomatch) echo "tsguard, rules that match none of it" ;;
 	every) echo "tsguard, a rule set needing every transition" ;;
+	cgate) echo "tsguard, the same, only in another container" ;;
 	shipped) echo "tsguard, the shipped rule pack" ;;
 	tcpstates) echo "tcpstates (libbpf-tools) to a file" ;;
 	esac

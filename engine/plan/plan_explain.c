@@ -403,9 +403,9 @@ void tsg_plan_explain(const struct tsg_plan *p, const struct tsg_ruleset *rs, FI
 		p->netns.nnames == 1 ? "" : "s",
 		p->netns.any ? ", and some rule matches any namespace" : "");
 	if (tsg_plan_cgroup_gate(p))
-		fprintf(out, "  container, pod  kernel gate on the socket's cgroup: %zu rule%s name"
+		fprintf(out, "  container, pod  kernel gate on the socket's cgroup: %zu rule%s"
 			     " containers or pods (a cgroup's verdict is decided once, in user space)\n",
-			p->cgroups.n, p->cgroups.n == 1 ? "" : "s");
+			p->cgroups.n, p->cgroups.n == 1 ? " names" : "s name");
 	else
 		fputs("  container, pod  user space; some rule matches any container\n", out);
 }
