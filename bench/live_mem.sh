@@ -110,7 +110,7 @@ if [ "${1:-}" = --inner ]; then
 	held=$(awk '/^held/ {print $3}' "$TMP/hold.out")
 	wait_tracked "$held"
 	phase tracepoint
-	echo "kernel_tracepoint slab=$(slab_bytes) optmem=$(optmem | tr ' ' ,) map=$(storage_map | tr ' ' _)" >>"$TMP/figures"
+	echo "kernel_tracepoint slab=$(slab_bytes) optmem=$(optmem | tr ' ' ,) map=$(storage_map | tr ' ' '~')" >>"$TMP/figures"
 	stop_tsguard
 	sleep 5 # the storage map freed with the programs
 	echo "kernel_between slab=$(slab_bytes) optmem=$(optmem | tr ' ' ,)" >>"$TMP/figures"
@@ -119,7 +119,7 @@ if [ "${1:-}" = --inner ]; then
 	start_tsguard snap
 	wait_tracked "$held"
 	phase snapshot
-	echo "kernel_snapshot slab=$(slab_bytes) optmem=$(optmem | tr ' ' ,) map=$(storage_map | tr ' ' _)" >>"$TMP/figures"
+	echo "kernel_snapshot slab=$(slab_bytes) optmem=$(optmem | tr ' ' ,) map=$(storage_map | tr ' ' '~')" >>"$TMP/figures"
 	stop_all
 	trap - EXIT
 	exit 0
@@ -198,7 +198,7 @@ for k, label in names[1:]:
     print("%-42s %9.1f %10.1f %10s %s" % (label, rss, pss, "<= 150",
                                           "met" if max(rss, pss) <= 150 else "MISSED"))
 print()
-m = f["kernel_tracepoint"]["map"].replace("_", " ").split()
+m = f["kernel_tracepoint"]["map"].replace("~", " ").split()
 print("kernel memory, NOT in tsguard's RSS: the BPF socket storage (sk_stor: %s; bpftool's"
       % " ".join(m))
 print("memlock is the map alone: each socket's element is charged to its sk_omem_alloc)")
@@ -209,6 +209,8 @@ for k, label in names[1:]:
     om = int(r["optmem"].split(",")[0])
     print("%-42s %10.1f B %12.1f B" % (label, om / float(socks),
                                          (int(r["slab"]) - between) / float(socks)))
+om = int(f["kernel_between"]["optmem"].split(",")[0])
+print("%-42s %10.1f B %12s" % ("between the two, no tsguard of this run", om / float(socks), "0 (reference)"))
 print("(sk_omem_alloc: SO_MEMINFO summed over the sockets; slab: kmalloc-cg-* growth over the same")
 print("sockets held with no tsguard, host-wide, so other work on the host moves it a little)")
 print()
