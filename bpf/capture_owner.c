@@ -17,7 +17,7 @@
 #include <sys/stat.h>
 #include <sys/statfs.h>
 
-#define OWNER_BUCKETS	    4096 /* cgroup cache and snapshot owners */
+#define OWNER_BUCKETS	    4096 /* cgroup cache */
 #define CGROUP_CACHE_MAX    65536
 #define CGROUP_REWALK_NS    (2 * TSG_NSEC_PER_SEC)
 #define SNAPSHOT_OWNERS_MAX 262144
@@ -32,13 +32,19 @@ struct cg_entry {
 /*
  * Owner of a socket that predates tsguard, found by the startup snapshot in
  * /proc. The kernel has no owner for such a socket, so its later events get
- * this one here, until the socket ends.
+ * this one here, until the socket ends. Only the owner's fields are kept
+ * (CAP_OWNER_FIELDS: 48 bytes, not a whole struct tsg_sockinfo).
  */
 struct snapshot_owner {
 	struct snapshot_owner *next;
 	uint64_t cookie;
-	struct tsg_sockinfo owner; /* CAP_OWNER_FIELDS */
+	const char *cgroup; /* interned */
+	uint32_t pid;
+	uint32_t have;		 /* the CAP_OWNER_FIELDS known */
+	char comm[TSG_COMM_LEN]; /* NUL-terminated */
 };
+
+#define SNAPSHOT_BUCKETS_MIN 4096
 
 /*
  * A listening socket that predates tsguard, with the owner the snapshot
@@ -174,12 +180,36 @@ const char *cap_cgroup_path(struct tsg_capture *c, uint64_t id)
 
 static struct snapshot_owner **snapshot_owner_find(struct tsg_capture *c, uint64_t cookie)
 {
-	struct snapshot_owner **pp = &c->snapshot_owners[owner_bucket(cookie)];
+	size_t b = (size_t)(tsg_hash64(cookie) & (c->snapshot_owners_nbuckets - 1));
+	struct snapshot_owner **pp = &c->snapshot_owners[b];
 
 	for (; *pp; pp = &(*pp)->next)
 		if ((*pp)->cookie == cookie)
 			return pp;
 	return pp;
+}
+
+/* Chains at least as many as the owners (SNAPSHOT_BUCKETS_MIN first); on
+ * failure the old ones stay. */
+static int snapshot_owners_grow(struct tsg_capture *c)
+{
+	size_t on = c->snapshot_owners_nbuckets, n = on ? on * 2 : SNAPSHOT_BUCKETS_MIN;
+	struct snapshot_owner **ob = c->snapshot_owners, **nb = calloc(n, sizeof(*nb));
+
+	if (!nb)
+		return -ENOMEM;
+	c->snapshot_owners = nb;
+	c->snapshot_owners_nbuckets = n;
+	for (size_t b = 0; b < on; b++)
+		for (struct snapshot_owner *o = ob[b], *next; o; o = next) {
+			struct snapshot_owner **pp = snapshot_owner_find(c, o->cookie);
+
+			next = o->next;
+			o->next = NULL;
+			*pp = o;
+		}
+	free(ob);
+	return 0;
 }
 
 static void snapshot_owner_add(struct tsg_capture *c, uint64_t cookie,
@@ -189,14 +219,17 @@ static void snapshot_owner_add(struct tsg_capture *c, uint64_t cookie,
 
 	if (!cookie || c->snapshot_owners_n >= SNAPSHOT_OWNERS_MAX)
 		return;
-	if (!c->snapshot_owners &&
-	    !(c->snapshot_owners = calloc(OWNER_BUCKETS, sizeof(*c->snapshot_owners))))
+	if (c->snapshot_owners_n >= c->snapshot_owners_nbuckets && snapshot_owners_grow(c) < 0 &&
+	    !c->snapshot_owners)
 		return;
 	pp = snapshot_owner_find(c, cookie);
 	if (*pp || !(o = calloc(1, sizeof(*o))))
 		return;
 	o->cookie = cookie;
-	tsg_sockinfo_copy(&o->owner, in, CAP_OWNER_FIELDS);
+	o->have = in->have & CAP_OWNER_FIELDS;
+	o->pid = in->pid;
+	memcpy(o->comm, in->comm, TSG_COMM_LEN);
+	o->cgroup = in->cgroup;
 	*pp = o;
 	c->snapshot_owners_n++;
 }
@@ -211,8 +244,12 @@ static void snapshot_owner_apply(struct tsg_capture *c, struct tsg_event *ev)
 	pp = snapshot_owner_find(c, ev->sk);
 	if (!(o = *pp))
 		return;
-	if (!(ev->info.have & TSG_HAVE(TSG_SF_PID)))
-		cap_owner_fill(&ev->info, &o->owner);
+	if (!(ev->info.have & TSG_HAVE(TSG_SF_PID))) {
+		struct tsg_sockinfo owner = {.have = o->have, .pid = o->pid, .cgroup = o->cgroup};
+
+		memcpy(owner.comm, o->comm, TSG_COMM_LEN);
+		cap_owner_fill(&ev->info, &owner);
+	}
 	if (ev->to == TSG_CLOSE || ev->to == TSG_TIME_WAIT) {
 		*pp = o->next;
 		free(o);
@@ -318,7 +355,7 @@ void cap_owners_free(struct tsg_capture *c)
 			}
 	free(c->cg);
 	c->cg = NULL;
-	for (size_t b = 0; c->snapshot_owners && b < OWNER_BUCKETS; b++) {
+	for (size_t b = 0; c->snapshot_owners && b < c->snapshot_owners_nbuckets; b++) {
 		struct snapshot_owner *o = c->snapshot_owners[b], *n;
 
 		for (; o; o = n) {
@@ -329,6 +366,7 @@ void cap_owners_free(struct tsg_capture *c)
 	free(c->snapshot_owners);
 	c->snapshot_owners = NULL;
 	c->snapshot_owners_n = 0;
+	c->snapshot_owners_nbuckets = 0;
 	free(c->listener_owners);
 	c->listener_owners = NULL;
 	c->listener_owners_n = 0;

@@ -78,8 +78,8 @@ struct tsg_capture {
 	uint64_t cg_last_walk;
 
 	/* owners of sockets that predate tsguard (capture_owner.c) */
-	struct snapshot_owner **snapshot_owners; /* OWNER_BUCKETS, NULL when none */
-	size_t snapshot_owners_n;
+	struct snapshot_owner **snapshot_owners;	    /* chains, NULL when none */
+	size_t snapshot_owners_n, snapshot_owners_nbuckets; /* a power of two */
 	struct listener_owner *listener_owners;
 	size_t listener_owners_n;
 

@@ -2,6 +2,7 @@
 #include "sockpack.h"
 
 #include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 
 _Static_assert(TSG_HAVE_ALL < SE_EXT && SE_EXT < SE_V6, "SE_* must not be field bits");
@@ -57,25 +58,112 @@ static int comm_put(struct sock_ent *s, const char comm[TSG_COMM_LEN])
 	(TSG_HAVE(TSG_SF_CGROUP) | TSG_HAVE(TSG_SF_NETNS_NAME) | TSG_HAVE(TSG_SF_CONTAINER) |      \
 	 TSG_HAVE(TSG_SF_POD))
 
-/* cgroup, netns name, container, pod: into the socket's side record. */
-static int ext_put(struct pool *ext, struct sock_ent *s, const struct tsg_sockinfo *in, uint32_t h)
+static bool ext_same(const struct sock_ext *a, const struct sock_ext *b)
+{
+	return a->cgroup == b->cgroup && a->netns_name == b->netns_name &&
+	       a->container == b->container && a->pod == b->pod;
+}
+
+/* The strings are interned: equal strings are equal pointers. */
+static uint32_t ext_bucket_of(const struct sock_side *side, const struct sock_ext *x)
+{
+	uint64_t h = tsg_hash64((uint64_t)(uintptr_t)x->cgroup);
+
+	h = tsg_hash64(h ^ (uint64_t)(uintptr_t)x->netns_name);
+	h = tsg_hash64(h ^ (uint64_t)(uintptr_t)x->container);
+	h = tsg_hash64(h ^ (uint64_t)(uintptr_t)x->pod);
+	return (uint32_t)(h & (side->ext_nbuckets - 1));
+}
+
+/* Doubles the chains (at least 64); on failure the old ones stay. */
+static int ext_grow(struct sock_side *side)
+{
+	uint32_t on = side->ext_nbuckets, n = on ? on * 2 : 64, *ob = side->ext_bucket;
+	uint32_t *nb;
+
+	if (on >= (1u << 31) || !(nb = calloc(n, sizeof(*nb))))
+		return -ENOMEM;
+	side->ext_bucket = nb;
+	side->ext_nbuckets = n;
+	for (uint32_t b = 0; b < on; b++)
+		for (uint32_t i = ob[b], next; i; i = next) {
+			struct sock_ext *x = pool_at(&side->ext, i);
+			uint32_t nbk = ext_bucket_of(side, x);
+
+			next = x->next;
+			x->next = nb[nbk];
+			nb[nbk] = i;
+		}
+	free(ob);
+	return 0;
+}
+
+/* The record of these four, held once more (made when new); 0: out of memory. */
+static uint32_t ext_hold(struct sock_side *side, const struct sock_ext *want)
 {
 	struct sock_ext *x;
+	uint32_t b, i;
 
-	if (!(s->have & SE_EXT)) {
-		if (!(s->ext = pool_get(ext)))
-			return -ENOMEM;
-		s->have |= SE_EXT;
+	if (side->ext.inuse >= side->ext_nbuckets && ext_grow(side) < 0 && !side->ext_nbuckets)
+		return 0;
+	b = ext_bucket_of(side, want);
+	for (i = side->ext_bucket[b]; i; i = x->next) {
+		x = pool_at(&side->ext, i);
+		if (ext_same(x, want)) {
+			x->refs++;
+			return i;
+		}
 	}
-	x = pool_at(ext, s->ext);
+	if (!(i = pool_get(&side->ext)))
+		return 0;
+	x = pool_at(&side->ext, i);
+	*x = *want;
+	x->refs = 1;
+	x->next = side->ext_bucket[b];
+	side->ext_bucket[b] = i;
+	return i;
+}
+
+/* A socket lets record i go; the last one gives it back. */
+static void ext_drop(struct sock_side *side, uint32_t i)
+{
+	struct sock_ext *x = pool_at(&side->ext, i);
+	uint32_t *pp;
+
+	if (--x->refs)
+		return;
+	for (pp = &side->ext_bucket[ext_bucket_of(side, x)]; *pp != i;
+	     pp = &((struct sock_ext *)pool_at(&side->ext, *pp))->next)
+		;
+	*pp = x->next;
+	pool_put(&side->ext, i);
+}
+
+/* cgroup, netns name, container, pod: the socket's four, a shared record. */
+static int ext_put(struct sock_side *side, struct sock_ent *s, const struct tsg_sockinfo *in,
+		   uint32_t h)
+{
+	struct sock_ext want = {0};
+	uint32_t i;
+
+	if (s->have & SE_EXT)
+		want = *(const struct sock_ext *)pool_at(&side->ext, s->ext);
 	if (h & TSG_HAVE(TSG_SF_CGROUP))
-		x->cgroup = in->cgroup;
+		want.cgroup = in->cgroup;
 	if (h & TSG_HAVE(TSG_SF_NETNS_NAME))
-		x->netns_name = in->netns_name;
+		want.netns_name = in->netns_name;
 	if (h & TSG_HAVE(TSG_SF_CONTAINER))
-		x->container = in->container;
+		want.container = in->container;
 	if (h & TSG_HAVE(TSG_SF_POD))
-		x->pod = in->pod;
+		want.pod = in->pod;
+	if ((s->have & SE_EXT) && ext_same(&want, pool_at(&side->ext, s->ext)))
+		return 0;
+	if (!(i = ext_hold(side, &want)))
+		return -ENOMEM;
+	if (s->have & SE_EXT)
+		ext_drop(side, s->ext);
+	s->ext = i;
+	s->have |= SE_EXT;
 	return 0;
 }
 
@@ -109,7 +197,7 @@ int sock_pack_merge(struct sock_side *side, struct sock_ent *s, const struct tsg
 		s->pid = in->pid;
 	if (h & TSG_HAVE(TSG_SF_UID))
 		s->uid = in->uid;
-	if ((h & EXT_FIELDS) && ext_put(&side->ext, s, in, h) < 0) {
+	if ((h & EXT_FIELDS) && ext_put(side, s, in, h) < 0) {
 		h &= ~EXT_FIELDS;
 		rc = -ENOMEM;
 	}
@@ -166,7 +254,7 @@ void sock_pack_release(struct sock_side *side, struct sock_ent *s)
 	if (s->have & SE_V6)
 		pool_put(&side->v6, s->la);
 	if (s->have & SE_EXT)
-		pool_put(&side->ext, s->ext);
+		ext_drop(side, s->ext);
 	s->have &= (uint16_t) ~(SE_V6 | SE_EXT);
 }
 
@@ -174,11 +262,16 @@ void sock_side_init(struct sock_side *side)
 {
 	pool_init(&side->v6, sizeof(struct sock_addr6));
 	pool_init(&side->ext, sizeof(struct sock_ext));
+	side->ext_bucket = NULL;
+	side->ext_nbuckets = 0;
 }
 
 void sock_side_fini(struct sock_side *side)
 {
 	pool_fini(&side->v6);
 	pool_fini(&side->ext);
+	free(side->ext_bucket);
+	side->ext_bucket = NULL;
+	side->ext_nbuckets = 0;
 }
 _Static_assert(sizeof(struct sock_ent) == 64, "a tracked socket is 64 bytes");

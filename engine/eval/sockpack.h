@@ -5,7 +5,10 @@
  * The attributes of struct tsg_sockinfo, packed: comm interned (tsg_intern)
  * as a pointer, IPv4 addresses in 4 bytes each; a socket with an IPv6
  * address keeps both addresses in a record of a side pool (SE_V6), a socket
- * with a cgroup, netns name, container or pod those four (SE_EXT).
+ * with a cgroup, netns name, container or pod an index of those four
+ * (SE_EXT): one record for every distinct four, shared by the sockets that
+ * have them (most sockets of a host share a few), counted and given back
+ * with the last of them.
  * sock_unpack gives back exactly the struct tsg_sockinfo that merging the
  * same events field by field (tsg_sockinfo_copy) would have built.
  */
@@ -22,13 +25,17 @@ struct sock_addr6 {
 	uint8_t laddr[16], raddr[16];
 };
 
-struct sock_ext { /* all interned */
+struct sock_ext { /* all four interned; shared */
 	const char *cgroup, *netns_name, *container, *pod;
+	uint32_t refs; /* sockets that hold it */
+	uint32_t next; /* next record in its hash chain, 0: none */
 };
 
 struct sock_side {
-	struct pool v6;	 /* struct sock_addr6 */
-	struct pool ext; /* struct sock_ext */
+	struct pool v6;	       /* struct sock_addr6 */
+	struct pool ext;       /* struct sock_ext, one per distinct four */
+	uint32_t *ext_bucket;  /* first record of each hash chain, 0: none */
+	uint32_t ext_nbuckets; /* a power of two (at least the records held), 0: none yet */
 };
 
 struct sock_ent {

@@ -79,6 +79,80 @@ static void test_pack_matches_copy(void **state)
 	sock_side_fini(&side);
 }
 
+/*
+ * Sockets held at once share the record of their cgroup, netns name,
+ * container and pod: every socket still unpacks to its own reference while
+ * others change theirs or end, there is one record per distinct four held
+ * (20 cgroups, some 160 fours: the chains grow past their first 64), and all are given back at the end.
+ */
+static void test_ext_shared(void **state)
+{
+	enum { SOCKS = 512 };
+	static struct sock_ent s[SOCKS];
+	static struct tsg_sockinfo ref[SOCKS];
+	struct sock_side side;
+	uint32_t seed = 88172645u;
+
+	sock_side_init(&side);
+	memset(s, 0, sizeof(s));
+	memset(ref, 0, sizeof(ref));
+	for (int round = 0; round < 200000; round++) {
+		uint32_t k = rnd(&seed) % SOCKS;
+		struct tsg_sockinfo in, got;
+		char cg[32];
+
+		if (rnd(&seed) % 8 == 0) { /* the socket ends; a new one takes its place */
+			sock_pack_release(&side, &s[k]);
+			memset(&s[k], 0, sizeof(s[k]));
+			memset(&ref[k], 0, sizeof(ref[k]));
+			continue;
+		}
+		rand_info(&seed, &in);
+		snprintf(cg, sizeof(cg), "/c%u.slice", rnd(&seed) % 20);
+		in.cgroup = tsg_intern(cg);
+		tsg_sockinfo_copy(&ref[k], &in, TSG_HAVE_ALL);
+		assert_int_equal(sock_pack_merge(&side, &s[k], &in), 0);
+		if (round % 64 == 0)
+			for (int j = 0; j < SOCKS; j++) {
+				sock_unpack(&side, &s[j], &got);
+				assert_memory_equal(&got, &ref[j], sizeof(ref[j]));
+			}
+	}
+	/* one record per distinct four held, each counted once per holder */
+	uint32_t held = 0, refs = 0;
+
+	for (int j = 0; j < SOCKS; j++)
+		if (s[j].have & SE_EXT) {
+			const struct sock_ext *x = pool_at(&side.ext, s[j].ext);
+			bool first = true;
+
+			held++;
+			for (int i = 0; i < j && first; i++)
+				if ((s[i].have & SE_EXT) && s[i].ext == s[j].ext)
+					first = false;
+			refs += first ? x->refs : 0;
+			for (int i = 0; i < j; i++)
+				if ((s[i].have & SE_EXT) && s[i].ext != s[j].ext) {
+					const struct sock_ext *y = pool_at(&side.ext, s[i].ext);
+
+					assert_false(x->cgroup == y->cgroup &&
+						     x->netns_name == y->netns_name &&
+						     x->container == y->container &&
+						     x->pod == y->pod);
+				}
+		}
+	assert_true(held > 0);
+	assert_int_equal(refs, held);
+	assert_true(side.ext.inuse < held);
+	assert_true(side.ext_nbuckets >= side.ext.inuse);
+	assert_true(side.ext_nbuckets > 64); /* the chains grew */
+	for (int j = 0; j < SOCKS; j++)
+		sock_pack_release(&side, &s[j]);
+	assert_int_equal(side.ext.inuse, 0);
+	assert_int_equal(side.v6.inuse, 0);
+	sock_side_fini(&side);
+}
+
 /* Records keep their address while held, come back zeroed, are reused. */
 static void test_pool(void **state)
 {
@@ -108,6 +182,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_pack_matches_copy),
+	    cmocka_unit_test(test_ext_shared),
 	    cmocka_unit_test(test_pool),
 	};
 
