@@ -7,7 +7,6 @@
 
 #include <curl/curl.h>
 #include <errno.h>
-#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -31,18 +30,6 @@ struct tsg_actions {
 #define TSG_SYSLOG_QUEUE 1024
 /* Bound on distinct action names counted (a reload may bring new ones). */
 #define TSG_ACT_MAX_STATS 4096
-
-int tsg_act_thread_start(pthread_t *t, void *(*fn)(void *), void *arg)
-{
-	sigset_t all, old;
-	int err;
-
-	sigfillset(&all);
-	pthread_sigmask(SIG_SETMASK, &all, &old);
-	err = pthread_create(t, NULL, fn, arg);
-	pthread_sigmask(SIG_SETMASK, &old, NULL);
-	return -err;
-}
 
 char *tsg_act_render(const struct tsg_template *t, const struct tsg_alert *a)
 {
@@ -364,16 +351,15 @@ void tsg_actions_free(struct tsg_actions *acts)
 
 	if (!acts)
 		return;
+	struct tsg_act_runner *runners[] = { tsg_act_runner_of(acts->ex),
+					     tsg_act_runner_of(acts->wh),
+					     tsg_act_runner_of(acts->sl) };
+
 	/* all runners drain in parallel, each bounded by its own deadline */
-	if (acts->ex)
-		tsg_exec_runner_stop(acts->ex);
-	if (acts->wh)
-		tsg_webhook_runner_stop(acts->wh);
-	if (acts->sl)
-		tsg_syslog_runner_stop(acts->sl);
-	tsg_exec_runner_free(acts->ex);
-	tsg_webhook_runner_free(acts->wh);
-	tsg_syslog_runner_free(acts->sl);
+	for (size_t i = 0; i < sizeof(runners) / sizeof(runners[0]); i++)
+		tsg_act_runner_stop(runners[i]);
+	for (size_t i = 0; i < sizeof(runners) / sizeof(runners[0]); i++)
+		tsg_act_runner_free(runners[i]);
 	tsg_destroy_runner_free(acts->dz);
 	for (s = acts->stats; s; s = n) {
 		n = s->next;

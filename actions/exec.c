@@ -39,6 +39,7 @@
 #define EX_DEFAULT_TIMEOUT (30 * TSG_NSEC_PER_SEC)
 
 struct ex_job {
+	struct tsg_act_link link; /* first: queued in a tsg_act_fifo */
 	char *action, *rule;
 	char **argv, **envp; /* NULL-terminated */
 	char *input;         /* the alert JSON + "\n" */
@@ -47,13 +48,11 @@ struct ex_job {
 	uint64_t timeout_ns;
 	int max_concurrent;
 	struct tsg_act_stat *st;
-	struct ex_job *next;
 };
 
 struct ex_slot { /* one per action name: its queue and how many run */
 	char *name;
-	struct ex_job *head, *tail;
-	size_t n;
+	struct tsg_act_fifo q;
 	int running;
 	struct ex_slot *next;
 };
@@ -79,13 +78,10 @@ struct ex_child {
 };
 
 struct tsg_exec_runner {
-	pthread_t thread;
-	pthread_mutex_t lock; /* slots (queues, running) and stop */
-	int wake_fd;          /* eventfd */
+	struct tsg_act_runner base; /* first; its lock: slots (queues, running) and stop; cap: per action */
+	int wake_fd;                /* eventfd */
 	struct ex_slot *slots;
 	size_t nslots;
-	size_t cap; /* queue bound per action */
-	bool stop;
 	/* supervisor thread only */
 	struct ex_child *kids[EX_MAX_CHILDREN];
 	size_t nkids;
@@ -203,8 +199,9 @@ void tsg_exec_dry(struct tsg_act_ctx *c, const struct tsg_action_def *d)
 
 /* ---- the queue -------------------------------------------------------- */
 
-static void wake(struct tsg_exec_runner *r)
+static void wake(struct tsg_act_runner *base)
 {
+	struct tsg_exec_runner *r = (struct tsg_exec_runner *)base;
 	uint64_t one = 1;
 
 	if (write(r->wake_fd, &one, sizeof(one)) < 0) {
@@ -272,35 +269,30 @@ void tsg_exec_fire(struct tsg_exec_runner *r, struct tsg_act_ctx *c,
 		job_free(j);
 		return;
 	}
-	pthread_mutex_lock(&r->lock);
+	pthread_mutex_lock(&r->base.lock);
 	s = slot_get(r, d->name);
-	if (r->stop)
+	if (r->base.stop)
 		why = "shutting down";
 	else if (!s)
 		why = "too many exec actions";
-	else if (s->n >= r->cap)
+	else if (s->q.n >= r->base.cap)
 		why = "queue full";
 	if (!why) {
-		if (s->tail)
-			s->tail->next = j;
-		else
-			s->head = j;
-		s->tail = j;
-		s->n++;
+		tsg_act_fifo_push(&s->q, &j->link);
 		atomic_fetch_add(&st->queued_now, 1);
 	}
-	pthread_mutex_unlock(&r->lock);
+	pthread_mutex_unlock(&r->base.lock);
 	if (why) {
-		uint64_t n = atomic_fetch_add(&st->dropped, 1) + 1;
+		uint64_t n;
 
-		if (tsg_act_log_drop(n))
+		if (tsg_act_count_drop(st, &n))
 			act_warn("rule %s action %s: %s (%zu queued), notification dropped "
 				 "(%" PRIu64 " dropped so far)",
-				 rule, d->name, why, r->cap, n);
+				 rule, d->name, why, r->base.cap, n);
 		job_free(j);
 		return;
 	}
-	wake(r);
+	tsg_act_runner_wake(&r->base);
 }
 
 /* ---- spawning ------------------------------------------------------------ */
@@ -629,9 +621,9 @@ static void child_done(struct tsg_exec_runner *r, size_t idx, int status, bool l
 	close_fd(&k->in_fd);
 	close_fd(&k->out.fd);
 	close_fd(&k->err.fd);
-	pthread_mutex_lock(&r->lock);
+	pthread_mutex_lock(&r->base.lock);
 	k->slot->running--;
-	pthread_mutex_unlock(&r->lock);
+	pthread_mutex_unlock(&r->base.lock);
 	job_free(j);
 	free(k);
 	r->kids[idx] = r->kids[--r->nkids];
@@ -682,12 +674,13 @@ static void check_timeouts(struct tsg_exec_runner *r, uint64_t now)
 /* Takes runnable jobs off the queues (and, past the stop deadline, drops the rest). */
 static void start_jobs(struct tsg_exec_runner *r, uint64_t now)
 {
-	struct ex_job *run[EX_MAX_CHILDREN], *drop = NULL;
+	struct ex_job *run[EX_MAX_CHILDREN], *j;
 	struct ex_slot *slots[EX_MAX_CHILDREN];
+	struct tsg_act_link *drop = NULL; /* last taken first */
 	size_t nrun = 0;
 
-	pthread_mutex_lock(&r->lock);
-	if (r->stop && !r->stopping) {
+	pthread_mutex_lock(&r->base.lock);
+	if (r->base.stop && !r->stopping) {
 		/* pending work gets its timeout: the longest one pending */
 		uint64_t longest = 0;
 
@@ -695,40 +688,29 @@ static void start_jobs(struct tsg_exec_runner *r, uint64_t now)
 			if (r->kids[i]->deadline > now && r->kids[i]->deadline - now > longest)
 				longest = r->kids[i]->deadline - now;
 		for (struct ex_slot *s = r->slots; s; s = s->next)
-			for (struct ex_job *j = s->head; j; j = j->next)
-				if (j->timeout_ns > longest)
-					longest = j->timeout_ns;
+			for (struct tsg_act_link *l = s->q.head; l; l = l->next)
+				if (((struct ex_job *)l)->timeout_ns > longest)
+					longest = ((struct ex_job *)l)->timeout_ns;
 		r->stopping = true;
 		r->stop_deadline = now + longest;
 	}
 	for (struct ex_slot *s = r->slots; s; s = s->next) {
-		while (s->head && r->stopping && now >= r->stop_deadline) {
-			struct ex_job *j = s->head;
+		while (s->q.head && r->stopping && now >= r->stop_deadline) {
+			struct tsg_act_link *l = tsg_act_fifo_pop(&s->q);
 
-			s->head = j->next;
-			s->n--;
-			j->next = drop;
-			drop = j;
+			l->next = drop;
+			drop = l;
 		}
-		while (s->head && s->running < s->head->max_concurrent &&
+		while (s->q.head && s->running < ((struct ex_job *)s->q.head)->max_concurrent &&
 		       r->nkids + nrun < EX_MAX_CHILDREN) {
-			struct ex_job *j = s->head;
-
-			s->head = j->next;
-			s->n--;
-			j->next = NULL;
 			s->running++;
 			slots[nrun] = s;
-			run[nrun++] = j;
+			run[nrun++] = tsg_act_fifo_pop(&s->q);
 		}
-		if (!s->head)
-			s->tail = NULL;
 	}
-	pthread_mutex_unlock(&r->lock);
-	while (drop) {
-		struct ex_job *j = drop;
-
-		drop = j->next;
+	pthread_mutex_unlock(&r->base.lock);
+	while ((j = (struct ex_job *)drop)) {
+		drop = drop->next;
 		atomic_fetch_add(&j->st->dropped, 1);
 		atomic_fetch_sub(&j->st->queued_now, 1);
 		act_warn("rule %s action %s: not started before shutdown; dropped", j->rule,
@@ -740,9 +722,9 @@ static void start_jobs(struct tsg_exec_runner *r, uint64_t now)
 			continue;
 		atomic_fetch_add(&run[i]->st->failed, 1);
 		atomic_fetch_sub(&run[i]->st->queued_now, 1);
-		pthread_mutex_lock(&r->lock);
+		pthread_mutex_lock(&r->base.lock);
 		slots[i]->running--;
-		pthread_mutex_unlock(&r->lock);
+		pthread_mutex_unlock(&r->base.lock);
 		job_free(run[i]);
 	}
 }
@@ -751,10 +733,10 @@ static bool queues_empty(struct tsg_exec_runner *r)
 {
 	bool empty = true;
 
-	pthread_mutex_lock(&r->lock);
+	pthread_mutex_lock(&r->base.lock);
 	for (struct ex_slot *s = r->slots; s && empty; s = s->next)
-		empty = !s->head;
-	pthread_mutex_unlock(&r->lock);
+		empty = !s->q.head;
+	pthread_mutex_unlock(&r->base.lock);
 	return empty;
 }
 
@@ -829,62 +811,38 @@ static void *ex_main(void *arg)
 	return NULL;
 }
 
-int tsg_exec_runner_new(size_t queue_cap, struct tsg_exec_runner **out)
+static int ex_init(struct tsg_act_runner *base, const void *arg)
 {
-	struct tsg_exec_runner *r = calloc(1, sizeof(*r));
-	int err;
+	struct tsg_exec_runner *r = (struct tsg_exec_runner *)base;
 
-	if (!r)
-		return -ENOMEM;
-	r->cap = queue_cap ? queue_cap : 256;
+	(void)arg;
 	r->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-	if (r->wake_fd < 0) {
-		err = -errno;
-		free(r);
-		return err;
-	}
-	pthread_mutex_init(&r->lock, NULL);
-	err = tsg_act_thread_start(&r->thread, ex_main, r);
-	if (err < 0) {
-		act_err("exec: cannot start the supervisor thread: %s", strerror(-err));
-		close(r->wake_fd);
-		pthread_mutex_destroy(&r->lock);
-		free(r);
-		return err;
-	}
-	*out = r;
-	return 0;
+	return r->wake_fd < 0 ? -errno : 0;
 }
 
-void tsg_exec_runner_stop(struct tsg_exec_runner *r)
+/* After the join (by the stop deadline plus two graces): what never started. */
+static void ex_fini(struct tsg_act_runner *base)
 {
-	if (!r)
-		return;
-	pthread_mutex_lock(&r->lock);
-	r->stop = true;
-	pthread_mutex_unlock(&r->lock);
-	wake(r);
-}
-
-void tsg_exec_runner_free(struct tsg_exec_runner *r)
-{
+	struct tsg_exec_runner *r = (struct tsg_exec_runner *)base;
 	struct ex_slot *s, *n;
 
-	if (!r)
-		return;
-	tsg_exec_runner_stop(r);
-	/* bounded: the thread leaves by the stop deadline plus two graces */
-	pthread_join(r->thread, NULL);
 	for (s = r->slots; s; s = n) {
+		struct ex_job *j;
+
 		n = s->next;
-		for (struct ex_job *j = s->head, *jn; j; j = jn) {
-			jn = j->next;
+		while ((j = tsg_act_fifo_pop(&s->q)))
 			job_free(j);
-		}
 		free(s->name);
 		free(s);
 	}
 	close(r->wake_fd);
-	pthread_mutex_destroy(&r->lock);
-	free(r);
+}
+
+static const struct tsg_act_runner_def ex_def = {
+	"exec", "supervisor", 256, ex_main, wake, ex_init, ex_fini, NULL,
+};
+
+int tsg_exec_runner_new(size_t queue_cap, struct tsg_exec_runner **out)
+{
+	return tsg_act_runner_new(sizeof(**out), &ex_def, queue_cap, NULL, out);
 }
