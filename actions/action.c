@@ -165,33 +165,28 @@ int tsg_actions_swap(struct tsg_actions *acts, const struct tsg_ruleset *rs)
 /* Starts a runner on first use; a runner that cannot start is reported once. */
 static bool runner_ready_locked(struct tsg_actions *acts, int type)
 {
-	int err = 0;
+	const struct tsg_actions_opts *o = &acts->opts;
 
 	switch (type) {
 	case TSG_ACT_SYSLOG:
-		if (!acts->sl && !acts->sl_failed &&
-		    (err = tsg_syslog_runner_new(TSG_SYSLOG_QUEUE, &acts->sl)) < 0)
-			acts->sl_failed = true;
+		if (!acts->sl && !acts->sl_failed)
+			acts->sl_failed = tsg_syslog_runner_new(TSG_SYSLOG_QUEUE, &acts->sl) < 0;
 		return acts->sl;
 	case TSG_ACT_EXEC:
-		if (!acts->ex && !acts->ex_failed &&
-		    (err = tsg_exec_runner_new(acts->opts.exec_queue, &acts->ex)) < 0)
-			acts->ex_failed = true;
+		if (!acts->ex && !acts->ex_failed)
+			acts->ex_failed = tsg_exec_runner_new(o->exec_queue, &acts->ex) < 0;
 		return acts->ex;
 	case TSG_ACT_WEBHOOK:
-		if (!acts->wh && !acts->wh_failed &&
-		    (err = tsg_webhook_runner_new(acts->opts.webhook_queue, acts->opts.am_resend_ns,
-						  &acts->wh)) < 0)
-			acts->wh_failed = true;
+		if (!acts->wh && !acts->wh_failed)
+			acts->wh_failed =
+				tsg_webhook_runner_new(o->webhook_queue, o->am_resend_ns, &acts->wh) < 0;
 		return acts->wh;
 	case TSG_ACT_DESTROY:
-		if (!acts->dz && !acts->dz_failed &&
-		    (err = tsg_destroy_runner_new(acts->opts.destroy, acts->opts.destroy_ctx,
-						  &acts->dz)) < 0)
-			acts->dz_failed = true;
+		if (!acts->dz && !acts->dz_failed)
+			acts->dz_failed =
+				tsg_destroy_runner_new(o->destroy, o->destroy_ctx, &acts->dz) < 0;
 		return acts->dz;
 	}
-	(void)err;
 	return false;
 }
 

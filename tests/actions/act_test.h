@@ -381,6 +381,29 @@ static inline void t_fix_start(struct t_fix *f, const struct tsg_actions_opts *o
 	t_capture_begin(&f->cap);
 }
 
+/* t_fix_start of one action, its YAML mapping made with printf, that rule r1
+ * runs on every SYN_SENT -> CLOSE. */
+static inline void t_fix_start_one(struct t_fix *f, const struct tsg_actions_opts *o,
+				   const char *name, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+static inline void t_fix_start_one(struct t_fix *f, const struct tsg_actions_opts *o,
+				   const char *name, const char *fmt, ...)
+{
+	va_list ap;
+	char *def;
+
+	va_start(ap, fmt);
+	assert_true(vasprintf(&def, fmt, ap) > 0);
+	va_end(ap);
+	t_fix_start(f, o, "r1",
+		    "actions:\n"
+		    "  - %s\n"
+		    "rules:\n"
+		    "  - {name: r1, when: {from: SYN_SENT, to: CLOSE}, actions: [%s]}\n",
+		    def, name);
+	free(def);
+}
+
 /* Frees the actions (waiting as tsg_actions_free waits); returns the log. */
 static inline const char *t_fix_stop(struct t_fix *f)
 {
@@ -400,6 +423,22 @@ static inline void t_fix_fire_as(struct t_fix *f, const char *comm)
 {
 	snprintf(f->a.info.comm, sizeof(f->a.info.comm), "%s", comm);
 	tsg_actions_fire(f->acts, &f->a);
+}
+
+/* Fails unless the dry run's output (once stopped) holds the text made with printf. */
+static inline void t_fix_out_hasf(struct t_fix *f, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+static inline void t_fix_out_hasf(struct t_fix *f, const char *fmt, ...)
+{
+	va_list ap;
+	char *want;
+
+	va_start(ap, fmt);
+	assert_true(vasprintf(&want, fmt, ap) > 0);
+	va_end(ap);
+	if (!strstr(f->out, want))
+		fail_msg("not in the dry run's output: \"%s\"", want);
+	free(want);
 }
 
 static inline void t_fix_free(struct t_fix *f)

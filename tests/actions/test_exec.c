@@ -195,12 +195,7 @@ static void test_exec_queue(void **state)
 	struct tsg_action_stats st;
 
 	(void)state;
-	t_fix_start(&f, &o, "r1",
-		    "actions:\n"
-		    "  - {name: one, type: exec, argv: [%s], max_concurrent: 1}\n"
-		    "rules:\n"
-		    "  - {name: r1, when: {from: SYN_SENT, to: CLOSE}, actions: [one]}\n",
-		    hook);
+	t_fix_start_one(&f, &o, "one", "{name: one, type: exec, argv: [%s], max_concurrent: 1}", hook);
 	tsg_actions_fire(f.acts, &f.a);
 	assert_true(t_wait_file(started, 2000)); /* the first one runs */
 	for (int i = 0; i < 4; i++)
@@ -268,12 +263,8 @@ static void test_exec_user(void **state)
 	(void)state;
 	if (geteuid() != 0)
 		skip();
-	t_fix_start(&f, NULL, "r1",
-		    "actions:\n"
-		    "  - {name: asnobody, type: exec, argv: [%s], user: nobody}\n"
-		    "rules:\n"
-		    "  - {name: r1, when: {from: SYN_SENT, to: CLOSE}, actions: [asnobody]}\n",
-		    t_fix_script(&f, "id.sh", "#!/bin/sh\necho uid=$(id -u) gid=$(id -g)\n"));
+	t_fix_start_one(&f, NULL, "asnobody", "{name: asnobody, type: exec, argv: [%s], user: nobody}",
+			t_fix_script(&f, "id.sh", "#!/bin/sh\necho uid=$(id -u) gid=$(id -g)\n"));
 	tsg_actions_fire(f.acts, &f.a);
 	assert_true(t_wait_done(f.acts, "asnobody", 1, 3000));
 	t_has(t_fix_stop(&f), "tsguard: info: action asnobody: stdout: uid=65534 gid=65534");
@@ -288,7 +279,6 @@ static void test_exec_dry_run(void **state)
 	const char *made = t_fix_path(&f, "made");
 	const char *hook = t_fix_scriptf(&f, "touch.sh", "#!/bin/sh\ntouch '%s'\n", made);
 	struct tsg_actions_opts o = { .dry_run = true };
-	char *want;
 
 	(void)state;
 	t_fix_start(&f, &o, "r1",
@@ -301,15 +291,14 @@ static void test_exec_dry_run(void **state)
 	t_fix_stop(&f);
 	t_sleep_ms(200);
 	assert_false(t_exists(made));
-	assert_true(asprintf(&want, "dry-run: action toucher (exec) argv: [\"%s\",\"a b;c\",\"x \\\"y\\\"\"]\n",
-			     hook) > 0);
-	t_has(f.out, want, "dry-run: action toucher (exec) env: [\"PATH=/usr/local/sbin:",
+	t_fix_out_hasf(&f, "dry-run: action toucher (exec) argv: [\"%s\",\"a b;c\",\"x \\\"y\\\"\"]\n",
+		       hook);
+	t_has(f.out, "dry-run: action toucher (exec) env: [\"PATH=/usr/local/sbin:",
 	      "\"TSG_RULE=r1\",\"TSG_SEVERITY=warning\",\"TSG_STATUS=firing\"", "\"TSG_COMM=a b;c\"",
 	      "\"TSG_LABEL_TEAM=edge\"]\n", "dry-run: action toucher (exec) stdin: {\"time\":",
 	      "dry-run: action toucher (exec) timeout: 10s max_concurrent: 4 "
 	      "user: \"nobody\"\n");
 	assert_no_children();
-	free(want);
 	t_fix_free(&f);
 }
 
@@ -322,12 +311,9 @@ static void test_exec_free_bounded(void **state)
 	double ms;
 
 	(void)state;
-	t_fix_start(&f, NULL, "r1",
-		    "actions:\n"
-		    "  - {name: stuck, type: exec, argv: [%s], timeout: 500ms, max_concurrent: 1}\n"
-		    "rules:\n"
-		    "  - {name: r1, when: {from: SYN_SENT, to: CLOSE}, actions: [stuck]}\n",
-		    t_fix_script(&f, "stuck.sh", "#!/bin/sh\ntrap '' TERM\nsleep 60\n"));
+	t_fix_start_one(&f, NULL, "stuck",
+			"{name: stuck, type: exec, argv: [%s], timeout: 500ms, max_concurrent: 1}",
+			t_fix_script(&f, "stuck.sh", "#!/bin/sh\ntrap '' TERM\nsleep 60\n"));
 	for (int i = 0; i < 3; i++) /* one runs, two wait */
 		tsg_actions_fire(f.acts, &f.a);
 	t_sleep_ms(100);
