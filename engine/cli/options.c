@@ -141,66 +141,85 @@ static const struct option longopts[] = {
     {0},
 };
 
+/* -r PATH: 0 or -EINVAL (printed). */
+static int parse_rules_path(const char *arg, struct opts *o)
+{
+	if (o->nrules == MAX_RULE_PATHS) {
+		fprintf(stderr, "tsguard: at most %d -r paths\n", MAX_RULE_PATHS);
+		return -EINVAL;
+	}
+	o->rules[o->nrules++] = arg;
+	return 0;
+}
+
+/* -o text|json: 0 or -EINVAL (printed). */
+static int parse_output(const char *arg, struct opts *o)
+{
+	if (!strcmp(arg, "json"))
+		o->json = true;
+	else if (strcmp(arg, "text")) {
+		fprintf(stderr, "tsguard: --output is text or json, not \"%s\"\n", arg);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+/* What an option does: set a flag, keep its argument, or parse it. */
+struct opt_do {
+	int c;
+	bool *flag;
+	const char **arg;
+	int (*parse)(const char *arg, struct opts *o);
+};
+
+/* The option c (of the table) done: 0, 1 (not in the table) or -EINVAL. */
+static int do_option(int c, struct opts *o)
+{
+	const struct opt_do table[] = {
+	    {'n', &o->dry_run, NULL, NULL},
+	    {OPT_CHECK, &o->check, NULL, NULL},
+	    {OPT_EXPLAIN, &o->explain, NULL, NULL},
+	    {'q', &o->quiet, NULL, NULL},
+	    {OPT_REPLAY, NULL, &o->replay, NULL},
+	    {OPT_RECORD, NULL, &o->record, NULL},
+	    {OPT_METRICS, NULL, &o->metrics, NULL},
+	    {OPT_CONTROL, NULL, &o->control, NULL},
+	    {'r', NULL, NULL, parse_rules_path},
+	    {'o', NULL, NULL, parse_output},
+	    {OPT_UNTIL, NULL, NULL, parse_until},
+	    {OPT_MAX_SOCKETS, NULL, NULL, parse_max_sockets},
+	    {OPT_NETNS, NULL, NULL, parse_netns},
+	};
+
+	for (size_t i = 0; i < sizeof(table) / sizeof(table[0]); i++) {
+		const struct opt_do *t = &table[i];
+
+		if (t->c != c)
+			continue;
+		if (t->flag)
+			*t->flag = true;
+		else if (t->arg)
+			*t->arg = optarg;
+		else if (t->parse(optarg, o) < 0)
+			return -EINVAL;
+		return 0;
+	}
+	return 1;
+}
+
 int tsg_cli_parse_args(int argc, char **argv, struct opts *o)
 {
-	int c;
+	int c, rc;
 
 	while ((c = getopt_long(argc, argv, "r:no:vqh", longopts, NULL)) != -1) {
+		rc = do_option(c, o);
+		if (rc < 0)
+			return rc;
+		if (rc == 0)
+			continue;
 		switch (c) {
-		case 'r':
-			if (o->nrules == MAX_RULE_PATHS) {
-				fprintf(stderr, "tsguard: at most %d -r paths\n", MAX_RULE_PATHS);
-				return -EINVAL;
-			}
-			o->rules[o->nrules++] = optarg;
-			break;
-		case 'n':
-			o->dry_run = true;
-			break;
-		case OPT_CHECK:
-			o->check = true;
-			break;
-		case OPT_EXPLAIN:
-			o->explain = true;
-			break;
-		case OPT_REPLAY:
-			o->replay = optarg;
-			break;
-		case OPT_UNTIL:
-			if (parse_until(optarg, o) < 0)
-				return -EINVAL;
-			break;
-		case OPT_RECORD:
-			o->record = optarg;
-			break;
-		case 'o':
-			if (!strcmp(optarg, "json"))
-				o->json = true;
-			else if (strcmp(optarg, "text")) {
-				fprintf(stderr, "tsguard: --output is text or json, not \"%s\"\n",
-					optarg);
-				return -EINVAL;
-			}
-			break;
-		case OPT_METRICS:
-			o->metrics = optarg;
-			break;
-		case OPT_CONTROL:
-			o->control = optarg;
-			break;
-		case OPT_MAX_SOCKETS:
-			if (parse_max_sockets(optarg, o) < 0)
-				return -EINVAL;
-			break;
-		case OPT_NETNS:
-			if (parse_netns(optarg, o) < 0)
-				return -EINVAL;
-			break;
 		case 'v':
 			o->verbose++;
-			break;
-		case 'q':
-			o->quiet = true;
 			break;
 		case OPT_VERSION:
 			printf("tsguard %s\n", TSG_VERSION);
