@@ -169,6 +169,19 @@ static inline void *tsg_act_fifo_pop(struct tsg_act_fifo *q)
 	return l;
 }
 
+/* What every job carries: the names of its action and rule (for the log)
+ * and its action's counters. */
+struct tsg_act_job {
+	char *action, *rule;
+	struct tsg_act_stat *st;
+};
+
+/* Copies both names: true, or false on ENOMEM (then tsg_act_job_fini frees
+ * what was copied). */
+bool tsg_act_job_init(struct tsg_act_job *h, const char *action, const char *rule,
+		      struct tsg_act_stat *st);
+void tsg_act_job_fini(struct tsg_act_job *h);
+
 /* Counts one dropped notification of st; true when this one is logged
  * (tsg_act_log_drop), with *n the drops so far. */
 bool tsg_act_count_drop(struct tsg_act_stat *st, uint64_t *n);

@@ -40,14 +40,13 @@
 
 struct ex_job {
 	struct tsg_act_link link; /* first: queued in a tsg_act_fifo */
-	char *action, *rule;
+	struct tsg_act_job h;
 	char **argv, **envp; /* NULL-terminated */
 	char *input;         /* the alert JSON + "\n" */
 	size_t input_len;
 	char *user;
 	uint64_t timeout_ns;
 	int max_concurrent;
-	struct tsg_act_stat *st;
 };
 
 struct ex_slot { /* one per action name: its queue and how many run */
@@ -95,8 +94,7 @@ static void job_free(struct ex_job *j)
 {
 	if (!j)
 		return;
-	free(j->action);
-	free(j->rule);
+	tsg_act_job_fini(&j->h);
 	tsg_act_free_vec(j->argv);
 	tsg_act_free_vec(j->envp);
 	free(j->input);
@@ -236,6 +234,7 @@ void tsg_exec_fire(struct tsg_exec_runner *r, struct tsg_act_ctx *c,
 	const char *rule = c->a->rule->name;
 	struct ex_slot *s;
 	const char *why = NULL;
+	bool ok = false;
 
 	if (!d->exec.argc) {
 		atomic_fetch_add(&st->failed, 1);
@@ -246,8 +245,7 @@ void tsg_exec_fire(struct tsg_exec_runner *r, struct tsg_act_ctx *c,
 	if (j) {
 		const char *json = tsg_act_ctx_json(c);
 
-		j->action = strdup(d->name);
-		j->rule = strdup(rule);
+		ok = tsg_act_job_init(&j->h, d->name, rule, st);
 		j->argv = ex_argv(d, c->a);
 		j->envp = ex_env(c->a);
 		j->input_len = strlen(json) + 1;
@@ -260,9 +258,8 @@ void tsg_exec_fire(struct tsg_exec_runner *r, struct tsg_act_ctx *c,
 		j->user = d->exec.user ? strdup(d->exec.user) : NULL;
 		j->timeout_ns = ex_timeout(d);
 		j->max_concurrent = ex_max_concurrent(d);
-		j->st = st;
 	}
-	if (!j || !j->action || !j->rule || !j->argv || !j->envp || !j->input ||
+	if (!ok || !j->argv || !j->envp || !j->input ||
 	    (d->exec.user && !j->user)) {
 		atomic_fetch_add(&st->failed, 1);
 		act_err("rule %s action %s: out of memory", rule, d->name);
@@ -435,12 +432,12 @@ static int spawn(struct tsg_exec_runner *r, struct ex_job *j, struct ex_slot *sl
 	uint64_t now;
 
 	if ((err = resolve_path(j->argv[0], path, sizeof(path))) < 0) {
-		act_err("rule %s action %s: %s: not found in %s", j->rule, j->action, j->argv[0],
+		act_err("rule %s action %s: %s: not found in %s", j->h.rule, j->h.action, j->argv[0],
 			EX_PATH);
 		return err;
 	}
 	if (j->user && (err = lookup_user(j->user, &ids)) < 0) {
-		act_err("rule %s action %s: user %s: %s", j->rule, j->action, j->user,
+		act_err("rule %s action %s: user %s: %s", j->h.rule, j->h.action, j->user,
 			err == -ESRCH ? "no such user" : strerror(-err));
 		return err;
 	}
@@ -449,13 +446,13 @@ static int spawn(struct tsg_exec_runner *r, struct ex_job *j, struct ex_slot *sl
 		return -ENOMEM;
 	if ((err = pipe3(pin)) < 0 || (err = pipe3(pout)) < 0 || (err = pipe3(perr)) < 0 ||
 	    (err = pipe3(prep)) < 0) {
-		act_err("rule %s action %s: pipe: %s", j->rule, j->action, strerror(-err));
+		act_err("rule %s action %s: pipe: %s", j->h.rule, j->h.action, strerror(-err));
 		goto fail;
 	}
 	pid = fork();
 	if (pid < 0) {
 		err = -errno;
-		act_err("rule %s action %s: fork: %s", j->rule, j->action, strerror(errno));
+		act_err("rule %s action %s: fork: %s", j->h.rule, j->h.action, strerror(errno));
 		goto fail;
 	}
 	if (pid == 0)
@@ -475,7 +472,7 @@ static int spawn(struct tsg_exec_runner *r, struct ex_job *j, struct ex_slot *sl
 		while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
 			;
 		err = -msg[1];
-		act_err("rule %s action %s: cannot %s %s: %s", j->rule, j->action,
+		act_err("rule %s action %s: cannot %s %s: %s", j->h.rule, j->h.action,
 			stage[msg[0] >= 0 && msg[0] <= 2 ? msg[0] : 2], path, strerror(msg[1]));
 		goto fail;
 	}
@@ -546,11 +543,11 @@ static void stream_log(const struct ex_child *k, const struct ex_stream *s)
 		const char *nl = memchr(s->buf + i, '\n', s->len - i);
 		size_t n = nl ? (size_t)(nl - (s->buf + i)) : s->len - i;
 
-		act_info("action %s: %s: %.*s", k->job->action, s->what, (int)n, s->buf + i);
+		act_info("action %s: %s: %.*s", k->job->h.action, s->what, (int)n, s->buf + i);
 		i += n + 1;
 	}
 	if (s->truncated)
-		act_info("action %s: %s: (more output dropped after %d bytes)", k->job->action,
+		act_info("action %s: %s: (more output dropped after %d bytes)", k->job->h.action,
 			 s->what, EX_OUT_MAX);
 }
 
@@ -588,7 +585,7 @@ static void child_done(struct tsg_exec_runner *r, size_t idx, int status, bool l
 {
 	struct ex_child *k = r->kids[idx];
 	struct ex_job *j = k->job;
-	struct tsg_act_stat *st = j->st;
+	struct tsg_act_stat *st = j->h.st;
 	char dur[32];
 
 	stream_read(&k->out);
@@ -598,22 +595,22 @@ static void child_done(struct tsg_exec_runner *r, size_t idx, int status, bool l
 	if (k->phase > 0) {
 		atomic_fetch_add(&st->timed_out, 1);
 		atomic_fetch_add(&st->failed, 1);
-		act_err("rule %s action %s: %s timed out after %s; killed with %s", j->rule,
-			j->action, j->argv[0], tsg_duration_format(j->timeout_ns, dur, sizeof(dur)),
+		act_err("rule %s action %s: %s timed out after %s; killed with %s", j->h.rule,
+			j->h.action, j->argv[0], tsg_duration_format(j->timeout_ns, dur, sizeof(dur)),
 			k->phase == 1 ? "SIGTERM" : "SIGKILL");
 	} else if (lost) {
 		atomic_fetch_add(&st->failed, 1);
 		act_err("rule %s action %s: %s (pid %d): exit status lost (reaped elsewhere)",
-			j->rule, j->action, j->argv[0], (int)k->pid);
+			j->h.rule, j->h.action, j->argv[0], (int)k->pid);
 	} else if (WIFEXITED(status) && WEXITSTATUS(status) == 0) {
 		atomic_fetch_add(&st->sent, 1);
 	} else if (WIFEXITED(status)) {
 		atomic_fetch_add(&st->failed, 1);
-		act_err("rule %s action %s: %s exited with status %d", j->rule, j->action,
+		act_err("rule %s action %s: %s exited with status %d", j->h.rule, j->h.action,
 			j->argv[0], WEXITSTATUS(status));
 	} else {
 		atomic_fetch_add(&st->failed, 1);
-		act_err("rule %s action %s: %s killed by signal %d", j->rule, j->action, j->argv[0],
+		act_err("rule %s action %s: %s killed by signal %d", j->h.rule, j->h.action, j->argv[0],
 			WIFSIGNALED(status) ? WTERMSIG(status) : 0);
 	}
 	atomic_fetch_sub(&st->queued_now, 1);
@@ -665,7 +662,7 @@ static void check_timeouts(struct tsg_exec_runner *r, uint64_t now)
 		} else if (k->phase == 2 && now >= k->kill_at) {
 			/* SIGKILL does not take (uninterruptible sleep): leave it */
 			act_err("rule %s action %s: pid %d survives SIGKILL; abandoned",
-				k->job->rule, k->job->action, (int)k->pid);
+				k->job->h.rule, k->job->h.action, (int)k->pid);
 			k->phase = 3;
 		}
 	}
@@ -711,17 +708,17 @@ static void start_jobs(struct tsg_exec_runner *r, uint64_t now)
 	pthread_mutex_unlock(&r->base.lock);
 	while ((j = (struct ex_job *)drop)) {
 		drop = drop->next;
-		atomic_fetch_add(&j->st->dropped, 1);
-		atomic_fetch_sub(&j->st->queued_now, 1);
-		act_warn("rule %s action %s: not started before shutdown; dropped", j->rule,
-			 j->action);
+		atomic_fetch_add(&j->h.st->dropped, 1);
+		atomic_fetch_sub(&j->h.st->queued_now, 1);
+		act_warn("rule %s action %s: not started before shutdown; dropped", j->h.rule,
+			 j->h.action);
 		job_free(j);
 	}
 	for (size_t i = 0; i < nrun; i++) {
 		if (spawn(r, run[i], slots[i]) == 0)
 			continue;
-		atomic_fetch_add(&run[i]->st->failed, 1);
-		atomic_fetch_sub(&run[i]->st->queued_now, 1);
+		atomic_fetch_add(&run[i]->h.st->failed, 1);
+		atomic_fetch_sub(&run[i]->h.st->queued_now, 1);
 		pthread_mutex_lock(&r->base.lock);
 		slots[i]->running--;
 		pthread_mutex_unlock(&r->base.lock);

@@ -107,6 +107,21 @@ void tsg_act_runner_free(struct tsg_act_runner *r)
 	free(r);
 }
 
+bool tsg_act_job_init(struct tsg_act_job *h, const char *action, const char *rule,
+		      struct tsg_act_stat *st)
+{
+	h->action = strdup(action);
+	h->rule = strdup(rule);
+	h->st = st;
+	return h->action && h->rule;
+}
+
+void tsg_act_job_fini(struct tsg_act_job *h)
+{
+	free(h->action);
+	free(h->rule);
+}
+
 bool tsg_act_count_drop(struct tsg_act_stat *st, uint64_t *n)
 {
 	*n = atomic_fetch_add(&st->dropped, 1) + 1;

@@ -16,11 +16,10 @@
 
 struct sl_job {
 	struct tsg_act_link link; /* first: queued in a tsg_act_fifo */
+	struct tsg_act_job h;
 	char *ident;
 	int prio; /* facility | level */
 	char *line;
-	char *rule;
-	struct tsg_act_stat *st;
 };
 
 struct tsg_syslog_runner {
@@ -79,9 +78,9 @@ static void job_free(struct sl_job *j)
 {
 	if (!j)
 		return;
+	tsg_act_job_fini(&j->h);
 	free(j->ident);
 	free(j->line);
-	free(j->rule);
 	free(j);
 }
 
@@ -127,8 +126,8 @@ static void *sl_main(void *arg)
 		}
 		sl_send(j);
 		/* syslog(3) reports nothing: handed to the daemon is all we know */
-		atomic_fetch_add(&j->st->sent, 1);
-		atomic_fetch_sub(&j->st->queued_now, 1);
+		atomic_fetch_add(&j->h.st->sent, 1);
+		atomic_fetch_sub(&j->h.st->queued_now, 1);
 		job_free(j);
 	}
 	return NULL;
@@ -141,8 +140,8 @@ static void sl_fini(struct tsg_act_runner *base)
 	struct sl_job *j;
 
 	while ((j = tsg_act_fifo_pop(&r->q))) {
-		atomic_fetch_add(&j->st->dropped, 1);
-		atomic_fetch_sub(&j->st->queued_now, 1);
+		atomic_fetch_add(&j->h.st->dropped, 1);
+		atomic_fetch_sub(&j->h.st->queued_now, 1);
 		job_free(j);
 	}
 	closelog();
@@ -163,16 +162,15 @@ void tsg_syslog_fire(struct tsg_syslog_runner *r, struct tsg_act_ctx *c,
 		     const struct tsg_action_def *d, struct tsg_act_stat *st)
 {
 	struct sl_job *j = calloc(1, sizeof(*j));
-	bool full;
+	bool full, ok = false;
 
 	if (j) {
+		ok = tsg_act_job_init(&j->h, d->name, c->a->rule->name, st);
 		j->ident = strdup(sl_ident(d));
 		j->line = sl_line(c, d);
-		j->rule = strdup(c->a->rule->name);
 		j->prio = sl_priority(d, c->a);
-		j->st = st;
 	}
-	if (!j || !j->ident || !j->line || !j->rule) {
+	if (!ok || !j->ident || !j->line) {
 		atomic_fetch_add(&st->failed, 1);
 		act_err("rule %s action %s: out of memory", c->a->rule->name, d->name);
 		job_free(j);

@@ -79,14 +79,14 @@ struct tsg_webhook_runner {
 /* Adds 1 to counter `f` of the job's action and of its URL. */
 #define wh_count(j, f)                                                                             \
 	do {                                                                                       \
-		atomic_fetch_add(&(j)->st->f, 1);                                                  \
+		atomic_fetch_add(&(j)->h.st->f, 1);                                                  \
 		if ((j)->ust)                                                                      \
 			atomic_fetch_add(&(j)->ust->f, 1);                                         \
 	} while (0)
 
 static void queued_add(struct wh_job *j, int n)
 {
-	atomic_fetch_add(&j->st->queued_now, n);
+	atomic_fetch_add(&j->h.st->queued_now, n);
 	if (j->ust)
 		atomic_fetch_add(&j->ust->queued_now, n);
 }
@@ -96,14 +96,14 @@ static void queued_add(struct wh_job *j, int n)
 static void drop(struct wh_job *j, const char *why)
 {
 	uint64_t n;
-	bool logged = tsg_act_count_drop(j->st, &n);
+	bool logged = tsg_act_count_drop(j->h.st, &n);
 
 	if (j->ust)
 		atomic_fetch_add(&j->ust->dropped, 1);
 	if (logged)
 		act_warn("rule %s action %s: %s, notification dropped (POST %s; %" PRIu64
 			 " dropped so far)",
-			 j->rule, j->action, why, j->url, n);
+			 j->h.rule, j->h.action, why, j->url, n);
 }
 
 static void dest_free(struct wh_dest *dd)
@@ -147,8 +147,8 @@ static void enqueue(struct tsg_webhook_runner *r, struct wh_job *j, const char *
 	char *u = strdup(url);
 
 	if (!u) {
-		atomic_fetch_add(&j->st->failed, 1);
-		act_err("rule %s action %s: out of memory", j->rule, j->action);
+		atomic_fetch_add(&j->h.st->failed, 1);
+		act_err("rule %s action %s: out of memory", j->h.rule, j->h.action);
 		wh_job_free(j);
 		return;
 	}
@@ -157,7 +157,7 @@ static void enqueue(struct tsg_webhook_runner *r, struct wh_job *j, const char *
 	pthread_mutex_lock(&r->base.lock);
 	if (r->base.stop)
 		why = "shutting down";
-	else if (!(dd = dest_get_locked(r, j->st, j->action, url)))
+	else if (!(dd = dest_get_locked(r, j->h.st, j->h.action, url)))
 		why = "out of memory or too many webhook URLs";
 	else if (atomic_load(&dd->count) >= r->base.cap)
 		why = "webhook queue full";
@@ -197,7 +197,7 @@ void tsg_webhook_fire(struct tsg_webhook_runner *r, struct tsg_act_ctx *c,
 
 		if (!cp) {
 			atomic_fetch_add(&st->failed, 1);
-			act_err("rule %s action %s: out of memory (POST %s)", j->rule, d->name,
+			act_err("rule %s action %s: out of memory (POST %s)", j->h.rule, d->name,
 				d->webhook.urls[i]);
 			continue;
 		}
@@ -321,7 +321,7 @@ static void accept_job(struct tsg_webhook_runner *r, struct wh_job *j, uint64_t 
 	} else {
 		act_warn("rule %s action %s: more than %d firing Alertmanager alerts for %s; this "
 			 "one is not re-sent",
-			 j->rule, j->action, WH_MAX_AM, dd->url);
+			 j->h.rule, j->h.action, WH_MAX_AM, dd->url);
 	}
 	push(&dd->pending, j);
 }
@@ -466,8 +466,8 @@ static void start_pending(struct tsg_webhook_runner *r, struct wh_dest *dd, uint
 		*pp = j->next;
 		if (start(r, j) < 0) {
 			wh_count(j, failed);
-			act_err("rule %s action %s: cannot start the request to %s", j->rule,
-				j->action, j->url);
+			act_err("rule %s action %s: cannot start the request to %s", j->h.rule,
+				j->h.action, j->url);
 			finish(r, j);
 		}
 	}
@@ -525,7 +525,7 @@ static void done(struct tsg_webhook_runner *r, struct wh_job *j, CURLcode rc, ui
 
 			wh_count(j, retried);
 			act_warn("rule %s action %s: POST %s attempt %d failed: %s; retry in %s",
-				 j->rule, j->action, j->url, j->attempt, why,
+				 j->h.rule, j->h.action, j->url, j->attempt, why,
 				 tsg_duration_format(backoff, d, sizeof(d)));
 			j->next_at = now + backoff;
 			push(&j->dest->pending, j);
@@ -533,7 +533,7 @@ static void done(struct tsg_webhook_runner *r, struct wh_job *j, CURLcode rc, ui
 		}
 	}
 	wh_count(j, failed);
-	act_err("rule %s action %s: POST %s failed after %d attempt%s: %s", j->rule, j->action,
+	act_err("rule %s action %s: POST %s failed after %d attempt%s: %s", j->h.rule, j->h.action,
 		j->url, j->attempt, j->attempt == 1 ? "" : "s", why);
 	finish(r, j);
 }
@@ -563,7 +563,7 @@ static void abandon_active(struct tsg_webhook_runner *r, struct wh_dest *dests)
 			wh_count(j, failed);
 			act_err("rule %s action %s: POST %s still unanswered at shutdown; "
 				"abandoned",
-				j->rule, j->action, j->url);
+				j->h.rule, j->h.action, j->url);
 			finish(r, j);
 		}
 		dd->nactive = 0;
