@@ -4,8 +4,9 @@
  *
  * action.c owns the tsg_actions object, the per-action counters, logging and
  * the rendering helpers; syslog.c, exec.c and webhook.c each own one runner
- * (a worker thread with a bounded queue) built on runner.c. A job owns every byte it needs: no
- * pointer into an alert or a ruleset survives tsg_actions_fire().
+ * (a worker thread with a bounded queue) built on runner.c. A job owns every
+ * byte it needs: no pointer into an alert or a ruleset survives
+ * tsg_actions_fire().
  */
 #ifndef TSG_ACTION_IMPL_H
 #define TSG_ACTION_IMPL_H

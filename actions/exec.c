@@ -77,8 +77,9 @@ struct ex_child {
 };
 
 struct tsg_exec_runner {
-	struct tsg_act_runner base; /* first; its lock: slots (queues, running) and stop; cap: per action */
-	int wake_fd;                /* eventfd */
+	/* first; its lock: slots (queues, running) and stop; its cap: per action */
+	struct tsg_act_runner base;
+	int wake_fd; /* eventfd */
 	struct ex_slot *slots;
 	size_t nslots;
 	/* supervisor thread only */
