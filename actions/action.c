@@ -7,7 +7,6 @@
 
 #include <curl/curl.h>
 #include <errno.h>
-#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -31,18 +30,6 @@ struct tsg_actions {
 #define TSG_SYSLOG_QUEUE 1024
 /* Bound on distinct action names counted (a reload may bring new ones). */
 #define TSG_ACT_MAX_STATS 4096
-
-int tsg_act_thread_start(pthread_t *t, void *(*fn)(void *), void *arg)
-{
-	sigset_t all, old;
-	int err;
-
-	sigfillset(&all);
-	pthread_sigmask(SIG_SETMASK, &all, &old);
-	err = pthread_create(t, NULL, fn, arg);
-	pthread_sigmask(SIG_SETMASK, &old, NULL);
-	return -err;
-}
 
 char *tsg_act_render(const struct tsg_template *t, const struct tsg_alert *a)
 {
@@ -178,33 +165,28 @@ int tsg_actions_swap(struct tsg_actions *acts, const struct tsg_ruleset *rs)
 /* Starts a runner on first use; a runner that cannot start is reported once. */
 static bool runner_ready_locked(struct tsg_actions *acts, int type)
 {
-	int err = 0;
+	const struct tsg_actions_opts *o = &acts->opts;
 
 	switch (type) {
 	case TSG_ACT_SYSLOG:
-		if (!acts->sl && !acts->sl_failed &&
-		    (err = tsg_syslog_runner_new(TSG_SYSLOG_QUEUE, &acts->sl)) < 0)
-			acts->sl_failed = true;
+		if (!acts->sl && !acts->sl_failed)
+			acts->sl_failed = tsg_syslog_runner_new(TSG_SYSLOG_QUEUE, &acts->sl) < 0;
 		return acts->sl;
 	case TSG_ACT_EXEC:
-		if (!acts->ex && !acts->ex_failed &&
-		    (err = tsg_exec_runner_new(acts->opts.exec_queue, &acts->ex)) < 0)
-			acts->ex_failed = true;
+		if (!acts->ex && !acts->ex_failed)
+			acts->ex_failed = tsg_exec_runner_new(o->exec_queue, &acts->ex) < 0;
 		return acts->ex;
 	case TSG_ACT_WEBHOOK:
-		if (!acts->wh && !acts->wh_failed &&
-		    (err = tsg_webhook_runner_new(acts->opts.webhook_queue, acts->opts.am_resend_ns,
-						  &acts->wh)) < 0)
-			acts->wh_failed = true;
+		if (!acts->wh && !acts->wh_failed)
+			acts->wh_failed =
+				tsg_webhook_runner_new(o->webhook_queue, o->am_resend_ns, &acts->wh) < 0;
 		return acts->wh;
 	case TSG_ACT_DESTROY:
-		if (!acts->dz && !acts->dz_failed &&
-		    (err = tsg_destroy_runner_new(acts->opts.destroy, acts->opts.destroy_ctx,
-						  &acts->dz)) < 0)
-			acts->dz_failed = true;
+		if (!acts->dz && !acts->dz_failed)
+			acts->dz_failed =
+				tsg_destroy_runner_new(o->destroy, o->destroy_ctx, &acts->dz) < 0;
 		return acts->dz;
 	}
-	(void)err;
 	return false;
 }
 
@@ -364,16 +346,15 @@ void tsg_actions_free(struct tsg_actions *acts)
 
 	if (!acts)
 		return;
+	struct tsg_act_runner *runners[] = { tsg_act_runner_of(acts->ex),
+					     tsg_act_runner_of(acts->wh),
+					     tsg_act_runner_of(acts->sl) };
+
 	/* all runners drain in parallel, each bounded by its own deadline */
-	if (acts->ex)
-		tsg_exec_runner_stop(acts->ex);
-	if (acts->wh)
-		tsg_webhook_runner_stop(acts->wh);
-	if (acts->sl)
-		tsg_syslog_runner_stop(acts->sl);
-	tsg_exec_runner_free(acts->ex);
-	tsg_webhook_runner_free(acts->wh);
-	tsg_syslog_runner_free(acts->sl);
+	for (size_t i = 0; i < sizeof(runners) / sizeof(runners[0]); i++)
+		tsg_act_runner_stop(runners[i]);
+	for (size_t i = 0; i < sizeof(runners) / sizeof(runners[0]); i++)
+		tsg_act_runner_free(runners[i]);
 	tsg_destroy_runner_free(acts->dz);
 	for (s = acts->stats; s; s = n) {
 		n = s->next;

@@ -4,8 +4,9 @@
  *
  * action.c owns the tsg_actions object, the per-action counters, logging and
  * the rendering helpers; syslog.c, exec.c and webhook.c each own one runner
- * (a worker thread with a bounded queue). A job owns every byte it needs: no
- * pointer into an alert or a ruleset survives tsg_actions_fire().
+ * (a worker thread with a bounded queue) built on runner.c. A job owns every
+ * byte it needs: no pointer into an alert or a ruleset survives
+ * tsg_actions_fire().
  */
 #ifndef TSG_ACTION_IMPL_H
 #define TSG_ACTION_IMPL_H
@@ -58,10 +59,6 @@ static inline bool tsg_act_log_drop(uint64_t n)
 
 /* clocks: tsg_mono_ns(), tsg_wall_ns() (engine/core/tsg.h) */
 
-/* Blocks every signal while creating a thread, so workers never take the
- * main program's signals (SIGHUP, SIGTERM, SIGPIPE ...). */
-int tsg_act_thread_start(pthread_t *t, void *(*fn)(void *), void *arg);
-
 /* ---- rendering ------------------------------------------------------------ */
 
 /* Bound on one rendered template (argv element, header value, body). */
@@ -91,9 +88,110 @@ const char *tsg_act_ctx_json(struct tsg_act_ctx *c);
 void tsg_act_dry(struct tsg_act_ctx *c, const struct tsg_action_def *d, const char *what,
 		 const char *value, bool value_is_json);
 
+/* ---- the runner each queued action type embeds (runner.c) ---------------- *
+ * One worker thread (started with every signal blocked), the lock over what
+ * it shares with fire(), the queue bound, the stop flag, and how fire() and
+ * stop wake the worker: the condition variable, or the runner's own wake. */
+
+struct tsg_act_runner;
+
+struct tsg_act_runner_def {
+	const char *name;   /* "syslog", for the log */
+	const char *thread; /* "worker", "supervisor" */
+	size_t default_cap; /* the queue bound when none is asked for */
+	void *(*main)(void *runner);
+	void (*wake)(struct tsg_act_runner *r); /* NULL: signal cond */
+	/* before the thread starts: what the runner needs besides (NULL: nothing) */
+	int (*init)(struct tsg_act_runner *r, const void *arg);
+	/* after the join: what is still queued, and what init made */
+	void (*fini)(struct tsg_act_runner *r);
+	/* set: the join waits TSG_ACT_GRACE_NS, then logs this and cancels the
+	 * worker (which must allow it only where it may block) */
+	const char *stuck;
+};
+
+struct tsg_act_runner {
+	const struct tsg_act_runner_def *def;
+	pthread_t thread;
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	size_t cap;
+	bool stop; /* under lock: take no more, finish, leave */
+};
+
+/*
+ * A zeroed runner of `size` bytes (a struct whose first member is the struct
+ * tsg_act_runner) into *out: def->init(r, arg), then def->main(r) on its own
+ * thread, with the queue bound cap (0: def->default_cap). 0, or -errno
+ * (a thread that does not start is logged) with nothing left over.
+ */
+int tsg_act_runner_new(size_t size, const struct tsg_act_runner_def *def, size_t cap,
+		       const void *arg, void *out);
+/* Wakes the worker (after queueing, under the lock or not). */
+void tsg_act_runner_wake(struct tsg_act_runner *r);
+/* Sets stop and wakes the worker; does not wait. NULL-safe. */
+void tsg_act_runner_stop(struct tsg_act_runner *r);
+/* Stops, joins (bounded: def->stuck), def->fini, frees. NULL-safe. */
+void tsg_act_runner_free(struct tsg_act_runner *r);
+
+/* A queue of jobs, each with a struct tsg_act_link as its first member. */
+struct tsg_act_link {
+	struct tsg_act_link *next;
+};
+
+struct tsg_act_fifo {
+	struct tsg_act_link *head, *tail;
+	size_t n;
+};
+
+static inline void tsg_act_fifo_push(struct tsg_act_fifo *q, struct tsg_act_link *l)
+{
+	l->next = NULL;
+	if (q->tail)
+		q->tail->next = l;
+	else
+		q->head = l;
+	q->tail = l;
+	q->n++;
+}
+
+/* The oldest job, or NULL. */
+static inline void *tsg_act_fifo_pop(struct tsg_act_fifo *q)
+{
+	struct tsg_act_link *l = q->head;
+
+	if (l) {
+		q->head = l->next;
+		if (!q->head)
+			q->tail = NULL;
+		q->n--;
+		l->next = NULL;
+	}
+	return l;
+}
+
+/* What every job carries: the names of its action and rule (for the log)
+ * and its action's counters. */
+struct tsg_act_job {
+	char *action, *rule;
+	struct tsg_act_stat *st;
+};
+
+/* Copies both names: true, or false on ENOMEM (then tsg_act_job_fini frees
+ * what was copied). */
+bool tsg_act_job_init(struct tsg_act_job *h, const char *action, const char *rule,
+		      struct tsg_act_stat *st);
+void tsg_act_job_fini(struct tsg_act_job *h);
+
+/* Counts one dropped notification of st; true when this one is logged
+ * (tsg_act_log_drop), with *n the drops so far. */
+bool tsg_act_count_drop(struct tsg_act_stat *st, uint64_t *n);
+
 /* ---- runners ------------------------------------------------------------ *
- * _stop asks a runner to finish (non-blocking); _free joins and frees it
- * (bounded: pending work gets its timeout, then it is abandoned). */
+ * Each begins with its struct tsg_act_runner: tsg_act_runner_of() of one is
+ * stopped (non-blocking) and freed (joined, bounded: pending work gets its
+ * timeout, then it is abandoned) by tsg_act_runner_stop/_free. */
+#define tsg_act_runner_of(runner) ((struct tsg_act_runner *)(runner))
 
 struct tsg_syslog_runner;
 struct tsg_exec_runner;
@@ -102,14 +200,10 @@ struct tsg_webhook_runner;
 int tsg_syslog_runner_new(size_t cap, struct tsg_syslog_runner **out);
 void tsg_syslog_fire(struct tsg_syslog_runner *r, struct tsg_act_ctx *c,
 		     const struct tsg_action_def *d, struct tsg_act_stat *st);
-void tsg_syslog_runner_stop(struct tsg_syslog_runner *r);
-void tsg_syslog_runner_free(struct tsg_syslog_runner *r);
 
 int tsg_exec_runner_new(size_t queue_cap, struct tsg_exec_runner **out);
 void tsg_exec_fire(struct tsg_exec_runner *r, struct tsg_act_ctx *c,
 		   const struct tsg_action_def *d, struct tsg_act_stat *st);
-void tsg_exec_runner_stop(struct tsg_exec_runner *r);
-void tsg_exec_runner_free(struct tsg_exec_runner *r);
 
 int tsg_webhook_runner_new(size_t queue_cap, uint64_t am_resend_ns,
 			   struct tsg_webhook_runner **out);
@@ -117,8 +211,6 @@ void tsg_webhook_fire(struct tsg_webhook_runner *r, struct tsg_act_ctx *c,
 		      const struct tsg_action_def *d, struct tsg_act_stat *st);
 /* Reload: forget Alertmanager re-sends of actions/rules that no longer exist. */
 void tsg_webhook_swap(struct tsg_webhook_runner *r, const struct tsg_ruleset *rs);
-void tsg_webhook_runner_stop(struct tsg_webhook_runner *r);
-void tsg_webhook_runner_free(struct tsg_webhook_runner *r);
 
 /* destroy: runs in the caller's thread (no queue); see destroy.c. */
 struct tsg_destroy_runner;

@@ -39,21 +39,19 @@
 #define EX_DEFAULT_TIMEOUT (30 * TSG_NSEC_PER_SEC)
 
 struct ex_job {
-	char *action, *rule;
+	struct tsg_act_link link; /* first: queued in a tsg_act_fifo */
+	struct tsg_act_job h;
 	char **argv, **envp; /* NULL-terminated */
 	char *input;         /* the alert JSON + "\n" */
 	size_t input_len;
 	char *user;
 	uint64_t timeout_ns;
 	int max_concurrent;
-	struct tsg_act_stat *st;
-	struct ex_job *next;
 };
 
 struct ex_slot { /* one per action name: its queue and how many run */
 	char *name;
-	struct ex_job *head, *tail;
-	size_t n;
+	struct tsg_act_fifo q;
 	int running;
 	struct ex_slot *next;
 };
@@ -79,13 +77,11 @@ struct ex_child {
 };
 
 struct tsg_exec_runner {
-	pthread_t thread;
-	pthread_mutex_t lock; /* slots (queues, running) and stop */
-	int wake_fd;          /* eventfd */
+	/* first; its lock: slots (queues, running) and stop; its cap: per action */
+	struct tsg_act_runner base;
+	int wake_fd; /* eventfd */
 	struct ex_slot *slots;
 	size_t nslots;
-	size_t cap; /* queue bound per action */
-	bool stop;
 	/* supervisor thread only */
 	struct ex_child *kids[EX_MAX_CHILDREN];
 	size_t nkids;
@@ -99,8 +95,7 @@ static void job_free(struct ex_job *j)
 {
 	if (!j)
 		return;
-	free(j->action);
-	free(j->rule);
+	tsg_act_job_fini(&j->h);
 	tsg_act_free_vec(j->argv);
 	tsg_act_free_vec(j->envp);
 	free(j->input);
@@ -203,8 +198,9 @@ void tsg_exec_dry(struct tsg_act_ctx *c, const struct tsg_action_def *d)
 
 /* ---- the queue -------------------------------------------------------- */
 
-static void wake(struct tsg_exec_runner *r)
+static void wake(struct tsg_act_runner *base)
 {
+	struct tsg_exec_runner *r = (struct tsg_exec_runner *)base;
 	uint64_t one = 1;
 
 	if (write(r->wake_fd, &one, sizeof(one)) < 0) {
@@ -239,6 +235,7 @@ void tsg_exec_fire(struct tsg_exec_runner *r, struct tsg_act_ctx *c,
 	const char *rule = c->a->rule->name;
 	struct ex_slot *s;
 	const char *why = NULL;
+	bool ok = false;
 
 	if (!d->exec.argc) {
 		atomic_fetch_add(&st->failed, 1);
@@ -249,8 +246,7 @@ void tsg_exec_fire(struct tsg_exec_runner *r, struct tsg_act_ctx *c,
 	if (j) {
 		const char *json = tsg_act_ctx_json(c);
 
-		j->action = strdup(d->name);
-		j->rule = strdup(rule);
+		ok = tsg_act_job_init(&j->h, d->name, rule, st);
 		j->argv = ex_argv(d, c->a);
 		j->envp = ex_env(c->a);
 		j->input_len = strlen(json) + 1;
@@ -263,44 +259,38 @@ void tsg_exec_fire(struct tsg_exec_runner *r, struct tsg_act_ctx *c,
 		j->user = d->exec.user ? strdup(d->exec.user) : NULL;
 		j->timeout_ns = ex_timeout(d);
 		j->max_concurrent = ex_max_concurrent(d);
-		j->st = st;
 	}
-	if (!j || !j->action || !j->rule || !j->argv || !j->envp || !j->input ||
+	if (!ok || !j->argv || !j->envp || !j->input ||
 	    (d->exec.user && !j->user)) {
 		atomic_fetch_add(&st->failed, 1);
 		act_err("rule %s action %s: out of memory", rule, d->name);
 		job_free(j);
 		return;
 	}
-	pthread_mutex_lock(&r->lock);
+	pthread_mutex_lock(&r->base.lock);
 	s = slot_get(r, d->name);
-	if (r->stop)
+	if (r->base.stop)
 		why = "shutting down";
 	else if (!s)
 		why = "too many exec actions";
-	else if (s->n >= r->cap)
+	else if (s->q.n >= r->base.cap)
 		why = "queue full";
 	if (!why) {
-		if (s->tail)
-			s->tail->next = j;
-		else
-			s->head = j;
-		s->tail = j;
-		s->n++;
+		tsg_act_fifo_push(&s->q, &j->link);
 		atomic_fetch_add(&st->queued_now, 1);
 	}
-	pthread_mutex_unlock(&r->lock);
+	pthread_mutex_unlock(&r->base.lock);
 	if (why) {
-		uint64_t n = atomic_fetch_add(&st->dropped, 1) + 1;
+		uint64_t n;
 
-		if (tsg_act_log_drop(n))
+		if (tsg_act_count_drop(st, &n))
 			act_warn("rule %s action %s: %s (%zu queued), notification dropped "
 				 "(%" PRIu64 " dropped so far)",
-				 rule, d->name, why, r->cap, n);
+				 rule, d->name, why, r->base.cap, n);
 		job_free(j);
 		return;
 	}
-	wake(r);
+	tsg_act_runner_wake(&r->base);
 }
 
 /* ---- spawning ------------------------------------------------------------ */
@@ -443,12 +433,12 @@ static int spawn(struct tsg_exec_runner *r, struct ex_job *j, struct ex_slot *sl
 	uint64_t now;
 
 	if ((err = resolve_path(j->argv[0], path, sizeof(path))) < 0) {
-		act_err("rule %s action %s: %s: not found in %s", j->rule, j->action, j->argv[0],
+		act_err("rule %s action %s: %s: not found in %s", j->h.rule, j->h.action, j->argv[0],
 			EX_PATH);
 		return err;
 	}
 	if (j->user && (err = lookup_user(j->user, &ids)) < 0) {
-		act_err("rule %s action %s: user %s: %s", j->rule, j->action, j->user,
+		act_err("rule %s action %s: user %s: %s", j->h.rule, j->h.action, j->user,
 			err == -ESRCH ? "no such user" : strerror(-err));
 		return err;
 	}
@@ -457,13 +447,13 @@ static int spawn(struct tsg_exec_runner *r, struct ex_job *j, struct ex_slot *sl
 		return -ENOMEM;
 	if ((err = pipe3(pin)) < 0 || (err = pipe3(pout)) < 0 || (err = pipe3(perr)) < 0 ||
 	    (err = pipe3(prep)) < 0) {
-		act_err("rule %s action %s: pipe: %s", j->rule, j->action, strerror(-err));
+		act_err("rule %s action %s: pipe: %s", j->h.rule, j->h.action, strerror(-err));
 		goto fail;
 	}
 	pid = fork();
 	if (pid < 0) {
 		err = -errno;
-		act_err("rule %s action %s: fork: %s", j->rule, j->action, strerror(errno));
+		act_err("rule %s action %s: fork: %s", j->h.rule, j->h.action, strerror(errno));
 		goto fail;
 	}
 	if (pid == 0)
@@ -483,7 +473,7 @@ static int spawn(struct tsg_exec_runner *r, struct ex_job *j, struct ex_slot *sl
 		while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
 			;
 		err = -msg[1];
-		act_err("rule %s action %s: cannot %s %s: %s", j->rule, j->action,
+		act_err("rule %s action %s: cannot %s %s: %s", j->h.rule, j->h.action,
 			stage[msg[0] >= 0 && msg[0] <= 2 ? msg[0] : 2], path, strerror(msg[1]));
 		goto fail;
 	}
@@ -554,11 +544,11 @@ static void stream_log(const struct ex_child *k, const struct ex_stream *s)
 		const char *nl = memchr(s->buf + i, '\n', s->len - i);
 		size_t n = nl ? (size_t)(nl - (s->buf + i)) : s->len - i;
 
-		act_info("action %s: %s: %.*s", k->job->action, s->what, (int)n, s->buf + i);
+		act_info("action %s: %s: %.*s", k->job->h.action, s->what, (int)n, s->buf + i);
 		i += n + 1;
 	}
 	if (s->truncated)
-		act_info("action %s: %s: (more output dropped after %d bytes)", k->job->action,
+		act_info("action %s: %s: (more output dropped after %d bytes)", k->job->h.action,
 			 s->what, EX_OUT_MAX);
 }
 
@@ -596,7 +586,7 @@ static void child_done(struct tsg_exec_runner *r, size_t idx, int status, bool l
 {
 	struct ex_child *k = r->kids[idx];
 	struct ex_job *j = k->job;
-	struct tsg_act_stat *st = j->st;
+	struct tsg_act_stat *st = j->h.st;
 	char dur[32];
 
 	stream_read(&k->out);
@@ -606,22 +596,22 @@ static void child_done(struct tsg_exec_runner *r, size_t idx, int status, bool l
 	if (k->phase > 0) {
 		atomic_fetch_add(&st->timed_out, 1);
 		atomic_fetch_add(&st->failed, 1);
-		act_err("rule %s action %s: %s timed out after %s; killed with %s", j->rule,
-			j->action, j->argv[0], tsg_duration_format(j->timeout_ns, dur, sizeof(dur)),
+		act_err("rule %s action %s: %s timed out after %s; killed with %s", j->h.rule,
+			j->h.action, j->argv[0], tsg_duration_format(j->timeout_ns, dur, sizeof(dur)),
 			k->phase == 1 ? "SIGTERM" : "SIGKILL");
 	} else if (lost) {
 		atomic_fetch_add(&st->failed, 1);
 		act_err("rule %s action %s: %s (pid %d): exit status lost (reaped elsewhere)",
-			j->rule, j->action, j->argv[0], (int)k->pid);
+			j->h.rule, j->h.action, j->argv[0], (int)k->pid);
 	} else if (WIFEXITED(status) && WEXITSTATUS(status) == 0) {
 		atomic_fetch_add(&st->sent, 1);
 	} else if (WIFEXITED(status)) {
 		atomic_fetch_add(&st->failed, 1);
-		act_err("rule %s action %s: %s exited with status %d", j->rule, j->action,
+		act_err("rule %s action %s: %s exited with status %d", j->h.rule, j->h.action,
 			j->argv[0], WEXITSTATUS(status));
 	} else {
 		atomic_fetch_add(&st->failed, 1);
-		act_err("rule %s action %s: %s killed by signal %d", j->rule, j->action, j->argv[0],
+		act_err("rule %s action %s: %s killed by signal %d", j->h.rule, j->h.action, j->argv[0],
 			WIFSIGNALED(status) ? WTERMSIG(status) : 0);
 	}
 	atomic_fetch_sub(&st->queued_now, 1);
@@ -629,9 +619,9 @@ static void child_done(struct tsg_exec_runner *r, size_t idx, int status, bool l
 	close_fd(&k->in_fd);
 	close_fd(&k->out.fd);
 	close_fd(&k->err.fd);
-	pthread_mutex_lock(&r->lock);
+	pthread_mutex_lock(&r->base.lock);
 	k->slot->running--;
-	pthread_mutex_unlock(&r->lock);
+	pthread_mutex_unlock(&r->base.lock);
 	job_free(j);
 	free(k);
 	r->kids[idx] = r->kids[--r->nkids];
@@ -673,7 +663,7 @@ static void check_timeouts(struct tsg_exec_runner *r, uint64_t now)
 		} else if (k->phase == 2 && now >= k->kill_at) {
 			/* SIGKILL does not take (uninterruptible sleep): leave it */
 			act_err("rule %s action %s: pid %d survives SIGKILL; abandoned",
-				k->job->rule, k->job->action, (int)k->pid);
+				k->job->h.rule, k->job->h.action, (int)k->pid);
 			k->phase = 3;
 		}
 	}
@@ -682,12 +672,13 @@ static void check_timeouts(struct tsg_exec_runner *r, uint64_t now)
 /* Takes runnable jobs off the queues (and, past the stop deadline, drops the rest). */
 static void start_jobs(struct tsg_exec_runner *r, uint64_t now)
 {
-	struct ex_job *run[EX_MAX_CHILDREN], *drop = NULL;
+	struct ex_job *run[EX_MAX_CHILDREN], *j;
 	struct ex_slot *slots[EX_MAX_CHILDREN];
+	struct tsg_act_link *drop = NULL; /* last taken first */
 	size_t nrun = 0;
 
-	pthread_mutex_lock(&r->lock);
-	if (r->stop && !r->stopping) {
+	pthread_mutex_lock(&r->base.lock);
+	if (r->base.stop && !r->stopping) {
 		/* pending work gets its timeout: the longest one pending */
 		uint64_t longest = 0;
 
@@ -695,54 +686,43 @@ static void start_jobs(struct tsg_exec_runner *r, uint64_t now)
 			if (r->kids[i]->deadline > now && r->kids[i]->deadline - now > longest)
 				longest = r->kids[i]->deadline - now;
 		for (struct ex_slot *s = r->slots; s; s = s->next)
-			for (struct ex_job *j = s->head; j; j = j->next)
-				if (j->timeout_ns > longest)
-					longest = j->timeout_ns;
+			for (struct tsg_act_link *l = s->q.head; l; l = l->next)
+				if (((struct ex_job *)l)->timeout_ns > longest)
+					longest = ((struct ex_job *)l)->timeout_ns;
 		r->stopping = true;
 		r->stop_deadline = now + longest;
 	}
 	for (struct ex_slot *s = r->slots; s; s = s->next) {
-		while (s->head && r->stopping && now >= r->stop_deadline) {
-			struct ex_job *j = s->head;
+		while (s->q.head && r->stopping && now >= r->stop_deadline) {
+			struct tsg_act_link *l = tsg_act_fifo_pop(&s->q);
 
-			s->head = j->next;
-			s->n--;
-			j->next = drop;
-			drop = j;
+			l->next = drop;
+			drop = l;
 		}
-		while (s->head && s->running < s->head->max_concurrent &&
+		while (s->q.head && s->running < ((struct ex_job *)s->q.head)->max_concurrent &&
 		       r->nkids + nrun < EX_MAX_CHILDREN) {
-			struct ex_job *j = s->head;
-
-			s->head = j->next;
-			s->n--;
-			j->next = NULL;
 			s->running++;
 			slots[nrun] = s;
-			run[nrun++] = j;
+			run[nrun++] = tsg_act_fifo_pop(&s->q);
 		}
-		if (!s->head)
-			s->tail = NULL;
 	}
-	pthread_mutex_unlock(&r->lock);
-	while (drop) {
-		struct ex_job *j = drop;
-
-		drop = j->next;
-		atomic_fetch_add(&j->st->dropped, 1);
-		atomic_fetch_sub(&j->st->queued_now, 1);
-		act_warn("rule %s action %s: not started before shutdown; dropped", j->rule,
-			 j->action);
+	pthread_mutex_unlock(&r->base.lock);
+	while ((j = (struct ex_job *)drop)) {
+		drop = drop->next;
+		atomic_fetch_add(&j->h.st->dropped, 1);
+		atomic_fetch_sub(&j->h.st->queued_now, 1);
+		act_warn("rule %s action %s: not started before shutdown; dropped", j->h.rule,
+			 j->h.action);
 		job_free(j);
 	}
 	for (size_t i = 0; i < nrun; i++) {
 		if (spawn(r, run[i], slots[i]) == 0)
 			continue;
-		atomic_fetch_add(&run[i]->st->failed, 1);
-		atomic_fetch_sub(&run[i]->st->queued_now, 1);
-		pthread_mutex_lock(&r->lock);
+		atomic_fetch_add(&run[i]->h.st->failed, 1);
+		atomic_fetch_sub(&run[i]->h.st->queued_now, 1);
+		pthread_mutex_lock(&r->base.lock);
 		slots[i]->running--;
-		pthread_mutex_unlock(&r->lock);
+		pthread_mutex_unlock(&r->base.lock);
 		job_free(run[i]);
 	}
 }
@@ -751,10 +731,10 @@ static bool queues_empty(struct tsg_exec_runner *r)
 {
 	bool empty = true;
 
-	pthread_mutex_lock(&r->lock);
+	pthread_mutex_lock(&r->base.lock);
 	for (struct ex_slot *s = r->slots; s && empty; s = s->next)
-		empty = !s->head;
-	pthread_mutex_unlock(&r->lock);
+		empty = !s->q.head;
+	pthread_mutex_unlock(&r->base.lock);
 	return empty;
 }
 
@@ -829,62 +809,38 @@ static void *ex_main(void *arg)
 	return NULL;
 }
 
-int tsg_exec_runner_new(size_t queue_cap, struct tsg_exec_runner **out)
+static int ex_init(struct tsg_act_runner *base, const void *arg)
 {
-	struct tsg_exec_runner *r = calloc(1, sizeof(*r));
-	int err;
+	struct tsg_exec_runner *r = (struct tsg_exec_runner *)base;
 
-	if (!r)
-		return -ENOMEM;
-	r->cap = queue_cap ? queue_cap : 256;
+	(void)arg;
 	r->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-	if (r->wake_fd < 0) {
-		err = -errno;
-		free(r);
-		return err;
-	}
-	pthread_mutex_init(&r->lock, NULL);
-	err = tsg_act_thread_start(&r->thread, ex_main, r);
-	if (err < 0) {
-		act_err("exec: cannot start the supervisor thread: %s", strerror(-err));
-		close(r->wake_fd);
-		pthread_mutex_destroy(&r->lock);
-		free(r);
-		return err;
-	}
-	*out = r;
-	return 0;
+	return r->wake_fd < 0 ? -errno : 0;
 }
 
-void tsg_exec_runner_stop(struct tsg_exec_runner *r)
+/* After the join (by the stop deadline plus two graces): what never started. */
+static void ex_fini(struct tsg_act_runner *base)
 {
-	if (!r)
-		return;
-	pthread_mutex_lock(&r->lock);
-	r->stop = true;
-	pthread_mutex_unlock(&r->lock);
-	wake(r);
-}
-
-void tsg_exec_runner_free(struct tsg_exec_runner *r)
-{
+	struct tsg_exec_runner *r = (struct tsg_exec_runner *)base;
 	struct ex_slot *s, *n;
 
-	if (!r)
-		return;
-	tsg_exec_runner_stop(r);
-	/* bounded: the thread leaves by the stop deadline plus two graces */
-	pthread_join(r->thread, NULL);
 	for (s = r->slots; s; s = n) {
+		struct ex_job *j;
+
 		n = s->next;
-		for (struct ex_job *j = s->head, *jn; j; j = jn) {
-			jn = j->next;
+		while ((j = tsg_act_fifo_pop(&s->q)))
 			job_free(j);
-		}
 		free(s->name);
 		free(s);
 	}
 	close(r->wake_fd);
-	pthread_mutex_destroy(&r->lock);
-	free(r);
+}
+
+static const struct tsg_act_runner_def ex_def = {
+	"exec", "supervisor", 256, ex_main, wake, ex_init, ex_fini, NULL,
+};
+
+int tsg_exec_runner_new(size_t queue_cap, struct tsg_exec_runner **out)
+{
+	return tsg_act_runner_new(sizeof(**out), &ex_def, queue_cap, NULL, out);
 }

@@ -15,21 +15,16 @@
 #include <time.h>
 
 struct sl_job {
+	struct tsg_act_link link; /* first: queued in a tsg_act_fifo */
+	struct tsg_act_job h;
 	char *ident;
 	int prio; /* facility | level */
 	char *line;
-	char *rule;
-	struct tsg_act_stat *st;
-	struct sl_job *next;
 };
 
 struct tsg_syslog_runner {
-	pthread_t thread;
-	pthread_mutex_t lock;
-	pthread_cond_t cond;
-	struct sl_job *head, *tail;
-	size_t n, cap;
-	bool stop;
+	struct tsg_act_runner base; /* first; its cond wakes the worker */
+	struct tsg_act_fifo q;
 	char *ident; /* what openlog() holds (worker thread only) */
 };
 
@@ -83,15 +78,26 @@ static void job_free(struct sl_job *j)
 {
 	if (!j)
 		return;
+	tsg_act_job_fini(&j->h);
 	free(j->ident);
 	free(j->line);
-	free(j->rule);
 	free(j);
 }
 
 static void cleanup_job(void *p)
 {
 	job_free(p);
+}
+
+/* syslog(3) may block on a stalled daemon: the only place a shutdown may
+ * cancel the worker (then j is freed). */
+static void sl_send(struct sl_job *j)
+{
+	pthread_cleanup_push(cleanup_job, j);
+	pthread_setcancelstate(PTHREAD_CANCEL_ENABLE, NULL);
+	syslog(j->prio, "%s", j->line);
+	pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, NULL);
+	pthread_cleanup_pop(0);
 }
 
 static void *sl_main(void *arg)
@@ -102,17 +108,11 @@ static void *sl_main(void *arg)
 	for (;;) {
 		struct sl_job *j;
 
-		pthread_mutex_lock(&r->lock);
-		while (!r->head && !r->stop)
-			pthread_cond_wait(&r->cond, &r->lock);
-		j = r->head;
-		if (j) {
-			r->head = j->next;
-			if (!r->head)
-				r->tail = NULL;
-			r->n--;
-		}
-		pthread_mutex_unlock(&r->lock);
+		pthread_mutex_lock(&r->base.lock);
+		while (!r->q.head && !r->base.stop)
+			pthread_cond_wait(&r->base.cond, &r->base.lock);
+		j = tsg_act_fifo_pop(&r->q);
+		pthread_mutex_unlock(&r->base.lock);
 		if (!j)
 			break;
 		if (!r->ident || strcmp(r->ident, j->ident)) {
@@ -124,120 +124,73 @@ static void *sl_main(void *arg)
 			j->ident = NULL;
 			openlog(r->ident, LOG_PID | LOG_NDELAY, LOG_DAEMON);
 		}
-		/* syslog(3) may block on a stalled daemon: the only place a
-		 * shutdown may cancel this thread */
-		pthread_cleanup_push(cleanup_job, j);
-		pthread_setcancelstate(PTHREAD_CANCEL_ENABLE, NULL);
-		syslog(j->prio, "%s", j->line);
-		pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, NULL);
-		pthread_cleanup_pop(0);
+		sl_send(j);
 		/* syslog(3) reports nothing: handed to the daemon is all we know */
-		atomic_fetch_add(&j->st->sent, 1);
-		atomic_fetch_sub(&j->st->queued_now, 1);
+		atomic_fetch_add(&j->h.st->sent, 1);
+		atomic_fetch_sub(&j->h.st->queued_now, 1);
 		job_free(j);
 	}
 	return NULL;
 }
 
+/* After the join: what the daemon never took is dropped. */
+static void sl_fini(struct tsg_act_runner *base)
+{
+	struct tsg_syslog_runner *r = (struct tsg_syslog_runner *)base;
+	struct sl_job *j;
+
+	while ((j = tsg_act_fifo_pop(&r->q))) {
+		atomic_fetch_add(&j->h.st->dropped, 1);
+		atomic_fetch_sub(&j->h.st->queued_now, 1);
+		job_free(j);
+	}
+	closelog();
+	free(r->ident);
+}
+
+static const struct tsg_act_runner_def sl_def = {
+	"syslog", "worker", 1024, sl_main, .fini = sl_fini,
+	.stuck = "syslog: the daemon does not take messages; giving up on the queue",
+};
+
 int tsg_syslog_runner_new(size_t cap, struct tsg_syslog_runner **out)
 {
-	struct tsg_syslog_runner *r = calloc(1, sizeof(*r));
-	int err;
-
-	if (!r)
-		return -ENOMEM;
-	r->cap = cap ? cap : 1024;
-	pthread_mutex_init(&r->lock, NULL);
-	pthread_cond_init(&r->cond, NULL);
-	err = tsg_act_thread_start(&r->thread, sl_main, r);
-	if (err < 0) {
-		act_err("syslog: cannot start the worker thread: %s", strerror(-err));
-		pthread_mutex_destroy(&r->lock);
-		pthread_cond_destroy(&r->cond);
-		free(r);
-		return err;
-	}
-	*out = r;
-	return 0;
+	return tsg_act_runner_new(sizeof(**out), &sl_def, cap, NULL, out);
 }
 
 void tsg_syslog_fire(struct tsg_syslog_runner *r, struct tsg_act_ctx *c,
 		     const struct tsg_action_def *d, struct tsg_act_stat *st)
 {
 	struct sl_job *j = calloc(1, sizeof(*j));
-	bool full;
+	bool full, ok = false;
 
 	if (j) {
+		ok = tsg_act_job_init(&j->h, d->name, c->a->rule->name, st);
 		j->ident = strdup(sl_ident(d));
 		j->line = sl_line(c, d);
-		j->rule = strdup(c->a->rule->name);
 		j->prio = sl_priority(d, c->a);
-		j->st = st;
 	}
-	if (!j || !j->ident || !j->line || !j->rule) {
+	if (!ok || !j->ident || !j->line) {
 		atomic_fetch_add(&st->failed, 1);
 		act_err("rule %s action %s: out of memory", c->a->rule->name, d->name);
 		job_free(j);
 		return;
 	}
-	pthread_mutex_lock(&r->lock);
-	full = r->n >= r->cap || r->stop;
+	pthread_mutex_lock(&r->base.lock);
+	full = r->q.n >= r->base.cap || r->base.stop;
 	if (!full) {
-		if (r->tail)
-			r->tail->next = j;
-		else
-			r->head = j;
-		r->tail = j;
-		r->n++;
+		tsg_act_fifo_push(&r->q, &j->link);
 		atomic_fetch_add(&st->queued_now, 1);
-		pthread_cond_signal(&r->cond);
+		tsg_act_runner_wake(&r->base);
 	}
-	pthread_mutex_unlock(&r->lock);
+	pthread_mutex_unlock(&r->base.lock);
 	if (full) {
-		uint64_t n = atomic_fetch_add(&st->dropped, 1) + 1;
+		uint64_t n;
 
-		if (tsg_act_log_drop(n))
+		if (tsg_act_count_drop(st, &n))
 			act_warn("rule %s action %s: syslog queue full (%zu), notification "
 				 "dropped (%" PRIu64 " dropped so far)",
-				 c->a->rule->name, d->name, r->cap, n);
+				 c->a->rule->name, d->name, r->base.cap, n);
 		job_free(j);
 	}
-}
-
-void tsg_syslog_runner_stop(struct tsg_syslog_runner *r)
-{
-	if (!r)
-		return;
-	pthread_mutex_lock(&r->lock);
-	r->stop = true;
-	pthread_cond_signal(&r->cond);
-	pthread_mutex_unlock(&r->lock);
-}
-
-void tsg_syslog_runner_free(struct tsg_syslog_runner *r)
-{
-	struct timespec dl;
-	struct sl_job *j, *n;
-
-	if (!r)
-		return;
-	tsg_syslog_runner_stop(r);
-	clock_gettime(CLOCK_REALTIME, &dl);
-	dl.tv_sec += TSG_ACT_GRACE_NS / TSG_NSEC_PER_SEC;
-	if (pthread_timedjoin_np(r->thread, NULL, &dl)) {
-		act_warn("syslog: the daemon does not take messages; giving up on the queue");
-		pthread_cancel(r->thread);
-		pthread_join(r->thread, NULL);
-	}
-	for (j = r->head; j; j = n) {
-		n = j->next;
-		atomic_fetch_add(&j->st->dropped, 1);
-		atomic_fetch_sub(&j->st->queued_now, 1);
-		job_free(j);
-	}
-	closelog();
-	free(r->ident);
-	pthread_mutex_destroy(&r->lock);
-	pthread_cond_destroy(&r->cond);
-	free(r);
 }

@@ -60,15 +60,13 @@ struct wh_dest {
 };
 
 struct tsg_webhook_runner {
-	pthread_t thread;
-	pthread_mutex_t lock; /* incoming, stop, swap, the destination list and counts */
+	struct tsg_act_runner base; /* first; its lock: incoming, stop, swap, the destination
+				     * list and counts; cap: per destination */
 	CURLM *multi;
 	struct wh_job *in_head, *in_tail;
 	struct wh_dest *dests; /* added by fire(), removed by the worker, both locked */
 	size_t ndests;
-	size_t cap; /* per destination */
 	uint64_t resend_ns;
-	bool stop;
 	char **swap_keep;  /* "action\x1frule\x1f" prefixes that stay (NULL-terminated) */
 	char **swap_dests; /* "action\x1furl" destinations that stay (NULL-terminated) */
 	bool swap_pending;
@@ -81,14 +79,14 @@ struct tsg_webhook_runner {
 /* Adds 1 to counter `f` of the job's action and of its URL. */
 #define wh_count(j, f)                                                                             \
 	do {                                                                                       \
-		atomic_fetch_add(&(j)->st->f, 1);                                                  \
+		atomic_fetch_add(&(j)->h.st->f, 1);                                                  \
 		if ((j)->ust)                                                                      \
 			atomic_fetch_add(&(j)->ust->f, 1);                                         \
 	} while (0)
 
 static void queued_add(struct wh_job *j, int n)
 {
-	atomic_fetch_add(&j->st->queued_now, n);
+	atomic_fetch_add(&j->h.st->queued_now, n);
 	if (j->ust)
 		atomic_fetch_add(&j->ust->queued_now, n);
 }
@@ -97,14 +95,15 @@ static void queued_add(struct wh_job *j, int n)
 
 static void drop(struct wh_job *j, const char *why)
 {
-	uint64_t n = atomic_fetch_add(&j->st->dropped, 1) + 1;
+	uint64_t n;
+	bool logged = tsg_act_count_drop(j->h.st, &n);
 
 	if (j->ust)
 		atomic_fetch_add(&j->ust->dropped, 1);
-	if (tsg_act_log_drop(n))
+	if (logged)
 		act_warn("rule %s action %s: %s, notification dropped (POST %s; %" PRIu64
 			 " dropped so far)",
-			 j->rule, j->action, why, j->url, n);
+			 j->h.rule, j->h.action, why, j->url, n);
 }
 
 static void dest_free(struct wh_dest *dd)
@@ -148,19 +147,19 @@ static void enqueue(struct tsg_webhook_runner *r, struct wh_job *j, const char *
 	char *u = strdup(url);
 
 	if (!u) {
-		atomic_fetch_add(&j->st->failed, 1);
-		act_err("rule %s action %s: out of memory", j->rule, j->action);
+		atomic_fetch_add(&j->h.st->failed, 1);
+		act_err("rule %s action %s: out of memory", j->h.rule, j->h.action);
 		wh_job_free(j);
 		return;
 	}
 	free(j->url);
 	j->url = u;
-	pthread_mutex_lock(&r->lock);
-	if (r->stop)
+	pthread_mutex_lock(&r->base.lock);
+	if (r->base.stop)
 		why = "shutting down";
-	else if (!(dd = dest_get_locked(r, j->st, j->action, url)))
+	else if (!(dd = dest_get_locked(r, j->h.st, j->h.action, url)))
 		why = "out of memory or too many webhook URLs";
-	else if (atomic_load(&dd->count) >= r->cap)
+	else if (atomic_load(&dd->count) >= r->base.cap)
 		why = "webhook queue full";
 	if (!why) {
 		j->dest = dd;
@@ -175,7 +174,7 @@ static void enqueue(struct tsg_webhook_runner *r, struct wh_job *j, const char *
 	} else if (dd) {
 		j->ust = dd->ust;
 	}
-	pthread_mutex_unlock(&r->lock);
+	pthread_mutex_unlock(&r->base.lock);
 	if (why) {
 		drop(j, why);
 		wh_job_free(j);
@@ -198,7 +197,7 @@ void tsg_webhook_fire(struct tsg_webhook_runner *r, struct tsg_act_ctx *c,
 
 		if (!cp) {
 			atomic_fetch_add(&st->failed, 1);
-			act_err("rule %s action %s: out of memory (POST %s)", j->rule, d->name,
+			act_err("rule %s action %s: out of memory (POST %s)", j->h.rule, d->name,
 				d->webhook.urls[i]);
 			continue;
 		}
@@ -208,7 +207,7 @@ void tsg_webhook_fire(struct tsg_webhook_runner *r, struct tsg_act_ctx *c,
 		enqueue(r, j, d->webhook.urls[d->webhook.nurls - 1]);
 	else
 		wh_job_free(j);
-	curl_multi_wakeup(r->multi);
+	tsg_act_runner_wake(&r->base);
 }
 
 /* ---- worker -------------------------------------------------------------------- */
@@ -322,7 +321,7 @@ static void accept_job(struct tsg_webhook_runner *r, struct wh_job *j, uint64_t 
 	} else {
 		act_warn("rule %s action %s: more than %d firing Alertmanager alerts for %s; this "
 			 "one is not re-sent",
-			 j->rule, j->action, WH_MAX_AM, dd->url);
+			 j->h.rule, j->h.action, WH_MAX_AM, dd->url);
 	}
 	push(&dd->pending, j);
 }
@@ -335,7 +334,7 @@ static void am_resends(struct tsg_webhook_runner *r, struct wh_dest *dd, uint64_
 		if (e->busy || now < e->next_resend || !e->tmpl)
 			continue;
 		e->next_resend = now + r->resend_ns;
-		if (atomic_load(&dd->count) >= r->cap) {
+		if (atomic_load(&dd->count) >= r->base.cap) {
 			drop(e->tmpl, "webhook queue full (re-send)");
 			continue;
 		}
@@ -467,8 +466,8 @@ static void start_pending(struct tsg_webhook_runner *r, struct wh_dest *dd, uint
 		*pp = j->next;
 		if (start(r, j) < 0) {
 			wh_count(j, failed);
-			act_err("rule %s action %s: cannot start the request to %s", j->rule,
-				j->action, j->url);
+			act_err("rule %s action %s: cannot start the request to %s", j->h.rule,
+				j->h.action, j->url);
 			finish(r, j);
 		}
 	}
@@ -526,7 +525,7 @@ static void done(struct tsg_webhook_runner *r, struct wh_job *j, CURLcode rc, ui
 
 			wh_count(j, retried);
 			act_warn("rule %s action %s: POST %s attempt %d failed: %s; retry in %s",
-				 j->rule, j->action, j->url, j->attempt, why,
+				 j->h.rule, j->h.action, j->url, j->attempt, why,
 				 tsg_duration_format(backoff, d, sizeof(d)));
 			j->next_at = now + backoff;
 			push(&j->dest->pending, j);
@@ -534,7 +533,7 @@ static void done(struct tsg_webhook_runner *r, struct wh_job *j, CURLcode rc, ui
 		}
 	}
 	wh_count(j, failed);
-	act_err("rule %s action %s: POST %s failed after %d attempt%s: %s", j->rule, j->action,
+	act_err("rule %s action %s: POST %s failed after %d attempt%s: %s", j->h.rule, j->h.action,
 		j->url, j->attempt, j->attempt == 1 ? "" : "s", why);
 	finish(r, j);
 }
@@ -564,7 +563,7 @@ static void abandon_active(struct tsg_webhook_runner *r, struct wh_dest *dests)
 			wh_count(j, failed);
 			act_err("rule %s action %s: POST %s still unanswered at shutdown; "
 				"abandoned",
-				j->rule, j->action, j->url);
+				j->h.rule, j->h.action, j->url);
 			finish(r, j);
 		}
 		dd->nactive = 0;
@@ -646,10 +645,10 @@ struct wh_turn {
 
 static void take_turn(struct tsg_webhook_runner *r, struct wh_turn *t)
 {
-	pthread_mutex_lock(&r->lock);
+	pthread_mutex_lock(&r->base.lock);
 	t->in = r->in_head;
 	r->in_head = r->in_tail = NULL;
-	t->stop = r->stop;
+	t->stop = r->base.stop;
 	t->swap = r->swap_pending;
 	if (t->swap) {
 		t->keep = r->swap_keep;
@@ -658,7 +657,7 @@ static void take_turn(struct tsg_webhook_runner *r, struct wh_turn *t)
 		r->swap_pending = false;
 	}
 	t->dests = r->dests; /* fire() only adds at the head */
-	pthread_mutex_unlock(&r->lock);
+	pthread_mutex_unlock(&r->base.lock);
 }
 
 static void *wh_main(void *arg)
@@ -709,10 +708,10 @@ static void *wh_main(void *arg)
 			abandon_active(r, t.dests);
 			continue; /* drops what is pending, then leaves */
 		}
-		pthread_mutex_lock(&r->lock);
+		pthread_mutex_lock(&r->base.lock);
 		sweep_gone_locked(r);
 		t.dests = r->dests;
-		pthread_mutex_unlock(&r->lock);
+		pthread_mutex_unlock(&r->base.lock);
 		next = next_wake(r, t.dests, now + TSG_NSEC_PER_SEC);
 		if (next > now) {
 			uint64_t ms = (next - now + TSG_NSEC_PER_MSEC - 1) / TSG_NSEC_PER_MSEC;
@@ -722,31 +721,51 @@ static void *wh_main(void *arg)
 	return NULL;
 }
 
+static void wh_wake(struct tsg_act_runner *base)
+{
+	curl_multi_wakeup(((struct tsg_webhook_runner *)base)->multi);
+}
+
+/* arg: the Alertmanager re-send period (0: a minute). */
+static int wh_init(struct tsg_act_runner *base, const void *arg)
+{
+	struct tsg_webhook_runner *r = (struct tsg_webhook_runner *)base;
+	uint64_t resend = *(const uint64_t *)arg;
+
+	r->resend_ns = resend ? resend : 60 * TSG_NSEC_PER_SEC;
+	r->multi = curl_multi_init();
+	return r->multi ? 0 : -ENOMEM;
+}
+
+/* After the join (by the stop deadline). */
+static void wh_fini(struct tsg_act_runner *base)
+{
+	struct tsg_webhook_runner *r = (struct tsg_webhook_runner *)base;
+
+	while (r->in_head) { /* fire() after stop cannot add; defensive */
+		struct wh_job *j = r->in_head;
+		r->in_head = j->next;
+		finish(r, j);
+	}
+	while (r->dests) {
+		struct wh_dest *dd = r->dests;
+
+		r->dests = dd->next;
+		am_prune(dd, NULL);
+		dest_free(dd);
+	}
+	tsg_act_free_vec(r->swap_keep);
+	tsg_act_free_vec(r->swap_dests);
+	curl_multi_cleanup(r->multi);
+}
+
+static const struct tsg_act_runner_def wh_def = {
+	"webhook", "worker", 1024, wh_main, wh_wake, wh_init, wh_fini, NULL,
+};
+
 int tsg_webhook_runner_new(size_t queue_cap, uint64_t am_resend_ns, struct tsg_webhook_runner **out)
 {
-	struct tsg_webhook_runner *r = calloc(1, sizeof(*r));
-	int err;
-
-	if (!r)
-		return -ENOMEM;
-	r->cap = queue_cap ? queue_cap : 1024;
-	r->resend_ns = am_resend_ns ? am_resend_ns : 60 * TSG_NSEC_PER_SEC;
-	r->multi = curl_multi_init();
-	if (!r->multi) {
-		free(r);
-		return -ENOMEM;
-	}
-	pthread_mutex_init(&r->lock, NULL);
-	err = tsg_act_thread_start(&r->thread, wh_main, r);
-	if (err < 0) {
-		act_err("webhook: cannot start the worker thread: %s", strerror(-err));
-		curl_multi_cleanup(r->multi);
-		pthread_mutex_destroy(&r->lock);
-		free(r);
-		return err;
-	}
-	*out = r;
-	return 0;
+	return tsg_act_runner_new(sizeof(**out), &wh_def, queue_cap, &am_resend_ns, out);
 }
 
 /* "action\x1frule\x1f" of every rule's Alertmanager action (NULL-terminated). */
@@ -818,48 +837,12 @@ void tsg_webhook_swap(struct tsg_webhook_runner *r, const struct tsg_ruleset *rs
 		tsg_act_free_vec(dests);
 		return;
 	}
-	pthread_mutex_lock(&r->lock);
+	pthread_mutex_lock(&r->base.lock);
 	tsg_act_free_vec(r->swap_keep);
 	tsg_act_free_vec(r->swap_dests);
 	r->swap_keep = keep;
 	r->swap_dests = dests;
 	r->swap_pending = true;
-	pthread_mutex_unlock(&r->lock);
-	curl_multi_wakeup(r->multi);
-}
-
-void tsg_webhook_runner_stop(struct tsg_webhook_runner *r)
-{
-	if (!r)
-		return;
-	pthread_mutex_lock(&r->lock);
-	r->stop = true;
-	pthread_mutex_unlock(&r->lock);
-	curl_multi_wakeup(r->multi);
-}
-
-void tsg_webhook_runner_free(struct tsg_webhook_runner *r)
-{
-	if (!r)
-		return;
-	tsg_webhook_runner_stop(r);
-	/* bounded: the worker leaves by the stop deadline */
-	pthread_join(r->thread, NULL);
-	while (r->in_head) { /* fire() after stop cannot add; defensive */
-		struct wh_job *j = r->in_head;
-		r->in_head = j->next;
-		finish(r, j);
-	}
-	while (r->dests) {
-		struct wh_dest *dd = r->dests;
-
-		r->dests = dd->next;
-		am_prune(dd, NULL);
-		dest_free(dd);
-	}
-	tsg_act_free_vec(r->swap_keep);
-	tsg_act_free_vec(r->swap_dests);
-	curl_multi_cleanup(r->multi);
-	pthread_mutex_destroy(&r->lock);
-	free(r);
+	pthread_mutex_unlock(&r->base.lock);
+	tsg_act_runner_wake(&r->base);
 }

@@ -225,8 +225,7 @@ void wh_job_free(struct wh_job *j)
 {
 	if (!j)
 		return;
-	free(j->action);
-	free(j->rule);
+	tsg_act_job_fini(&j->h);
 	free(j->url);
 	tsg_act_free_vec(j->headers);
 	free(j->body);
@@ -242,17 +241,16 @@ void wh_job_free(struct wh_job *j)
 struct wh_job *wh_job_copy(const struct wh_job *j)
 {
 	struct wh_job *c = calloc(1, sizeof(*c));
+	bool ok;
 
 	if (!c)
 		return NULL;
-	c->action = strdup(j->action);
-	c->rule = strdup(j->rule);
+	ok = tsg_act_job_init(&c->h, j->h.action, j->h.rule, j->h.st);
 	c->url = strdup(j->url);
 	c->headers = dup_vec(j->headers);
 	c->body = j->body ? strdup(j->body) : NULL;
 	c->timeout_ns = j->timeout_ns;
 	c->retries = j->retries;
-	c->st = j->st;
 	c->ust = j->ust;
 	c->am = j->am;
 	c->am_firing = j->am_firing;
@@ -260,7 +258,7 @@ struct wh_job *wh_job_copy(const struct wh_job *j)
 	c->am_end_ns = j->am_end_ns;
 	c->am_alert = j->am_alert ? json_deep_copy(j->am_alert) : NULL;
 	c->am_id = j->am_id ? strdup(j->am_id) : NULL;
-	if (!c->action || !c->rule || !c->url || !c->headers || (j->body && !c->body) ||
+	if (!ok || !c->url || !c->headers || (j->body && !c->body) ||
 	    (j->am_alert && !c->am_alert) || (j->am_id && !c->am_id)) {
 		wh_job_free(c);
 		return NULL;
@@ -273,17 +271,15 @@ struct wh_job *wh_job_new(struct tsg_act_ctx *c, const struct tsg_action_def *d,
 			  struct tsg_act_stat *st)
 {
 	struct wh_job *j = calloc(1, sizeof(*j));
-	bool bad;
+	bool ok, bad;
 
 	if (!j)
 		return NULL;
-	j->action = strdup(d->name);
-	j->rule = strdup(c->a->rule->name);
+	ok = tsg_act_job_init(&j->h, d->name, c->a->rule->name, st);
 	j->url = strdup("");
 	j->headers = wh_headers(d, c->a);
 	j->timeout_ns = wh_timeout(d);
 	j->retries = d->webhook.retries > 0 ? d->webhook.retries : 0;
-	j->st = st;
 	j->am = d->webhook.format == TSG_WH_ALERTMANAGER;
 	if (j->am) {
 		j->am_firing = c->a->status == TSG_FIRING;
@@ -294,7 +290,7 @@ struct wh_job *wh_job_new(struct tsg_act_ctx *c, const struct tsg_action_def *d,
 	} else {
 		j->body = wh_body(c, d);
 	}
-	bad = !j->action || !j->rule || !j->url || !j->headers ||
+	bad = !ok || !j->url || !j->headers ||
 	      (j->am ? !j->am_alert || !j->am_id : !j->body);
 	if (bad) {
 		wh_job_free(j);

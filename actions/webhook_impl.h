@@ -17,14 +17,15 @@ struct wh_dest;
 
 /* One notification for one URL: owns every byte it needs. */
 struct wh_job {
-	char *action, *rule, *url;
+	struct tsg_act_job h; /* h.st: the action's counters */
+	char *url;
 	struct wh_dest *dest;
 	char **headers; /* "Name: value", NULL-terminated */
 	char *body;	/* json/template: at fire; alertmanager: per attempt */
 	uint64_t timeout_ns;
 	int retries, attempt;
 	uint64_t next_at;
-	struct tsg_act_stat *st, *ust; /* the action's counters, its URL's (or NULL) */
+	struct tsg_act_stat *ust; /* its URL's counters (or NULL) */
 	/* alertmanager */
 	bool am, am_firing, am_tracked;
 	bool resend;	  /* a send of an am_entry: clears its busy flag when finished */

@@ -13,6 +13,7 @@
 #include "engine.h"
 #include "eventio.h"
 #include "log.h"
+#include "options.h"
 #include "plan.h"
 #include "ruletest.h"
 #include "ruleset.h"
@@ -24,9 +25,7 @@
 #include "metrics.h"
 #endif
 
-#include <ctype.h>
 #include <errno.h>
-#include <getopt.h>
 #include <math.h>
 #include <signal.h>
 #include <stdio.h>
@@ -35,23 +34,6 @@
 #include <time.h>
 #include <sys/stat.h>
 #include <unistd.h>
-
-#define EXIT_RUNTIME 1
-#define EXIT_USAGE 2
-#define MAX_RULE_PATHS 64
-
-struct opts {
-	const char *rules[MAX_RULE_PATHS];
-	size_t nrules;
-	bool dry_run, check, explain, json, quiet;
-	const char *replay, *record, *metrics;
-	const char *control; /* NULL: the default path */
-	double until;
-	bool has_until;
-	size_t max_sockets; /* 0: the engine's default */
-	bool netns_host; /* --netns host: only tsguard's own network namespace */
-	int verbose;
-};
 
 struct ctx {
 	struct opts *o;
@@ -84,217 +66,6 @@ static void on_signal(int sig)
 		sig_stop = 1;
 }
 
-static void usage(FILE *f)
-{
-	fprintf(
-	    f,
-	    "usage: tsguard -r PATH [-r PATH ...] [options]\n"
-	    "       tsguard test FILE...\n"
-	    "       tsguard ctl [--control PATH] [-o text|json] status|alerts|reload\n"
-	    "\n"
-	    "  -r, --rules PATH       rule file or directory (repeatable; default "
-	    "/etc/tsguard/rules.d)\n"
-	    "  -n, --dry-run          evaluate and print what each action would run; run nothing\n"
-	    "      --check            validate the rules and exit (0 valid, 2 invalid)\n"
-	    "      --explain          with --check: print the compiled plan rule by rule\n"
-	    "      --replay FILE      read events from FILE ('-': standard input) on a virtual "
-	    "clock\n"
-	    "      --until SECONDS    with --replay: run the clock on to this time at the end\n"
-	    "      --record FILE      also write every TCP state transition to FILE\n"
-	    "      --netns all|host   watch every network namespace (default) or only\n"
-	    "                         tsguard's own\n"
-	    "  -o, --output FORMAT    alerts on standard output as text (default) or json\n"
-	    "      --metrics ADDR:PORT  serve /metrics and /healthz\n"
-	    "      --control PATH     control socket for `tsguard ctl` (default\n"
-	    "                         " TSG_CONTROL_DEFAULT "; 'none': no socket)\n"
-	    "      --max-sockets N    track at most N sockets (default 4194304)\n"
-	    "  -v, --verbose          more log output\n"
-	    "  -q, --quiet            only warnings and errors\n"
-	    "      --version          print the version\n"
-	    "  -h, --help             this help\n"
-	    "\n"
-	    "Signals: SIGHUP reloads the rules; SIGTERM and SIGINT stop.\n"
-	    "Exit status: 0 success, 1 runtime failure, 2 usage error or invalid rules.\n");
-}
-
-/* --until SECONDS: 0 or -EINVAL (printed). */
-static int parse_until(const char *arg, struct opts *o)
-{
-	char *end;
-
-	o->until = strtod(arg, &end);
-	if (!*arg || isspace((unsigned char)*arg) || *end || !isfinite(o->until) ||
-	    o->until < 0 || o->until > 1e9) {
-		fprintf(stderr, "tsguard: --until wants seconds, not \"%s\"\n", arg);
-		return -EINVAL;
-	}
-	o->has_until = true;
-	return 0;
-}
-
-/* --max-sockets N: 0 or -EINVAL (printed). */
-static int parse_max_sockets(const char *arg, struct opts *o)
-{
-	char *end;
-	unsigned long long v;
-
-	errno = 0;
-	v = strtoull(arg, &end, 10);
-	if (!isdigit((unsigned char)*arg) || *end || errno || !v || v > TSG_ENGINE_SOCKETS_LIMIT) {
-		fprintf(stderr, "tsguard: --max-sockets wants a number from 1 to %u, not \"%s\"\n",
-			TSG_ENGINE_SOCKETS_LIMIT, arg);
-		return -EINVAL;
-	}
-	o->max_sockets = (size_t)v;
-	return 0;
-}
-
-/* Options that do not go together (printed). */
-static bool args_conflict(const struct opts *o)
-{
-	if (o->explain && !o->check) {
-		fprintf(stderr, "tsguard: --explain goes with --check\n");
-		return true;
-	}
-	if (o->has_until && !o->replay) {
-		fprintf(stderr, "tsguard: --until goes with --replay\n");
-		return true;
-	}
-	if (o->record && o->replay) {
-		fprintf(stderr, "tsguard: --record records live transitions; it does not combine "
-				"with --replay\n");
-		return true;
-	}
-	return false;
-}
-
-/* --netns all|host: 0 or -EINVAL (printed). */
-static int parse_netns(const char *arg, struct opts *o)
-{
-	if (!strcmp(arg, "host") || !strcmp(arg, "all")) {
-		o->netns_host = !strcmp(arg, "host");
-		return 0;
-	}
-	fprintf(stderr, "tsguard: --netns is all or host, not \"%s\"\n", arg);
-	return -EINVAL;
-}
-
-/* The long options (parse_args). */
-enum {
-	OPT_CHECK = 256,
-	OPT_EXPLAIN,
-	OPT_REPLAY,
-	OPT_UNTIL,
-	OPT_RECORD,
-	OPT_METRICS,
-	OPT_VERSION,
-	OPT_CONTROL,
-	OPT_NETNS,
-	OPT_MAX_SOCKETS
-};
-
-static const struct option longopts[] = {
-    {"rules", required_argument, NULL, 'r'},
-    {"dry-run", no_argument, NULL, 'n'},
-    {"check", no_argument, NULL, OPT_CHECK},
-    {"explain", no_argument, NULL, OPT_EXPLAIN},
-    {"replay", required_argument, NULL, OPT_REPLAY},
-    {"until", required_argument, NULL, OPT_UNTIL},
-    {"record", required_argument, NULL, OPT_RECORD},
-    {"output", required_argument, NULL, 'o'},
-    {"metrics", required_argument, NULL, OPT_METRICS},
-    {"control", required_argument, NULL, OPT_CONTROL},
-    {"netns", required_argument, NULL, OPT_NETNS},
-    {"max-sockets", required_argument, NULL, OPT_MAX_SOCKETS},
-    {"verbose", no_argument, NULL, 'v'},
-    {"quiet", no_argument, NULL, 'q'},
-    {"version", no_argument, NULL, OPT_VERSION},
-    {"help", no_argument, NULL, 'h'},
-    {0},
-};
-
-static int parse_args(int argc, char **argv, struct opts *o)
-{
-	int c;
-
-	while ((c = getopt_long(argc, argv, "r:no:vqh", longopts, NULL)) != -1) {
-		switch (c) {
-		case 'r':
-			if (o->nrules == MAX_RULE_PATHS) {
-				fprintf(stderr, "tsguard: at most %d -r paths\n", MAX_RULE_PATHS);
-				return -EINVAL;
-			}
-			o->rules[o->nrules++] = optarg;
-			break;
-		case 'n':
-			o->dry_run = true;
-			break;
-		case OPT_CHECK:
-			o->check = true;
-			break;
-		case OPT_EXPLAIN:
-			o->explain = true;
-			break;
-		case OPT_REPLAY:
-			o->replay = optarg;
-			break;
-		case OPT_UNTIL:
-			if (parse_until(optarg, o) < 0)
-				return -EINVAL;
-			break;
-		case OPT_RECORD:
-			o->record = optarg;
-			break;
-		case 'o':
-			if (!strcmp(optarg, "json"))
-				o->json = true;
-			else if (strcmp(optarg, "text")) {
-				fprintf(stderr, "tsguard: --output is text or json, not \"%s\"\n", optarg);
-				return -EINVAL;
-			}
-			break;
-		case OPT_METRICS:
-			o->metrics = optarg;
-			break;
-		case OPT_CONTROL:
-			o->control = optarg;
-			break;
-		case OPT_MAX_SOCKETS:
-			if (parse_max_sockets(optarg, o) < 0)
-				return -EINVAL;
-			break;
-		case OPT_NETNS:
-			if (parse_netns(optarg, o) < 0)
-				return -EINVAL;
-			break;
-		case 'v':
-			o->verbose++;
-			break;
-		case 'q':
-			o->quiet = true;
-			break;
-		case OPT_VERSION:
-			printf("tsguard %s\n", TSG_VERSION);
-			exit(0);
-		case 'h':
-			usage(stdout);
-			exit(0);
-		default:
-			usage(stderr);
-			return -EINVAL;
-		}
-	}
-	if (optind < argc) {
-		fprintf(stderr, "tsguard: unexpected argument \"%s\"\n", argv[optind]);
-		usage(stderr);
-		return -EINVAL;
-	}
-	if (args_conflict(o))
-		return -EINVAL;
-	if (!o->nrules)
-		o->rules[o->nrules++] = "/etc/tsguard/rules.d";
-	return 0;
-}
 
 /* Diagnostics go to standard error, and to `also` (a ctl reload) if given. */
 static int load_rules(const struct opts *o, bool as_root, struct tsg_ruleset **out, FILE *also)
@@ -896,7 +667,7 @@ int main(int argc, char **argv)
 		}
 		return tsg_ruletest_run((const char *const *)argv + 2, (size_t)argc - 2, stdout);
 	}
-	if (parse_args(argc, argv, &o) < 0)
+	if (tsg_cli_parse_args(argc, argv, &o) < 0)
 		return EXIT_USAGE;
 	tsg_log_set_level(o.quiet ? LOG_WARNING : o.verbose ? LOG_DEBUG : LOG_INFO);
 	if (o.check)

@@ -23,6 +23,7 @@
 #include <netinet/in.h>
 #include <pthread.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -158,86 +159,113 @@ static void sample_l(struct buf *b, const char *name, uint64_t v, const char *l1
 	buf_printf(b, "} %llu\n", (unsigned long long)v);
 }
 
+/* One counter or gauge of a stats struct: the uint64_t at `off`. */
+struct series {
+	const char *name;
+	bool gauge;
+	const char *help;
+	size_t off;
+};
+
+#define CAP(f) offsetof(struct tsg_capture_stats, f)
+#define ENG(f) offsetof(struct tsg_engine_stats, f)
+
+static const struct series capture_series[] = {
+	{ "tsguard_capture_events_seen_total", false,
+	  "TCP state transitions the kernel program saw.", CAP(seen) },
+	{ "tsguard_capture_events_filtered_total", false,
+	  "Transitions dropped in the kernel because no rule wants them.", CAP(filtered) },
+	{ "tsguard_capture_events_sent_total", false,
+	  "Transitions written to the ring buffer for user space.", CAP(sent) },
+	{ "tsguard_capture_events_lost_total", false,
+	  "Transitions lost because the ring buffer was full.", CAP(lost) },
+	{ "tsguard_capture_map_full_total", false,
+	  "Kernel map insertions that failed because a bounded map was full.", CAP(map_full) },
+	{ "tsguard_capture_time_wait_entered_total", false,
+	  "Sockets seen entering TIME_WAIT (derived, the tracepoint does not report it).",
+	  CAP(tw_entered) },
+	{ "tsguard_capture_time_wait_exited_total", false,
+	  "TIME_WAIT sockets seen leaving by the periodic exit scan.", CAP(tw_exited) },
+	{ "tsguard_capture_syn_recv_entered_total", false,
+	  "Half-open connections (NEW_SYN_RECV) found by the reconcile scan.",
+	  CAP(syn_recv_entered) },
+	{ "tsguard_capture_syn_recv_exited_total", false,
+	  "Half-open connections (NEW_SYN_RECV) the reconcile scan found gone.",
+	  CAP(syn_recv_exited) },
+	{ "tsguard_capture_resyncs_total", false,
+	  "Times the tracked sockets were made equal to the kernel's after a loss.", CAP(resyncs) },
+	{ "tsguard_capture_events_nested_lost_total", false,
+	  "Transitions the kernel skipped for both attached programs (nested runs on one CPU).",
+	  CAP(nested_lost) },
+	{ "tsguard_capture_netns_watched", true, "Network namespaces scanned now.",
+	  CAP(netns_known) },
+	{ "tsguard_capture_netns_overflow_total", false,
+	  "Network namespaces beyond the cap, not scanned.", CAP(netns_overflow) },
+	{ "tsguard_capture_netns_freed_total", false,
+	  "Network namespaces that disappeared and were freed.", CAP(netns_freed) },
+	{ "tsguard_capture_events_other_netns_total", false,
+	  "Transitions of network namespaces no rule names, dropped in the kernel.",
+	  CAP(other_netns) },
+	{ "tsguard_capture_events_other_cgroup_total", false,
+	  "Transitions of cgroups whose container or pod no rule names, dropped in the kernel.",
+	  CAP(other_cgroup) },
+	{ "tsguard_capture_cgroup_asked_total", false,
+	  "Cgroups the kernel's cgroup gate asked a verdict for.", CAP(cgroup_asked) },
+	{ "tsguard_capture_cgroup_allowed_total", false,
+	  "Cgroup gate verdicts written: some rule names the container or pod.",
+	  CAP(cgroup_allowed) },
+	{ "tsguard_capture_cgroup_denied_total", false,
+	  "Cgroup gate verdicts written: no rule names the container or pod.", CAP(cgroup_denied) },
+	{ "tsguard_capture_cgroup_pending", true,
+	  "Cgroups left without a verdict (path not found, map write failed): they pass.",
+	  CAP(cgroup_pending) },
+	{ "tsguard_capture_snapshot_sockets", true,
+	  "Sockets found by the startup snapshot (sockets older than tsguard).",
+	  CAP(snapshot_sockets) },
+};
+
+static const struct series engine_series[] = {
+	{ "tsguard_engine_events_total", false, "Transitions fed to the evaluation engine.",
+	  ENG(events) },
+	{ "tsguard_engine_events_matched_total", false,
+	  "Transitions that reached at least one rule.", ENG(events_matched) },
+	{ "tsguard_engine_notifications_total", false,
+	  "Alert notifications (firing and resolved) of all rules.", ENG(notifications) },
+	{ "tsguard_engine_notifications_suppressed_total", false,
+	  "Firing notifications of all rules suppressed by cooldown.", ENG(suppressed) },
+	{ "tsguard_engine_sockets_tracked", true, "Sockets tracked by the engine now.",
+	  ENG(sockets) },
+	{ "tsguard_engine_sockets_dropped_total", false,
+	  "Sockets not tracked because the socket table was full.", ENG(sockets_dropped) },
+	{ "tsguard_engine_keys_dropped_total", false,
+	  "Count, rate or cooldown keys not tracked because a rule's key limit was hit.",
+	  ENG(keys_dropped) },
+	{ "tsguard_engine_rate_coarsened_total", false,
+	  "Times a rate window widened its buckets beyond 1 ms (long windows).",
+	  ENG(rate_coarsened) },
+	{ "tsguard_engine_events_out_of_order_total", false,
+	  "Events older than the engine clock (clamped to it).", ENG(out_of_order) },
+};
+
+/* Each of the n series, its value read from `stats`, in table order. */
+static void render_series(struct buf *b, const struct series *s, size_t n, const void *stats)
+{
+	for (size_t i = 0; i < n; i++) {
+		uint64_t v;
+
+		memcpy(&v, (const char *)stats + s[i].off, sizeof(v));
+		(s[i].gauge ? gauge : counter)(b, s[i].name, s[i].help, v);
+	}
+}
+
 static void render_capture(struct buf *b, const struct tsg_capture_stats *c)
 {
-	counter(b, "tsguard_capture_events_seen_total",
-		"TCP state transitions the kernel program saw.", c->seen);
-	counter(b, "tsguard_capture_events_filtered_total",
-		"Transitions dropped in the kernel because no rule wants them.", c->filtered);
-	counter(b, "tsguard_capture_events_sent_total",
-		"Transitions written to the ring buffer for user space.", c->sent);
-	counter(b, "tsguard_capture_events_lost_total",
-		"Transitions lost because the ring buffer was full.", c->lost);
-	counter(b, "tsguard_capture_map_full_total",
-		"Kernel map insertions that failed because a bounded map was full.",
-		c->map_full);
-	counter(b, "tsguard_capture_time_wait_entered_total",
-		"Sockets seen entering TIME_WAIT (derived, the tracepoint does not report it).",
-		c->tw_entered);
-	counter(b, "tsguard_capture_time_wait_exited_total",
-		"TIME_WAIT sockets seen leaving by the periodic exit scan.", c->tw_exited);
-	counter(b, "tsguard_capture_syn_recv_entered_total",
-		"Half-open connections (NEW_SYN_RECV) found by the reconcile scan.",
-		c->syn_recv_entered);
-	counter(b, "tsguard_capture_syn_recv_exited_total",
-		"Half-open connections (NEW_SYN_RECV) the reconcile scan found gone.",
-		c->syn_recv_exited);
-	counter(b, "tsguard_capture_resyncs_total",
-		"Times the tracked sockets were made equal to the kernel's after a loss.",
-		c->resyncs);
-	counter(b, "tsguard_capture_events_nested_lost_total",
-		"Transitions the kernel skipped for both attached programs (nested runs on one CPU).",
-		c->nested_lost);
-	gauge(b, "tsguard_capture_netns_watched", "Network namespaces scanned now.",
-	      c->netns_known);
-	counter(b, "tsguard_capture_netns_overflow_total",
-		"Network namespaces beyond the cap, not scanned.", c->netns_overflow);
-	counter(b, "tsguard_capture_netns_freed_total",
-		"Network namespaces that disappeared and were freed.", c->netns_freed);
-	counter(b, "tsguard_capture_events_other_netns_total",
-		"Transitions of network namespaces no rule names, dropped in the kernel.",
-		c->other_netns);
-	counter(b, "tsguard_capture_events_other_cgroup_total",
-		"Transitions of cgroups whose container or pod no rule names, dropped in the kernel.",
-		c->other_cgroup);
-	counter(b, "tsguard_capture_cgroup_asked_total",
-		"Cgroups the kernel's cgroup gate asked a verdict for.", c->cgroup_asked);
-	counter(b, "tsguard_capture_cgroup_allowed_total",
-		"Cgroup gate verdicts written: some rule names the container or pod.",
-		c->cgroup_allowed);
-	counter(b, "tsguard_capture_cgroup_denied_total",
-		"Cgroup gate verdicts written: no rule names the container or pod.",
-		c->cgroup_denied);
-	gauge(b, "tsguard_capture_cgroup_pending",
-	      "Cgroups left without a verdict (path not found, map write failed): they pass.",
-	      c->cgroup_pending);
-	gauge(b, "tsguard_capture_snapshot_sockets",
-	      "Sockets found by the startup snapshot (sockets older than tsguard).",
-	      c->snapshot_sockets);
+	render_series(b, capture_series, sizeof(capture_series) / sizeof(capture_series[0]), c);
 }
 
 static void render_engine(struct buf *b, const struct tsg_engine_stats *e)
 {
-	counter(b, "tsguard_engine_events_total",
-		"Transitions fed to the evaluation engine.", e->events);
-	counter(b, "tsguard_engine_events_matched_total",
-		"Transitions that reached at least one rule.", e->events_matched);
-	counter(b, "tsguard_engine_notifications_total",
-		"Alert notifications (firing and resolved) of all rules.", e->notifications);
-	counter(b, "tsguard_engine_notifications_suppressed_total",
-		"Firing notifications of all rules suppressed by cooldown.", e->suppressed);
-	gauge(b, "tsguard_engine_sockets_tracked", "Sockets tracked by the engine now.",
-	      e->sockets);
-	counter(b, "tsguard_engine_sockets_dropped_total",
-		"Sockets not tracked because the socket table was full.", e->sockets_dropped);
-	counter(b, "tsguard_engine_keys_dropped_total",
-		"Count, rate or cooldown keys not tracked because a rule's key limit was hit.",
-		e->keys_dropped);
-	counter(b, "tsguard_engine_rate_coarsened_total",
-		"Times a rate window widened its buckets beyond 1 ms (long windows).",
-		e->rate_coarsened);
-	counter(b, "tsguard_engine_events_out_of_order_total",
-		"Events older than the engine clock (clamped to it).", e->out_of_order);
+	render_series(b, engine_series, sizeof(engine_series) / sizeof(engine_series[0]), e);
 	family(b, "tsguard_engine_sockets_by_state", "gauge",
 	       "Sockets tracked by the engine now, by TCP state.");
 	for (int st = TSG_STATE_NONE + 1; st < TSG_NSTATES; st++)

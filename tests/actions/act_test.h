@@ -37,7 +37,7 @@ static inline double t_ms_since(uint64_t t0)
 
 static inline void t_sleep_ms(long ms)
 {
-	struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
+	struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
 
 	while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
 		;
@@ -141,20 +141,27 @@ static inline struct tsg_ruleset *t_rules(const char *yaml)
 
 /* t_rules of YAML text made with printf. */
 static inline struct tsg_ruleset *t_rulesf(const char *fmt, ...)
-	__attribute__((format(printf, 1, 2)));
+    __attribute__((format(printf, 1, 2)));
+/* t_rules of YAML text made with vprintf. */
+static inline struct tsg_ruleset *t_rulesv(const char *fmt, va_list ap)
+{
+	struct tsg_ruleset *rs;
+	char *yaml;
+
+	assert_true(vasprintf(&yaml, fmt, ap) > 0);
+	rs = t_rules(yaml);
+	free(yaml);
+	return rs;
+}
+
 static inline struct tsg_ruleset *t_rulesf(const char *fmt, ...)
 {
 	struct tsg_ruleset *rs;
 	va_list ap;
-	char *yaml;
-	int n;
 
 	va_start(ap, fmt);
-	n = vasprintf(&yaml, fmt, ap);
+	rs = t_rulesv(fmt, ap);
 	va_end(ap);
-	assert_true(n > 0);
-	rs = t_rules(yaml);
-	free(yaml);
 	return rs;
 }
 
@@ -261,6 +268,190 @@ static inline char *t_capture_end(struct t_capture *c)
 	if (s)
 		fputs(s, stderr);
 	return s ? s : strdup("");
+}
+
+/* Fails the test unless every string of the NULL-terminated `want` is in `text`. */
+static inline void t_has_all(const char *text, const char *const *want)
+{
+	for (size_t i = 0; want[i]; i++)
+		if (!strstr(text, want[i]))
+			fail_msg("not in the output: \"%s\"", want[i]);
+}
+
+/* t_has_all(text, "a", "b", ...): the strings as a list. */
+#define t_has(text, ...) t_has_all((text), (const char *const[]){__VA_ARGS__, NULL})
+
+/* An alert of a state rule: `state` held for `duration_ns` (no transition). */
+static inline void t_alert_long(struct tsg_alert *a, const struct tsg_ruleset *rs, const char *rule,
+				int status, int state, uint64_t duration_ns)
+{
+	t_alert(a, rs, rule, status);
+	a->from = a->to = 0;
+	a->state = state;
+	a->has_duration = true;
+	a->duration_ns = duration_ns;
+}
+
+/*
+ * One test's wiring: files in a temporary folder of its own (made on the first
+ * t_fix_path, removed by t_fix_free), the rule set, its actions, a firing
+ * alert of one rule and stderr captured while the actions live. A dry run
+ * without dry_out prints into memory (out, once stopped).
+ */
+#define T_FIX_PATHS 8
+
+struct t_fix {
+	char *dir;
+	char *paths[T_FIX_PATHS];
+	size_t npaths;
+	struct tsg_actions_opts o;
+	struct tsg_ruleset *rs;
+	struct tsg_actions *acts;
+	struct tsg_alert a;
+	struct t_capture cap;
+	FILE *dry;
+	char *out; /* the dry run's output */
+	size_t out_len;
+	char *log; /* what was logged from start to stop */
+};
+
+/* The fixture's folder, made on the first call. */
+static inline const char *t_fix_dir(struct t_fix *f)
+{
+	if (!f->dir)
+		f->dir = t_tmpdir();
+	return f->dir;
+}
+
+/* dir/name (the fixture frees it). */
+static inline const char *t_fix_path(struct t_fix *f, const char *name)
+{
+	t_fix_dir(f);
+	assert_true(f->npaths < T_FIX_PATHS);
+	f->paths[f->npaths] = t_path(f->dir, name);
+	return f->paths[f->npaths++];
+}
+
+/* An executable script dir/name holding `text`. */
+static inline const char *t_fix_script(struct t_fix *f, const char *name, const char *text)
+{
+	const char *p = t_fix_path(f, name);
+
+	t_write(p, text, 0755);
+	return p;
+}
+
+/* t_fix_script of a text made with printf. */
+static inline const char *t_fix_scriptf(struct t_fix *f, const char *name, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static inline const char *t_fix_scriptf(struct t_fix *f, const char *name, const char *fmt, ...)
+{
+	const char *p;
+	va_list ap;
+	char *text;
+
+	va_start(ap, fmt);
+	assert_true(vasprintf(&text, fmt, ap) > 0);
+	va_end(ap);
+	p = t_fix_script(f, name, text);
+	free(text);
+	return p;
+}
+
+/* The actions of the rule set made with printf (opts may be NULL), an alert
+ * of `rule` firing in f->a; stderr captured from here on. */
+static inline void t_fix_start(struct t_fix *f, const struct tsg_actions_opts *o, const char *rule,
+			       const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+static inline void t_fix_start(struct t_fix *f, const struct tsg_actions_opts *o, const char *rule,
+			       const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	f->rs = t_rulesv(fmt, ap);
+	va_end(ap);
+	if (o)
+		f->o = *o;
+	if (f->o.dry_run && !f->o.dry_out) {
+		f->dry = open_memstream(&f->out, &f->out_len);
+		assert_non_null(f->dry);
+		f->o.dry_out = f->dry;
+	}
+	f->acts = t_actions(f->rs, &f->o, &f->a, rule);
+	t_capture_begin(&f->cap);
+}
+
+/* t_fix_start of one action, its YAML mapping made with printf, that rule r1
+ * runs on every SYN_SENT -> CLOSE. */
+static inline void t_fix_start_one(struct t_fix *f, const struct tsg_actions_opts *o,
+				   const char *name, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+static inline void t_fix_start_one(struct t_fix *f, const struct tsg_actions_opts *o,
+				   const char *name, const char *fmt, ...)
+{
+	va_list ap;
+	char *def;
+
+	va_start(ap, fmt);
+	assert_true(vasprintf(&def, fmt, ap) > 0);
+	va_end(ap);
+	t_fix_start(f, o, "r1",
+		    "actions:\n"
+		    "  - %s\n"
+		    "rules:\n"
+		    "  - {name: r1, when: {from: SYN_SENT, to: CLOSE}, actions: [%s]}\n",
+		    def, name);
+	free(def);
+}
+
+/* Frees the actions (waiting as tsg_actions_free waits); returns the log. */
+static inline const char *t_fix_stop(struct t_fix *f)
+{
+	tsg_actions_free(f->acts);
+	f->acts = NULL;
+	f->log = t_capture_end(&f->cap);
+	if (f->dry) {
+		fclose(f->dry);
+		f->dry = NULL;
+		fputs(f->out, stderr);
+	}
+	return f->log;
+}
+
+/* Fires f->a with the process name `comm`. */
+static inline void t_fix_fire_as(struct t_fix *f, const char *comm)
+{
+	snprintf(f->a.info.comm, sizeof(f->a.info.comm), "%s", comm);
+	tsg_actions_fire(f->acts, &f->a);
+}
+
+/* Fails unless the dry run's output (once stopped) holds the text made with printf. */
+static inline void t_fix_out_hasf(struct t_fix *f, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+static inline void t_fix_out_hasf(struct t_fix *f, const char *fmt, ...)
+{
+	va_list ap;
+	char *want;
+
+	va_start(ap, fmt);
+	assert_true(vasprintf(&want, fmt, ap) > 0);
+	va_end(ap);
+	if (!strstr(f->out, want))
+		fail_msg("not in the dry run's output: \"%s\"", want);
+	free(want);
+}
+
+static inline void t_fix_free(struct t_fix *f)
+{
+	if (f->acts)
+		t_fix_stop(f);
+	tsg_ruleset_free(f->rs);
+	for (size_t i = 0; i < f->npaths; i++)
+		free(f->paths[i]);
+	free(f->log);
+	free(f->out);
+	t_rmdir(f->dir);
+	memset(f, 0, sizeof(*f));
 }
 
 #endif

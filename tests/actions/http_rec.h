@@ -145,6 +145,13 @@ static bool rec_wait(struct rec_srv *s, int n, long ms)
 	return false;
 }
 
+/* Nothing reaches s within 200 ms (after a dry run). */
+static void rec_expect_none(struct rec_srv *s)
+{
+	t_sleep_ms(200);
+	assert_int_equal(rec_count(s), 0);
+}
+
 static void rec_stop(struct rec_srv *s)
 {
 	MHD_stop_daemon(s->d);
@@ -160,6 +167,12 @@ static void rec_stop(struct rec_srv *s)
 	free(s);
 }
 
+/* A server that hangs (hang_start): its socket and port. */
+struct hang_srv {
+	int fd;
+	uint16_t port;
+};
+
 /* Listens and never accepts: the kernel completes the handshake, the request
  * goes into the socket, no answer ever comes. Returns the fd; *port set. */
 static int hang_start(uint16_t *port)
@@ -174,6 +187,14 @@ static int hang_start(uint16_t *port)
 	assert_int_equal(getsockname(fd, (struct sockaddr *)&sa, &len), 0);
 	*port = ntohs(sa.sin_port);
 	return fd;
+}
+
+static struct hang_srv hang_open(void)
+{
+	struct hang_srv h;
+
+	h.fd = hang_start(&h.port);
+	return h;
 }
 
 /* A loopback port with nothing listening (bound, then closed). */

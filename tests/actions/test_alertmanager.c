@@ -258,11 +258,7 @@ static void test_alertmanager_lifecycle(void **state)
 		      am0->base);
 	assert_int_equal(tsg_actions_new(rs, &o, &acts), 0);
 
-	t_alert(&a, rs, "slow-connect", TSG_FIRING);
-	a.from = a.to = 0;
-	a.state = TSG_SYN_SENT;
-	a.has_duration = true;
-	a.duration_ns = 500000000ull;
+	t_alert_long(&a, rs, "slow-connect", TSG_FIRING, TSG_SYN_SENT, 500000000ull);
 	tsg_actions_fire(acts, &a);
 	t_alert(&ev, rs, "conn-failed", TSG_FIRING);
 	tsg_actions_fire(acts, &ev);
@@ -301,11 +297,7 @@ static void test_alertmanager_lifecycle(void **state)
 	assert_int_equal(st.failed, 0);
 
 	/* resolved: endsAt = the resolve time; no longer active */
-	t_alert(&a, rs, "slow-connect", TSG_RESOLVED);
-	a.from = a.to = 0;
-	a.state = TSG_SYN_SENT;
-	a.has_duration = true;
-	a.duration_ns = 6000000000ull;
+	t_alert_long(&a, rs, "slow-connect", TSG_RESOLVED, TSG_SYN_SENT, 6000000000ull);
 	tsg_actions_fire(acts, &a);
 	got = am_wait(am0, "slow-connect", false, 5000);
 	if (got)
@@ -350,11 +342,7 @@ static void test_alertmanager_two(void **state)
 		      "    actions: [am]\n",
 		      url[0], url[1]);
 	assert_int_equal(tsg_actions_new(rs, &o, &acts), 0);
-	t_alert(&a, rs, "two-slow", TSG_FIRING);
-	a.from = a.to = 0;
-	a.state = TSG_SYN_SENT;
-	a.has_duration = true;
-	a.duration_ns = 500000000ull;
+	t_alert_long(&a, rs, "two-slow", TSG_FIRING, TSG_SYN_SENT, 500000000ull);
 	tsg_actions_fire(acts, &a);
 	for (size_t i = 0; i < 2; i++) {
 		got = am_wait(&ams[i], "two-slow", true, 5000);

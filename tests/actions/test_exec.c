@@ -14,21 +14,18 @@ static void assert_no_children(void)
 	assert_int_equal(errno, ECHILD);
 }
 
-/* A hook that records its argv (one per line), env and stdin in dir. */
-static char *recorder_hook(const char *dir)
+/* A hook that records its argv (one per line), env and stdin in the fixture's folder. */
+static const char *recorder_hook(struct t_fix *f)
 {
-	char *path = t_path(dir, "record.sh"), *text;
+	const char *dir = t_fix_dir(f);
 
-	assert_true(asprintf(&text,
+	return t_fix_scriptf(f, "record.sh",
 			     "#!/bin/sh\n"
 			     "for a in \"$@\"; do printf '%%s\\n' \"$a\"; done > '%s/argv.tmp'\n"
 			     "env > '%s/env'\n"
 			     "cat > '%s/stdin'\n"
 			     "mv '%s/argv.tmp' '%s/argv'\n",
-			     dir, dir, dir, dir, dir) > 0);
-	t_write(path, text, 0755);
-	free(text);
-	return path;
+			     dir, dir, dir, dir, dir);
 }
 
 static bool env_has(const char *env, const char *line)
@@ -46,42 +43,56 @@ static bool env_has(const char *env, const char *line)
 	return false;
 }
 
+/* The environment lines the hook of test_exec_no_shell must see. */
+static const char *const no_shell_env[] = {
+	"TSG_RULE=r1",
+	"TSG_STATUS=firing",
+	"TSG_SEVERITY=warning",
+	"TSG_COMM=; touch pwned1",
+	"TSG_PID=4242",
+	"TSG_RADDR=10.0.0.9",
+	"TSG_RPORT=443",
+	"TSG_FROM=SYN_SENT",
+	"TSG_TO=CLOSE",
+	"TSG_HOST=web-1",
+	"TSG_LABEL_X=$(touch pwned2)",
+	"TSG_LABEL_Y=`touch pwned3` \"q\" 's'",
+	"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+};
+
 static void test_exec_no_shell(void **state)
 {
-	char *dir = t_tmpdir(), *hook = recorder_hook(dir), *argv_file, *env, *in;
-	char *argv_path = t_path(dir, "argv"), *pwned[3];
-	struct tsg_actions *acts;
-	struct tsg_ruleset *rs;
-	struct tsg_alert a;
+	struct t_fix f = { 0 };
+	const char *hook = recorder_hook(&f), *pwned[3];
+	char *argv_file, *env, *in;
 	json_t *j;
 	char cwd[4096];
 
 	(void)state;
 	/* a shell would run these in the hook's cwd: make that the tmp dir */
 	assert_non_null(getcwd(cwd, sizeof(cwd)));
-	assert_int_equal(chdir(dir), 0);
-	pwned[0] = t_path(dir, "pwned1");
-	pwned[1] = t_path(dir, "pwned2");
-	pwned[2] = t_path(dir, "pwned3");
-	rs = t_rulesf("actions:\n"
-		      "  - name: hook\n"
-		      "    type: exec\n"
-		      "    argv: [%s, '{{comm}}', '{{labels.x}}', '{{labels.y}}', 'a b {{raddr}}', '', '{{rport}}']\n"
-		      "rules:\n"
-		      "  - name: r1\n"
-		      "    labels: {x: '$(touch pwned2)', y: '`touch pwned3` \"q\" ''s'''}\n"
-		      "    when: {from: SYN_SENT, to: CLOSE}\n"
-		      "    actions: [hook]\n",
-		      hook);
-	acts = t_actions(rs, NULL, &a, "r1");
-	snprintf(a.info.comm, sizeof(a.info.comm), "; touch pwned1");
-	tsg_actions_fire(acts, &a);
-	assert_true(t_wait_done(acts, "hook", 1, 5000));
-	assert_int_equal(t_stats(acts, "hook").sent, 1);
-	tsg_actions_free(acts);
+	assert_int_equal(chdir(f.dir), 0);
+	pwned[0] = t_fix_path(&f, "pwned1");
+	pwned[1] = t_fix_path(&f, "pwned2");
+	pwned[2] = t_fix_path(&f, "pwned3");
+	t_fix_start(&f, NULL, "r1",
+		    "actions:\n"
+		    "  - name: hook\n"
+		    "    type: exec\n"
+		    "    argv: [%s, '{{comm}}', '{{labels.x}}', '{{labels.y}}', 'a b {{raddr}}', '', '{{rport}}']\n"
+		    "rules:\n"
+		    "  - name: r1\n"
+		    "    labels: {x: '$(touch pwned2)', y: '`touch pwned3` \"q\" ''s'''}\n"
+		    "    when: {from: SYN_SENT, to: CLOSE}\n"
+		    "    actions: [hook]\n",
+		    hook);
+	t_fix_fire_as(&f, "; touch pwned1");
+	assert_true(t_wait_done(f.acts, "hook", 1, 5000));
+	assert_int_equal(t_stats(f.acts, "hook").sent, 1);
+	t_fix_stop(&f);
 	assert_no_children();
 
-	argv_file = t_read(argv_path);
+	argv_file = t_read(t_fix_path(&f, "argv"));
 	assert_non_null(argv_file);
 	assert_string_equal(argv_file, "; touch pwned1\n"
 				       "$(touch pwned2)\n"
@@ -92,28 +103,14 @@ static void test_exec_no_shell(void **state)
 	for (int i = 0; i < 3; i++)
 		assert_false(t_exists(pwned[i]));
 
-	free(argv_path);
-	argv_path = t_path(dir, "env");
-	env = t_read(argv_path);
+	env = t_read(t_fix_path(&f, "env"));
 	assert_non_null(env);
-	assert_true(env_has(env, "TSG_RULE=r1"));
-	assert_true(env_has(env, "TSG_STATUS=firing"));
-	assert_true(env_has(env, "TSG_SEVERITY=warning"));
-	assert_true(env_has(env, "TSG_COMM=; touch pwned1"));
-	assert_true(env_has(env, "TSG_PID=4242"));
-	assert_true(env_has(env, "TSG_RADDR=10.0.0.9"));
-	assert_true(env_has(env, "TSG_RPORT=443"));
-	assert_true(env_has(env, "TSG_FROM=SYN_SENT"));
-	assert_true(env_has(env, "TSG_TO=CLOSE"));
-	assert_true(env_has(env, "TSG_HOST=web-1"));
-	assert_true(env_has(env, "TSG_LABEL_X=$(touch pwned2)"));
-	assert_true(env_has(env, "TSG_LABEL_Y=`touch pwned3` \"q\" 's'"));
-	assert_true(env_has(env, "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"));
+	for (size_t i = 0; i < sizeof(no_shell_env) / sizeof(no_shell_env[0]); i++)
+		if (!env_has(env, no_shell_env[i]))
+			fail_msg("not in the hook's environment: %s", no_shell_env[i]);
 	assert_null(strstr(env, "TSG_DURATION=")); /* the alert has no duration */
 
-	free(argv_path);
-	argv_path = t_path(dir, "stdin");
-	in = t_read(argv_path);
+	in = t_read(t_fix_path(&f, "stdin"));
 	assert_non_null(in);
 	j = json_loads(in, 0, NULL);
 	assert_non_null(j);
@@ -123,15 +120,10 @@ static void test_exec_no_shell(void **state)
 	json_decref(j);
 
 	assert_int_equal(chdir(cwd), 0);
-	tsg_ruleset_free(rs);
 	free(argv_file);
 	free(env);
 	free(in);
-	free(hook);
-	free(argv_path);
-	for (int i = 0; i < 3; i++)
-		free(pwned[i]);
-	t_rmdir(dir);
+	t_fix_free(&f);
 }
 
 /* A hook that never exits delays nothing: fire() returns at once, another
@@ -139,290 +131,199 @@ static void test_exec_no_shell(void **state)
  * ignores SIGTERM gets SIGKILL after the grace. */
 static void test_exec_timeout(void **state)
 {
-	char *dir = t_tmpdir(), *log;
-	char *slow = t_path(dir, "slow.sh"), *stubborn = t_path(dir, "stubborn.sh");
-	char *fast = t_path(dir, "fast.sh"), *fast_out = t_path(dir, "fast.out"), *text;
+	struct t_fix f = { 0 };
+	const char *slow = t_fix_script(&f, "slow.sh", "#!/bin/sh\nsleep 30\n");
+	const char *stubborn = t_fix_script(&f, "stubborn.sh",
+					    "#!/bin/sh\ntrap '' TERM\nwhile :; do sleep 0.1; done\n");
+	const char *fast_out = t_fix_path(&f, "fast.out");
+	const char *fast = t_fix_scriptf(&f, "fast.sh", "#!/bin/sh\necho done > '%s'\n", fast_out);
 	struct tsg_action_stats st;
-	struct tsg_actions *acts;
-	struct tsg_ruleset *rs;
-	struct t_capture cap;
-	struct tsg_alert a;
 	uint64_t t0;
 	double ms;
 
 	(void)state;
-	t_write(slow, "#!/bin/sh\nsleep 30\n", 0755);
-	t_write(stubborn, "#!/bin/sh\ntrap '' TERM\nwhile :; do sleep 0.1; done\n", 0755);
-	assert_true(asprintf(&text, "#!/bin/sh\necho done > '%s'\n", fast_out) > 0);
-	t_write(fast, text, 0755);
-	rs = t_rulesf("actions:\n"
-		      "  - {name: slow, type: exec, argv: [%s], timeout: 300ms}\n"
-		      "  - {name: stubborn, type: exec, argv: [%s], timeout: 300ms}\n"
-		      "  - {name: fast, type: exec, argv: [%s]}\n"
-		      "rules:\n"
-		      "  - name: r1\n"
-		      "    when: {from: SYN_SENT, to: CLOSE}\n"
-		      "    actions: [slow, stubborn, fast]\n",
-		      slow, stubborn, fast);
-	acts = t_actions(rs, NULL, &a, "r1");
-	t_capture_begin(&cap);
+	t_fix_start(&f, NULL, "r1",
+		    "actions:\n"
+		    "  - {name: slow, type: exec, argv: [%s], timeout: 300ms}\n"
+		    "  - {name: stubborn, type: exec, argv: [%s], timeout: 300ms}\n"
+		    "  - {name: fast, type: exec, argv: [%s]}\n"
+		    "rules:\n"
+		    "  - name: r1\n"
+		    "    when: {from: SYN_SENT, to: CLOSE}\n"
+		    "    actions: [slow, stubborn, fast]\n",
+		    slow, stubborn, fast);
 	t0 = t_now_ns();
-	tsg_actions_fire(acts, &a);
+	tsg_actions_fire(f.acts, &f.a);
 	ms = t_ms_since(t0);
 	assert_true(ms < 100); /* rendering and queueing only */
 	assert_true(t_wait_file(fast_out, 2000));
 	assert_true(t_ms_since(t0) < 1000);
-	assert_int_equal(t_stats(acts, "slow").queued_now, 1);
-	assert_true(t_wait_done(acts, "slow", 1, 3000));
-	st = t_stats(acts, "slow");
+	assert_int_equal(t_stats(f.acts, "slow").queued_now, 1);
+	assert_true(t_wait_done(f.acts, "slow", 1, 3000));
+	st = t_stats(f.acts, "slow");
 	assert_int_equal(st.timed_out, 1);
 	assert_int_equal(st.failed, 1);
 	assert_int_equal(st.sent, 0);
-	assert_true(t_wait_done(acts, "stubborn", 1, 5000));
+	assert_true(t_wait_done(f.acts, "stubborn", 1, 5000));
 	ms = t_ms_since(t0);
 	assert_true(ms >= 2300); /* 300 ms + the 2 s grace before SIGKILL */
-	st = t_stats(acts, "stubborn");
+	st = t_stats(f.acts, "stubborn");
 	assert_int_equal(st.timed_out, 1);
-	assert_int_equal(t_stats(acts, "fast").sent, 1);
-	tsg_actions_free(acts);
-	log = t_capture_end(&cap);
-	assert_non_null(strstr(log, "tsguard: error: rule r1 action slow: "));
-	assert_non_null(strstr(log, "timed out after 300ms; killed with SIGTERM"));
-	assert_non_null(strstr(log, "tsguard: error: rule r1 action stubborn: "));
-	assert_non_null(strstr(log, "timed out after 300ms; killed with SIGKILL"));
+	assert_int_equal(t_stats(f.acts, "fast").sent, 1);
+	t_has(t_fix_stop(&f), "tsguard: error: rule r1 action slow: ",
+	      "timed out after 300ms; killed with SIGTERM",
+	      "tsguard: error: rule r1 action stubborn: ",
+	      "timed out after 300ms; killed with SIGKILL");
 	assert_no_children();
-	free(log);
-	free(text);
-	free(slow);
-	free(stubborn);
-	free(fast);
-	free(fast_out);
-	tsg_ruleset_free(rs);
-	t_rmdir(dir);
+	t_fix_free(&f);
 }
 
 /* max_concurrent 1, queue 2: one runs, two wait, the rest are dropped and
  * logged; never two at once. */
 static void test_exec_queue(void **state)
 {
-	char *dir = t_tmpdir(), *text, *log;
-	char *hook = t_path(dir, "one.sh"), *started = t_path(dir, "started");
-	char *overlap = t_path(dir, "overlap");
+	struct t_fix f = { 0 };
+	const char *started = t_fix_path(&f, "started"), *overlap = t_fix_path(&f, "overlap");
+	const char *hook = t_fix_scriptf(&f, "one.sh",
+					 "#!/bin/sh\n"
+					 "mkdir '%s/lock' 2>/dev/null || echo overlap >> '%s'\n"
+					 "echo $$ >> '%s'\n"
+					 "sleep 0.3\n"
+					 "rmdir '%s/lock'\n",
+					 f.dir, overlap, started, f.dir);
 	struct tsg_actions_opts o = { .exec_queue = 2 };
 	struct tsg_action_stats st;
-	struct tsg_actions *acts;
-	struct tsg_ruleset *rs;
-	struct t_capture cap;
-	struct tsg_alert a;
 
 	(void)state;
-	assert_true(asprintf(&text,
-			     "#!/bin/sh\n"
-			     "mkdir '%s/lock' 2>/dev/null || echo overlap >> '%s'\n"
-			     "echo $$ >> '%s'\n"
-			     "sleep 0.3\n"
-			     "rmdir '%s/lock'\n",
-			     dir, overlap, started, dir) > 0);
-	t_write(hook, text, 0755);
-	rs = t_rulesf("actions:\n"
-		      "  - {name: one, type: exec, argv: [%s], max_concurrent: 1}\n"
-		      "rules:\n"
-		      "  - {name: r1, when: {from: SYN_SENT, to: CLOSE}, actions: [one]}\n",
-		      hook);
-	acts = t_actions(rs, &o, &a, "r1");
-	t_capture_begin(&cap);
-	tsg_actions_fire(acts, &a);
+	t_fix_start_one(&f, &o, "one", "{name: one, type: exec, argv: [%s], max_concurrent: 1}", hook);
+	tsg_actions_fire(f.acts, &f.a);
 	assert_true(t_wait_file(started, 2000)); /* the first one runs */
 	for (int i = 0; i < 4; i++)
-		tsg_actions_fire(acts, &a);
-	st = t_stats(acts, "one");
+		tsg_actions_fire(f.acts, &f.a);
+	st = t_stats(f.acts, "one");
 	assert_int_equal(st.dropped, 2);
 	assert_int_equal(st.queued_now, 3);
-	assert_true(t_wait_done(acts, "one", 5, 5000));
-	st = t_stats(acts, "one");
+	assert_true(t_wait_done(f.acts, "one", 5, 5000));
+	st = t_stats(f.acts, "one");
 	assert_int_equal(st.sent, 3);
 	assert_int_equal(st.failed, 0);
 	assert_int_equal(st.dropped, 2);
-	tsg_actions_free(acts);
-	log = t_capture_end(&cap);
-	assert_non_null(strstr(log, "tsguard: warning: rule r1 action one: queue full (2 queued), "
-				    "notification dropped"));
+	t_has(t_fix_stop(&f), "tsguard: warning: rule r1 action one: queue full (2 queued), "
+			      "notification dropped");
 	assert_false(t_exists(overlap));
 	assert_no_children();
-	free(log);
-	free(text);
-	free(hook);
-	free(started);
-	free(overlap);
-	tsg_ruleset_free(rs);
-	t_rmdir(dir);
+	t_fix_free(&f);
 }
 
 /* stdout/stderr go to the log, bounded, prefixed with the action; the exit
  * status decides sent/failed; a missing program is a logged failure. */
 static void test_exec_output_status(void **state)
 {
-	char *dir = t_tmpdir(), *log;
-	char *out = t_path(dir, "out.sh"), *big = t_path(dir, "big.sh");
-	struct tsg_actions *acts;
-	struct tsg_ruleset *rs;
-	struct t_capture cap;
-	struct tsg_alert a;
+	struct t_fix f = { 0 };
+	const char *out = t_fix_script(
+		&f, "out.sh", "#!/bin/sh\necho hello\necho world\necho oops >&2\nexit 3\n");
+	const char *big = t_fix_script(&f, "big.sh",
+				       "#!/bin/sh\nhead -c 20000 /dev/zero | tr '\\0' x\necho\n");
+	const char *log;
 
 	(void)state;
-	t_write(out, "#!/bin/sh\necho hello\necho world\necho oops >&2\nexit 3\n", 0755);
-	t_write(big, "#!/bin/sh\nhead -c 20000 /dev/zero | tr '\\0' x\necho\n", 0755);
-	rs = t_rulesf("actions:\n"
-		      "  - {name: out, type: exec, argv: [%s]}\n"
-		      "  - {name: big, type: exec, argv: [%s]}\n"
-		      "  - {name: missing, type: exec, argv: [/nonexistent/hook]}\n"
-		      "rules:\n"
-		      "  - {name: r1, when: {from: SYN_SENT, to: CLOSE}, actions: [out, big, missing]}\n",
-		      out, big);
-	acts = t_actions(rs, NULL, &a, "r1");
-	t_capture_begin(&cap);
-	tsg_actions_fire(acts, &a);
-	assert_true(t_wait_done(acts, "out", 1, 3000));
-	assert_true(t_wait_done(acts, "big", 1, 3000));
-	assert_true(t_wait_done(acts, "missing", 1, 3000));
-	assert_int_equal(t_stats(acts, "out").failed, 1);
-	assert_int_equal(t_stats(acts, "big").sent, 1);
-	assert_int_equal(t_stats(acts, "missing").failed, 1);
-	tsg_actions_free(acts);
-	log = t_capture_end(&cap);
-	assert_non_null(strstr(log, "tsguard: info: action out: stdout: hello\n"
-				    "tsguard: info: action out: stdout: world\n"));
-	assert_non_null(strstr(log, "tsguard: info: action out: stderr: oops\n"));
-	assert_non_null(strstr(log, "tsguard: error: rule r1 action out: "));
-	assert_non_null(strstr(log, "out.sh exited with status 3\n"));
-	assert_non_null(strstr(log, "action big: stdout: (more output dropped after 4096 bytes)"));
+	t_fix_start(&f, NULL, "r1",
+		    "actions:\n"
+		    "  - {name: out, type: exec, argv: [%s]}\n"
+		    "  - {name: big, type: exec, argv: [%s]}\n"
+		    "  - {name: missing, type: exec, argv: [/nonexistent/hook]}\n"
+		    "rules:\n"
+		    "  - {name: r1, when: {from: SYN_SENT, to: CLOSE}, actions: [out, big, missing]}\n",
+		    out, big);
+	tsg_actions_fire(f.acts, &f.a);
+	assert_true(t_wait_done(f.acts, "out", 1, 3000));
+	assert_true(t_wait_done(f.acts, "big", 1, 3000));
+	assert_true(t_wait_done(f.acts, "missing", 1, 3000));
+	assert_int_equal(t_stats(f.acts, "out").failed, 1);
+	assert_int_equal(t_stats(f.acts, "big").sent, 1);
+	assert_int_equal(t_stats(f.acts, "missing").failed, 1);
+	log = t_fix_stop(&f);
+	t_has(log,
+	      "tsguard: info: action out: stdout: hello\n"
+	      "tsguard: info: action out: stdout: world\n",
+	      "tsguard: info: action out: stderr: oops\n", "tsguard: error: rule r1 action out: ",
+	      "out.sh exited with status 3\n",
+	      "action big: stdout: (more output dropped after 4096 bytes)",
+	      "tsguard: error: rule r1 action missing: cannot execute "
+	      "/nonexistent/hook: No such file or directory");
 	assert_null(strstr(log, "xxxxx\ntsguard: info: action big: stdout: x")); /* one line */
-	assert_non_null(strstr(log, "tsguard: error: rule r1 action missing: cannot execute "
-				    "/nonexistent/hook: No such file or directory"));
 	assert_no_children();
-	free(log);
-	free(out);
-	free(big);
-	tsg_ruleset_free(rs);
-	t_rmdir(dir);
+	t_fix_free(&f);
 }
 
 static void test_exec_user(void **state)
 {
-	char *dir = t_tmpdir(), *log;
-	char *hook = t_path(dir, "id.sh");
-	struct tsg_actions *acts;
-	struct tsg_ruleset *rs;
-	struct t_capture cap;
-	struct tsg_alert a;
+	struct t_fix f = { 0 };
 
 	(void)state;
-	if (geteuid() != 0) {
-		t_rmdir(dir);
-		free(hook);
+	if (geteuid() != 0)
 		skip();
-	}
-	t_write(hook, "#!/bin/sh\necho uid=$(id -u) gid=$(id -g)\n", 0755);
-	rs = t_rulesf("actions:\n"
-		      "  - {name: asnobody, type: exec, argv: [%s], user: nobody}\n"
-		      "rules:\n"
-		      "  - {name: r1, when: {from: SYN_SENT, to: CLOSE}, actions: [asnobody]}\n",
-		      hook);
-	acts = t_actions(rs, NULL, &a, "r1");
-	t_capture_begin(&cap);
-	tsg_actions_fire(acts, &a);
-	assert_true(t_wait_done(acts, "asnobody", 1, 3000));
-	tsg_actions_free(acts);
-	log = t_capture_end(&cap);
-	assert_non_null(strstr(log, "tsguard: info: action asnobody: stdout: uid=65534 gid=65534"));
+	t_fix_start_one(&f, NULL, "asnobody", "{name: asnobody, type: exec, argv: [%s], user: nobody}",
+			t_fix_script(&f, "id.sh", "#!/bin/sh\necho uid=$(id -u) gid=$(id -g)\n"));
+	tsg_actions_fire(f.acts, &f.a);
+	assert_true(t_wait_done(f.acts, "asnobody", 1, 3000));
+	t_has(t_fix_stop(&f), "tsguard: info: action asnobody: stdout: uid=65534 gid=65534");
 	assert_no_children();
-	free(log);
-	free(hook);
-	tsg_ruleset_free(rs);
-	t_rmdir(dir);
+	t_fix_free(&f);
 }
 
 /* Dry run prints the exact argv and environment, and runs nothing. */
 static void test_exec_dry_run(void **state)
 {
-	char *dir = t_tmpdir(), *outp = t_path(dir, "dry.out"), *out;
-	char *hook = t_path(dir, "touch.sh"), *made = t_path(dir, "made"), *text, *want;
+	struct t_fix f = { 0 };
+	const char *made = t_fix_path(&f, "made");
+	const char *hook = t_fix_scriptf(&f, "touch.sh", "#!/bin/sh\ntouch '%s'\n", made);
 	struct tsg_actions_opts o = { .dry_run = true };
-	struct tsg_actions *acts;
-	struct tsg_ruleset *rs;
-	struct tsg_alert a;
 
 	(void)state;
-	assert_true(asprintf(&text, "#!/bin/sh\ntouch '%s'\n", made) > 0);
-	t_write(hook, text, 0755);
-	rs = t_rulesf("actions:\n"
-		      "  - {name: toucher, type: exec, argv: [%s, '{{comm}}', 'x \"y\"'], timeout: 10s, user: nobody}\n"
-		      "rules:\n"
-		      "  - {name: r1, labels: {team: edge}, when: {from: SYN_SENT, to: CLOSE}, actions: [toucher]}\n",
-		      hook);
-	o.dry_out = fopen(outp, "w");
-	assert_non_null(o.dry_out);
-	acts = t_actions(rs, &o, &a, "r1");
-	snprintf(a.info.comm, sizeof(a.info.comm), "a b;c");
-	tsg_actions_fire(acts, &a);
-	tsg_actions_free(acts);
-	fclose(o.dry_out);
+	t_fix_start(&f, &o, "r1",
+		    "actions:\n"
+		    "  - {name: toucher, type: exec, argv: [%s, '{{comm}}', 'x \"y\"'], timeout: 10s, user: nobody}\n"
+		    "rules:\n"
+		    "  - {name: r1, labels: {team: edge}, when: {from: SYN_SENT, to: CLOSE}, actions: [toucher]}\n",
+		    hook);
+	t_fix_fire_as(&f, "a b;c");
+	t_fix_stop(&f);
 	t_sleep_ms(200);
 	assert_false(t_exists(made));
-	out = t_read(outp);
-	fputs(out, stderr);
-	assert_true(asprintf(&want, "dry-run: action toucher (exec) argv: [\"%s\",\"a b;c\",\"x \\\"y\\\"\"]\n",
-			     hook) > 0);
-	assert_non_null(strstr(out, want));
-	assert_non_null(strstr(out, "dry-run: action toucher (exec) env: [\"PATH=/usr/local/sbin:"));
-	assert_non_null(strstr(out, "\"TSG_RULE=r1\",\"TSG_SEVERITY=warning\",\"TSG_STATUS=firing\""));
-	assert_non_null(strstr(out, "\"TSG_COMM=a b;c\""));
-	assert_non_null(strstr(out, "\"TSG_LABEL_TEAM=edge\"]\n"));
-	assert_non_null(strstr(out, "dry-run: action toucher (exec) stdin: {\"time\":"));
-	assert_non_null(strstr(out, "dry-run: action toucher (exec) timeout: 10s max_concurrent: 4 "
-				    "user: \"nobody\"\n"));
+	t_fix_out_hasf(&f, "dry-run: action toucher (exec) argv: [\"%s\",\"a b;c\",\"x \\\"y\\\"\"]\n",
+		       hook);
+	t_has(f.out, "dry-run: action toucher (exec) env: [\"PATH=/usr/local/sbin:",
+	      "\"TSG_RULE=r1\",\"TSG_SEVERITY=warning\",\"TSG_STATUS=firing\"", "\"TSG_COMM=a b;c\"",
+	      "\"TSG_LABEL_TEAM=edge\"]\n", "dry-run: action toucher (exec) stdin: {\"time\":",
+	      "dry-run: action toucher (exec) timeout: 10s max_concurrent: 4 "
+	      "user: \"nobody\"\n");
 	assert_no_children();
-	free(want);
-	free(out);
-	free(text);
-	free(outp);
-	free(hook);
-	free(made);
-	tsg_ruleset_free(rs);
-	t_rmdir(dir);
+	t_fix_free(&f);
 }
 
 /* tsg_actions_free while hooks run: they get their timeout, then the kill;
  * never longer. */
 static void test_exec_free_bounded(void **state)
 {
-	char *dir = t_tmpdir(), *hook = t_path(dir, "stuck.sh");
-	struct tsg_actions *acts;
-	struct tsg_ruleset *rs;
-	struct tsg_alert a;
+	struct t_fix f = { 0 };
 	uint64_t t0;
 	double ms;
 
 	(void)state;
-	t_write(hook, "#!/bin/sh\ntrap '' TERM\nsleep 60\n", 0755);
-	rs = t_rulesf("actions:\n"
-		      "  - {name: stuck, type: exec, argv: [%s], timeout: 500ms, max_concurrent: 1}\n"
-		      "rules:\n"
-		      "  - {name: r1, when: {from: SYN_SENT, to: CLOSE}, actions: [stuck]}\n",
-		      hook);
-	acts = t_actions(rs, NULL, &a, "r1");
+	t_fix_start_one(&f, NULL, "stuck",
+			"{name: stuck, type: exec, argv: [%s], timeout: 500ms, max_concurrent: 1}",
+			t_fix_script(&f, "stuck.sh", "#!/bin/sh\ntrap '' TERM\nsleep 60\n"));
 	for (int i = 0; i < 3; i++) /* one runs, two wait */
-		tsg_actions_fire(acts, &a);
+		tsg_actions_fire(f.acts, &f.a);
 	t_sleep_ms(100);
 	t0 = t_now_ns();
-	tsg_actions_free(acts);
+	t_fix_stop(&f);
 	ms = t_ms_since(t0);
 	fprintf(stderr, "free took %.0f ms\n", ms);
 	assert_true(ms < 500 + 2000 + 1000);
 	assert_no_children();
-	free(hook);
-	tsg_ruleset_free(rs);
-	t_rmdir(dir);
+	t_fix_free(&f);
 }
 
 int main(void)

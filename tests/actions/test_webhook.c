@@ -11,37 +11,34 @@
 static void test_webhook_formats(void **state)
 {
 	struct rec_srv *s = rec_start();
-	struct tsg_actions *acts;
-	struct tsg_ruleset *rs;
-	struct tsg_alert a;
+	struct t_fix f = { 0 };
 	json_t *j;
 
 	(void)state;
-	rs = t_rulesf("actions:\n"
-		      "  - name: wj\n"
-		      "    type: webhook\n"
-		      "    url: http://127.0.0.1:%u/json\n"
-		      "    headers: {X-Rule: 'rule={{rule}}', X-Comm: '{{comm}}'}\n"
-		      "  - name: wt\n"
-		      "    type: webhook\n"
-		      "    url: http://127.0.0.1:%u/tmpl\n"
-		      "    format: template\n"
-		      "    body: '{\"text\": \"{{summary}}\", \"to\": \"{{raddr}}:{{rport}}\"}'\n"
-		      "rules:\n"
-		      "  - name: r1\n"
-		      "    summary: '{{comm}} failed to reach {{raddr}}'\n"
-		      "    when: {from: SYN_SENT, to: CLOSE}\n"
-		      "    actions: [wj, wt]\n",
-		      s->port, s->port);
-	acts = t_actions(rs, NULL, &a, "r1");
+	t_fix_start(&f, NULL, "r1",
+		    "actions:\n"
+		    "  - name: wj\n"
+		    "    type: webhook\n"
+		    "    url: http://127.0.0.1:%u/json\n"
+		    "    headers: {X-Rule: 'rule={{rule}}', X-Comm: '{{comm}}'}\n"
+		    "  - name: wt\n"
+		    "    type: webhook\n"
+		    "    url: http://127.0.0.1:%u/tmpl\n"
+		    "    format: template\n"
+		    "    body: '{\"text\": \"{{summary}}\", \"to\": \"{{raddr}}:{{rport}}\"}'\n"
+		    "rules:\n"
+		    "  - name: r1\n"
+		    "    summary: '{{comm}} failed to reach {{raddr}}'\n"
+		    "    when: {from: SYN_SENT, to: CLOSE}\n"
+		    "    actions: [wj, wt]\n",
+		    s->port, s->port);
 	/* a comm is chosen by the process: it may hold CR LF */
-	snprintf(a.info.comm, sizeof(a.info.comm), "a\r\nX-Evil: 1");
-	tsg_actions_fire(acts, &a);
-	assert_true(t_wait_done(acts, "wj", 1, 5000));
-	assert_true(t_wait_done(acts, "wt", 1, 5000));
-	assert_int_equal(t_stats(acts, "wj").sent, 1);
-	assert_int_equal(t_stats(acts, "wt").sent, 1);
-	tsg_actions_free(acts);
+	t_fix_fire_as(&f, "a\r\nX-Evil: 1");
+	assert_true(t_wait_done(f.acts, "wj", 1, 5000));
+	assert_true(t_wait_done(f.acts, "wt", 1, 5000));
+	assert_int_equal(t_stats(f.acts, "wj").sent, 1);
+	assert_int_equal(t_stats(f.acts, "wt").sent, 1);
+	t_fix_stop(&f);
 	assert_int_equal(rec_count(s), 2);
 	for (int i = 0; i < 2; i++) {
 		struct rec_req *r = &s->req[i];
@@ -65,7 +62,7 @@ static void test_webhook_formats(void **state)
 						     "10.0.0.9\", \"to\": \"10.0.0.9:443\"}");
 		}
 	}
-	tsg_ruleset_free(rs);
+	t_fix_free(&f);
 	rec_stop(s);
 }
 
@@ -75,42 +72,36 @@ static void test_webhook_formats(void **state)
 static void test_webhook_retries(void **state)
 {
 	struct rec_srv *s = rec_start(), *bad = rec_start();
-	char *log;
 	struct tsg_action_stats st;
-	struct tsg_actions *acts;
-	struct tsg_ruleset *rs;
-	struct t_capture cap;
-	struct tsg_alert a;
+	struct t_fix f = { 0 };
 	double gap1, gap2;
 
 	(void)state;
 	s->fail_n = 2;
 	bad->code = 400;
-	rs = t_rulesf("actions:\n"
-		      "  - {name: flaky, type: webhook, url: 'http://127.0.0.1:%u/x', retries: 3}\n"
-		      "  - {name: bad, type: webhook, url: 'http://127.0.0.1:%u/x', retries: 3}\n"
-		      "  - {name: refused, type: webhook, url: 'http://127.0.0.1:%u/x', retries: 1}\n"
-		      "rules:\n"
-		      "  - {name: r1, when: {from: SYN_SENT, to: CLOSE}, actions: [flaky, bad, refused]}\n",
-		      s->port, bad->port, closed_port());
-	acts = t_actions(rs, NULL, &a, "r1");
-	t_capture_begin(&cap);
-	tsg_actions_fire(acts, &a);
-	assert_true(t_wait_done(acts, "flaky", 1, 6000));
-	assert_true(t_wait_done(acts, "bad", 1, 3000));
-	assert_true(t_wait_done(acts, "refused", 1, 3000));
-	st = t_stats(acts, "flaky");
+	t_fix_start(&f, NULL, "r1",
+		    "actions:\n"
+		    "  - {name: flaky, type: webhook, url: 'http://127.0.0.1:%u/x', retries: 3}\n"
+		    "  - {name: bad, type: webhook, url: 'http://127.0.0.1:%u/x', retries: 3}\n"
+		    "  - {name: refused, type: webhook, url: 'http://127.0.0.1:%u/x', retries: 1}\n"
+		    "rules:\n"
+		    "  - {name: r1, when: {from: SYN_SENT, to: CLOSE}, actions: [flaky, bad, refused]}\n",
+		    s->port, bad->port, closed_port());
+	tsg_actions_fire(f.acts, &f.a);
+	assert_true(t_wait_done(f.acts, "flaky", 1, 6000));
+	assert_true(t_wait_done(f.acts, "bad", 1, 3000));
+	assert_true(t_wait_done(f.acts, "refused", 1, 3000));
+	st = t_stats(f.acts, "flaky");
 	assert_int_equal(st.sent, 1);
 	assert_int_equal(st.retried, 2);
 	assert_int_equal(st.failed, 0);
-	st = t_stats(acts, "bad");
+	st = t_stats(f.acts, "bad");
 	assert_int_equal(st.failed, 1);
 	assert_int_equal(st.retried, 0);
-	st = t_stats(acts, "refused");
+	st = t_stats(f.acts, "refused");
 	assert_int_equal(st.failed, 1);
 	assert_int_equal(st.retried, 1);
-	tsg_actions_free(acts);
-	log = t_capture_end(&cap);
+	t_fix_stop(&f);
 	assert_int_equal(rec_count(s), 3);
 	assert_int_equal(rec_count(bad), 1);
 	gap1 = (double)(s->req[1].at_ns - s->req[0].at_ns) / 1e6;
@@ -118,15 +109,12 @@ static void test_webhook_retries(void **state)
 	fprintf(stderr, "retry gaps: %.0f ms, %.0f ms\n", gap1, gap2);
 	assert_true(gap1 >= 480 && gap1 < 1000);
 	assert_true(gap2 >= 980 && gap2 < 2000);
-	assert_non_null(strstr(log, "tsguard: warning: rule r1 action flaky: POST "));
-	assert_non_null(strstr(log, "attempt 1 failed: HTTP 500: busy; retry in 500ms"));
-	assert_non_null(strstr(log, "attempt 2 failed: HTTP 500: busy; retry in 1s"));
-	assert_non_null(strstr(log, "tsguard: error: rule r1 action bad: POST "));
-	assert_non_null(strstr(log, "failed after 1 attempt: HTTP 400: busy"));
-	assert_non_null(strstr(log, "tsguard: error: rule r1 action refused: POST "));
-	assert_non_null(strstr(log, "failed after 2 attempts: "));
-	free(log);
-	tsg_ruleset_free(rs);
+	t_has(f.log, "tsguard: warning: rule r1 action flaky: POST ",
+	      "attempt 1 failed: HTTP 500: busy; retry in 500ms",
+	      "attempt 2 failed: HTTP 500: busy; retry in 1s",
+	      "tsguard: error: rule r1 action bad: POST ", "failed after 1 attempt: HTTP 400: busy",
+	      "tsguard: error: rule r1 action refused: POST ", "failed after 2 attempts: ");
+	t_fix_free(&f);
 	rec_stop(s);
 	rec_stop(bad);
 }
@@ -136,54 +124,42 @@ static void test_webhook_retries(void **state)
 static void test_webhook_hang_blocks_nothing(void **state)
 {
 	struct rec_srv *s = rec_start();
-	char *dir = t_tmpdir(), *log, *hook = t_path(dir, "forever.sh");
+	struct t_fix f = { 0 };
 	struct tsg_action_stats st;
-	struct tsg_actions *acts;
-	struct tsg_ruleset *rs;
-	struct t_capture cap;
-	struct tsg_alert a;
-	uint16_t hport;
-	int hfd = hang_start(&hport);
+	struct hang_srv h = hang_open();
 	uint64_t t0;
 	double ms;
 
 	(void)state;
-	t_write(hook, "#!/bin/sh\nexec sleep 3600\n", 0755);
-	rs = t_rulesf("actions:\n"
-		      "  - {name: hang, type: webhook, url: 'http://127.0.0.1:%u/x', timeout: 1s, retries: 0}\n"
-		      "  - {name: forever, type: exec, argv: [%s], timeout: 1s}\n"
-		      "  - {name: ok, type: webhook, url: 'http://127.0.0.1:%u/ok'}\n"
-		      "rules:\n"
-		      "  - {name: r1, when: {from: SYN_SENT, to: CLOSE}, actions: [hang, forever, ok]}\n",
-		      hport, hook, s->port);
-	acts = t_actions(rs, NULL, &a, "r1");
-	t_capture_begin(&cap);
+	t_fix_start(&f, NULL, "r1",
+		    "actions:\n"
+		    "  - {name: hang, type: webhook, url: 'http://127.0.0.1:%u/x', timeout: 1s, retries: 0}\n"
+		    "  - {name: forever, type: exec, argv: [%s], timeout: 1s}\n"
+		    "  - {name: ok, type: webhook, url: 'http://127.0.0.1:%u/ok'}\n"
+		    "rules:\n"
+		    "  - {name: r1, when: {from: SYN_SENT, to: CLOSE}, actions: [hang, forever, ok]}\n",
+		    h.port, t_fix_script(&f, "forever.sh", "#!/bin/sh\nexec sleep 3600\n"), s->port);
 	for (int i = 0; i < 3; i++) {
 		t0 = t_now_ns();
-		tsg_actions_fire(acts, &a);
+		tsg_actions_fire(f.acts, &f.a);
 		ms = t_ms_since(t0);
 		assert_true(ms < 50);
 	}
 	assert_true(rec_wait(s, 3, 800)); /* while the others hang */
-	assert_int_equal(t_stats(acts, "hang").queued_now, 3);
-	assert_int_equal(t_stats(acts, "forever").queued_now, 3);
-	assert_true(t_wait_done(acts, "ok", 3, 1000));
-	assert_int_equal(t_stats(acts, "ok").sent, 3);
-	assert_true(t_wait_done(acts, "hang", 3, 3000));
-	st = t_stats(acts, "hang");
+	assert_int_equal(t_stats(f.acts, "hang").queued_now, 3);
+	assert_int_equal(t_stats(f.acts, "forever").queued_now, 3);
+	assert_true(t_wait_done(f.acts, "ok", 3, 1000));
+	assert_int_equal(t_stats(f.acts, "ok").sent, 3);
+	assert_true(t_wait_done(f.acts, "hang", 3, 3000));
+	st = t_stats(f.acts, "hang");
 	assert_int_equal(st.timed_out, 3);
 	assert_int_equal(st.failed, 3);
-	assert_true(t_wait_done(acts, "forever", 3, 3000));
-	assert_int_equal(t_stats(acts, "forever").timed_out, 3);
-	tsg_actions_free(acts);
-	log = t_capture_end(&cap);
-	assert_non_null(strstr(log, "tsguard: error: rule r1 action hang: POST http://127.0.0.1:"));
-	assert_non_null(strstr(log, "failed after 1 attempt: Operation timed out"));
-	free(log);
-	free(hook);
-	close(hfd);
-	tsg_ruleset_free(rs);
-	t_rmdir(dir);
+	assert_true(t_wait_done(f.acts, "forever", 3, 3000));
+	assert_int_equal(t_stats(f.acts, "forever").timed_out, 3);
+	t_has(t_fix_stop(&f), "tsguard: error: rule r1 action hang: POST http://127.0.0.1:",
+	      "failed after 1 attempt: Operation timed out");
+	close(h.fd);
+	t_fix_free(&f);
 	rec_stop(s);
 }
 
@@ -192,89 +168,64 @@ static void test_webhook_hang_blocks_nothing(void **state)
 static void test_webhook_queue_and_free(void **state)
 {
 	struct tsg_actions_opts o = { .webhook_queue = 2 };
-	char *log;
 	struct tsg_action_stats st;
-	struct tsg_actions *acts;
-	struct tsg_ruleset *rs;
-	struct t_capture cap;
-	struct tsg_alert a;
-	uint16_t hport;
-	int hfd = hang_start(&hport);
+	struct t_fix f = { 0 };
+	struct hang_srv h = hang_open();
 	uint64_t t0;
 	double ms;
 
 	(void)state;
-	rs = t_rulesf("actions:\n"
-		      "  - {name: hang, type: webhook, url: 'http://127.0.0.1:%u/x', timeout: 1500ms, retries: 5}\n"
-		      "rules:\n"
-		      "  - {name: r1, when: {from: SYN_SENT, to: CLOSE}, actions: [hang]}\n",
-		      hport);
-	acts = t_actions(rs, &o, &a, "r1");
-	t_capture_begin(&cap);
+	t_fix_start_one(&f, &o, "hang",
+			"{name: hang, type: webhook, url: 'http://127.0.0.1:%u/x', timeout: 1500ms, retries: 5}",
+			h.port);
 	for (int i = 0; i < 5; i++)
-		tsg_actions_fire(acts, &a);
-	st = t_stats(acts, "hang");
+		tsg_actions_fire(f.acts, &f.a);
+	st = t_stats(f.acts, "hang");
 	assert_int_equal(st.dropped, 3);
 	assert_int_equal(st.queued_now, 2);
 	t_sleep_ms(200);
 	t0 = t_now_ns();
-	tsg_actions_free(acts);
+	t_fix_stop(&f);
 	ms = t_ms_since(t0);
-	log = t_capture_end(&cap);
 	fprintf(stderr, "free took %.0f ms\n", ms);
 	assert_true(ms < 1500 + 1000);
-	assert_non_null(strstr(log, "tsguard: warning: rule r1 action hang: webhook queue full, "
-				    "notification dropped"));
-	free(log);
-	close(hfd);
-	tsg_ruleset_free(rs);
+	t_has(f.log, "tsguard: warning: rule r1 action hang: webhook queue full, "
+		     "notification dropped");
+	close(h.fd);
+	t_fix_free(&f);
 }
 
 static void test_webhook_dry_run(void **state)
 {
 	struct rec_srv *s = rec_start();
 	struct tsg_actions_opts o = { .dry_run = true };
-	char *dir = t_tmpdir(), *outp = t_path(dir, "dry.out"), *out, *want;
-	struct tsg_actions *acts;
-	struct tsg_ruleset *rs;
-	struct tsg_alert a;
+	struct t_fix f = { 0 };
 
 	(void)state;
-	rs = t_rulesf("actions:\n"
-		      "  - name: wt\n"
-		      "    type: webhook\n"
-		      "    url: http://127.0.0.1:%u/tmpl\n"
-		      "    format: template\n"
-		      "    body: 'alert {{rule}} \"{{comm}}\"'\n"
-		      "    headers: {X-Rule: '{{rule}}'}\n"
-		      "  - {name: wj, type: webhook, url: 'http://127.0.0.1:%u/json', timeout: 2s, retries: 1}\n"
-		      "rules:\n"
-		      "  - {name: r1, when: {from: SYN_SENT, to: CLOSE}, actions: [wt, wj]}\n",
-		      s->port, s->port);
-	o.dry_out = fopen(outp, "w");
-	assert_non_null(o.dry_out);
-	acts = t_actions(rs, &o, &a, "r1");
-	tsg_actions_fire(acts, &a);
-	tsg_actions_free(acts);
-	fclose(o.dry_out);
-	out = t_read(outp);
-	fputs(out, stderr);
-	assert_true(asprintf(&want,
-			     "dry-run: action wt (webhook) POST: \"http://127.0.0.1:%u/tmpl\" timeout: 5s retries: 3\n"
-			     "dry-run: action wt (webhook) headers: [\"X-Rule: r1\",\"Content-Type: application/json\"]\n"
-			     "dry-run: action wt (webhook) body: \"alert r1 \\\"curl\\\"\"\n"
-			     "dry-run: action wj (webhook) POST: \"http://127.0.0.1:%u/json\" timeout: 2s retries: 1\n"
-			     "dry-run: action wj (webhook) headers: [\"Content-Type: application/json\"]\n"
-			     "dry-run: action wj (webhook) body: {\"time\":",
-			     s->port, s->port) > 0);
-	assert_non_null(strstr(out, want));
-	t_sleep_ms(200);
-	assert_int_equal(rec_count(s), 0);
-	free(want);
-	free(out);
-	free(outp);
-	tsg_ruleset_free(rs);
-	t_rmdir(dir);
+	t_fix_start(&f, &o, "r1",
+		    "actions:\n"
+		    "  - name: wt\n"
+		    "    type: webhook\n"
+		    "    url: http://127.0.0.1:%u/tmpl\n"
+		    "    format: template\n"
+		    "    body: 'alert {{rule}} \"{{comm}}\"'\n"
+		    "    headers: {X-Rule: '{{rule}}'}\n"
+		    "  - {name: wj, type: webhook, url: 'http://127.0.0.1:%u/json', timeout: 2s, retries: 1}\n"
+		    "rules:\n"
+		    "  - {name: r1, when: {from: SYN_SENT, to: CLOSE}, actions: [wt, wj]}\n",
+		    s->port, s->port);
+	tsg_actions_fire(f.acts, &f.a);
+	t_fix_stop(&f);
+	t_fix_out_hasf(&f,
+		       "dry-run: action wt (webhook) POST: \"http://127.0.0.1:%u/tmpl\" timeout: 5s retries: 3\n"
+		       "dry-run: action wt (webhook) headers: [\"X-Rule: r1\",\"Content-Type: application/json\"]\n"
+		       "dry-run: action wt (webhook) body: \"alert r1 \\\"curl\\\"\"\n"
+		       "dry-run: action wj (webhook) POST: \"http://127.0.0.1:%u/json\" timeout: 2s retries: 1\n"
+		       "dry-run: action wj (webhook) headers: [\"Content-Type: application/json\"]\n"
+		       "dry-run: action wj (webhook) body: {\"time\":",
+		       s->port, s->port);
+	rec_expect_none(s);
+	t_fix_free(&f);
 	rec_stop(s);
 }
 
@@ -284,7 +235,6 @@ static void test_webhook_dry_run(void **state)
 static void test_webhook_swap(void **state)
 {
 	struct rec_srv *s1 = rec_start(), *s2 = rec_start();
-	char *y1, *y2;
 	struct tsg_action_stats st;
 	struct tsg_actions *acts;
 	struct tsg_ruleset *rs1, *rs2;
@@ -292,20 +242,16 @@ static void test_webhook_swap(void **state)
 
 	(void)state;
 	s1->fail_n = 1; /* the old one is retried after the swap */
-	assert_true(asprintf(&y1,
-			     "actions:\n"
-			     "  - {name: w, type: webhook, url: 'http://127.0.0.1:%u/old', headers: {X-Rule: '{{rule}}'}}\n"
-			     "rules:\n"
-			     "  - {name: r1, labels: {v: one}, when: {from: SYN_SENT, to: CLOSE}, actions: [w]}\n",
-			     s1->port) > 0);
-	assert_true(asprintf(&y2,
-			     "actions:\n"
-			     "  - {name: w, type: webhook, url: 'http://127.0.0.1:%u/new'}\n"
-			     "rules:\n"
-			     "  - {name: r2, when: {from: SYN_SENT, to: CLOSE}, actions: [w]}\n",
-			     s2->port) > 0);
-	rs1 = t_rules(y1);
-	rs2 = t_rules(y2);
+	rs1 = t_rulesf("actions:\n"
+		       "  - {name: w, type: webhook, url: 'http://127.0.0.1:%u/old', headers: {X-Rule: '{{rule}}'}}\n"
+		       "rules:\n"
+		       "  - {name: r1, labels: {v: one}, when: {from: SYN_SENT, to: CLOSE}, actions: [w]}\n",
+		       s1->port);
+	rs2 = t_rulesf("actions:\n"
+		       "  - {name: w, type: webhook, url: 'http://127.0.0.1:%u/new'}\n"
+		       "rules:\n"
+		       "  - {name: r2, when: {from: SYN_SENT, to: CLOSE}, actions: [w]}\n",
+		       s2->port);
 	assert_int_equal(tsg_actions_new(rs1, NULL, &acts), 0);
 	assert_int_equal(tsg_actions_get_stats(acts, "nope", &st), -ENOENT);
 	t_alert(&a, rs1, "r1", TSG_FIRING);
@@ -326,8 +272,6 @@ static void test_webhook_swap(void **state)
 	assert_int_equal(rec_count(s2), 1);
 	assert_string_equal(s2->req[0].url, "/new");
 	assert_non_null(strstr(s2->req[0].body, "\"rule\":\"r2\""));
-	free(y1);
-	free(y2);
 	tsg_ruleset_free(rs2);
 	rec_stop(s1);
 	rec_stop(s2);
@@ -341,7 +285,6 @@ static void test_webhook_am_resend(void **state)
 {
 	struct tsg_actions_opts o = { .am_resend_ns = 300000000ull };
 	struct rec_srv *s = rec_start();
-	char *yaml, *yaml2;
 	struct tsg_actions *acts;
 	struct tsg_ruleset *rs, *rs2;
 	struct tsg_alert a, t, c;
@@ -351,27 +294,20 @@ static void test_webhook_am_resend(void **state)
 	json_t *j = NULL;
 
 	(void)state;
-	assert_true(asprintf(&yaml,
-			     "actions:\n"
-			     "  - {name: am, type: webhook, format: alertmanager, url: 'http://127.0.0.1:%u/api/v2/alerts'}\n"
-			     "rules:\n"
-			     "  - {name: slow, when: {state: SYN_SENT, longer_than: 1s}, actions: [am]}\n"
-			     "  - {name: fails, when: {from: SYN_SENT, to: CLOSE}, actions: [am]}\n"
-			     "  - {name: many, when: {state: TIME_WAIT, count_above: 5, by: comm}, actions: [am]}\n",
-			     s->port) > 0);
-	assert_true(asprintf(&yaml2,
-			     "actions:\n"
-			     "  - {name: am, type: webhook, format: alertmanager, url: 'http://127.0.0.1:%u/api/v2/alerts'}\n"
-			     "rules:\n"
-			     "  - {name: slow, when: {state: SYN_SENT, longer_than: 1s}, actions: [am]}\n",
-			     s->port) > 0);
-	rs = t_rules(yaml);
-	rs2 = t_rules(yaml2);
+	rs = t_rulesf("actions:\n"
+		      "  - {name: am, type: webhook, format: alertmanager, url: 'http://127.0.0.1:%u/api/v2/alerts'}\n"
+		      "rules:\n"
+		      "  - {name: slow, when: {state: SYN_SENT, longer_than: 1s}, actions: [am]}\n"
+		      "  - {name: fails, when: {from: SYN_SENT, to: CLOSE}, actions: [am]}\n"
+		      "  - {name: many, when: {state: TIME_WAIT, count_above: 5, by: comm}, actions: [am]}\n",
+		      s->port);
+	rs2 = t_rulesf("actions:\n"
+		       "  - {name: am, type: webhook, format: alertmanager, url: 'http://127.0.0.1:%u/api/v2/alerts'}\n"
+		       "rules:\n"
+		       "  - {name: slow, when: {state: SYN_SENT, longer_than: 1s}, actions: [am]}\n",
+		       s->port);
 	acts = t_actions(rs, &o, &a, "slow");
-	a.from = a.to = 0;
-	a.state = TSG_SYN_SENT;
-	a.has_duration = true;
-	a.duration_ns = 1000000000ull;
+	t_alert_long(&a, rs, "slow", TSG_FIRING, TSG_SYN_SENT, 1000000000ull);
 	t_alert(&t, rs, "fails", TSG_FIRING);
 	t_alert(&c, rs, "many", TSG_FIRING);
 	c.key_is_sock = false;
@@ -446,8 +382,6 @@ static void test_webhook_am_resend(void **state)
 	}
 	json_decref(j);
 	free((char *)first_start);
-	free(yaml);
-	free(yaml2);
 	tsg_ruleset_free(rs);
 	tsg_ruleset_free(rs2);
 	rec_stop(s);

@@ -29,16 +29,23 @@ static bool t_wait_url_done(struct tsg_actions *acts, const char *name, const ch
 	return false;
 }
 
-static struct tsg_ruleset *two_url_rules(const char *u1, const char *u2, const char *extra)
+/* Starts the actions of one webhook w with url: [u1, u2] and `extra` keys. */
+static void two_url_start(struct t_fix *f, const struct tsg_actions_opts *o, const char *u1,
+			  const char *u2, const char *extra)
 {
-	return t_rulesf("actions:\n"
-		       "  - name: w\n"
-		       "    type: webhook\n"
-		       "    url: ['%s', '%s']\n"
-		       "    %s\n"
-		       "rules:\n"
-		       "  - {name: r1, when: {from: SYN_SENT, to: CLOSE}, actions: [w]}\n",
-		       u1, u2, extra);
+	t_fix_start_one(f, o, "w",
+			"name: w\n"
+			"    type: webhook\n"
+			"    url: ['%s', '%s']\n"
+			"    %s",
+			u1, u2, extra);
+}
+
+/* http://127.0.0.1:PORT/PATH into buf[64]. */
+static const char *url_of(char *buf, uint16_t port, const char *path)
+{
+	snprintf(buf, 64, "http://127.0.0.1:%u/%s", port, path);
+	return buf;
 }
 
 #define N_HANG 12 /* more than the 8 transfers one URL may hold at once */
@@ -51,52 +58,44 @@ static void test_urls_hang(void **state)
 	struct rec_srv *s = rec_start();
 	char uh[64], uok[64];
 	struct tsg_action_stats st, sh, so;
-	struct tsg_actions *acts;
-	struct tsg_ruleset *rs;
-	struct t_capture cap;
-	struct tsg_alert a;
-	uint16_t hport;
-	int hfd = hang_start(&hport);
+	struct t_fix f = {0};
+	struct hang_srv h = hang_open();
 	uint64_t t0;
 	double ms;
 
 	(void)state;
-	snprintf(uh, sizeof(uh), "http://127.0.0.1:%u/hang", hport);
-	snprintf(uok, sizeof(uok), "http://127.0.0.1:%u/ok", s->port);
-	rs = two_url_rules(uh, uok, "timeout: 1s\n    retries: 1");
-	acts = t_actions(rs, NULL, &a, "r1");
-	t_capture_begin(&cap);
+	two_url_start(&f, NULL, url_of(uh, h.port, "hang"), url_of(uok, s->port, "ok"),
+		      "timeout: 1s\n    retries: 1");
 	t0 = t_now_ns();
 	for (int i = 0; i < N_HANG; i++)
-		tsg_actions_fire(acts, &a);
+		tsg_actions_fire(f.acts, &f.a);
 	assert_true(rec_wait(s, N_HANG, 900));
 	ms = t_ms_since(t0);
 	fprintf(stderr, "ok URL had %d notifications after %.0f ms\n", N_HANG, ms);
 	assert_true(ms < 1000); /* before the hung URL's first timeout */
-	assert_true(t_wait_url_done(acts, "w", uok, N_HANG, 1000 - (long)ms));
-	sh = t_url_stats(acts, "w", uh);
+	assert_true(t_wait_url_done(f.acts, "w", uok, N_HANG, 1000 - (long)ms));
+	sh = t_url_stats(f.acts, "w", uh);
 	assert_int_equal(sh.queued_now, N_HANG); /* all still waiting on the hung one */
 	assert_int_equal(sh.timed_out, 0);
-	so = t_url_stats(acts, "w", uok);
+	so = t_url_stats(f.acts, "w", uok);
 	assert_int_equal(so.sent, N_HANG);
 	assert_int_equal(so.queued_now, 0);
 	/* 8 at once, then the rest: 1 s + 0.5 s + 1 s per wave */
-	assert_true(t_wait_url_done(acts, "w", uh, N_HANG, 8000));
-	sh = t_url_stats(acts, "w", uh);
+	assert_true(t_wait_url_done(f.acts, "w", uh, N_HANG, 8000));
+	sh = t_url_stats(f.acts, "w", uh);
 	assert_int_equal(sh.failed, N_HANG);
 	assert_int_equal(sh.timed_out, 2 * N_HANG);
 	assert_int_equal(sh.retried, N_HANG);
 	assert_int_equal(sh.sent, 0);
-	st = t_stats(acts, "w");
+	st = t_stats(f.acts, "w");
 	assert_int_equal(st.sent, N_HANG);
 	assert_int_equal(st.failed, N_HANG);
 	assert_int_equal(st.timed_out, 2 * N_HANG);
 	assert_int_equal(st.queued_now, 0);
-	tsg_actions_free(acts);
-	free(t_capture_end(&cap));
+	t_fix_stop(&f);
 	assert_int_equal(rec_count(s), N_HANG);
-	close(hfd);
-	tsg_ruleset_free(rs);
+	close(h.fd);
+	t_fix_free(&f);
 	rec_stop(s);
 }
 
@@ -105,42 +104,33 @@ static void test_urls_hang(void **state)
 static void test_urls_refused(void **state)
 {
 	struct rec_srv *s = rec_start();
-	char ur[64], uok[64], *log;
+	char ur[64], uok[64];
 	struct tsg_action_stats sr, so;
-	struct tsg_actions *acts;
-	struct tsg_ruleset *rs;
-	struct t_capture cap;
-	struct tsg_alert a;
+	struct t_fix f = {0};
 
 	(void)state;
-	snprintf(ur, sizeof(ur), "http://127.0.0.1:%u/down", closed_port());
-	snprintf(uok, sizeof(uok), "http://127.0.0.1:%u/ok", s->port);
-	rs = two_url_rules(ur, uok, "retries: 2");
-	acts = t_actions(rs, NULL, &a, "r1");
-	t_capture_begin(&cap);
+	two_url_start(&f, NULL, url_of(ur, closed_port(), "down"), url_of(uok, s->port, "ok"),
+		      "retries: 2");
 	for (int i = 0; i < 5; i++)
-		tsg_actions_fire(acts, &a);
+		tsg_actions_fire(f.acts, &f.a);
 	assert_true(rec_wait(s, 5, 400));
-	assert_true(t_wait_url_done(acts, "w", uok, 5, 400));
-	sr = t_url_stats(acts, "w", ur);
+	assert_true(t_wait_url_done(f.acts, "w", uok, 5, 400));
+	sr = t_url_stats(f.acts, "w", ur);
 	assert_int_equal(sr.queued_now, 5); /* backing off 0.5 s, then 1 s */
 	assert_int_equal(sr.failed, 0);
-	assert_int_equal(t_url_stats(acts, "w", uok).sent, 5);
-	assert_true(t_wait_url_done(acts, "w", ur, 5, 4000));
-	sr = t_url_stats(acts, "w", ur);
-	so = t_url_stats(acts, "w", uok);
+	assert_int_equal(t_url_stats(f.acts, "w", uok).sent, 5);
+	assert_true(t_wait_url_done(f.acts, "w", ur, 5, 4000));
+	sr = t_url_stats(f.acts, "w", ur);
+	so = t_url_stats(f.acts, "w", uok);
 	assert_int_equal(sr.failed, 5);
 	assert_int_equal(sr.retried, 10);
 	assert_int_equal(sr.timed_out, 0);
 	assert_int_equal(so.failed, 0);
 	assert_int_equal(so.retried, 0);
-	tsg_actions_free(acts);
-	log = t_capture_end(&cap);
-	assert_non_null(strstr(log, "tsguard: error: rule r1 action w: POST http://127.0.0.1:"));
-	assert_non_null(strstr(log, "/down failed after 3 attempts: "));
-	assert_null(strstr(log, "/ok failed"));
-	free(log);
-	tsg_ruleset_free(rs);
+	t_has(t_fix_stop(&f), "tsguard: error: rule r1 action w: POST http://127.0.0.1:",
+	      "/down failed after 3 attempts: ");
+	assert_null(strstr(f.log, "/ok failed"));
+	t_fix_free(&f);
 	rec_stop(s);
 }
 
@@ -150,40 +140,30 @@ static void test_urls_queue_per_url(void **state)
 {
 	struct tsg_actions_opts o = {.webhook_queue = 2};
 	struct rec_srv *s = rec_start();
-	char uh[64], uok[64], *log;
+	char uh[64], uok[64];
 	struct tsg_action_stats sh, so;
-	struct tsg_actions *acts;
-	struct tsg_ruleset *rs;
-	struct t_capture cap;
-	struct tsg_alert a;
-	uint16_t hport;
-	int hfd = hang_start(&hport);
+	struct t_fix f = {0};
+	struct hang_srv h = hang_open();
 
 	(void)state;
-	snprintf(uh, sizeof(uh), "http://127.0.0.1:%u/hang", hport);
-	snprintf(uok, sizeof(uok), "http://127.0.0.1:%u/ok", s->port);
-	rs = two_url_rules(uh, uok, "timeout: 1500ms");
-	acts = t_actions(rs, &o, &a, "r1");
-	t_capture_begin(&cap);
+	two_url_start(&f, &o, url_of(uh, h.port, "hang"), url_of(uok, s->port, "ok"),
+		      "timeout: 1500ms");
 	for (int i = 0; i < 5; i++) {
-		tsg_actions_fire(acts, &a);
-		assert_true(t_wait_url_done(acts, "w", uok, (uint64_t)i + 1, 1000));
+		tsg_actions_fire(f.acts, &f.a);
+		assert_true(t_wait_url_done(f.acts, "w", uok, (uint64_t)i + 1, 1000));
 	}
-	sh = t_url_stats(acts, "w", uh);
-	so = t_url_stats(acts, "w", uok);
+	sh = t_url_stats(f.acts, "w", uh);
+	so = t_url_stats(f.acts, "w", uok);
 	assert_int_equal(sh.dropped, 3);
 	assert_int_equal(sh.queued_now, 2);
 	assert_int_equal(so.dropped, 0);
 	assert_int_equal(so.sent, 5);
-	assert_int_equal(t_stats(acts, "w").dropped, 3);
-	tsg_actions_free(acts);
-	log = t_capture_end(&cap);
-	assert_non_null(strstr(log, "tsguard: warning: rule r1 action w: webhook queue full, "
-				    "notification dropped (POST http://127.0.0.1:"));
-	assert_null(strstr(log, "/ok; "));
-	free(log);
-	close(hfd);
-	tsg_ruleset_free(rs);
+	assert_int_equal(t_stats(f.acts, "w").dropped, 3);
+	t_has(t_fix_stop(&f), "tsguard: warning: rule r1 action w: webhook queue full, "
+			      "notification dropped (POST http://127.0.0.1:");
+	assert_null(strstr(f.log, "/ok; "));
+	close(h.fd);
+	t_fix_free(&f);
 	rec_stop(s);
 }
 
@@ -191,38 +171,22 @@ static void test_urls_dry_run(void **state)
 {
 	struct rec_srv *s = rec_start();
 	struct tsg_actions_opts o = {.dry_run = true};
-	char *dir = t_tmpdir(), *outp = t_path(dir, "dry.out"), *out, *want, u1[64], u2[64];
-	struct tsg_actions *acts;
-	struct tsg_ruleset *rs;
-	struct tsg_alert a;
+	struct t_fix f = {0};
+	char u1[64], u2[64];
 
 	(void)state;
-	snprintf(u1, sizeof(u1), "http://127.0.0.1:%u/one", s->port);
-	snprintf(u2, sizeof(u2), "http://127.0.0.1:%u/two", s->port);
-	rs = two_url_rules(u1, u2, "timeout: 2s");
-	o.dry_out = fopen(outp, "w");
-	assert_non_null(o.dry_out);
-	acts = t_actions(rs, &o, &a, "r1");
-	tsg_actions_fire(acts, &a);
-	tsg_actions_free(acts);
-	fclose(o.dry_out);
-	out = t_read(outp);
-	fputs(out, stderr);
-	assert_true(
-	    asprintf(&want,
-		     "dry-run: action w (webhook) POST: \"%s\" timeout: 2s retries: 3\n"
-		     "dry-run: action w (webhook) POST: \"%s\" timeout: 2s retries: 3\n"
-		     "dry-run: action w (webhook) headers: [\"Content-Type: application/json\"]\n"
-		     "dry-run: action w (webhook) body: {\"time\":",
-		     u1, u2) > 0);
-	assert_non_null(strstr(out, want));
-	t_sleep_ms(200);
-	assert_int_equal(rec_count(s), 0);
-	free(want);
-	free(out);
-	free(outp);
-	tsg_ruleset_free(rs);
-	t_rmdir(dir);
+	two_url_start(&f, &o, url_of(u1, s->port, "one"), url_of(u2, s->port, "two"),
+		      "timeout: 2s");
+	tsg_actions_fire(f.acts, &f.a);
+	t_fix_stop(&f);
+	t_fix_out_hasf(&f,
+		       "dry-run: action w (webhook) POST: \"%s\" timeout: 2s retries: 3\n"
+		       "dry-run: action w (webhook) POST: \"%s\" timeout: 2s retries: 3\n"
+		       "dry-run: action w (webhook) headers: [\"Content-Type: application/json\"]\n"
+		       "dry-run: action w (webhook) body: {\"time\":",
+		       u1, u2);
+	rec_expect_none(s);
+	t_fix_free(&f);
 	rec_stop(s);
 }
 

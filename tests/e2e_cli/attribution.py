@@ -31,8 +31,7 @@ N = 10
 
 def test(env, tsguard):
     env.make_netns()
-    srv = env.agent("tas")
-    cli = env.agent("tac")
+    srv, cli = env.agents("tas", "tac")
     # D: a listener that exists before tsguard starts (known from the startup
     # snapshot); A, B, C listen after the start, on ports reserved now
     ld = srv.cmd("listen", backlog=128)

@@ -35,7 +35,7 @@ import time
 import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from tsgtest import TCP_CLOSE_WAIT, Agent, check, log, run, wait_until  # noqa: E402
+from tsgtest import TCP_CLOSE_WAIT, Agent, check, log, netns_sysctl, run, wait_until  # noqa: E402
 
 LEAK_PORT, TW_PORT, CLIENT_PORT = 18081, 18082, 40001
 METRICS_PORT = 19475
@@ -64,8 +64,7 @@ class Container:
         subprocess.run(["ip", "netns", "add", ns], check=True)
         env.cleanups.append(self.remove)
         subprocess.run(["ip", "-n", ns, "link", "set", "lo", "up"], check=True)
-        subprocess.run(["ip", "netns", "exec", ns, "sysctl", "-qw", "net.ipv4.tcp_tw_reuse=0"],
-                       check=True)
+        netns_sysctl(ns, "net.ipv4.tcp_tw_reuse=0")
         d = cg_root
         for part in rel.split("/"):
             d = os.path.join(d, part)

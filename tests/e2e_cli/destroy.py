@@ -37,23 +37,12 @@ actions:
     type: destroy
     max_per_minute: 2
 rules:
-  - name: reap-host
-    match: {lport: %d}
+""" + "".join("""  - name: %s
+    match: {lport: %%d}
     when: {state: CLOSE_WAIT, longer_than: 300ms}
-    actions: [reap]
-  - name: reap-ns
-    match: {lport: %d}
-    when: {state: CLOSE_WAIT, longer_than: 300ms}
-    actions: [reap]
-  - name: reap-bound
-    match: {lport: %d}
-    when: {state: CLOSE_WAIT, longer_than: 300ms}
-    actions: [reap2]
-  - name: reap-dry
-    match: {lport: %d}
-    when: {state: CLOSE_WAIT, longer_than: 300ms}
-    actions: [reap]
-"""
+    actions: [%s]
+""" % rule for rule in (("reap-host", "reap"), ("reap-ns", "reap"), ("reap-bound", "reap2"),
+                        ("reap-dry", "reap")))
 
 
 def close_wait(port, ns=None):

@@ -25,11 +25,8 @@ RATE_N = 20
 
 def test(env, tsguard):
     env.make_netns()
-    cli = env.agent("tkc")     # transition
-    hold = env.agent("tkh")    # time in state
-    twc = env.agent("tkw")     # count (TIME_WAIT)
-    tws = env.agent("tks")     # the TIME_WAIT client's server
-    rate = env.agent("tkr")    # rate
+    # transition, time in state, count (TIME_WAIT), the TIME_WAIT client's server, rate
+    cli, hold, twc, tws, rate = env.agents("tkc", "tkh", "tkw", "tks", "tkr")
 
     rules = env.rules_dir({"kinds.yaml": rules_yaml(
         ("k-refused", cli.name, "from: SYN_SENT, to: CLOSE"),

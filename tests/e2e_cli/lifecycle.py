@@ -75,8 +75,7 @@ def part_a(env, tsguard):
 
 
 def part_bc(env, tsguard):
-    srv = env.agent("tfs")
-    cli = env.agent("tfc")
+    srv, cli = env.agents("tfs", "tfc")
     ls = srv.cmd("listen", backlog=512)
     srv.cmd("serve", id=ls["id"], mode="close")
     rules = env.rules_dir({"one.yaml": "rules:\n  - name: port-one\n    match: {rport: 1}\n"

@@ -23,7 +23,7 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from tsgtest import Fail, check, log, run  # noqa: E402
+from tsgtest import Fail, check, log, run, stop_child  # noqa: E402
 
 N = 4
 
@@ -94,17 +94,7 @@ class Server:
         return json.loads(ans)
 
     def stop(self):
-        if self.p.poll() is None:
-            try:
-                self.p.stdin.write("exit\n")
-                self.p.stdin.close()
-            except OSError:
-                pass
-            try:
-                self.p.wait(10)
-            except subprocess.TimeoutExpired:
-                self.p.kill()
-                self.p.wait()
+        stop_child(self.p, "exit\n", 10, close=True)
 
 
 def client(ns, port, n, close_first):

@@ -31,11 +31,7 @@ def ident(a):
 
 def test(env, tsguard):
     env.make_netns()
-    cli = env.agent("trc")
-    hold = env.agent("trh")
-    srv = env.agent("trs")
-    cwc = env.agent("trw")
-    rate = env.agent("trr")
+    cli, hold, srv, cwc, rate = env.agents("trc", "trh", "trs", "trw", "trr")
     rules = env.rules_dir({"rr.yaml": rules_yaml(
         ("rr-refused", cli.name, "from: SYN_SENT, to: CLOSE"),
         ("rr-held", hold.name, "state: SYN_SENT, longer_than: 300ms"),

@@ -26,10 +26,7 @@ from tsgtest import check, log, run, wait_until, rules_yaml  # noqa: E402
 
 def test(env, tsguard):
     env.make_netns()
-    srv = env.agent("tls")
-    cwc = env.agent("tlw")
-    cli = env.agent("tlc")
-    cli2 = env.agent("tln")
+    srv, cwc, cli, cli2 = env.agents("tls", "tlw", "tlc", "tln")
     base = rules_yaml(
         ("rl-close-wait", srv.name, "state: CLOSE_WAIT, count_above: 2, by: comm"),
         ("rl-refused", cli.name, "from: SYN_SENT, to: CLOSE"),

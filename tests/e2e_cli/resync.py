@@ -14,7 +14,6 @@ orphaned FIN_WAIT2 on its side, CLOSE_WAIT on the server's) overflows it:
 """
 import os
 import re
-import subprocess
 import sys
 import time
 
@@ -44,11 +43,8 @@ def until_equal(ns, what):
 
 
 def test(env, tsguard):
-    ns = env.make_netns()
-    subprocess.run(["ip", "netns", "exec", ns, "sysctl", "-qw", "net.ipv4.tcp_fin_timeout=60"],
-                   check=True)
-    cli = env.agent("rsc")
-    srv = env.agent("rss")
+    ns = env.make_netns("net.ipv4.tcp_fin_timeout=60")
+    cli, srv = env.agents("rsc", "rss")
     rules = env.rules_dir({"states.yaml": rules_yaml(METRICS_PORT)})
     # ss lists one namespace: tsguard watches that one only (its own)
     t = env.tsguard(tsguard, ["-r", rules, "-o", "json", "--control", "none", "--netns", "host",

@@ -118,12 +118,9 @@ def make_sockets(env, cli, srv, ports, n):
 def test(env, tsguard):
     if not subprocess.run(["which", "nft"], capture_output=True).returncode == 0:
         raise Skip("needs nft (Debian nftables) for half-open connections")
-    ns = env.make_netns()
     # the orphans' FIN_WAIT2 lasts tcp_fin_timeout; TIME_WAIT is 60 s
-    subprocess.run(["ip", "netns", "exec", ns, "sysctl", "-qw", "net.ipv4.tcp_fin_timeout=60"],
-                   check=True)
-    cli = env.agent("svc")
-    srv = env.agent("svs")
+    ns = env.make_netns("net.ipv4.tcp_fin_timeout=60")
+    cli, srv = env.agents("svc", "svs")
     ports = {}
     for mode in ("hold", "close", "half"):
         ls = srv.cmd("listen", backlog=1024)

@@ -44,11 +44,8 @@ def tracked_time_wait(ns):
 
 
 def test(env, tsguard):
-    ns = env.make_netns()
-    subprocess.run(["ip", "netns", "exec", ns, "sysctl", "-qw", "net.ipv4.tcp_tw_reuse=0"],
-                   check=True)
-    cli = env.agent("twc")
-    srv = env.agent("tws")
+    ns = env.make_netns("net.ipv4.tcp_tw_reuse=0")
+    cli, srv = env.agents("twc", "tws")
     rules = env.rules_dir({"tw.yaml": rules_yaml(
         ("tw-pileup", cli.name,
          f"state: TIME_WAIT, count_above: {N - 100}, resolve_below: 1000, by: comm"),

@@ -173,9 +173,7 @@ def tcpstates_count(env):
 
 
 def test(env, tsguard):
-    ns = env.make_netns()
-    subprocess.run(["ip", "netns", "exec", ns, "sysctl", "-qw", "net.ipv4.tcp_tw_reuse=0"],
-                   check=True)
+    ns = env.make_netns("net.ipv4.tcp_tw_reuse=0")
     rules = env.rules_dir({})
     rec = os.path.join(env.tmp, "record.jsonl")
     t = env.tsguard(tsguard, ["-r", rules, "--record", rec], tag="live")

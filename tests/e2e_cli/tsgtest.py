@@ -61,6 +61,31 @@ def rules_yaml(*rules):
         for name, comm, when in rules)
 
 
+def netns_sysctl(ns, setting):
+    """sysctl -w `setting` ("name=value") inside network namespace ns."""
+    subprocess.run(["ip", "netns", "exec", ns, "sysctl", "-qw", setting], check=True)
+
+
+def stop_child(p, exit_line, timeout, close=False):
+    """Asks child p to leave (exit_line on its standard input, which `close`
+    closes, else flushes), and kills it if it has not left within timeout s."""
+    if p.poll() is not None:
+        return
+    try:
+        p.stdin.write(exit_line)
+        if close:
+            p.stdin.close()
+        else:
+            p.stdin.flush()
+    except OSError:
+        pass
+    try:
+        p.wait(timeout)
+    except subprocess.TimeoutExpired:
+        p.kill()
+        p.wait()
+
+
 class Agent:
     """A traffic process with its own comm, driven line by line (agent.py)."""
 
@@ -101,17 +126,7 @@ class Agent:
         return out
 
     def stop(self):
-        if self.p.poll() is None:
-            try:
-                self.p.stdin.write(b'{"op": "exit"}\n')
-                self.p.stdin.flush()
-            except OSError:
-                pass
-            try:
-                self.p.wait(5)
-            except subprocess.TimeoutExpired:
-                self.p.kill()
-                self.p.wait()
+        stop_child(self.p, b'{"op": "exit"}\n', 5)
         for f in (self.p.stdin, self.p.stdout):
             try:
                 f.close()
@@ -255,7 +270,8 @@ class Env:
         os.rename(tmp, path)  # atomic: a reload never sees half a file
         return path
 
-    def make_netns(self):
+    def make_netns(self, *sysctls):
+        """The test's network namespace, loopback up, each sysctl ("name=value") set."""
         ns = "tsgtest-%d" % os.getpid()
         subprocess.run(["ip", "netns", "del", ns], stderr=subprocess.DEVNULL)
         r = subprocess.run(["ip", "netns", "add", ns], capture_output=True, text=True)
@@ -263,6 +279,8 @@ class Env:
             raise Skip("cannot create a network namespace: " + r.stderr.strip())
         self.cleanups.append(lambda: subprocess.run(["ip", "netns", "del", ns]))
         subprocess.run(["ip", "-n", ns, "link", "set", "lo", "up"], check=True)
+        for setting in sysctls:
+            netns_sysctl(ns, setting)
         self.netns = ns
         return ns
 
@@ -270,6 +288,10 @@ class Env:
         a = Agent(self, self.name(prefix), self.netns)
         self.cleanups.append(a.stop)
         return a
+
+    def agents(self, *prefixes):
+        """One agent per prefix, started in that order."""
+        return [self.agent(p) for p in prefixes]
 
     def tsguard(self, binary, args, tag="tsguard", **kw):
         t = Tsguard(self, binary, args, tag, **kw)

@@ -54,6 +54,26 @@ static void addr(const char *s, uint8_t out[16])
 	assert_int_equal(tsg_addr_parse(s, out, NULL), 0);
 }
 
+/* An address and whether a set matches it. */
+struct addr_case {
+	const char *addr;
+	bool match;
+};
+
+/* Fails at the first case where set s disagrees. */
+static void check_addrs(const struct tsg_cidrset *s, const struct addr_case *c, size_t n)
+{
+	uint8_t a[16];
+
+	for (size_t i = 0; i < n; i++) {
+		addr(c[i].addr, a);
+		if (tsg_cidrset_match(s, a) != c[i].match)
+			fail_msg("%s: %s", c[i].addr, c[i].match ? "no match" : "matched");
+	}
+}
+
+#define N_CASES(c) (sizeof(c) / sizeof((c)[0]))
+
 /* ---- ports ------------------------------------------------------------------ */
 
 static void t_ports(void **state)
@@ -63,17 +83,21 @@ static void t_ports(void **state)
 	struct tsg_portset empty = { NULL, 0 };
 	struct tsg_portrange ex[] = { { 22, 22, true } };
 	struct tsg_portset only_ex = { ex, 1 };
+	const struct {
+		const struct tsg_portset *set;
+		uint16_t port;
+		bool match;
+	} cases[] = {
+		{ &s, 80, true },	    { &s, 81, false },	 { &s, 8000, true },
+		{ &s, 8999, true },	    { &s, 9000, false }, { &s, 7999, false },
+		{ &s, 8080, false }, /* excluded inside the range */
+		{ &empty, 1, true },	    { &only_ex, 443, true }, { &only_ex, 22, false },
+	};
 
-	assert_true(tsg_portset_match(&s, 80));
-	assert_false(tsg_portset_match(&s, 81));
-	assert_true(tsg_portset_match(&s, 8000));
-	assert_true(tsg_portset_match(&s, 8999));
-	assert_false(tsg_portset_match(&s, 9000));
-	assert_false(tsg_portset_match(&s, 7999));
-	assert_false(tsg_portset_match(&s, 8080)); /* excluded inside the range */
-	assert_true(tsg_portset_match(&empty, 1));
-	assert_true(tsg_portset_match(&only_ex, 443));
-	assert_false(tsg_portset_match(&only_ex, 22));
+	for (size_t i = 0; i < N_CASES(cases); i++)
+		if (tsg_portset_match(cases[i].set, cases[i].port) != cases[i].match)
+			fail_msg("case %zu, port %u: %s", i, cases[i].port,
+				 cases[i].match ? "no match" : "matched");
 }
 
 static void t_ports_yaml(void **state)
@@ -81,20 +105,21 @@ static void t_ports_yaml(void **state)
 	struct tsg_ruleset *rs = load_match("{rport: [443, \"8000-8999\", \"!8443\", 0], "
 					    "lport: \"!22\"}");
 	const struct tsg_match *m = &rs->rules[0].match;
-	struct tsg_sockinfo s = sock("10.0.0.2", 50000, "10.0.0.9", 443);
+	static const struct {
+		uint16_t lport, rport;
+		bool match;
+	} cases[] = {
+		{ 50000, 443, true }, { 50000, 8443, false }, { 50000, 8500, true },
+		{ 50000, 0, true },   { 50000, 1, false },    { 22, 443, false },
+	};
 
-	assert_true(tsg_match_sock(m, &s));
-	s.rport = 8443;
-	assert_false(tsg_match_sock(m, &s));
-	s.rport = 8500;
-	assert_true(tsg_match_sock(m, &s));
-	s.rport = 0;
-	assert_true(tsg_match_sock(m, &s));
-	s.rport = 1;
-	assert_false(tsg_match_sock(m, &s));
-	s.rport = 443;
-	s.lport = 22;
-	assert_false(tsg_match_sock(m, &s));
+	for (size_t i = 0; i < N_CASES(cases); i++) {
+		struct tsg_sockinfo s = sock("10.0.0.2", cases[i].lport, "10.0.0.9", cases[i].rport);
+
+		if (tsg_match_sock(m, &s) != cases[i].match)
+			fail_msg("lport %u rport %u: %s", cases[i].lport, cases[i].rport,
+				 cases[i].match ? "no match" : "matched");
+	}
 	tsg_ruleset_free(rs);
 }
 
@@ -106,35 +131,26 @@ static void t_cidr_v4_v6(void **state)
 		"{raddr: [10.0.0.0/8, \"fd00::/8\", 192.168.1.7, \"::ffff:172.16.0.0/108\", "
 		"\"!10.9.0.0/16\"]}");
 	const struct tsg_cidrset *s = &rs->rules[0].match.raddr;
-	uint8_t a[16];
+	static const struct addr_case cases[] = {
+		{ "10.1.2.3", true },
+		{ "::ffff:10.1.2.3", true }, /* the same address written as v4-mapped */
+		{ "11.0.0.1", false },
+		{ "10.9.1.1", false }, /* excluded */
+		{ "fd12::1", true },
+		{ "fe80::1", false },
+		{ "192.168.1.7", true },
+		{ "192.168.1.8", false },
+		{ "172.16.5.5", true }, /* v4 address against a v4-mapped v6 CIDR */
+		{ "172.32.0.1", false },
+		/* a v6 address never matches a v4 CIDR: 0a00::1 is not 10.0.0.0/8 */
+		{ "a00::1", false },
+	};
 
 	assert_int_equal(s->n, 5);
 	assert_int_equal(s->v[0].plen, 104);
 	assert_int_equal(s->v[2].plen, 128);
 	assert_int_equal(s->v[3].plen, 108);
-	addr("10.1.2.3", a);
-	assert_true(tsg_cidrset_match(s, a));
-	addr("::ffff:10.1.2.3", a); /* the same address written as v4-mapped */
-	assert_true(tsg_cidrset_match(s, a));
-	addr("11.0.0.1", a);
-	assert_false(tsg_cidrset_match(s, a));
-	addr("10.9.1.1", a); /* excluded */
-	assert_false(tsg_cidrset_match(s, a));
-	addr("fd12::1", a);
-	assert_true(tsg_cidrset_match(s, a));
-	addr("fe80::1", a);
-	assert_false(tsg_cidrset_match(s, a));
-	addr("192.168.1.7", a);
-	assert_true(tsg_cidrset_match(s, a));
-	addr("192.168.1.8", a);
-	assert_false(tsg_cidrset_match(s, a));
-	addr("172.16.5.5", a); /* v4 address against a v4-mapped v6 CIDR */
-	assert_true(tsg_cidrset_match(s, a));
-	addr("172.32.0.1", a);
-	assert_false(tsg_cidrset_match(s, a));
-	/* a v6 address never matches a v4 CIDR: 0a00::1 is not 10.0.0.0/8 */
-	addr("a00::1", a);
-	assert_false(tsg_cidrset_match(s, a));
+	check_addrs(s, cases, N_CASES(cases));
 	tsg_ruleset_free(rs);
 }
 
@@ -142,14 +158,14 @@ static void t_cidr_any(void **state)
 {
 	struct tsg_ruleset *rs = load_match("{laddr: \"::/0\", raddr: 0.0.0.0/0}");
 	const struct tsg_match *m = &rs->rules[0].match;
-	uint8_t a[16];
+	static const struct addr_case l[] = { { "fe80::1", true }, { "1.2.3.4", true } };
+	static const struct addr_case r[] = {
+		{ "fe80::1", false }, /* 0.0.0.0/0 is IPv4 only */
+		{ "1.2.3.4", true },
+	};
 
-	addr("fe80::1", a);
-	assert_true(tsg_cidrset_match(&m->laddr, a));
-	assert_false(tsg_cidrset_match(&m->raddr, a)); /* 0.0.0.0/0 is IPv4 only */
-	addr("1.2.3.4", a);
-	assert_true(tsg_cidrset_match(&m->laddr, a));
-	assert_true(tsg_cidrset_match(&m->raddr, a));
+	check_addrs(&m->laddr, l, N_CASES(l));
+	check_addrs(&m->raddr, r, N_CASES(r));
 	tsg_ruleset_free(rs);
 }
 

@@ -101,10 +101,8 @@ static void fill(struct tsg_metrics_snapshot *s)
 	test_urls[2].st = (struct tsg_action_stats){.sent = 100, .dropped = 7, .queued_now = 1};
 	s->urls = test_urls;
 	s->nurls = 3;
-	s->reloads_ok = 41;
-	s->reloads_failed = 42;
-	s->last_reload_ok_time = 1764237600.5;
-	s->start_time = 1764230000.25;
+	s->reloads_ok = 41, s->reloads_failed = 42;
+	s->last_reload_ok_time = 1764237600.5, s->start_time = 1764230000.25;
 	s->dry_run = true;
 }
 
@@ -125,6 +123,15 @@ static bool has_line(const char *text, const char *needle)
 			fail_msg("missing line: %s\n---\n%s", line, text);            \
 	} while (0)
 
+#define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
+
+/* Every one of the n lines is a whole line of text. */
+static void assert_lines(const char *text, const char *const *lines, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		assert_line(text, lines[i]);
+}
+
 static char *render(const struct tsg_metrics_snapshot *s)
 {
 	char *text = NULL;
@@ -137,113 +144,136 @@ static char *render(const struct tsg_metrics_snapshot *s)
 	return text;
 }
 
+/* Lines of the filled snapshot: capture, engine, states. */
+static const char *const values_lines[] = {
+	"# HELP tsguard_capture_events_seen_total TCP state transitions the kernel program saw.",
+	"# TYPE tsguard_capture_events_seen_total counter",
+	"tsguard_capture_events_seen_total 1001",
+	"tsguard_capture_events_filtered_total 1002",
+	"tsguard_capture_events_sent_total 1003",
+	"tsguard_capture_events_lost_total 1004",
+	"tsguard_capture_map_full_total 1005",
+	"tsguard_capture_time_wait_entered_total 1006",
+	"tsguard_capture_time_wait_exited_total 1007",
+	"tsguard_capture_snapshot_sockets 1008",
+	"tsguard_capture_resyncs_total 1009",
+	"tsguard_capture_events_nested_lost_total 1010",
+	"tsguard_capture_netns_watched 1011",
+	"tsguard_capture_netns_overflow_total 1012",
+	"tsguard_capture_netns_freed_total 1013",
+	"tsguard_capture_events_other_netns_total 1014",
+	"tsguard_capture_events_other_cgroup_total 1015",
+	"tsguard_capture_cgroup_asked_total 1016",
+	"tsguard_capture_cgroup_allowed_total 1017",
+	"tsguard_capture_cgroup_denied_total 1018",
+	"# TYPE tsguard_capture_cgroup_pending gauge",
+	"tsguard_capture_cgroup_pending 1019",
+	"tsguard_engine_rate_coarsened_total 2009",
+	"tsguard_engine_events_total 2001",
+	"tsguard_engine_events_matched_total 2002",
+	"# TYPE tsguard_engine_sockets_tracked gauge",
+	"tsguard_engine_sockets_tracked 2003",
+	"tsguard_engine_sockets_dropped_total 2004",
+	"tsguard_engine_keys_dropped_total 2005",
+	"tsguard_engine_notifications_total 2006",
+	"tsguard_engine_notifications_suppressed_total 2007",
+	"tsguard_engine_events_out_of_order_total 2008",
+	"tsguard_engine_sockets_by_state{state=\"SYN_SENT\"} 7",
+	"tsguard_engine_sockets_by_state{state=\"TIME_WAIT\"} 9",
+	"tsguard_engine_sockets_by_state{state=\"ESTABLISHED\"} 0",
+	"tsguard_engine_sockets_by_state{state=\"NEW_SYN_RECV\"} 0",
+};
+
+/* ... rules, actions, reloads, build. */
+static const char *const values_lines_more[] = {
+	"tsguard_rules_loaded 2",
+	"tsguard_rule_info{rule=\"slow-https-connect\",kind=\"time\"} 1",
+	"tsguard_rule_info{rule=\"refused-connect-storm\",kind=\"rate\"} 1",
+	"# TYPE tsguard_alerts_firing gauge",
+	"tsguard_alerts_firing{rule=\"slow-https-connect\"} 3",
+	"tsguard_alerts_firing{rule=\"refused-connect-storm\"} 0",
+	"# TYPE tsguard_notifications_total counter",
+	"tsguard_notifications_total{rule=\"slow-https-connect\",status=\"firing\"} 31",
+	"tsguard_notifications_total{rule=\"slow-https-connect\",status=\"resolved\"} 28",
+	"tsguard_notifications_total{rule=\"refused-connect-storm\",status=\"firing\"} 2",
+	"tsguard_notifications_suppressed_total{rule=\"slow-https-connect\"} 4",
+	"tsguard_rule_keys{rule=\"slow-https-connect\"} 5",
+	"tsguard_rule_keys_dropped_total{rule=\"slow-https-connect\"} 6",
+	"tsguard_action_results_total{action=\"alertmanager\",type=\"webhook\",result=\"sent\"} 11",
+	"tsguard_action_results_total{action=\"alertmanager\",type=\"webhook\",result=\"failed\"} 12",
+	"tsguard_action_results_total{action=\"alertmanager\",type=\"webhook\",result=\"timed_out\"} 13",
+	"tsguard_action_results_total{action=\"alertmanager\",type=\"webhook\",result=\"retried\"} 14",
+	"tsguard_action_results_total{action=\"alertmanager\",type=\"webhook\",result=\"dropped\"} 15",
+	"tsguard_action_results_total{action=\"syslog\",type=\"syslog\",result=\"sent\"} 33",
+	"tsguard_action_queue_depth{action=\"alertmanager\"} 16",
+	"tsguard_action_queue_depth{action=\"syslog\"} 0",
+	"tsguard_reloads_total{result=\"ok\"} 41",
+	"tsguard_reloads_total{result=\"failed\"} 42",
+	"tsguard_last_reload_success_timestamp_seconds 1764237600.500",
+	"tsguard_start_time_seconds 1764230000.250",
+	"tsguard_dry_run 1",
+	"tsguard_build_info{version=\"" TSG_VERSION "\"} 1",
+};
+
+/* The page of the filled snapshot (fill) in s. */
+static char *render_filled(struct tsg_metrics_snapshot *s)
+{
+	fill(s);
+	return render(s);
+}
+
 static void test_render_values(void **state)
 {
 	struct tsg_metrics_snapshot s;
-	char *t;
+	char *t = render_filled(&s);
 
-	fill(&s);
-	t = render(&s);
-	assert_line(t, "# HELP tsguard_capture_events_seen_total TCP state transitions the kernel program saw.");
-	assert_line(t, "# TYPE tsguard_capture_events_seen_total counter");
-	assert_line(t, "tsguard_capture_events_seen_total 1001");
-	assert_line(t, "tsguard_capture_events_filtered_total 1002");
-	assert_line(t, "tsguard_capture_events_sent_total 1003");
-	assert_line(t, "tsguard_capture_events_lost_total 1004");
-	assert_line(t, "tsguard_capture_map_full_total 1005");
-	assert_line(t, "tsguard_capture_time_wait_entered_total 1006");
-	assert_line(t, "tsguard_capture_time_wait_exited_total 1007");
-	assert_line(t, "tsguard_capture_snapshot_sockets 1008");
-	assert_line(t, "tsguard_capture_resyncs_total 1009");
-	assert_line(t, "tsguard_capture_events_nested_lost_total 1010");
-	assert_line(t, "tsguard_capture_netns_watched 1011");
-	assert_line(t, "tsguard_capture_netns_overflow_total 1012");
-	assert_line(t, "tsguard_capture_netns_freed_total 1013");
-	assert_line(t, "tsguard_capture_events_other_netns_total 1014");
-	assert_line(t, "tsguard_capture_events_other_cgroup_total 1015");
-	assert_line(t, "tsguard_capture_cgroup_asked_total 1016");
-	assert_line(t, "tsguard_capture_cgroup_allowed_total 1017");
-	assert_line(t, "tsguard_capture_cgroup_denied_total 1018");
-	assert_line(t, "# TYPE tsguard_capture_cgroup_pending gauge");
-	assert_line(t, "tsguard_capture_cgroup_pending 1019");
-	assert_line(t, "tsguard_engine_rate_coarsened_total 2009");
-	assert_line(t, "tsguard_engine_events_total 2001");
-	assert_line(t, "tsguard_engine_events_matched_total 2002");
-	assert_line(t, "# TYPE tsguard_engine_sockets_tracked gauge");
-	assert_line(t, "tsguard_engine_sockets_tracked 2003");
-	assert_line(t, "tsguard_engine_sockets_dropped_total 2004");
-	assert_line(t, "tsguard_engine_keys_dropped_total 2005");
-	assert_line(t, "tsguard_engine_notifications_total 2006");
-	assert_line(t, "tsguard_engine_notifications_suppressed_total 2007");
-	assert_line(t, "tsguard_engine_events_out_of_order_total 2008");
-	assert_line(t, "tsguard_engine_sockets_by_state{state=\"SYN_SENT\"} 7");
-	assert_line(t, "tsguard_engine_sockets_by_state{state=\"TIME_WAIT\"} 9");
-	assert_line(t, "tsguard_engine_sockets_by_state{state=\"ESTABLISHED\"} 0");
-	assert_line(t, "tsguard_engine_sockets_by_state{state=\"NEW_SYN_RECV\"} 0");
+	assert_lines(t, values_lines, ARRAY_SIZE(values_lines));
 	assert_null(strstr(t, "state=\"NONE\""));
-	assert_line(t, "tsguard_rules_loaded 2");
-	assert_line(t, "tsguard_rule_info{rule=\"slow-https-connect\",kind=\"time\"} 1");
-	assert_line(t, "tsguard_rule_info{rule=\"refused-connect-storm\",kind=\"rate\"} 1");
-	assert_line(t, "# TYPE tsguard_alerts_firing gauge");
-	assert_line(t, "tsguard_alerts_firing{rule=\"slow-https-connect\"} 3");
-	assert_line(t, "tsguard_alerts_firing{rule=\"refused-connect-storm\"} 0");
-	assert_line(t, "# TYPE tsguard_notifications_total counter");
-	assert_line(t, "tsguard_notifications_total{rule=\"slow-https-connect\",status=\"firing\"} 31");
-	assert_line(t, "tsguard_notifications_total{rule=\"slow-https-connect\",status=\"resolved\"} 28");
-	assert_line(t, "tsguard_notifications_total{rule=\"refused-connect-storm\",status=\"firing\"} 2");
-	assert_line(t, "tsguard_notifications_suppressed_total{rule=\"slow-https-connect\"} 4");
-	assert_line(t, "tsguard_rule_keys{rule=\"slow-https-connect\"} 5");
-	assert_line(t, "tsguard_rule_keys_dropped_total{rule=\"slow-https-connect\"} 6");
-	assert_line(t, "tsguard_action_results_total{action=\"alertmanager\",type=\"webhook\",result=\"sent\"} 11");
-	assert_line(t, "tsguard_action_results_total{action=\"alertmanager\",type=\"webhook\",result=\"failed\"} 12");
-	assert_line(t, "tsguard_action_results_total{action=\"alertmanager\",type=\"webhook\",result=\"timed_out\"} 13");
-	assert_line(t, "tsguard_action_results_total{action=\"alertmanager\",type=\"webhook\",result=\"retried\"} 14");
-	assert_line(t, "tsguard_action_results_total{action=\"alertmanager\",type=\"webhook\",result=\"dropped\"} 15");
-	assert_line(t, "tsguard_action_results_total{action=\"syslog\",type=\"syslog\",result=\"sent\"} 33");
-	assert_line(t, "tsguard_action_queue_depth{action=\"alertmanager\"} 16");
-	assert_line(t, "tsguard_action_queue_depth{action=\"syslog\"} 0");
-	assert_line(t, "tsguard_reloads_total{result=\"ok\"} 41");
-	assert_line(t, "tsguard_reloads_total{result=\"failed\"} 42");
-	assert_line(t, "tsguard_last_reload_success_timestamp_seconds 1764237600.500");
-	assert_line(t, "tsguard_start_time_seconds 1764230000.250");
-	assert_line(t, "tsguard_dry_run 1");
-	assert_line(t, "tsguard_build_info{version=\"" TSG_VERSION "\"} 1");
+	assert_lines(t, values_lines_more, ARRAY_SIZE(values_lines_more));
 	free(t);
 }
+
+/* Per-URL series of the first Alertmanager URL. */
+static const char *const urls_lines[] = {
+	"# TYPE tsguard_webhook_url_results_total counter",
+	"tsguard_webhook_url_results_total{action=\"alertmanager\",url=\"http://"
+	"am-1:9093/api/v2/alerts\",result=\"sent\"} 51",
+	"tsguard_webhook_url_results_total{action=\"alertmanager\",url=\"http://"
+	"am-1:9093/api/v2/alerts\",result=\"failed\"} 52",
+	"tsguard_webhook_url_results_total{action=\"alertmanager\",url=\"http://"
+	"am-1:9093/api/v2/alerts\",result=\"timed_out\"} 53",
+	"tsguard_webhook_url_results_total{action=\"alertmanager\",url=\"http://"
+	"am-1:9093/api/v2/alerts\",result=\"retried\"} 54",
+	"tsguard_webhook_url_results_total{action=\"alertmanager\",url=\"http://"
+	"am-1:9093/api/v2/alerts\",result=\"dropped\"} 55",
+	"# TYPE tsguard_webhook_url_queue_depth gauge",
+	"tsguard_webhook_url_queue_depth{action=\"alertmanager\",url=\"http://"
+	"am-1:9093/api/v2/alerts\"} 56",
+};
+
+/* ... of the second: two URLs that differ only in user:password@ are one series. */
+static const char *const urls_lines_am2[] = {
+	"tsguard_webhook_url_results_total{action=\"alertmanager\",url=\"http://"
+	"am-2:9093/api/v2/alerts?x=@y\",result=\"sent\"} 161",
+	"tsguard_webhook_url_results_total{action=\"alertmanager\",url=\"http://"
+	"am-2:9093/api/v2/alerts?x=@y\",result=\"failed\"} 62",
+	"tsguard_webhook_url_results_total{action=\"alertmanager\",url=\"http://"
+	"am-2:9093/api/v2/alerts?x=@y\",result=\"dropped\"} 7",
+	"tsguard_webhook_url_queue_depth{action=\"alertmanager\",url=\"http://"
+	"am-2:9093/api/v2/alerts?x=@y\"} 64",
+};
 
 static void test_render_urls(void **state)
 {
 	struct tsg_metrics_snapshot s;
-	char *t;
+	char *t = render_filled(&s);
 
-	fill(&s);
-	t = render(&s);
-	assert_line(t, "# TYPE tsguard_webhook_url_results_total counter");
-	assert_line(t, "tsguard_webhook_url_results_total{action=\"alertmanager\",url=\"http://"
-		       "am-1:9093/api/v2/alerts\",result=\"sent\"} 51");
-	assert_line(t, "tsguard_webhook_url_results_total{action=\"alertmanager\",url=\"http://"
-		       "am-1:9093/api/v2/alerts\",result=\"failed\"} 52");
-	assert_line(t, "tsguard_webhook_url_results_total{action=\"alertmanager\",url=\"http://"
-		       "am-1:9093/api/v2/alerts\",result=\"timed_out\"} 53");
-	assert_line(t, "tsguard_webhook_url_results_total{action=\"alertmanager\",url=\"http://"
-		       "am-1:9093/api/v2/alerts\",result=\"retried\"} 54");
-	assert_line(t, "tsguard_webhook_url_results_total{action=\"alertmanager\",url=\"http://"
-		       "am-1:9093/api/v2/alerts\",result=\"dropped\"} 55");
-	assert_line(t, "# TYPE tsguard_webhook_url_queue_depth gauge");
-	assert_line(t, "tsguard_webhook_url_queue_depth{action=\"alertmanager\",url=\"http://"
-		       "am-1:9093/api/v2/alerts\"} 56");
+	assert_lines(t, urls_lines, ARRAY_SIZE(urls_lines));
 	/* no user:password@ in a label; two URLs that differ only there are one
 	 * series, their sums; an @ in the query string stays */
 	assert_null(strstr(t, "s3cret"));
 	assert_null(strstr(t, "other@"));
-	assert_line(t, "tsguard_webhook_url_results_total{action=\"alertmanager\",url=\"http://"
-		       "am-2:9093/api/v2/alerts?x=@y\",result=\"sent\"} 161");
-	assert_line(t, "tsguard_webhook_url_results_total{action=\"alertmanager\",url=\"http://"
-		       "am-2:9093/api/v2/alerts?x=@y\",result=\"failed\"} 62");
-	assert_line(t, "tsguard_webhook_url_results_total{action=\"alertmanager\",url=\"http://"
-		       "am-2:9093/api/v2/alerts?x=@y\",result=\"dropped\"} 7");
-	assert_line(t, "tsguard_webhook_url_queue_depth{action=\"alertmanager\",url=\"http://"
-		       "am-2:9093/api/v2/alerts?x=@y\"} 64");
+	assert_lines(t, urls_lines_am2, ARRAY_SIZE(urls_lines_am2));
 	{
 		const char *p = t;
 		int n = 0;
@@ -259,6 +289,14 @@ static void test_render_urls(void **state)
 	free(t);
 }
 
+/* An empty snapshot's page (no capture: replay). */
+static const char *const no_capture_lines[] = {
+	"tsguard_engine_events_total 0",
+	"tsguard_rules_loaded 0",
+	"# TYPE tsguard_alerts_firing gauge",
+	"tsguard_dry_run 0",
+};
+
 static void test_render_no_capture(void **state)
 {
 	struct tsg_metrics_snapshot s = { 0 };
@@ -266,10 +304,7 @@ static void test_render_no_capture(void **state)
 
 	/* no capture (replay): no capture series, the rest still there */
 	assert_null(strstr(t, "tsguard_capture_"));
-	assert_line(t, "tsguard_engine_events_total 0");
-	assert_line(t, "tsguard_rules_loaded 0");
-	assert_line(t, "# TYPE tsguard_alerts_firing gauge");
-	assert_line(t, "tsguard_dry_run 0");
+	assert_lines(t, no_capture_lines, ARRAY_SIZE(no_capture_lines));
 	assert_null(strstr(t, "tsguard_alerts_firing{"));
 	free(t);
 }
@@ -282,8 +317,7 @@ static void test_render_every_sample_has_help_and_type(void **state)
 	char helped[64][96], typed[64][96];
 	size_t nh = 0, nt = 0, nsamples = 0;
 
-	fill(&s);
-	t = render(&s);
+	t = render_filled(&s);
 	for (line = strtok_r(t, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
 		char name[96];
 
@@ -497,6 +531,27 @@ static void fetch(const char *method, const char *url, struct resp *r)
 	curl_easy_cleanup(c);
 }
 
+/* method base+path into r; fails unless the status is `status`. */
+static void fetch_path(const char *method, const char *base, const char *path, struct resp *r,
+		       long status)
+{
+	char url[128];
+
+	snprintf(url, sizeof(url), "%s%s", base, path);
+	fetch(method, url, r);
+	if (r->status != status)
+		fail_msg("%s %s: status %ld, expected %ld", method, url, r->status, status);
+}
+
+/* What the server answers besides the pages themselves. */
+static const struct {
+	const char *method, *path;
+	long status;
+} statuses[] = {
+	{ "GET", "/metrics?x=1", 200 }, { "GET", "/", 404 },	   { "GET", "/metricsx", 404 },
+	{ "POST", "/metrics", 405 },	{ "DELETE", "/metrics", 405 }, { "PUT", "/healthz", 405 },
+};
+
 static void test_server(void **state)
 {
 	struct tsg_metrics_snapshot s;
@@ -542,30 +597,10 @@ static void test_server(void **state)
 	assert_int_equal(r->len, 0);
 	assert_string_equal(r->ctype, "text/plain; version=0.0.4; charset=utf-8");
 
-	snprintf(url, sizeof(url), "%s/healthz", base);
-	fetch("GET", url, r);
-	assert_int_equal(r->status, 200);
+	fetch_path("GET", base, "/healthz", r, 200);
 	assert_string_equal(r->body, "ok\n");
-
-	snprintf(url, sizeof(url), "%s/metrics?x=1", base);
-	fetch("GET", url, r);
-	assert_int_equal(r->status, 200);
-
-	snprintf(url, sizeof(url), "%s/", base);
-	fetch("GET", url, r);
-	assert_int_equal(r->status, 404);
-	snprintf(url, sizeof(url), "%s/metricsx", base);
-	fetch("GET", url, r);
-	assert_int_equal(r->status, 404);
-
-	snprintf(url, sizeof(url), "%s/metrics", base);
-	fetch("POST", url, r);
-	assert_int_equal(r->status, 405);
-	fetch("DELETE", url, r);
-	assert_int_equal(r->status, 405);
-	snprintf(url, sizeof(url), "%s/healthz", base);
-	fetch("PUT", url, r);
-	assert_int_equal(r->status, 405);
+	for (size_t i = 0; i < ARRAY_SIZE(statuses); i++)
+		fetch_path(statuses[i].method, base, statuses[i].path, r, statuses[i].status);
 
 	/* the same address twice: EADDRINUSE with the reason */
 	snprintf(listen, sizeof(listen), "%s", base + strlen("http://"));
@@ -647,7 +682,7 @@ static void test_publish_while_serving(void **state)
 static void test_idle_clients(void **state)
 {
 	struct tsg_metrics *m;
-	char base[64], url[128];
+	char base[64];
 	struct resp *r = malloc(sizeof(*r));
 	int fds[3];
 	struct sockaddr_in sa = { .sin_family = AF_INET };
@@ -663,9 +698,7 @@ static void test_idle_clients(void **state)
 		/* a partial request line, never finished */
 		assert_int_equal(write(fds[i], "GET /met", 8), 8);
 	}
-	snprintf(url, sizeof(url), "%s/healthz", base);
-	fetch("GET", url, r);
-	assert_int_equal(r->status, 200);
+	fetch_path("GET", base, "/healthz", r, 200);
 	for (int i = 0; i < 3; i++)
 		close(fds[i]);
 	tsg_metrics_free(m);
@@ -675,7 +708,7 @@ static void test_idle_clients(void **state)
 static void test_server_ipv6(void **state)
 {
 	struct tsg_metrics *m;
-	char base[64], url[128];
+	char base[64];
 	struct resp *r;
 	int fd = socket(AF_INET6, SOCK_STREAM, 0);
 
@@ -687,9 +720,7 @@ static void test_server_ipv6(void **state)
 	r = malloc(sizeof(*r));
 	assert_non_null(r);
 	m = start_on("[::1]", AF_INET6, base, sizeof(base));
-	snprintf(url, sizeof(url), "%s/healthz", base);
-	fetch("GET", url, r);
-	assert_int_equal(r->status, 200);
+	fetch_path("GET", base, "/healthz", r, 200);
 	assert_string_equal(r->body, "ok\n");
 	tsg_metrics_free(m);
 	free(r);

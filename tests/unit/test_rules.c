@@ -161,49 +161,74 @@ static void err_table(void **state)
 
 /* ---- errors that need more than one file ------------------------------------ */
 
+/* Loading path (as_root or not) fails with err and loads nothing; the
+ * diagnostics are left in *d (the caller finishes them). */
+static void load_fails(const char *path, bool as_root, int err, struct tsg_diags *d)
+{
+	struct tsg_ruleset *rs = NULL;
+
+	tsg_diags_init(d);
+	assert_int_equal(load1(path, as_root, d, &rs), err);
+	assert_null(rs);
+}
+
+/* A message of d that starts "FILE:LOC: KIND: " (loc NULL: "FILE: KIND: ")
+ * and holds every word (NULL-terminated); fails with the messages shown. */
+static void expect_msg(const struct tsg_diags *d, const char *file, const char *loc,
+		       const char *kind, const char *const *words)
+{
+	char prefix[PATH_MAX + 96];
+
+	if (loc)
+		snprintf(prefix, sizeof(prefix), "%s:%s: %s: ", file, loc, kind);
+	else
+		snprintf(prefix, sizeof(prefix), "%s: %s: ", file, kind);
+	if (!find_msg(d, prefix, words)) {
+		dump(d);
+		fail_msg("no message \"%s\" holding \"%s\"", prefix, words[0]);
+	}
+}
+
+#define WORDS(...) ((const char *const[]){ __VA_ARGS__, NULL })
+
+/* load_fails, with an error "FILE: error: " holding every word. */
+static void expect_file_error(const char *path, bool as_root, int err, const char *file,
+			      const char *const *words)
+{
+	struct tsg_diags d;
+
+	load_fails(path, as_root, err, &d);
+	expect_msg(&d, file, NULL, "error", words);
+	tsg_diags_fini(&d);
+}
+
 static void err_duplicate_across_files(void **state)
 {
 	struct tmp *t = *state;
-	struct tsg_ruleset *rs = NULL;
 	struct tsg_diags d;
-	char prefix[PATH_MAX + 64], first[PATH_MAX + 64];
-	const char *words[] = { "duplicate rule name \"x\"", first, NULL };
+	char first[PATH_MAX + 64];
 	const char *a, *b;
 
 	a = tmp_write(t, "a.yaml", "rules:\n  - name: x\n    when: {to: CLOSE}\n");
 	b = tmp_write(t, "b.yml", "rules:\n  - name: y\n    when: {to: CLOSE}\n"
 				  "  - name: x\n    when: {from: SYN_SENT}\n");
-	snprintf(prefix, sizeof(prefix), "%s:4:11: error: ", b);
 	snprintf(first, sizeof(first), "first defined at %s:2:5", a);
-	tsg_diags_init(&d);
-	assert_int_equal(load1(t->dir, false, &d, &rs), -EINVAL);
-	assert_null(rs);
-	if (!find_msg(&d, prefix, words)) {
-		dump(&d);
-		fail();
-	}
+	load_fails(t->dir, false, -EINVAL, &d);
+	expect_msg(&d, b, "4:11", "error", WORDS("duplicate rule name \"x\"", first));
 	tsg_diags_fini(&d);
 }
 
 static void err_duplicate_action_and_list(void **state)
 {
 	struct tmp *t = *state;
-	struct tsg_ruleset *rs = NULL;
 	struct tsg_diags d;
-	char prefix[PATH_MAX + 64];
-	const char *w1[] = { "duplicate action name \"log\"", "first defined at", NULL };
-	const char *w2[] = { "duplicate list name \"ports\"", "first defined at", NULL };
 	const char *b;
 
 	tmp_write(t, "a.yaml", "lists:\n  ports: [1]\nactions:\n  - {name: log, type: syslog}\n");
 	b = tmp_write(t, "b.yaml", "lists:\n  ports: [2]\nactions:\n  - {name: log, type: syslog}\n");
-	tsg_diags_init(&d);
-	assert_int_equal(load1(t->dir, false, &d, &rs), -EINVAL);
-	assert_null(rs);
-	snprintf(prefix, sizeof(prefix), "%s:4:12: error: ", b);
-	assert_non_null(find_msg(&d, prefix, w1));
-	snprintf(prefix, sizeof(prefix), "%s:2:3: error: ", b);
-	assert_non_null(find_msg(&d, prefix, w2));
+	load_fails(t->dir, false, -EINVAL, &d);
+	expect_msg(&d, b, "4:12", "error", WORDS("duplicate action name \"log\"", "first defined at"));
+	expect_msg(&d, b, "2:3", "error", WORDS("duplicate list name \"ports\"", "first defined at"));
 	tsg_diags_fini(&d);
 }
 
@@ -212,22 +237,13 @@ static void err_permissions_as_root(void **state)
 	struct tmp *t = *state;
 	struct tsg_ruleset *rs = NULL;
 	struct tsg_diags d;
-	char prefix[PATH_MAX + 64];
-	const char *words[] = { "writable by group or others", "refusing it", NULL };
+	const char *const *words = WORDS("writable by group or others", "refusing it");
 	const char *p = tmp_write(t, "open.yaml", "rules:\n  - name: x\n    when: {to: CLOSE}\n");
 
 	chmod(p, 0666);
-	snprintf(prefix, sizeof(prefix), "%s: error: ", p);
 
 	/* as root: an error, nothing loaded */
-	tsg_diags_init(&d);
-	assert_int_equal(load1(p, true, &d, &rs), -EINVAL);
-	assert_null(rs);
-	if (!find_msg(&d, prefix, words)) {
-		dump(&d);
-		fail();
-	}
-	tsg_diags_fini(&d);
+	expect_file_error(p, true, -EINVAL, p, words);
 
 	/* not as root: a warning, and it loads */
 	tsg_diags_init(&d);
@@ -235,58 +251,36 @@ static void err_permissions_as_root(void **state)
 	assert_non_null(rs);
 	assert_int_equal(d.nerrors, 0);
 	assert_true(d.nwarnings >= 1);
-	snprintf(prefix, sizeof(prefix), "%s: warning: ", p);
-	assert_non_null(find_msg(&d, prefix, (const char *const[]){ "writable", NULL }));
+	expect_msg(&d, p, NULL, "warning", WORDS("writable"));
 	tsg_ruleset_free(rs);
 	tsg_diags_fini(&d);
 
 	/* the directory itself is checked too */
 	chmod(p, 0644);
 	chmod(t->dir, 0777);
-	tsg_diags_init(&d);
-	rs = NULL;
-	assert_int_equal(load1(t->dir, true, &d, &rs), -EINVAL);
-	assert_null(rs);
-	snprintf(prefix, sizeof(prefix), "%s: error: ", t->dir);
-	assert_non_null(find_msg(&d, prefix, words));
+	expect_file_error(t->dir, true, -EINVAL, t->dir, words);
 	chmod(t->dir, 0755);
-	tsg_diags_fini(&d);
 
 	/* owned by someone else than root */
 	if (geteuid() == 0) {
 		assert_int_equal(chown(p, 65534, 65534), 0);
-		tsg_diags_init(&d);
-		rs = NULL;
-		assert_int_equal(load1(p, true, &d, &rs), -EINVAL);
-		assert_null(rs);
-		snprintf(prefix, sizeof(prefix), "%s: error: ", p);
-		assert_non_null(find_msg(&d, prefix,
-					 (const char *const[]){ "owned by uid 65534", NULL }));
-		tsg_diags_fini(&d);
+		expect_file_error(p, true, -EINVAL, p, WORDS("owned by uid 65534"));
 	}
 }
 
 static void err_missing_path(void **state)
 {
 	struct tmp *t = *state;
-	struct tsg_ruleset *rs = NULL;
-	struct tsg_diags d;
-	char p[PATH_MAX + 16], prefix[PATH_MAX + 64];
+	char p[PATH_MAX + 16];
 
 	snprintf(p, sizeof(p), "%s/nope.yaml", t->dir);
-	snprintf(prefix, sizeof(prefix), "%s: error: ", p);
-	tsg_diags_init(&d);
-	assert_int_equal(load1(p, false, &d, &rs), -ENOENT);
-	assert_null(rs);
-	assert_non_null(find_msg(&d, prefix, (const char *const[]){ "No such file", NULL }));
-	tsg_diags_fini(&d);
+	expect_file_error(p, false, -ENOENT, p, WORDS("No such file"));
 }
 
 /* every error of a file is reported, not only the first */
 static void err_all_collected(void **state)
 {
 	struct tmp *t = *state;
-	struct tsg_ruleset *rs = NULL;
 	struct tsg_diags d;
 	const char *p = tmp_write(t, "many.yaml",
 				  "rules:\n"
@@ -296,20 +290,19 @@ static void err_all_collected(void **state)
 				  "  - name: b\n"
 				  "    when: {state: SYN_SENT, longer_than: 3x}\n"
 				  "    actions: [nope]\n");
-	char prefix[PATH_MAX + 64];
+	static const struct {
+		const char *loc, *word;
+	} want[] = {
+		{ "3:15", "severity" },
+		{ "4:16", "did you mean \"CLOSE\"?" },
+		{ "6:42", "bad duration" },
+		{ "7:15", "undefined action" },
+	};
 
-	tsg_diags_init(&d);
-	assert_int_equal(load1(p, false, &d, &rs), -EINVAL);
-	assert_null(rs);
+	load_fails(p, false, -EINVAL, &d);
 	assert_int_equal(d.nerrors, 4);
-	snprintf(prefix, sizeof(prefix), "%s:3:15: error: ", p);
-	assert_non_null(find_msg(&d, prefix, (const char *const[]){ "severity", NULL }));
-	snprintf(prefix, sizeof(prefix), "%s:4:16: error: ", p);
-	assert_non_null(find_msg(&d, prefix, (const char *const[]){ "did you mean \"CLOSE\"?", NULL }));
-	snprintf(prefix, sizeof(prefix), "%s:6:42: error: ", p);
-	assert_non_null(find_msg(&d, prefix, (const char *const[]){ "bad duration", NULL }));
-	snprintf(prefix, sizeof(prefix), "%s:7:15: error: ", p);
-	assert_non_null(find_msg(&d, prefix, (const char *const[]){ "undefined action", NULL }));
+	for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++)
+		expect_msg(&d, p, want[i].loc, "error", WORDS(want[i].word));
 	tsg_diags_fini(&d);
 }
 
