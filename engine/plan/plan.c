@@ -329,6 +329,24 @@ static void plan_set_all(struct tsg_plan *p)
 	p->comm_default = p->uid_default = ALL_BITS;
 }
 
+/* What user space must still check for rule r (TSG_HAVE bits); `shared`: its
+ * slot holds other rules too, so every field it constrains. */
+static uint32_t user_fields(const struct tsg_rule *r, bool shared)
+{
+	const struct tsg_match *m = &r->match;
+	uint32_t uf = tsg_plan_ident_fields(m);
+
+	if (m->comm.n && !tsg_plan_comm_in_kernel(&m->comm))
+		uf |= TSG_HAVE(TSG_SF_COMM);
+	if (m->cgroup.n)
+		uf |= TSG_HAVE(TSG_SF_CGROUP);
+	if (m->lport.n && !tsg_portset_match(&m->lport, 0))
+		uf |= TSG_HAVE(TSG_SF_LPORT); /* lport[0] passes every slot */
+	if (shared)
+		uf |= tsg_plan_rule_fields(r);
+	return uf;
+}
+
 int tsg_plan_build(const struct tsg_ruleset *rs, bool record_all, struct tsg_plan **out)
 {
 	struct tsg_plan *p = calloc(1, sizeof(*p));
@@ -364,7 +382,6 @@ int tsg_plan_build(const struct tsg_ruleset *rs, bool record_all, struct tsg_pla
 		const struct tsg_match *m = &r->match;
 		uint64_t bit = slot_bit(p->slot_of_rule[i]);
 		uint16_t rows[TSG_NSTATES];
-		uint32_t uf = 0;
 
 		if (!r->enabled)
 			continue;
@@ -388,17 +405,7 @@ int tsg_plan_build(const struct tsg_ruleset *rs, bool record_all, struct tsg_pla
 		else if ((err = ports_fill(p->rport, &m->rport, bit)) < 0)
 			goto fail;
 
-		/* What user space must still check for this rule. */
-		if (m->comm.n && !tsg_plan_comm_in_kernel(&m->comm))
-			uf |= TSG_HAVE(TSG_SF_COMM);
-		if (m->cgroup.n)
-			uf |= TSG_HAVE(TSG_SF_CGROUP);
-		uf |= tsg_plan_ident_fields(m);
-		if (m->lport.n && !tsg_portset_match(&m->lport, 0))
-			uf |= TSG_HAVE(TSG_SF_LPORT); /* lport[0] passes every slot */
-		if (users[p->slot_of_rule[i]] > 1)
-			uf |= tsg_plan_rule_fields(r);
-		p->user_fields_of_rule[i] = uf;
+		p->user_fields_of_rule[i] = user_fields(r, users[p->slot_of_rule[i]] > 1);
 	}
 	for (size_t i = 0; i < NPORTS; i++) {
 		p->lport[i] |= lport_any;
