@@ -371,7 +371,7 @@ static __always_inline __u64 attr_bits(const struct tuple *t, struct sk_state *s
 				       bool owner_late)
 {
 	struct tsg_bpf_lpm_key k = { .prefixlen = 128 };
-	__u32 i;
+	__u32 i, skip;
 	__u64 b, *v;
 
 	i = t->family == 4 ? 0 : 1;
@@ -384,19 +384,28 @@ static __always_inline __u64 attr_bits(const struct tuple *t, struct sk_state *s
 	b &= lookup_u64(&rport, &i);
 	if (!b)
 		return 0;
-	__builtin_memcpy(k.addr, t->laddr, 16);
-	b &= lookup_u64(&laddr, &k);
-	__builtin_memcpy(k.addr, t->raddr, 16);
-	b &= lookup_u64(&raddr, &k);
+	skip = cfg.skip; /* maps that hold nothing to look up (no rule names one) */
+	if (skip & TSG_BPF_SKIP_LADDR) {
+		b &= cfg.laddr_all;
+	} else {
+		__builtin_memcpy(k.addr, t->laddr, 16);
+		b &= lookup_u64(&laddr, &k);
+	}
+	if (skip & TSG_BPF_SKIP_RADDR) {
+		b &= cfg.raddr_all;
+	} else {
+		__builtin_memcpy(k.addr, t->raddr, 16);
+		b &= lookup_u64(&raddr, &k);
+	}
 	if (!b)
 		return 0;
-	v = bpf_map_lookup_elem(&uid, &suid);
+	v = skip & TSG_BPF_SKIP_UID ? NULL : bpf_map_lookup_elem(&uid, &suid);
 	b &= v ? *v : cfg.uid_default;
 	if (!b)
 		return 0;
 	if (owner_late)
 		record_owner(st);
-	if (st->owner) {
+	if (st->owner && !(skip & TSG_BPF_SKIP_COMM)) {
 		struct comm_key ck;
 
 		__builtin_memcpy(ck.comm, st->comm, TSG_BPF_COMM_LEN);
