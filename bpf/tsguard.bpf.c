@@ -656,6 +656,29 @@ static __always_inline int process(struct sock *sk, int oldstate, int newstate,
 	return 0;
 }
 
+/*
+ * tp_btf, a socket without storage: can this transition matter? Not when
+ * its ports pass no rule slot (lport & rport, as attr_bits), nothing is
+ * recorded, and it neither listens nor is accepted (process() would store
+ * it then). Decided on the ports alone, before any scratch state is
+ * touched: what process() would do for it is count it as filtered.
+ */
+static __always_inline bool fresh_unwanted(struct sock *sk, int oldstate, int newstate)
+{
+	__u32 lp = sk->__sk_common.skc_num, rp = bpf_ntohs(sk->__sk_common.skc_dport);
+
+	if (cfg.record_all || oldstate == TSG_BPF_TCP_LISTEN || newstate == TSG_BPF_TCP_LISTEN)
+		return false;
+	if (!lp && oldstate != TSG_BPF_TCP_CLOSE) {
+		/* ->CLOSE: the port is released, inet_sport stays (process()) */
+		struct tcp_sock *tp = bpf_skc_to_tcp_sock(sk);
+
+		if (tp)
+			lp = bpf_ntohs(tp->inet_conn.icsk_inet.inet_sport);
+	}
+	return !(lookup_u64(&lport, &lp) & lookup_u64(&rport, &rp));
+}
+
 /* slot 0: copy A and the classic tracepoint; slot 1: copy B, which runs
  * nested inside copy A (a softirq) while A may be using slot 0 */
 static __always_inline struct sk_state *scratch_state(__u32 slot)
@@ -713,6 +736,10 @@ static __always_inline int handle_btf(struct sock *sk, int oldstate, int newstat
 	/* created by process() only if the socket can matter */
 	st = bpf_sk_storage_get(&sk_stor, sk, 0, 0);
 	if (!st) {
+		if (fresh_unwanted(sk, oldstate, newstate)) {
+			count_in(pc, TSG_BPF_C_FILTERED);
+			return 0;
+		}
 		st = scratch_state(slot);
 		if (!st)
 			return 0;
