@@ -733,8 +733,9 @@ static __always_inline int handle_btf(struct sock *sk, int oldstate, int newstat
 		}
 	}
 	count_in(pc, TSG_BPF_C_SEEN);
-	/* created by process() only if the socket can matter */
-	st = bpf_sk_storage_get(&sk_stor, sk, 0, 0);
+	/* created by process() only if the socket can matter; a socket with no
+	 * storage of any map needs no helper call to say so (a plain load) */
+	st = sk->sk_bpf_storage ? bpf_sk_storage_get(&sk_stor, sk, 0, 0) : NULL;
 	if (!st) {
 		if (fresh_unwanted(sk, oldstate, newstate)) {
 			count_in(pc, TSG_BPF_C_FILTERED);
