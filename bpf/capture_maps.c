@@ -208,6 +208,39 @@ static int arrays_write(struct tsguard_bpf *s, const struct tsg_plan *w, const s
 	return err;
 }
 
+/* The maps of a plan the kernel need not look up (TSG_BPF_SKIP_*): a trie
+ * holding only ::/0 (the plan always has it), an empty comm or uid map. */
+static uint32_t plan_skips(const struct tsg_plan *p)
+{
+	uint32_t skip = 0;
+
+	if (p->nladdr == 1 && p->laddr[0].plen == 0)
+		skip |= TSG_BPF_SKIP_LADDR;
+	if (p->nraddr == 1 && p->raddr[0].plen == 0)
+		skip |= TSG_BPF_SKIP_RADDR;
+	if (!p->ncomm)
+		skip |= TSG_BPF_SKIP_COMM;
+	if (!p->nuid)
+		skip |= TSG_BPF_SKIP_UID;
+	return skip;
+}
+
+/*
+ * After the maps hold `w` (| `old`): a skip is set only when it holds for
+ * what the maps hold (both plans in union mode), its value first; the maps
+ * were written before, so a skip cleared here was a superset until now.
+ */
+static void skips_write(struct tsguard_bpf *s, const struct tsg_plan *w, const struct tsg_plan *old)
+{
+	uint32_t skip = plan_skips(w) & (old ? plan_skips(old) : ~0u);
+
+	if (skip & TSG_BPF_SKIP_LADDR)
+		s->bss->cfg.laddr_all = w->laddr[0].bits | (old ? old->laddr[0].bits : 0);
+	if (skip & TSG_BPF_SKIP_RADDR)
+		s->bss->cfg.raddr_all = w->raddr[0].bits | (old ? old->raddr[0].bits : 0);
+	__atomic_store_n(&s->bss->cfg.skip, skip, __ATOMIC_SEQ_CST);
+}
+
 /*
  * Writes `w` into the maps. In `union_with` mode (phase 1 of an update) each
  * entry gets old|new so that every intermediate state is a superset of both
@@ -235,6 +268,7 @@ static int maps_write(struct tsg_capture *c, const struct tsg_plan *w, const str
 	s->bss->cfg.comm_default = w->comm_default | (union_with ? old->comm_default : 0);
 	s->bss->cfg.uid_default = w->uid_default | (union_with ? old->uid_default : 0);
 	s->bss->cfg.record_all = w->record_all || (union_with && old->record_all);
+	skips_write(s, w, union_with ? old : NULL);
 	return 0;
 }
 

@@ -127,7 +127,8 @@ struct {
  */
 struct pcpu {
 	__u64 c[TSG_BPF_C_N];
-	__u64 id[4]; /* dedup: transitions copy A handled */
+	__u64 sk[4]; /* dedup: the transitions copy A handled: socket address, */
+	__u8 st[4];  /* and its from << 4 | to */
 	__u32 pos;
 };
 
@@ -285,11 +286,8 @@ static __always_inline __u64 sk_cgroup_id_x(const struct sock *sk, bool direct)
 {
 	if (!bpf_core_field_exists(sk->sk_cgrp_data.cgroup))
 		return 0;
-	if (direct) {
-		const struct cgroup *cg = sk->sk_cgrp_data.cgroup;
-
-		return cg ? cg->kn->id : 0;
-	}
+	if (direct) /* BTF pointers: a NULL on the way reads as 0 */
+		return sk->sk_cgrp_data.cgroup->kn->id;
 	return BPF_CORE_READ(sk, sk_cgrp_data.cgroup, kn, id);
 }
 
@@ -346,6 +344,15 @@ static __always_inline bool cgroup_watched(const struct sock *sk, __u32 netns, s
 	if (bpf_map_update_elem(&cg_verdict, &id, &nv, BPF_ANY) == 0)
 		cgroup_ask(id, gen, netns, pc);
 	return true;
+}
+
+/* tp_btf: the socket's cookie, a plain load once the kernel made one, else
+ * the helper (which makes it); taken only when needed (lazily) */
+static __always_inline __u64 sk_cookie(struct sock *sk)
+{
+	__u64 c = sk->__sk_common.skc_cookie.counter;
+
+	return c ? c : bpf_get_socket_cookie(sk);
 }
 
 struct tuple {
@@ -428,7 +435,7 @@ static __always_inline __u64 attr_bits(const struct tuple *t, struct sk_state *s
 				       bool owner_late)
 {
 	struct tsg_bpf_lpm_key k = { .prefixlen = 128 };
-	__u32 i;
+	__u32 i, skip;
 	__u64 b, *v;
 
 	i = t->family == 4 ? 0 : 1;
@@ -441,19 +448,28 @@ static __always_inline __u64 attr_bits(const struct tuple *t, struct sk_state *s
 	b &= lookup_u64(&rport, &i);
 	if (!b)
 		return 0;
-	__builtin_memcpy(k.addr, t->laddr, 16);
-	b &= lookup_u64(&laddr, &k);
-	__builtin_memcpy(k.addr, t->raddr, 16);
-	b &= lookup_u64(&raddr, &k);
+	skip = cfg.skip; /* maps that hold nothing to look up (no rule names one) */
+	if (skip & TSG_BPF_SKIP_LADDR) {
+		b &= cfg.laddr_all;
+	} else {
+		__builtin_memcpy(k.addr, t->laddr, 16);
+		b &= lookup_u64(&laddr, &k);
+	}
+	if (skip & TSG_BPF_SKIP_RADDR) {
+		b &= cfg.raddr_all;
+	} else {
+		__builtin_memcpy(k.addr, t->raddr, 16);
+		b &= lookup_u64(&raddr, &k);
+	}
 	if (!b)
 		return 0;
-	v = bpf_map_lookup_elem(&uid, &suid);
+	v = skip & TSG_BPF_SKIP_UID ? NULL : bpf_map_lookup_elem(&uid, &suid);
 	b &= v ? *v : cfg.uid_default;
 	if (!b)
 		return 0;
 	if (owner_late)
 		record_owner(st);
-	if (st->owner) {
+	if (st->owner && !(skip & TSG_BPF_SKIP_COMM)) {
 		struct comm_key ck;
 
 		__builtin_memcpy(ck.comm, st->comm, TSG_BPF_COMM_LEN);
@@ -472,14 +488,24 @@ static __always_inline __u64 attr_bits(const struct tuple *t, struct sk_state *s
  * marked by tcp_send_reset, linger2 < 0 aborts, and with the timewait
  * buckets exhausted no timewait socket is created.
  */
-static __always_inline bool became_timewait(struct sock *sk, const struct sk_state *st)
+static __always_inline bool became_timewait(struct sock *sk, const struct sk_state *st, bool direct)
 {
 	struct net *net;
 	int tw, max;
 
-	if (BPF_CORE_READ(sk, sk_err))
-		return false;
 	if (st->rst)
+		return false;
+	if (direct) { /* tp_btf: sk is a BTF pointer, plain loads */
+		struct tcp_sock *tp = bpf_skc_to_tcp_sock(sk);
+
+		if (sk->sk_err || (tp && tp->linger2 < 0))
+			return false;
+		net = sk->__sk_common.skc_net.net;
+		tw = net->ipv4.tcp_death_row.tw_refcount.refs.counter;
+		max = net->ipv4.tcp_death_row.sysctl_max_tw_buckets;
+		return tw - 1 <= max;
+	}
+	if (BPF_CORE_READ(sk, sk_err))
 		return false;
 	if (BPF_CORE_READ((struct tcp_sock *)sk, linger2) < 0)
 		return false;
@@ -498,9 +524,9 @@ static __always_inline bool became_timewait(struct sock *sk, const struct sk_sta
  * keepalive timer: tcp_time_wait(sk, TCP_FIN_WAIT2, ...)); a received FIN
  * (tcp_fin sets SOCK_DONE first) or CLOSING gives TIME_WAIT.
  */
-static __always_inline __u32 tw_substate(struct sock *sk, __u32 from)
+static __always_inline __u32 tw_substate(struct sock *sk, __u32 from, bool direct)
 {
-	unsigned long flags = BPF_CORE_READ(sk, __sk_common.skc_flags);
+	unsigned long flags = SKC_READ(direct, &sk->__sk_common, skc_flags);
 
 	if (from == TSG_BPF_TCP_FIN_WAIT2 &&
 	    !(flags & (1ul << bpf_core_enum_value(enum sock_flags, SOCK_DONE))))
@@ -566,7 +592,7 @@ static __always_inline void send_event(struct sock *sk, const struct sk_state *s
 	e->flags = flags;
 	e->netns = netns;
 	e->pad2 = 0;
-	e->sk_cgroup = sk_cgroup_id(sk);
+	e->sk_cgroup = sk_cgroup_id_x(sk, !(flags & TSG_BPF_F_FALLBACK));
 	submit(e);
 	count_in(pc, TSG_BPF_C_SENT);
 	if (from == TSG_BPF_TCP_CLOSE && to == TSG_BPF_TCP_SYN_SENT && !t->lport) {
@@ -597,14 +623,14 @@ static __always_inline int process(struct sock *sk, int oldstate, int newstate,
 	struct tuple t = {};
 	__u64 now = 0, bits, since = 0, tb;
 	__u32 gen, suid, from = oldstate, to = newstate, idx;
+	bool direct = !(flags & TSG_BPF_F_FALLBACK); /* tp_btf: sk is a BTF pointer */
 	bool end, own = from == TSG_BPF_TCP_CLOSE &&
 			(to == TSG_BPF_TCP_SYN_SENT || to == TSG_BPF_TCP_LISTEN);
 
 	if (own && (!fresh || to == TSG_BPF_TCP_LISTEN))
 		record_owner(st); /* connect() / listen(): the owning process runs */
 
-	/* tp_btf (no F_FALLBACK): sk is a BTF pointer, read it directly */
-	read_tuple_x(&sk->__sk_common, &t, !(flags & TSG_BPF_F_FALLBACK));
+	read_tuple_x(&sk->__sk_common, &t, direct);
 	/* ->CLOSE runs after inet_put_port(): the local port is already 0
 	 * (inet_sport, which stays, for a socket without storage) */
 	if (!t.lport && oldstate != TSG_BPF_TCP_CLOSE) {
@@ -617,7 +643,7 @@ static __always_inline int process(struct sock *sk, int oldstate, int newstate,
 				t.lport = bpf_ntohs(tp->inet_conn.icsk_inet.inet_sport);
 		}
 	}
-	suid = flags & TSG_BPF_F_FALLBACK ? BPF_CORE_READ(sk, sk_uid.val) : sk->sk_uid.val;
+	suid = direct ? sk->sk_uid.val : BPF_CORE_READ(sk, sk_uid.val);
 	gen = cfg.gen;
 	if (st->gen != gen || st->lport != t.lport || st->rport != t.rport) {
 		st->bits = attr_bits(&t, st, suid, own && fresh);
@@ -627,9 +653,9 @@ static __always_inline int process(struct sock *sk, int oldstate, int newstate,
 	}
 	if (to == TSG_BPF_TCP_CLOSE &&
 	    (from == TSG_BPF_TCP_FIN_WAIT2 || from == TSG_BPF_TCP_CLOSING) &&
-	    became_timewait(sk, st)) {
+	    became_timewait(sk, st, direct)) {
 		/* an orphan's FIN_WAIT2 goes on as a timewait socket: from == to */
-		to = tw_substate(sk, from);
+		to = tw_substate(sk, from, direct);
 		flags |= TSG_BPF_F_TW;
 		count_in(pc, TSG_BPF_C_TW);
 	}
@@ -659,6 +685,9 @@ static __always_inline int process(struct sock *sk, int oldstate, int newstate,
 
 		if (from != TSG_BPF_TCP_CLOSE && from != TSG_BPF_TCP_LISTEN)
 			st->sent = 1; /* met mid-life (a reload): let its end through */
+		if (direct && !cookie)
+			cookie = sk_cookie(sk);
+		st->cookie = cookie;
 		s = bpf_sk_storage_get(&sk_stor, sk, st, BPF_SK_STORAGE_GET_F_CREATE);
 		if (s) {
 			st = s;
@@ -685,8 +714,33 @@ static __always_inline int process(struct sock *sk, int oldstate, int newstate,
 	st->last = bits != 0;
 	if (!now)
 		now = bpf_ktime_get_ns();
+	if (direct && !cookie)
+		cookie = sk_cookie(sk);
 	send_event(sk, st, &t, pc, now, since, cookie, suid, from, to, flags, netns);
 	return 0;
+}
+
+/*
+ * tp_btf, a socket without storage: can this transition matter? Not when
+ * its ports pass no rule slot (lport & rport, as attr_bits), nothing is
+ * recorded, and it neither listens nor is accepted (process() would store
+ * it then). Decided on the ports alone, before any scratch state is
+ * touched: what process() would do for it is count it as filtered.
+ */
+static __always_inline bool fresh_unwanted(struct sock *sk, int oldstate, int newstate)
+{
+	__u32 lp = sk->__sk_common.skc_num, rp = bpf_ntohs(sk->__sk_common.skc_dport);
+
+	if (cfg.record_all || oldstate == TSG_BPF_TCP_LISTEN || newstate == TSG_BPF_TCP_LISTEN)
+		return false;
+	if (!lp && oldstate != TSG_BPF_TCP_CLOSE) {
+		/* ->CLOSE: the port is released, inet_sport stays (process()) */
+		struct tcp_sock *tp = bpf_skc_to_tcp_sock(sk);
+
+		if (tp)
+			lp = bpf_ntohs(tp->inet_conn.icsk_inet.inet_sport);
+	}
+	return !(lookup_u64(&lport, &lp) & lookup_u64(&rport, &rp));
 }
 
 /* slot 0: copy A and the classic tracepoint; slot 1: copy B, which runs
@@ -708,23 +762,25 @@ static __always_inline struct sk_state *scratch_state(__u32 slot)
  * transitions of that softirq are skipped by the kernel ("recursion
  * misses"), about 1% under loopback churn. So the same handler is attached
  * twice: copy A handles every transition it gets and notes it in a small
- * per-CPU ring (struct pcpu.id, beside the counters: one lookup); copy B
+ * per-CPU ring (struct pcpu.sk/st, beside the counters: one lookup); copy B
  * (running right after A for the same transition) handles only what A did
- * not note, i.e. what A missed while nested.
+ * not note, i.e. what A missed while nested. The note is the socket's
+ * address and the two states: a plain store and compare (tsguard runs with
+ * CAP_PERFMON, which lets the verifier allow both), no cookie helper.
  */
-static __always_inline __u64 trans_id(__u64 cookie, int oldstate, int newstate)
+static __always_inline __u8 trans_st(int oldstate, int newstate)
 {
-	/* a pointer cannot be used as a number here: the cookie can */
-	return (cookie << 8) | ((__u64)(oldstate & 15) << 4) | (__u64)(newstate & 15);
+	return (__u8)(((oldstate & 15) << 4) | (newstate & 15));
 }
 
-/* cookie: bpf_get_socket_cookie(sk), taken once by the caller; slot: the
- * copy's scratch slot */
-static __always_inline int handle_btf(struct sock *sk, int oldstate, int newstate, __u64 cookie,
-				      struct pcpu *pc, __u32 slot)
+/* slot: the copy's scratch slot. The cookie is taken only where it is
+ * needed: a stored socket (its storage names it), an event, a new storage. */
+static __always_inline int handle_btf(struct sock *sk, int oldstate, int newstate, struct pcpu *pc,
+				      __u32 slot)
 {
 	struct sk_state *st;
 	bool fresh = false;
+	__u64 cookie = 0;
 	__u32 ns, gate;
 
 	if (sk->sk_protocol != IPPROTO_TCP)
@@ -744,16 +800,21 @@ static __always_inline int handle_btf(struct sock *sk, int oldstate, int newstat
 		}
 	}
 	count_in(pc, TSG_BPF_C_SEEN);
-	/* created by process() only if the socket can matter */
-	st = bpf_sk_storage_get(&sk_stor, sk, 0, 0);
+	/* created by process() only if the socket can matter; a socket with no
+	 * storage of any map needs no helper call to say so (a plain load) */
+	st = sk->sk_bpf_storage ? bpf_sk_storage_get(&sk_stor, sk, 0, 0) : NULL;
 	if (!st) {
+		if (fresh_unwanted(sk, oldstate, newstate)) {
+			count_in(pc, TSG_BPF_C_FILTERED);
+			return 0;
+		}
 		st = scratch_state(slot);
 		if (!st)
 			return 0;
-		st->cookie = cookie;
+		/* st->cookie: set by process() when it stores or sends */
 		st->acc = oldstate == TSG_BPF_TCP_LISTEN; /* a child: accept() names its owner */
 		fresh = true;
-	} else if (st->cookie != cookie) {
+	} else if (st->cookie != (cookie = sk_cookie(sk))) {
 		/* cloned from the listener: keep only the owner */
 		st->cookie = cookie;
 		st->since = 0;
@@ -764,7 +825,7 @@ static __always_inline int handle_btf(struct sock *sk, int oldstate, int newstat
 		st->acc = oldstate == TSG_BPF_TCP_LISTEN; /* a child: accept() names its owner */
 	}
 	if (st->acc && acc_pending && oldstate != TSG_BPF_TCP_LISTEN)
-		accept_owner_take(st, cookie);
+		accept_owner_take(st, cookie ? cookie : (cookie = sk_cookie(sk)));
 	return process(sk, oldstate, newstate, st, cookie, 0, ns, fresh, pc);
 }
 
@@ -772,31 +833,33 @@ SEC("tp_btf/inet_sock_set_state")
 int BPF_PROG(tsg_set_state_btf, struct sock *sk, int oldstate, int newstate)
 {
 	struct pcpu *pc = pcpu();
-	__u64 cookie = bpf_get_socket_cookie(sk);
 
 	if (pc) {
-		pc->id[pc->pos & 3] = trans_id(cookie, oldstate, newstate);
+		__u32 i = pc->pos & 3;
+
+		pc->sk[i] = (__u64)sk;
+		pc->st[i] = trans_st(oldstate, newstate);
 		pc->pos++;
 	}
-	return handle_btf(sk, oldstate, newstate, cookie, pc, 0);
+	return handle_btf(sk, oldstate, newstate, pc, 0);
 }
 
 SEC("tp_btf/inet_sock_set_state")
 int BPF_PROG(tsg_set_state_btf2, struct sock *sk, int oldstate, int newstate)
 {
 	struct pcpu *pc = pcpu();
-	__u64 cookie = bpf_get_socket_cookie(sk), id = trans_id(cookie, oldstate, newstate);
+	__u8 ts = trans_st(oldstate, newstate);
 
 	if (!pc)
 		return 0;
 	for (int i = 0; i < 4; i++) {
-		if (pc->id[i] == id) {
-			pc->id[i] = 0;
+		if (pc->sk[i] == (__u64)sk && pc->st[i] == ts) {
+			pc->sk[i] = 0;
 			return 0; /* copy A handled it */
 		}
 	}
 	count_in(pc, TSG_BPF_C_NESTED);
-	return handle_btf(sk, oldstate, newstate, cookie, pc, 1);
+	return handle_btf(sk, oldstate, newstate, pc, 1);
 }
 
 SEC("tp_btf/tcp_send_reset")

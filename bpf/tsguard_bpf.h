@@ -85,12 +85,22 @@ struct tsg_bpf_lpm_key {
 	__u8 addr[16];
 };
 
+/* tsg_bpf_cfg.skip: plan maps the programs need not look up */
+#define TSG_BPF_SKIP_LADDR 0x1 /* the laddr trie holds ::/0 only: every address has laddr_all */
+#define TSG_BPF_SKIP_RADDR 0x2 /* the raddr trie holds ::/0 only: raddr_all */
+#define TSG_BPF_SKIP_COMM 0x4  /* the comm map is empty: comm_default for every comm */
+#define TSG_BPF_SKIP_UID 0x8   /* the uid map is empty: uid_default for every uid */
+
 /* Settings written by user space (in .bss, read with READ_ONCE). */
 struct tsg_bpf_cfg {
 	__u64 comm_default; /* slots for a comm not in the comm map */
 	__u64 uid_default;  /* slots for a uid not in the uid map */
 	__u32 gen;          /* plan generation; cached verdicts of other generations are stale */
 	__u32 record_all;   /* send every transition */
+	__u64 laddr_all;    /* with TSG_BPF_SKIP_LADDR: the bits of every local address */
+	__u64 raddr_all;    /* with TSG_BPF_SKIP_RADDR: the bits of every remote address */
+	__u32 skip;         /* TSG_BPF_SKIP_*; set only while it holds (capture_maps.c) */
+	__u32 pad;
 };
 
 /* netns_allow: consulted only while netns_filter (.bss) is 1; the value is

@@ -378,6 +378,27 @@ static void churn(struct e2e_cap *c, int n)
 	e2e_poll_for(c, 200);
 }
 
+/* Reloads to a rule on port 7200 whose peer is in `cidr` (its local address
+ * named too), churns 20 connections: how many SYN_SENT->ESTABLISHED came. */
+static size_t count_7200(struct e2e_cap *c, const char *cidr)
+{
+	char y[512];
+	size_t n = 0;
+
+	snprintf(y, sizeof(y),
+		 "rules:\n"
+		 "  - name: port-7200-peer\n"
+		 "    match: {rport: 7200, raddr: \"%s\", laddr: \"%s\"}\n"
+		 "    when: {from: SYN_SENT, to: ESTABLISHED}\n",
+		 cidr, cidr);
+	e2e_cap_update(c, e2e_rules(y));
+	e2e_ev.n = 0;
+	churn(c, 20);
+	for (size_t i = 0; i < e2e_ev.n; i++)
+		n += e2e_ev.v[i].info.rport == 7200 && e2e_ev.v[i].to == TSG_ESTABLISHED;
+	return n;
+}
+
 static int test_nomatch(void)
 {
 	struct e2e_cap c;
@@ -426,6 +447,13 @@ static int test_nomatch(void)
 	      "refused connect: expected CLOSE->SYN_SENT, SYN_SENT->CLOSE of one socket");
 	CHECK(e2e_ev.v[1].since_ns == e2e_ev.v[0].ts_ns, "since_ns of the end is the entry time");
 	CHECK(has_owner(&e2e_ev.v[1], getpid(), "e2e_capture"), "end keeps the owner");
+
+	/* the address tries are looked up only while a rule names an address
+	 * (cfg.skip): a reload that makes one name the peer, then another one */
+	n_7200 = count_7200(&c, "127.0.0.1/32");
+	CHECK(n_7200 == 20, "raddr 127.0.0.1/32: %zu of 20 connections seen", n_7200);
+	n_7200 = count_7200(&c, "10.0.0.0/8");
+	CHECK(n_7200 == 0, "raddr 10.0.0.0/8: %zu of 20 connections seen", n_7200);
 	e2e_cap_stop(&c);
 	printf("PASS nomatch\n");
 	return 0;
