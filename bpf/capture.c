@@ -332,8 +332,16 @@ int cap_iter_read_spec(struct tsg_capture *c, int fd, const struct cap_iter_spec
 		have += (size_t)n;
 		size_t off = 0;
 
-		for (; sp->rec_size && have - off >= sp->rec_size; off += sp->rec_size)
+		for (; sp->rec_size && have - off >= sp->rec_size; off += sp->rec_size) {
+			size_t far = off + CAP_AHEAD_FAR * sp->rec_size,
+			       near = off + CAP_AHEAD_NEAR * sp->rec_size;
+
+			if (sp->ahead && far + sp->rec_size <= have)
+				sp->ahead(c, buf + far, 0);
+			if (sp->ahead && near + sp->rec_size <= have)
+				sp->ahead(c, buf + near, 1);
 			sp->fn(c, buf + off, sp->arg);
+		}
 		memmove(buf, buf + off, have - off);
 		have -= off;
 	}

@@ -113,14 +113,19 @@ void cap_info_netns(struct tsg_capture *c, struct tsg_sockinfo *in, uint32_t net
 void cap_info_cgroup(struct tsg_capture *c, struct tsg_sockinfo *in, uint64_t sk_cgroup);
 typedef void (*cap_iter_fn)(struct tsg_capture *c, const struct tsg_bpf_iter_rec *r, void *arg);
 /* One iter/tcp program: its link, the size of its records (0: it writes
- * none) and fn for each record (rec is not aligned). */
+ * none) and fn for each record (rec is not aligned); optionally `ahead`
+ * for the records CAP_AHEAD_FAR (stage 0) and CAP_AHEAD_NEAR (stage 1)
+ * ahead of the one fn is given, to prefetch what fn will read. */
 struct bpf_link;
 struct cap_iter_spec {
 	struct bpf_link *link;
 	size_t rec_size;
 	void (*fn)(struct tsg_capture *c, const void *rec, void *arg);
 	void *arg;
+	void (*ahead)(const struct tsg_capture *c, const void *rec, int stage);
 };
+#define CAP_AHEAD_FAR  16
+#define CAP_AHEAD_NEAR 8
 /* Reads an iter/tcp fd to its end (which runs the program), sp->fn for each record. */
 int cap_iter_read_spec(struct tsg_capture *c, int fd, const struct cap_iter_spec *sp);
 uint32_t cap_pow2_at_least(uint32_t v, uint32_t min);
@@ -218,6 +223,8 @@ void cap_tw_enter(struct tsg_capture *c, const struct tsg_event *ev);
 void cap_req_enter(struct tsg_capture *c, const struct tsg_event *ev);
 /* The info of ev's socket when it is followed already (same 4-tuple and id). */
 const struct tsg_sockinfo *cap_tw_followed(struct tsg_capture *c, const struct tsg_event *ev);
+/* cap_iter_spec.ahead of iter/tcp records: prefetches what cap_tw_record reads. */
+void cap_tw_prefetch(const struct tsg_capture *c, const void *rec, int stage);
 /* Scan pass (generation c->scan_gen): one record; true when it is followed. */
 bool cap_tw_record(struct tsg_capture *c, const struct tsg_bpf_iter_rec *r, uint64_t t);
 /* End of a scan pass: the exits of followed sockets it did not see; how many. */

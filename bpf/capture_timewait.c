@@ -19,6 +19,7 @@
 /* A timewait or request socket, followed until it disappears. */
 struct tw_entry {
 	struct tw_entry *next;
+	uint64_t hash;		  /* cap_tuple_hash of its netns and 4-tuple: compared first */
 	uint64_t cookie;	  /* the socket id used for its events */
 	uint64_t since_ns;	  /* entered its state */
 	uint32_t seen;		  /* scan generation that last saw it */
@@ -40,18 +41,25 @@ uint64_t cap_tuple_hash(uint32_t netns, const uint8_t la[16], const uint8_t ra[1
 	return h;
 }
 
-/* The same 4-tuple in two namespaces is two sockets: netns is in the key. */
+/* The same 4-tuple in two namespaces is two sockets: netns is in the key
+ * (h: its cap_tuple_hash). */
+static struct tw_entry **tw_find_h(struct tsg_capture *c, uint64_t h, uint8_t kind, uint32_t ns,
+				   const uint8_t *la, const uint8_t *ra, uint16_t lp, uint16_t rp)
+{
+	struct tw_entry **pp = &c->tw[h & (c->tw_nbuckets - 1)];
+
+	for (; *pp; pp = &(*pp)->next)
+		if ((*pp)->hash == h && (*pp)->kind == kind && (*pp)->info.lport == lp &&
+		    (*pp)->info.rport == rp && (*pp)->info.netns == ns &&
+		    !memcmp((*pp)->info.laddr, la, 16) && !memcmp((*pp)->info.raddr, ra, 16))
+			return pp;
+	return pp;
+}
+
 static struct tw_entry **tw_find(struct tsg_capture *c, uint8_t kind, uint32_t ns,
 				 const uint8_t *la, const uint8_t *ra, uint16_t lp, uint16_t rp)
 {
-	struct tw_entry **pp = &c->tw[cap_tuple_hash(ns, la, ra, lp, rp) & (c->tw_nbuckets - 1)];
-
-	for (; *pp; pp = &(*pp)->next)
-		if ((*pp)->kind == kind && (*pp)->info.lport == lp && (*pp)->info.rport == rp &&
-		    (*pp)->info.netns == ns && !memcmp((*pp)->info.laddr, la, 16) &&
-		    !memcmp((*pp)->info.raddr, ra, 16))
-			return pp;
-	return pp;
+	return tw_find_h(c, cap_tuple_hash(ns, la, ra, lp, rp), kind, ns, la, ra, lp, rp);
 }
 
 static struct tw_entry **tw_find_info(struct tsg_capture *c, uint8_t kind,
@@ -116,7 +124,10 @@ static void tw_exit(struct tsg_capture *c, struct tw_entry **pp, uint64_t ts)
 static void tw_add(struct tsg_capture *c, uint8_t kind, const struct tsg_event *ev, uint64_t since)
 {
 	const struct tsg_sockinfo *in = &ev->info;
-	struct tw_entry **pp = tw_find_info(c, kind, in), *e = *pp;
+	uint64_t h = cap_tuple_hash(in->netns, in->laddr, in->raddr, in->lport, in->rport);
+	struct tw_entry **pp = tw_find_h(c, h, kind, in->netns, in->laddr, in->raddr, in->lport,
+					 in->rport),
+			*e = *pp;
 	bool req = kind == TSG_BPF_ITER_REQUEST;
 	size_t n = req ? c->req_n : c->tw_n;
 	uint64_t *full = req ? &c->req_full : &c->tw_full;
@@ -124,7 +135,7 @@ static void tw_add(struct tsg_capture *c, uint8_t kind, const struct tsg_event *
 	if (e) {
 		/* the 4-tuple was reused: the old socket is gone */
 		tw_exit(c, pp, ev->ts_ns);
-		pp = tw_find_info(c, kind, in);
+		pp = tw_find_h(c, h, kind, in->netns, in->laddr, in->raddr, in->lport, in->rport);
 	}
 	if (n >= c->opts.max_sockets || !(e = calloc(1, sizeof(*e)))) {
 		if (++*full == 1 || *full % 10000 == 0)
@@ -133,6 +144,7 @@ static void tw_add(struct tsg_capture *c, uint8_t kind, const struct tsg_event *
 				 req ? "NEW_SYN_RECV" : "TIME_WAIT", c->opts.max_sockets, *full);
 		return;
 	}
+	e->hash = h;
 	e->cookie = ev->sk;
 	e->since_ns = since;
 	e->seen = c->scan_gen;
@@ -170,6 +182,36 @@ const struct tsg_sockinfo *cap_tw_followed(struct tsg_capture *c, const struct t
 	if (!e)
 		e = *tw_find_info(c, TSG_BPF_ITER_REQUEST, in);
 	return e && e->cookie == ev->sk ? &e->info : NULL;
+}
+
+/*
+ * A scan pass looks every timewait and request socket it meets up in the
+ * follow table, which is larger than the caches: the reader calls this for
+ * the records ahead of the one it hands over (cap_iter_spec.ahead), stage 0
+ * far ahead (the bucket), stage 1 nearer (the bucket's first entry, now in
+ * the cache), so that the cache misses of many look-ups overlap.
+ */
+void cap_tw_prefetch(const struct tsg_capture *c, const void *rec, int stage)
+{
+	struct tsg_bpf_iter_rec r;
+	struct tw_entry *const *b;
+	const struct tw_entry *e;
+
+	memcpy(&r, rec, sizeof(r));
+	if (r.kind == TSG_BPF_ITER_FULL)
+		return;
+	b = &c->tw[cap_tuple_hash(r.netns, r.laddr, r.raddr, r.lport, r.rport) &
+		   (c->tw_nbuckets - 1)];
+	if (stage == 0) {
+		__builtin_prefetch(b);
+		return;
+	}
+	if (!(e = *b))
+		return;
+	/* the fields compared: up to info.netns */
+	__builtin_prefetch(e);
+	__builtin_prefetch((const char *)e + 64);
+	__builtin_prefetch((const char *)&e->info.netns);
 }
 
 /*
