@@ -127,12 +127,10 @@ void cap_info_cgroup(struct tsg_capture *c, struct tsg_sockinfo *in, uint64_t sk
 {
 	/* the socket's own cgroup wins over its owner's (rules.md: the
 	 * cgroup of the process that created it); container and pod from it */
-	const char *cg = cap_cgroup_path(c, sk_cgroup);
-
-	if (!cg && (in->have & TSG_HAVE(TSG_SF_CGROUP)))
-		cg = in->cgroup;
-	if (cg)
-		tsg_sockinfo_set_cgroup(in, cg);
+	if (cap_cgroup_ident(c, sk_cgroup, in))
+		return;
+	if (in->have & TSG_HAVE(TSG_SF_CGROUP))
+		tsg_sockinfo_set_cgroup(in, in->cgroup);
 }
 
 static int on_event(void *ctx, void *data, size_t size)

@@ -7,6 +7,7 @@
  * as do the sockets accepted by such a listening socket. docs/kernel.md.
  */
 #include "capture_priv.h"
+#include "container.h"
 
 #include <errno.h>
 #include <ftw.h>
@@ -27,6 +28,10 @@ struct cg_entry {
 	struct cg_entry *next;
 	uint64_t id;
 	const char *path;
+	/* the container and pod of the path (interned, NULL: none), parsed at
+	 * its first use (`ident`), so that an event costs one look-up */
+	const char *container, *pod;
+	bool ident;
 };
 
 /*
@@ -127,7 +132,7 @@ static void cg_add(struct tsg_capture *c, uint64_t id, const char *path)
 			return;
 	if (c->cg_n >= CGROUP_CACHE_MAX)
 		return;
-	struct cg_entry *e = malloc(sizeof(*e));
+	struct cg_entry *e = calloc(1, sizeof(*e));
 	const char *p = tsg_intern(path);
 
 	if (!e || !p) {
@@ -156,7 +161,9 @@ static int cg_walk_one(const char *fpath, const struct stat *sb, int type, struc
 	return c->cg_n >= CGROUP_CACHE_MAX ? 1 : 0;
 }
 
-const char *cap_cgroup_path(struct tsg_capture *c, uint64_t id)
+/* The entry of cgroup id; an unknown id walks the hierarchy again (at most
+ * every CGROUP_REWALK_NS). NULL when still unknown. */
+static struct cg_entry *cg_lookup(struct tsg_capture *c, uint64_t id)
 {
 	uint64_t t;
 
@@ -165,7 +172,7 @@ const char *cap_cgroup_path(struct tsg_capture *c, uint64_t id)
 	for (int tries = 0; tries < 2; tries++) {
 		for (struct cg_entry *e = c->cg[owner_bucket(id)]; e; e = e->next)
 			if (e->id == id)
-				return e->path;
+				return e;
 		t = tsg_mono_ns();
 		if (tries || (c->cg_last_walk && t - c->cg_last_walk < CGROUP_REWALK_NS))
 			return NULL;
@@ -174,6 +181,35 @@ const char *cap_cgroup_path(struct tsg_capture *c, uint64_t id)
 		nftw(c->cg_root, cg_walk_one, 16, FTW_PHYS | FTW_MOUNT);
 	}
 	return NULL;
+}
+
+const char *cap_cgroup_path(struct tsg_capture *c, uint64_t id)
+{
+	const struct cg_entry *e = cg_lookup(c, id);
+
+	return e ? e->path : NULL;
+}
+
+bool cap_cgroup_ident(struct tsg_capture *c, uint64_t id, struct tsg_sockinfo *in)
+{
+	struct cg_entry *e = cg_lookup(c, id);
+
+	if (!e)
+		return false;
+	if (!e->ident) {
+		struct tsg_sockinfo t = {0};
+
+		if (tsg_sockinfo_set_cgroup(&t, e->path) < 0)
+			return true; /* out of memory: in stays as it is (tried again next time) */
+		e->container = t.container;
+		e->pod = t.pod;
+		e->ident = true;
+	}
+	in->cgroup = e->path;
+	in->container = e->container;
+	in->pod = e->pod;
+	in->have |= TSG_HAVE(TSG_SF_CGROUP) | TSG_HAVE(TSG_SF_CONTAINER) | TSG_HAVE(TSG_SF_POD);
+	return true;
 }
 
 /* ---- owners of sockets that predate tsguard --------------------------------- */

@@ -147,6 +147,10 @@ int cap_owners_init(struct tsg_capture *c);
 void cap_owners_free(struct tsg_capture *c);
 /* The cgroup v2 path of a kernel cgroup id, NULL when unknown. */
 const char *cap_cgroup_path(struct tsg_capture *c, uint64_t id);
+/* Sets in's cgroup to that path with the container and pod in it
+ * (tsg_sockinfo_set_cgroup, parsed once per cgroup); false when the id is
+ * unknown (in unchanged). */
+bool cap_cgroup_ident(struct tsg_capture *c, uint64_t id, struct tsg_sockinfo *in);
 /* Gives info the owner fields (CAP_OWNER_FIELDS) that `owner` knows. */
 void cap_owner_fill(struct tsg_sockinfo *info, const struct tsg_sockinfo *owner);
 /* Snapshot: remembers the owner of a full socket that predates tsguard. */
