@@ -19,8 +19,8 @@ static uint64_t mix(uint64_t h, uint64_t v)
 	return h * 0xff51afd7ed558ccdull;
 }
 
-/* Projects a socket's info onto the `by` fields; a comm is zero-padded
- * after its NUL, so that key_hash() can take it as two words. */
+/* Projects a socket's info onto the `by` fields (a new key's fields); a
+ * comm is zero-padded after its NUL, as key_probe_init() takes it. */
 static void key_project(uint32_t by, const struct tsg_sockinfo *in, struct tsg_sockinfo *k)
 {
 	memset(k, 0, sizeof(*k));
@@ -32,39 +32,98 @@ static void key_project(uint32_t by, const struct tsg_sockinfo *in, struct tsg_s
 	}
 }
 
-/* Word at a time (an event hashes a key per keyed rule it feeds): the
- * fields a projected key lacks are zero, the addresses only when known. */
-static uint64_t key_hash(const struct tsg_sockinfo *k)
-{
-	uint64_t w[4], h = mix(1469598103934665603ull, k->have);
+/*
+ * A look-up of a socket's key without projecting it first (an event looks
+ * a key up per keyed rule it feeds): the fields the key has (`by` that the
+ * socket knows) and its comm as two words, zero after the NUL.
+ */
+struct key_probe {
+	uint32_t have;
+	uint64_t comm[2];
+};
 
-	if (k->have & TSG_HAVE(TSG_SF_COMM)) {
-		memcpy(w, k->comm, 16);
-		h = mix(mix(h, w[0]), w[1]);
+static void key_probe_init(struct key_probe *p, uint32_t by, const struct tsg_sockinfo *in)
+{
+	p->have = in->have & by;
+	p->comm[0] = p->comm[1] = 0;
+	if (!(p->have & TSG_HAVE(TSG_SF_COMM)))
+		return;
+	memcpy(p->comm, in->comm, sizeof(p->comm));
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+	for (int i = 0; i < 2; i++) {
+		/* the lowest byte that is zero (bytes above it may show too) */
+		uint64_t z =
+		    (p->comm[i] - 0x0101010101010101ull) & ~p->comm[i] & 0x8080808080808080ull;
+
+		if (z) {
+			unsigned keep = (unsigned)__builtin_ctzll(z) / 8; /* bytes before the NUL */
+
+			p->comm[i] &= keep ? ~0ull >> (64 - 8 * keep) : 0;
+			if (i == 0)
+				p->comm[1] = 0;
+			break;
+		}
 	}
-	h = mix(h, ((uint64_t)k->pid << 32) | k->uid);
-	h = mix(h, (uint64_t)(uintptr_t)k->cgroup); /* interned: pointer identity */
-	if (k->have & (TSG_HAVE(TSG_SF_LADDR) | TSG_HAVE(TSG_SF_RADDR))) {
-		memcpy(w, k->laddr, 16);
-		memcpy(w + 2, k->raddr, 16);
+#else
+	{
+		char c[TSG_COMM_LEN] = {0};
+
+		memcpy(c, in->comm, strnlen(in->comm, sizeof(c)));
+		memcpy(p->comm, c, sizeof(c));
+	}
+#endif
+}
+
+/* Word at a time: the fields the key lacks count as zero, the addresses
+ * only when one is known. */
+static uint64_t key_hash(const struct key_probe *p, const struct tsg_sockinfo *in)
+{
+	uint32_t m = p->have;
+	uint64_t w[4] = {0}, h = mix(1469598103934665603ull, m);
+
+#define KF(f, v) ((m & TSG_HAVE(TSG_SF_##f)) ? (uint64_t)(v) : 0)
+	if (m & TSG_HAVE(TSG_SF_COMM))
+		h = mix(mix(h, p->comm[0]), p->comm[1]);
+	h = mix(h, (KF(PID, in->pid) << 32) | KF(UID, in->uid));
+	h = mix(h, KF(CGROUP, (uintptr_t)in->cgroup)); /* interned: pointer identity */
+	if (m & (TSG_HAVE(TSG_SF_LADDR) | TSG_HAVE(TSG_SF_RADDR))) {
+		if (m & TSG_HAVE(TSG_SF_LADDR))
+			memcpy(w, in->laddr, 16);
+		if (m & TSG_HAVE(TSG_SF_RADDR))
+			memcpy(w + 2, in->raddr, 16);
 		for (int i = 0; i < 4; i++)
 			h = mix(h, w[i]);
 	}
-	h = mix(h, ((uint64_t)k->lport << 24) | ((uint64_t)k->rport << 8) | k->family);
+	h = mix(h, (KF(LPORT, in->lport) << 24) | (KF(RPORT, in->rport) << 8) |
+		       KF(FAMILY, in->family));
 	/* netns, and the interned container and pod (pointer identity) */
-	h = mix(h, k->netns);
-	h = mix(h, (uint64_t)(uintptr_t)k->container ^ ((uint64_t)(uintptr_t)k->pod << 1));
+	h = mix(h, KF(NETNS, in->netns));
+	h = mix(h, KF(CONTAINER, (uintptr_t)in->container) ^ (KF(POD, (uintptr_t)in->pod) << 1));
+#undef KF
 	return tsg_hash64(h); /* the bucket is the low bits: bring the high ones down */
 }
 
-static bool key_equal(const struct tsg_sockinfo *a, const struct tsg_sockinfo *b)
+/* Is k the projection of `in` that p describes? (A key's fields it lacks
+ * are zero.) */
+static bool key_equal(const struct tsg_sockinfo *k, const struct key_probe *p,
+		      const struct tsg_sockinfo *in)
 {
-	return a->have == b->have && !strncmp(a->comm, b->comm, sizeof(a->comm)) &&
-	       a->pid == b->pid && a->uid == b->uid && a->cgroup == b->cgroup &&
-	       !memcmp(a->laddr, b->laddr, 16) && !memcmp(a->raddr, b->raddr, 16) &&
-	       a->lport == b->lport && a->rport == b->rport && a->family == b->family &&
-	       a->netns == b->netns && a->netns_name == b->netns_name &&
-	       a->container == b->container && a->pod == b->pod;
+	uint32_t m = p->have;
+	uint64_t c[2];
+
+	if (k->have != m)
+		return false;
+	memcpy(c, k->comm, sizeof(c));
+#define KNE(f, x) ((m & TSG_HAVE(TSG_SF_##f)) && (x))
+	return !(
+	    KNE(COMM, c[0] != p->comm[0] || c[1] != p->comm[1]) || KNE(PID, k->pid != in->pid) ||
+	    KNE(UID, k->uid != in->uid) || KNE(CGROUP, k->cgroup != in->cgroup) ||
+	    KNE(LADDR, memcmp(k->laddr, in->laddr, 16)) ||
+	    KNE(RADDR, memcmp(k->raddr, in->raddr, 16)) || KNE(LPORT, k->lport != in->lport) ||
+	    KNE(RPORT, k->rport != in->rport) || KNE(FAMILY, k->family != in->family) ||
+	    KNE(NETNS, k->netns != in->netns) || KNE(NETNS_NAME, k->netns_name != in->netns_name) ||
+	    KNE(CONTAINER, k->container != in->container) || KNE(POD, k->pod != in->pod));
+#undef KNE
 }
 
 void eng_key_free(struct tsg_engine *e, struct key_ent *k)
@@ -149,16 +208,18 @@ static int key_grow(struct rule_rt *rt)
 	return 0;
 }
 
-/* The key of hash h: `k` (by fields) or, with sk != 0, the socket sk (queue
- * rules). Added with k as its fields when absent and `add`; NULL when not. */
+/* The key of hash h: the projection of `k` that p describes or, with sk != 0
+ * (p NULL), the socket sk (queue rules). Added when absent and `add`, with
+ * that projection (sk: k) as its fields; NULL when not. */
 static struct key_ent *key_lookup(struct tsg_engine *e, struct rule_rt *rt, uint64_t h,
-				  const struct tsg_sockinfo *k, uint64_t sk, bool add)
+				  const struct tsg_sockinfo *k, const struct key_probe *p,
+				  uint64_t sk, bool add)
 {
 	struct key_ent *ke;
 
 	if (rt->nbuckets) {
 		for (ke = rt->buckets[h & (rt->nbuckets - 1)]; ke; ke = ke->next)
-			if (ke->hash == h && ke->sk == sk && (sk || key_equal(&ke->key, k)))
+			if (ke->hash == h && ke->sk == sk && (sk || key_equal(&ke->key, p, k)))
 				return ke;
 	}
 	if (!add)
@@ -182,7 +243,10 @@ static struct key_ent *key_lookup(struct tsg_engine *e, struct rule_rt *rt, uint
 	}
 	ke->heap_idx = UINT32_MAX;
 	ke->hash = h;
-	ke->key = *k;
+	if (sk)
+		ke->key = *k;
+	else
+		key_project(rt->r->by, k, &ke->key);
 	ke->sk = sk;
 	ke->rule = rt->r->index;
 	ke->next = rt->buckets[h & (rt->nbuckets - 1)];
@@ -194,10 +258,10 @@ static struct key_ent *key_lookup(struct tsg_engine *e, struct rule_rt *rt, uint
 struct key_ent *eng_key_get(struct tsg_engine *e, struct rule_rt *rt,
 			    const struct tsg_sockinfo *info)
 {
-	struct tsg_sockinfo k;
+	struct key_probe p;
 
-	key_project(rt->r->by, info, &k);
-	return key_lookup(e, rt, key_hash(&k), &k, 0, true);
+	key_probe_init(&p, rt->r->by, info);
+	return key_lookup(e, rt, key_hash(&p, info), info, &p, 0, true);
 }
 
 /* Cooldown gate for a firing notification. Returns true to send it. */
@@ -396,7 +460,7 @@ void eng_rate_push(struct tsg_engine *e, struct rule_rt *rt, const struct tsg_so
 static struct key_ent *queue_key(struct tsg_engine *e, struct rule_rt *rt, uint64_t sk,
 				 const struct tsg_sockinfo *info, bool add)
 {
-	return key_lookup(e, rt, tsg_hash64(sk), info, sk, add);
+	return key_lookup(e, rt, tsg_hash64(sk), info, NULL, sk, add);
 }
 
 /*
