@@ -130,7 +130,36 @@ void eng_key_free(struct tsg_engine *e, struct key_ent *k)
 {
 	eng_timer_cancel(e, &k->heap_idx);
 	tsg_rate_fini(&k->win);
-	free(k);
+	if (e->nspare >= KEY_SPARE_MAX) {
+		free(k);
+		return;
+	}
+	k->next = e->spare_keys;
+	e->spare_keys = k;
+	e->nspare++;
+}
+
+void eng_key_spares_free(struct tsg_engine *e)
+{
+	for (struct key_ent *k = e->spare_keys, *n; k; k = n) {
+		n = k->next;
+		free(k);
+	}
+	e->spare_keys = NULL;
+	e->nspare = 0;
+}
+
+/* A zeroed key: a spare one, else a new one (NULL when out of memory). */
+static struct key_ent *key_alloc(struct tsg_engine *e)
+{
+	struct key_ent *k = e->spare_keys;
+
+	if (!k)
+		return calloc(1, sizeof(*k));
+	e->spare_keys = k->next;
+	e->nspare--;
+	memset(k, 0, sizeof(*k));
+	return k;
 }
 
 void eng_key_unlink_free(struct tsg_engine *e, struct rule_rt *rt, struct key_ent *k)
@@ -235,7 +264,7 @@ static struct key_ent *key_lookup(struct tsg_engine *e, struct rule_rt *rt, uint
 		}
 		return NULL;
 	}
-	if ((rt->nkeys >= rt->nbuckets && key_grow(rt) < 0) || !(ke = calloc(1, sizeof(*ke)))) {
+	if ((rt->nkeys >= rt->nbuckets && key_grow(rt) < 0) || !(ke = key_alloc(e))) {
 		/* out of memory: not tracked, and counted like the key limit */
 		rt->st.keys_dropped++;
 		e->st.keys_dropped++;

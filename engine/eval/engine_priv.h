@@ -134,7 +134,13 @@ struct tsg_engine {
 
 	struct tsg_engine_stats st;
 	bool keep_idle;
+
+	/* keys freed, kept for the next new key (a count key of a passing
+	 * state comes and goes with each socket): at most KEY_SPARE_MAX */
+	struct key_ent *spare_keys;
+	size_t nspare;
 };
+#define KEY_SPARE_MAX 64
 
 /* ---- records ------------------------------------------------------------- */
 
@@ -224,6 +230,8 @@ void eng_sock_records_free(struct tsg_engine *e, struct sock_ent *s);
 /* ---- engine_keys.c: key tables, count, rate and queue rules ------------ */
 
 void eng_key_free(struct tsg_engine *e, struct key_ent *k);
+/* Frees the keys kept for reuse. */
+void eng_key_spares_free(struct tsg_engine *e);
 void eng_key_unlink_free(struct tsg_engine *e, struct rule_rt *rt, struct key_ent *k);
 bool eng_key_idle(const struct tsg_engine *e, const struct rule_rt *rt, const struct key_ent *k);
 struct key_ent *eng_key_get(struct tsg_engine *e, struct rule_rt *rt,

@@ -218,6 +218,7 @@ void tsg_engine_free(struct tsg_engine *e)
 	free(e->socks);
 	if (e->rules)
 		rules_rt_free(e, e->rules, e->nrules);
+	eng_key_spares_free(e);
 	index_free(e);
 	pool_fini(&e->sockp);
 	pool_fini(&e->membp);
