@@ -59,6 +59,7 @@ struct tsg_capture {
 	struct tw_entry **tw;
 	size_t tw_nbuckets, tw_n, req_n;
 	uint32_t scan_gen;
+	size_t tw_seen_n; /* followed sockets seen in generation scan_gen */
 	uint64_t next_scan_ns;
 	uint64_t tw_scan_last_ns; /* how long the last scan pass took */
 	uint64_t tw_entered, tw_exited, tw_full;
@@ -229,6 +230,8 @@ void cap_req_enter(struct tsg_capture *c, const struct tsg_event *ev);
 const struct tsg_sockinfo *cap_tw_followed(struct tsg_capture *c, const struct tsg_event *ev);
 /* cap_iter_spec.ahead of iter/tcp records: prefetches what cap_tw_record reads. */
 void cap_tw_prefetch(const struct tsg_capture *c, const void *rec, int stage);
+/* The next scan generation: no followed socket is seen in it yet. */
+void cap_tw_new_gen(struct tsg_capture *c);
 /* Scan pass (generation c->scan_gen): one record; true when it is followed. */
 bool cap_tw_record(struct tsg_capture *c, const struct tsg_bpf_iter_rec *r, uint64_t t);
 /* End of a scan pass: the exits of followed sockets it did not see; how many. */

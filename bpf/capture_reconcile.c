@@ -378,7 +378,7 @@ static int rc_pass_run(struct tsg_capture *c)
 		}
 	}
 	c->resync_pending = false;
-	c->scan_gen++;
+	cap_tw_new_gen(c);
 	p.t = tsg_mono_ns();
 	err = rc_iter(c, &p, &nns);
 	if (!err && p.missing.oom)

@@ -87,6 +87,7 @@ void cap_tw_free(struct tsg_capture *c)
 	c->tw = NULL;
 	c->tw_n = 0;
 	c->req_n = 0;
+	c->tw_seen_n = 0;
 }
 
 /* Reports e's socket going from its state to `to` at ts. */
@@ -109,6 +110,7 @@ static void tw_exit(struct tsg_capture *c, struct tw_entry **pp, uint64_t ts)
 	struct tw_entry *e = *pp;
 
 	*pp = e->next;
+	c->tw_seen_n -= e->seen == c->scan_gen;
 	if (e->kind == TSG_BPF_ITER_REQUEST) {
 		c->req_n--;
 		c->req_exited++;
@@ -148,6 +150,7 @@ static void tw_add(struct tsg_capture *c, uint8_t kind, const struct tsg_event *
 	e->cookie = ev->sk;
 	e->since_ns = since;
 	e->seen = c->scan_gen;
+	c->tw_seen_n++;
 	e->state = ev->to;
 	e->kind = kind;
 	e->info = *in;
@@ -231,7 +234,10 @@ bool cap_tw_record(struct tsg_capture *c, const struct tsg_bpf_iter_rec *r, uint
 	if (r->kind == TSG_BPF_ITER_TIMEWAIT && r->cookie && e->cookie != r->cookie &&
 	    !(e->cookie >> 62))
 		return false; /* another socket's timewait on the same 4-tuple */
-	e->seen = c->scan_gen;
+	if (e->seen != c->scan_gen) {
+		e->seen = c->scan_gen;
+		c->tw_seen_n++;
+	}
 	if (e->state == r->state || r->state != TSG_TIME_WAIT)
 		return true;
 	tw_report(c, e, t, TSG_TIME_WAIT);
@@ -285,13 +291,22 @@ static size_t tw_exit_unseen(struct tsg_capture *c, bool all, uint32_t ns, uint6
 	return n;
 }
 
+void cap_tw_new_gen(struct tsg_capture *c)
+{
+	c->scan_gen++;
+	c->tw_seen_n = 0;
+}
+
 size_t cap_tw_finish(struct tsg_capture *c, uint64_t t)
 {
+	/* every followed socket seen (the usual pass): no walk of the table */
+	if (c->tw_seen_n == c->tw_n + c->req_n)
+		return 0;
 	return tw_exit_unseen(c, true, 0, t);
 }
 
 size_t cap_tw_forget_netns(struct tsg_capture *c, uint32_t netns)
 {
-	c->scan_gen++; /* nothing of that namespace is seen in this generation */
+	cap_tw_new_gen(c); /* nothing of that namespace is seen in this generation */
 	return tw_exit_unseen(c, false, netns, tsg_mono_ns());
 }
