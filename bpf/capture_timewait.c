@@ -41,12 +41,20 @@ uint64_t cap_tuple_hash(uint32_t netns, const uint8_t la[16], const uint8_t ra[1
 	return h;
 }
 
+/* The bucket of hash h: mixed once more, so that the low bits depend on
+ * every bit of the tuple (cap_tuple_hash ends in half a mixer). */
+static size_t tw_bucket(const struct tsg_capture *c, uint64_t h)
+{
+	h *= 0xc4ceb9fe1a85ec53ull;
+	return (size_t)((h ^ (h >> 29)) & (c->tw_nbuckets - 1));
+}
+
 /* The same 4-tuple in two namespaces is two sockets: netns is in the key
  * (h: its cap_tuple_hash). */
 static struct tw_entry **tw_find_h(struct tsg_capture *c, uint64_t h, uint8_t kind, uint32_t ns,
 				   const uint8_t *la, const uint8_t *ra, uint16_t lp, uint16_t rp)
 {
-	struct tw_entry **pp = &c->tw[h & (c->tw_nbuckets - 1)];
+	struct tw_entry **pp = &c->tw[tw_bucket(c, h)];
 
 	for (; *pp; pp = &(*pp)->next)
 		if ((*pp)->hash == h && (*pp)->kind == kind && (*pp)->info.lport == lp &&
@@ -203,8 +211,7 @@ void cap_tw_prefetch(const struct tsg_capture *c, const void *rec, int stage)
 	memcpy(&r, rec, sizeof(r));
 	if (r.kind == TSG_BPF_ITER_FULL)
 		return;
-	b = &c->tw[cap_tuple_hash(r.netns, r.laddr, r.raddr, r.lport, r.rport) &
-		   (c->tw_nbuckets - 1)];
+	b = &c->tw[tw_bucket(c, cap_tuple_hash(r.netns, r.laddr, r.raddr, r.lport, r.rport))];
 	if (stage == 0) {
 		__builtin_prefetch(b);
 		return;
