@@ -100,24 +100,6 @@ struct {
 	__type(value, __u64);
 } uid SEC(".maps");
 
-/* Namespaces some rule names (inode -> 1), while netns_filter is set. */
-struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, TSG_BPF_NETNS_MAX);
-	__uint(map_flags, BPF_F_NO_PREALLOC);
-	__type(key, __u32);
-	__type(value, __u64);
-} netns_allow SEC(".maps");
-
-/* The cgroup gate's verdicts (socket cgroup id -> tsg_bpf_cg_verdict),
- * while cg_filter is set; LRU: an evicted verdict is asked for again. */
-struct {
-	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__uint(max_entries, TSG_BPF_CG_MAX);
-	__type(key, __u64);
-	__type(value, struct tsg_bpf_cg_verdict);
-} cg_verdict SEC(".maps");
-
 /* ---- state --------------------------------------------------------------- */
 
 /*
@@ -259,21 +241,6 @@ static __always_inline __u64 lookup_u64(void *map, const void *key)
 	return v ? *v : 0;
 }
 
-/*
- * Is a namespace watched? --netns host: only ours (netns_ino); rules that
- * name namespaces: only those (netns_allow). Namespaces never change, so a
- * socket is either watched for its whole life or not; only a reload can
- * change it, and a socket that already crossed keeps crossing (callers).
- */
-static __always_inline bool netns_watched(__u32 ino)
-{
-	if (netns_ino && ino != netns_ino)
-		return false;
-	if (netns_filter && !bpf_map_lookup_elem(&netns_allow, &ino))
-		return false;
-	return true;
-}
-
 static __always_inline __u32 sk_netns(const struct sock_common *skc)
 {
 	return BPF_CORE_READ(skc, skc_net.net, ns.inum);
@@ -296,55 +263,7 @@ static __always_inline __u64 sk_cgroup_id(const struct sock *sk)
 	return sk_cgroup_id_x(sk, false);
 }
 
-/* Asks user space for the verdict on a cgroup (TSG_BPF_F_CGROUP). */
-static __always_inline void cgroup_ask(__u64 id, __u32 gen, __u32 netns, struct pcpu *pc)
-{
-	struct tsg_bpf_event *e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
-
-	if (!e) {
-		count_in(pc, TSG_BPF_C_LOST);
-		return;
-	}
-	__builtin_memset(e, 0, sizeof(*e));
-	e->ts_ns = bpf_ktime_get_ns();
-	e->sk_cgroup = id;
-	e->netns = netns;
-	e->pid = gen;
-	e->flags = TSG_BPF_F_CGROUP;
-	bpf_ringbuf_submit(e, 0);
-	count_in(pc, TSG_BPF_C_CG_ASKED);
-}
-
-/*
- * The cgroup gate: while every rule names containers or pods (cg_filter),
- * a socket whose cgroup user space denied in this generation is not
- * watched. A cgroup without a verdict of this generation passes, is marked
- * pending and asked about once; so a new container's first transitions are
- * never lost, and the answer is written by user space (capture_cgate.c).
- * A cgroup never changes for a socket, so the verdict holds for its life.
- */
-static __always_inline bool cgroup_watched(const struct sock *sk, __u32 netns, struct pcpu *pc,
-					   bool direct)
-{
-	struct tsg_bpf_cg_verdict *v, nv = {};
-	__u32 gen;
-	__u64 id;
-
-	if (!cg_filter)
-		return true;
-	id = sk_cgroup_id_x(sk, direct);
-	if (!id)
-		return true;
-	gen = cg_gen;
-	v = bpf_map_lookup_elem(&cg_verdict, &id);
-	if (v && v->gen == gen)
-		return v->verdict != TSG_BPF_CG_DENY;
-	nv.gen = gen;
-	nv.verdict = TSG_BPF_CG_PENDING;
-	if (bpf_map_update_elem(&cg_verdict, &id, &nv, BPF_ANY) == 0)
-		cgroup_ask(id, gen, netns, pc);
-	return true;
-}
+#include "tsguard_gate.bpf.h"
 
 /* tp_btf: the socket's cookie, a plain load once the kernel made one, else
  * the helper (which makes it); taken only when needed (lazily) */
@@ -604,6 +523,26 @@ static __always_inline void send_event(struct sock *sk, const struct sk_state *s
 	}
 }
 
+/* The slots of trans that want from -> to; `tw`: the socket goes on as a
+ * timewait socket, which user space follows to report what the scan finds
+ * (FIN_WAIT2 -> TIME_WAIT, the exit), so those pairs count too. */
+static __always_inline __u64 trans_bits(__u32 from, __u32 to, bool tw)
+{
+	__u32 idx = from * NS + to;
+	__u64 tb = lookup_u64(&trans, &idx);
+
+	if (!tw)
+		return tb;
+	idx = TSG_BPF_TCP_TIME_WAIT * NS + TSG_BPF_TCP_CLOSE;
+	tb |= lookup_u64(&trans, &idx);
+	if (to != TSG_BPF_TCP_FIN_WAIT2)
+		return tb;
+	idx = TSG_BPF_TCP_FIN_WAIT2 * NS + TSG_BPF_TCP_TIME_WAIT;
+	tb |= lookup_u64(&trans, &idx);
+	idx = TSG_BPF_TCP_FIN_WAIT2 * NS + TSG_BPF_TCP_CLOSE;
+	return tb | lookup_u64(&trans, &idx);
+}
+
 /*
  * One transition of sk. st: its state; with `fresh` (tp_btf, the socket has
  * no storage yet) a zeroed per-CPU scratch that is stored (sk_storage
@@ -621,8 +560,8 @@ static __always_inline int process(struct sock *sk, int oldstate, int newstate,
 				   bool fresh, struct pcpu *pc)
 {
 	struct tuple t = {};
-	__u64 now = 0, bits, since = 0, tb;
-	__u32 gen, suid, from = oldstate, to = newstate, idx;
+	__u64 now = 0, bits, since = 0;
+	__u32 gen, suid, from = oldstate, to = newstate;
 	bool direct = !(flags & TSG_BPF_F_FALLBACK); /* tp_btf: sk is a BTF pointer */
 	bool end, own = from == TSG_BPF_TCP_CLOSE &&
 			(to == TSG_BPF_TCP_SYN_SENT || to == TSG_BPF_TCP_LISTEN);
@@ -661,19 +600,7 @@ static __always_inline int process(struct sock *sk, int oldstate, int newstate,
 	}
 	if (from >= NS || to >= NS)
 		return 0;
-	idx = from * NS + to;
-	tb = lookup_u64(&trans, &idx);
-	if (flags & TSG_BPF_F_TW) {
-		/* user space follows the timewait socket to report what the
-		 * scan finds: FIN_WAIT2 -> TIME_WAIT, the exit */
-		idx = TSG_BPF_TCP_TIME_WAIT * NS + TSG_BPF_TCP_CLOSE;
-		tb |= lookup_u64(&trans, &idx);
-		idx = TSG_BPF_TCP_FIN_WAIT2 * NS + TSG_BPF_TCP_TIME_WAIT;
-		tb |= to == TSG_BPF_TCP_FIN_WAIT2 ? lookup_u64(&trans, &idx) : 0;
-		idx = TSG_BPF_TCP_FIN_WAIT2 * NS + TSG_BPF_TCP_CLOSE;
-		tb |= to == TSG_BPF_TCP_FIN_WAIT2 ? lookup_u64(&trans, &idx) : 0;
-	}
-	bits = tb & st->bits;
+	bits = trans_bits(from, to, flags & TSG_BPF_F_TW) & st->bits;
 	end = to == TSG_BPF_TCP_CLOSE || (flags & TSG_BPF_F_TW);
 	/* owner: recorded (listen, or a connect whose other attributes pass):
 	 * the comm filter can only be known now; a child of a listener without
@@ -956,85 +883,5 @@ int tsg_send_reset_tp(struct trace_event_raw_tcp_send_reset *ctx)
 
 #include "tsguard_sys.bpf.h"
 
-/* ---- socket iterator: snapshot and TIME_WAIT scan ------------------------------ */
-
-static __always_inline __u64 sock_ino(const struct sock *sk)
-{
-	const struct socket *s = BPF_CORE_READ(sk, sk_socket);
-	const struct inode *inode;
-
-	if (!s)
-		return 0;
-	inode = &container_of(s, struct socket_alloc, socket)->vfs_inode;
-	return BPF_CORE_READ(inode, i_ino);
-}
-
-/* A full socket's owner, from its socket storage (recorded at connect() or
- * listen(), inherited by accepted sockets). */
-static __always_inline void iter_owner(struct sock *sk, struct tsg_bpf_iter_rec *r)
-{
-	struct sk_state *st = bpf_sk_storage_get(&sk_stor, sk, 0, 0);
-
-	if (!st || !st->owner)
-		return;
-	r->owner = 1;
-	r->pid = st->pid;
-	r->cgroup_id = st->cgroup_id;
-	__builtin_memcpy(r->comm, st->comm, TSG_BPF_COMM_LEN);
-}
-
-/* Every TCP socket as `ss -tan` shows it; iter_tw_only: the light scan,
- * timewait and request sockets, and listeners (the owners of requests).
- * ctx->sk_common is a BTF pointer: its fields are plain loads (the
- * verifier makes them fault-safe), no bpf_probe_read_kernel() each. */
-SEC("iter/tcp")
-int tsg_iter_tcp(struct bpf_iter__tcp *ctx)
-{
-	struct sock_common *skc = ctx->sk_common;
-	struct seq_file *seq = ctx->meta->seq;
-	struct tsg_bpf_iter_rec r = {};
-	struct tcp_timewait_sock *tw;
-	struct tuple t = {};
-	struct tcp_sock *tp;
-	__u8 state;
-
-	if (!skc)
-		return 0;
-	state = skc->skc_state;
-	if (iter_tw_only && state != TSG_BPF_TCP_TIME_WAIT && state != TSG_BPF_TCP_NEW_SYN_RECV &&
-	    state != TSG_BPF_TCP_LISTEN)
-		return 0;
-	read_tuple_x(skc, &t, true);
-	if (state == TSG_BPF_TCP_TIME_WAIT) {
-		r.kind = TSG_BPF_ITER_TIMEWAIT;
-		r.cookie = skc->skc_cookie.counter;
-		/* FIN_WAIT2 for an orphan still waiting for the peer's FIN (read
-		 * as before where the helper does not know the socket's protocol,
-		 * e.g. IPv6 built as a module) */
-		tw = bpf_skc_to_tcp_timewait_sock(skc);
-		state = tw ? tw->tw_sk.tw_substate
-			   : BPF_CORE_READ((struct inet_timewait_sock *)skc, tw_substate);
-	} else if (state == TSG_BPF_TCP_NEW_SYN_RECV) {
-		r.kind = TSG_BPF_ITER_REQUEST;
-	} else {
-		tp = bpf_skc_to_tcp_sock(skc);
-		if (!tp)
-			return 0;
-		r.cookie = bpf_get_socket_cookie(skc);
-		r.ino = sock_ino((struct sock *)tp);
-		r.uid = tp->inet_conn.icsk_inet.sk.sk_uid.val;
-		r.sk_cgroup = sk_cgroup_id((struct sock *)tp);
-		iter_owner((struct sock *)tp, &r);
-	}
-	r.netns = skc->skc_net.net->ns.inum;
-	__builtin_memcpy(r.laddr, t.laddr, 16);
-	__builtin_memcpy(r.raddr, t.raddr, 16);
-	r.lport = t.lport;
-	r.rport = t.rport;
-	r.family = t.family;
-	r.state = state;
-	bpf_seq_write(seq, &r, sizeof(r));
-	return 0;
-}
-
+#include "tsguard_iter.bpf.h"
 #include "tsguard_act.bpf.h"
