@@ -15,8 +15,10 @@ the socket's server port (lport of the server side, rport of the client
 side), and every count must be exactly what TCP makes of the workload:
 EXPECTED below, checked against libbpf-tools tcpstates on a small run (which
 prints the same pairs, FIN_WAIT2 -> CLOSE where tsguard derives TIME_WAIT). A
-pair not listed there must not appear at all. TIME_WAIT is entered (derived)
-but not left: the test ends long before the 60 s expiry.
+pair not listed there must not appear at all, except a half-open connection
+the reconcile scan happens to find mid-handshake (CLOSE -> NEW_SYN_RECV ->
+CLOSE, as `ss` would show it; rare, counted apart). TIME_WAIT is entered
+(derived) but not left: the test ends long before the 60 s expiry.
 
 When libbpf-tools `tcpstates` is installed, it traces the same workload and
 its count is printed (informational: it skips nested invocations).
@@ -188,6 +190,20 @@ def test(env, tsguard):
     check(lost == 0, "tsguard lost %d events in the ring buffer" % lost)
     counts = count_record(rec)
 
+    # The reconcile scan (once a second, with --record) may find a connection
+    # in the middle of its handshake, as `ss` would: a request socket, reported
+    # CLOSE -> NEW_SYN_RECV, then NEW_SYN_RECV -> CLOSE when the next pass finds
+    # it gone (docs/kernel.md). Those are real observations beside the
+    # workload's own transitions: allowed as pairs, rare, and not counted.
+    for kind in EXPECTED:
+        enter = counts.pop((kind, "CLOSE", "NEW_SYN_RECV"), 0)
+        leave = counts.pop((kind, "NEW_SYN_RECV", "CLOSE"), 0)
+        if enter or leave:
+            log("  %s: %d half-open connection(s) found by the scan mid-handshake" %
+                (kind, enter))
+            env.soft(enter == leave and enter <= N // 20,
+                     "%s: CLOSE -> NEW_SYN_RECV %d times, NEW_SYN_RECV -> CLOSE %d times "
+                     "(want equal pairs, at most %d)" % (kind, enter, leave, N // 20))
     total = sum(v for (k, _, _), v in counts.items() if k)
     log("tsguard recorded %d transitions of the workload" % total)
     for (kind, frm, to), v in sorted(counts.items(), key=str):
