@@ -719,9 +719,11 @@ static __always_inline int handle_btf(struct sock *sk, int oldstate, int newstat
 						     : TSG_BPF_C_N;
 	if (gate != TSG_BPF_C_N) {
 		/* a socket that crossed before a reload (or a verdict) unwatched
-		 * its namespace or cgroup still sends its end (sk_state.sent) */
-		st = bpf_sk_storage_get(&sk_stor, sk, 0, 0);
-		if (!st || !st->sent) {
+		 * its namespace or cgroup still sends its end (sk_state.sent);
+		 * not an accepted child whose storage, cloned from its
+		 * listener, says `sent` of the listener */
+		st = sk->sk_bpf_storage ? bpf_sk_storage_get(&sk_stor, sk, 0, 0) : NULL;
+		if (!st || !st->sent || st->cookie != (cookie = sk_cookie(sk))) {
 			count_in(pc, gate);
 			return 0;
 		}

@@ -108,7 +108,9 @@ class Container:
 
 
 def ss_time_wait(ns):
-    r = subprocess.run(["ip", "netns", "exec", ns, "ss", "-Htan", "state", "time-wait"],
+    # the sockets tw-by-container counts (rport TW_PORT), not the gate's (another port)
+    r = subprocess.run(["ip", "netns", "exec", ns, "ss", "-Htan", "state", "time-wait",
+                        "dport", "=", ":%d" % TW_PORT],
                        capture_output=True, text=True, check=True)
     return len([ln for ln in r.stdout.splitlines() if ln.strip()])
 
@@ -190,7 +192,7 @@ def cg_rules(cid):
 rules:
   - name: only-container
     match: {{container: {cid[:12]}}}
-    when: {{to: CLOSE}}
+    when: {{to: [CLOSE, LISTEN]}}
 """
 
 
@@ -198,14 +200,17 @@ def other_cg(m):
     return m.get("tsguard_capture_events_other_cgroup_total", 0)
 
 
-def gate_phase(env, gate, cid, watched, kept, what):
+def gate_phase(env, gate, cid, watched, kept, what, port):
     """Once both cgroups have their verdicts, 200 connections in `kept` stay in
-    the kernel and 20 in `watched` are seen and fire."""
+    the kernel and 20 in `watched` are seen and fire. The 200 go to a listener
+    of `kept` that was made before its verdict (its CLOSE -> LISTEN crossed):
+    its children's storage, cloned from it, must not let them cross."""
     (cw, sw, kw), (ck, sk, kk) = watched, kept
     d0 = metrics(METRICS_PORT)
+    ls = sk.cmd("listen", port=port, backlog=1024)
+    sk.cmd("serve", id=ls["id"], mode="close")
     # one connection each: the kernel asks about both cgroups
     churn(cw, sw, kw, 1, listen=False)
-    churn(ck, sk, kk, 1, listen=False)
 
     def decided():
         m = metrics(METRICS_PORT)
@@ -217,7 +222,7 @@ def gate_phase(env, gate, cid, watched, kept, what):
           (what, metrics(METRICS_PORT)))
     before = metrics(METRICS_PORT)
     n_fired = len(gate.alerts(rule="only-container"))
-    churn(ck, sk, kk, 200, listen=False)
+    check(kk.cmd("churn", port=port, n=200, timeout=120)["done"] == 200, ck.ns + ": churn")
     churn(cw, sw, kw, 20, listen=False)
     time.sleep(2)  # the metrics snapshot is refreshed every second
     check(wait_until(lambda: other_cg(metrics(METRICS_PORT)) - other_cg(before) >= 200 * 6, 5),
@@ -233,6 +238,7 @@ def gate_phase(env, gate, cid, watched, kept, what):
     check(20 * 6 <= seen <= 20 * 12 + 50,
           "%s: saw %d transitions: want %s's only (about 200)" % (what, seen, cw.ns))
     fired = gate.alerts(rule="only-container")[n_fired:]
+    sk.cmd("close", ids=[ls["id"]])
     check(len(fired) >= 20 and all(a.get("container") == cid for a in fired),
           "%s: only-container fired %d times for %s" %
           (what, len(fired), {a.get("container") for a in fired}))
@@ -243,7 +249,7 @@ def gate_cg(env, tsguard, id1, id2, one, two):
     gate = env.tsguard(tsguard, ["-r", d, "-o", "json", "--control", "none",
                                  "--metrics", "127.0.0.1:%d" % METRICS_PORT],
                        tag="tsguard-cgate", netns=False)
-    gate_phase(env, gate, id1, one, two, "cgroup gate on container 1")
+    gate_phase(env, gate, id1, one, two, "cgroup gate on container 1", TW_PORT + 10)
     # a reload that names the other container: every verdict is stale, both
     # cgroups are asked again and decided the other way round
     env.write_rule(d, "g.yaml", cg_rules(id2))
@@ -251,7 +257,7 @@ def gate_cg(env, tsguard, id1, id2, one, two):
     gate.send(signal.SIGHUP)
     check(wait_until(lambda: gate.stderr().count("reloaded:") > n, 10),
           "no 'reloaded:' after SIGHUP:\n" + gate.stderr())
-    gate_phase(env, gate, id2, two, one, "after the reload, on container 2")
+    gate_phase(env, gate, id2, two, one, "after the reload, on container 2", TW_PORT + 11)
     check(gate.stop() == 0, "the cgroup-gated tsguard's exit status %s" % gate.rc)
 
 
