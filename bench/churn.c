@@ -11,6 +11,8 @@
  *   churn [-n CONNECTIONS] [-p PORT] [-a CLIENT_ADDRESSES]
  * Prints: connections N seconds S conn_per_s R failed F
  */
+#include "loopback.h"
+
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
@@ -24,22 +26,6 @@
 #ifndef IP_BIND_ADDRESS_NO_PORT
 #define IP_BIND_ADDRESS_NO_PORT 24
 #endif
-
-static int listener(const struct sockaddr_in *a)
-{
-	int one = 1, l = socket(AF_INET, SOCK_STREAM, 0);
-
-	if (l < 0)
-		return -errno;
-	if (setsockopt(l, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) ||
-	    bind(l, (const struct sockaddr *)a, sizeof(*a)) || listen(l, 1024)) {
-		int e = -errno;
-
-		close(l);
-		return e;
-	}
-	return l;
-}
 
 /* One connection from client address 127.0.0.(2 + i % addrs); 0 or -errno. */
 static int one_conn(int l, const struct sockaddr_in *srv, long i, int addrs)
@@ -94,7 +80,7 @@ int main(int argc, char **argv)
 	}
 	a.sin_port = htons((uint16_t)port);
 	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	l = listener(&a);
+	l = bench_listener(&a, 1024);
 	if (l < 0) {
 		fprintf(stderr, "churn: listen: %s\n", strerror(-l));
 		return 1;

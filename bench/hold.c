@@ -16,6 +16,8 @@
  * sum of the sockets' sk_omem_alloc (SO_MEMINFO), where the kernel charges a
  * socket's BPF socket storage. SIGTERM or SIGINT: the workers end, then it.
  */
+#include "loopback.h"
+
 #include <arpa/inet.h>
 #include <errno.h>
 #include <linux/sock_diag.h>
@@ -73,22 +75,6 @@ static long raise_nofile(long want)
 		want = (long)r.rlim_max;
 	r.rlim_cur = (rlim_t)want;
 	return setrlimit(RLIMIT_NOFILE, &r) ? 1024 : want;
-}
-
-static int listener(const struct sockaddr_in *a)
-{
-	int one = 1, l = socket(AF_INET, SOCK_STREAM, 0);
-
-	if (l < 0)
-		return -errno;
-	if (setsockopt(l, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) ||
-	    bind(l, (const struct sockaddr *)a, sizeof(*a)) || listen(l, 4096)) {
-		int e = -errno;
-
-		close(l);
-		return e;
-	}
-	return l;
 }
 
 /* One client from 127.0.0.(2 + i % addrs): its fd or -errno. */
@@ -275,7 +261,7 @@ int main(int argc, char **argv)
 	lim = raise_nofile(2 * n + 64);
 	srv.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
 	srv.sin_port = htons((uint16_t)port);
-	if ((l = listener(&srv)) < 0)
+	if ((l = bench_listener(&srv, 4096)) < 0)
 		return fprintf(stderr, "hold: listen: %s\n", strerror(-l)), 1;
 	held = start_workers(&w, l, &srv, n, addrs, lim, &err);
 	printf("held %ld %ld wanted %ld error %s processes %d nofile %ld\n", held, 2 * held, n,

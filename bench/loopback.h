@@ -1,0 +1,31 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * tsguard benchmarks: what the loopback load generators share (churn.c,
+ * hold.c).
+ */
+#ifndef TSG_BENCH_LOOPBACK_H
+#define TSG_BENCH_LOOPBACK_H
+
+#include <errno.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+/* A TCP listener on `a` with `backlog`: its fd or -errno. */
+static inline int bench_listener(const struct sockaddr_in *a, int backlog)
+{
+	int one = 1, l = socket(AF_INET, SOCK_STREAM, 0);
+
+	if (l < 0)
+		return -errno;
+	if (setsockopt(l, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) ||
+	    bind(l, (const struct sockaddr *)a, sizeof(*a)) || listen(l, backlog)) {
+		int e = -errno;
+
+		close(l);
+		return e;
+	}
+	return l;
+}
+
+#endif
