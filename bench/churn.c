@@ -56,24 +56,13 @@ static int one_conn(int l, const struct sockaddr_in *srv, long i, int addrs)
 int main(int argc, char **argv)
 {
 	long n = 100000, fails = 0;
-	int port = 7900, addrs = 250, opt, l;
+	int port = 7900, addrs = 250, l;
 	struct sockaddr_in a = {.sin_family = AF_INET};
 	struct timespec t0, t1;
 	double s;
 
-	while ((opt = getopt(argc, argv, "n:p:a:")) != -1) {
-		if (opt == 'n')
-			n = atol(optarg);
-		else if (opt == 'p')
-			port = atoi(optarg);
-		else if (opt == 'a')
-			addrs = atoi(optarg);
-		else {
-			fprintf(stderr, "usage: %s [-n CONNECTIONS] [-p PORT] [-a ADDRESSES]\n",
-				argv[0]);
-			return 2;
-		}
-	}
+	if (bench_args(argc, argv, &n, &port, &addrs))
+		return 2;
 	if (addrs < 1 || addrs > 250) {
 		fprintf(stderr, "churn: -a takes 1..250\n");
 		return 2;

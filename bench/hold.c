@@ -240,18 +240,10 @@ int main(int argc, char **argv)
 	struct sockaddr_in srv = {.sin_family = AF_INET};
 	static struct workers w;
 	long n = 1000, lim, held;
-	int port = 7950, addrs = 250, opt, l, err;
+	int port = 7950, addrs = 250, l, err;
 
-	while ((opt = getopt(argc, argv, "n:p:a:")) != -1) {
-		if (opt == 'n')
-			n = atol(optarg);
-		else if (opt == 'p')
-			port = atoi(optarg);
-		else if (opt == 'a')
-			addrs = atoi(optarg);
-		else
-			return fprintf(stderr, "usage: hold [-n N] [-p PORT] [-a ADDRS]\n"), 2;
-	}
+	if (bench_args(argc, argv, &n, &port, &addrs))
+		return 2;
 	if (n < 1 || addrs < 1 || addrs > 250 || port < 1 || port > 65535)
 		return fprintf(stderr, "hold: bad arguments\n"), 2;
 	signal(SIGUSR1, on_signal);

@@ -7,6 +7,8 @@
 #define TSG_BENCH_LOOPBACK_H
 
 #include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -26,6 +28,26 @@ static inline int bench_listener(const struct sockaddr_in *a, int backlog)
 		return e;
 	}
 	return l;
+}
+
+/* -n N -p PORT -a ADDRESSES into *n, *port, *addrs; 0, or 2 after the usage. */
+static inline int bench_args(int argc, char **argv, long *n, int *port, int *addrs)
+{
+	int opt;
+
+	while ((opt = getopt(argc, argv, "n:p:a:")) != -1) {
+		if (opt == 'n')
+			*n = atol(optarg);
+		else if (opt == 'p')
+			*port = atoi(optarg);
+		else if (opt == 'a')
+			*addrs = atoi(optarg);
+		else
+			return fprintf(stderr, "usage: %s [-n N] [-p PORT] [-a ADDRESSES]\n",
+				       argv[0]),
+			       2;
+	}
+	return 0;
 }
 
 #endif

@@ -50,19 +50,17 @@ struct {
 	__type(value, __u64);
 } family SEC(".maps");
 
-struct {
-	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, 65536);
-	__type(key, __u32);
-	__type(value, __u64);
-} lport SEC(".maps");
+/* the slot bits of each port, host byte order */
+#define PORT_MAP(name)                                \
+	struct {                                      \
+		__uint(type, BPF_MAP_TYPE_ARRAY);     \
+		__uint(max_entries, 65536);           \
+		__type(key, __u32);                   \
+		__type(value, __u64);                 \
+	} name SEC(".maps")
 
-struct {
-	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, 65536);
-	__type(key, __u32);
-	__type(value, __u64);
-} rport SEC(".maps");
+PORT_MAP(lport);
+PORT_MAP(rport);
 
 struct {
 	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
