@@ -5,11 +5,10 @@
  * drops the transitions of sockets whose cgroup user space denied. The
  * kernel asks about each cgroup it meets without a verdict of the current
  * generation (a TSG_BPF_F_CGROUP record; the cgroup passes meanwhile), and
- * the answer is decided here once: the cgroup's path, the container and pod
- * it names, and whether some rule can match them.
+ * the answer is decided here once: the container and pod its path names
+ * (the same the matcher sees), and whether some rule can match them.
  */
 #include "capture_priv.h"
-#include "container.h"
 #include "log.h"
 #include "tsguard.skel.h"
 
@@ -48,42 +47,42 @@ void cap_cgate_apply(struct tsg_capture *c)
 			 __ATOMIC_SEQ_CST);
 }
 
-/* The verdict on a cgroup whose path is known; written into cg_verdict. */
-static void decide(struct tsg_capture *c, uint64_t id, uint32_t gen, const char *path)
+/*
+ * The verdict on cgroup id, written into cg_verdict: the container and pod
+ * of its path as the matcher sees them (cap_cgroup_ident, parsed once per
+ * cgroup). False when they are not known (yet): it stays pending.
+ */
+static bool decide(struct tsg_capture *c, uint64_t id, uint32_t gen)
 {
-	char cid[TSG_CONTAINER_ID_LEN + 1], pod[TSG_POD_UID_MAX + 1];
 	struct tsg_bpf_cg_verdict v = {.gen = gen};
+	struct tsg_sockinfo in = {0};
 	bool allow;
 
-	if (tsg_container_from_cgroup(path, cid, sizeof(cid), pod, sizeof(pod)) < 0)
-		cid[0] = pod[0] = 0;
-	allow = tsg_plan_cgroup_allows(c->maps_plan, cid[0] ? cid : NULL, pod[0] ? pod : NULL);
+	if (!cap_cgroup_ident(c, id, &in) || !(in.have & TSG_HAVE(TSG_SF_CONTAINER)))
+		return false;
+	allow = tsg_plan_cgroup_allows(c->maps_plan, in.container, in.pod);
 	v.verdict = allow ? TSG_BPF_CG_ALLOW : TSG_BPF_CG_DENY;
 	if (bpf_map_update_elem(bpf_map__fd(c->skel->maps.cg_verdict), &id, &v, BPF_ANY) < 0) {
 		c->cgate.write_failed++; /* stays pending: it passes */
-		return;
+		return true;
 	}
 	if (allow)
 		c->cgate.allowed++;
 	else
 		c->cgate.denied++;
 	if (c->verbose)
-		log_debug("capture: cgroup %" PRIu64 " (%s): %s", id, path,
+		log_debug("capture: cgroup %" PRIu64 " (%s): %s", id, in.cgroup,
 			  allow ? "watched" : "no rule names its container or pod");
+	return true;
 }
 
 void cap_cgate_ask(struct tsg_capture *c, uint64_t id, uint32_t gen)
 {
-	const char *path;
-
 	/* another generation: the kernel asks again; no gate: nothing to say */
 	if (!id || gen != gen_now(c) || !tsg_plan_cgroup_gate(c->maps_plan))
 		return;
-	path = cap_cgroup_path(c, id);
-	if (path) {
-		decide(c, id, gen, path);
+	if (decide(c, id, gen))
 		return;
-	}
 	/* made after the last walk of the cgroup tree: retried (it passes) */
 	if (c->cgate.nretry < CAP_CG_RETRY_MAX) {
 		c->cgate.retry[c->cgate.nretry].id = id;
@@ -106,11 +105,10 @@ void cap_cgate_tick(struct tsg_capture *c)
 	gen = gen_now(c);
 	for (size_t i = 0; i < c->cgate.nretry; i++) {
 		struct cap_cg_retry r = c->cgate.retry[i];
-		const char *path = cap_cgroup_path(c, r.id);
 
-		if (path)
-			decide(c, r.id, gen, path);
-		else if (++r.tries < RETRY_TRIES)
+		if (decide(c, r.id, gen))
+			continue;
+		if (++r.tries < RETRY_TRIES)
 			c->cgate.retry[keep++] = r;
 		else
 			c->cgate.unresolved++; /* gone: its entry stays pending, it passes */
