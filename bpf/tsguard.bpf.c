@@ -521,6 +521,15 @@ static __always_inline void send_event(struct sock *sk, const struct sk_state *s
 	}
 }
 
+/* ->CLOSE runs after inet_put_port(): skc_num is 0 then, inet_sport (the
+ * port the socket had) stays. 0 when sk is no full TCP socket. */
+static __always_inline __u16 released_lport(struct sock *sk)
+{
+	struct tcp_sock *tp = bpf_skc_to_tcp_sock(sk);
+
+	return tp ? bpf_ntohs(tp->inet_conn.icsk_inet.inet_sport) : 0;
+}
+
 /* The slots of trans that want from -> to; `tw`: the socket goes on as a
  * timewait socket, which user space follows to report what the scan finds
  * (FIN_WAIT2 -> TIME_WAIT, the exit), so those pairs count too. */
@@ -570,16 +579,8 @@ static __always_inline int process(struct sock *sk, int oldstate, int newstate,
 	read_tuple_x(&sk->__sk_common, &t, direct);
 	/* ->CLOSE runs after inet_put_port(): the local port is already 0
 	 * (inet_sport, which stays, for a socket without storage) */
-	if (!t.lport && oldstate != TSG_BPF_TCP_CLOSE) {
-		if (st->lport) {
-			t.lport = st->lport;
-		} else if (fresh) {
-			struct tcp_sock *tp = bpf_skc_to_tcp_sock(sk);
-
-			if (tp)
-				t.lport = bpf_ntohs(tp->inet_conn.icsk_inet.inet_sport);
-		}
-	}
+	if (!t.lport && oldstate != TSG_BPF_TCP_CLOSE)
+		t.lport = st->lport ? st->lport : fresh ? released_lport(sk) : 0;
 	suid = direct ? sk->sk_uid.val : BPF_CORE_READ(sk, sk_uid.val);
 	gen = cfg.gen;
 	if (st->gen != gen || st->lport != t.lport || st->rport != t.rport) {
@@ -658,13 +659,8 @@ static __always_inline bool fresh_unwanted(struct sock *sk, int oldstate, int ne
 
 	if (cfg.record_all || oldstate == TSG_BPF_TCP_LISTEN || newstate == TSG_BPF_TCP_LISTEN)
 		return false;
-	if (!lp && oldstate != TSG_BPF_TCP_CLOSE) {
-		/* ->CLOSE: the port is released, inet_sport stays (process()) */
-		struct tcp_sock *tp = bpf_skc_to_tcp_sock(sk);
-
-		if (tp)
-			lp = bpf_ntohs(tp->inet_conn.icsk_inet.inet_sport);
-	}
+	if (!lp && oldstate != TSG_BPF_TCP_CLOSE)
+		lp = released_lport(sk); /* ->CLOSE: as process() */
 	return !(lookup_u64(&lport, &lp) & lookup_u64(&rport, &rp));
 }
 
@@ -712,9 +708,7 @@ static __always_inline int handle_btf(struct sock *sk, int oldstate, int newstat
 		return 0;
 	/* a plain load, no helper call: sk is a BTF pointer */
 	ns = sk->__sk_common.skc_net.net->ns.inum;
-	gate = !netns_watched(ns)		     ? TSG_BPF_C_OTHER_NS
-	       : !cgroup_watched(sk, ns, pc, true) ? TSG_BPF_C_OTHER_CG
-						     : TSG_BPF_C_N;
+	gate = gate_of(sk, ns, pc, true);
 	if (gate != TSG_BPF_C_N) {
 		/* a socket that crossed before a reload (or a verdict) unwatched
 		 * its namespace or cgroup still sends its end (sk_state.sent);
@@ -817,9 +811,7 @@ int tsg_set_state_tp(struct trace_event_raw_inet_sock_set_state *ctx)
 		return 0;
 	ns = sk_netns(&sk->__sk_common);
 	st = bpf_map_lookup_elem(&fb_socks, &key);
-	gate = !netns_watched(ns)		      ? TSG_BPF_C_OTHER_NS
-	       : !cgroup_watched(sk, ns, pcpu(), false) ? TSG_BPF_C_OTHER_CG
-							: TSG_BPF_C_N;
+	gate = gate_of(sk, ns, pcpu(), false);
 	if (gate != TSG_BPF_C_N && !(st && st->sent)) {
 		count(gate);
 		return 0;

@@ -88,3 +88,15 @@ static __always_inline bool cgroup_watched(const struct sock *sk, __u32 netns, s
 		cgroup_ask(id, gen, netns, pc);
 	return true;
 }
+
+/* Which gate drops a transition of sk: TSG_BPF_C_OTHER_NS, TSG_BPF_C_OTHER_CG
+ * (the counter it is counted in), or TSG_BPF_C_N when it passes both. */
+static __always_inline __u32 gate_of(const struct sock *sk, __u32 netns, struct pcpu *pc,
+				     bool direct)
+{
+	if (!netns_watched(netns))
+		return TSG_BPF_C_OTHER_NS;
+	if (!cgroup_watched(sk, netns, pc, direct))
+		return TSG_BPF_C_OTHER_CG;
+	return TSG_BPF_C_N;
+}
