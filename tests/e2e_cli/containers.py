@@ -32,10 +32,10 @@ import signal
 import subprocess
 import sys
 import time
-import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from tsgtest import TCP_CLOSE_WAIT, Agent, check, log, netns_sysctl, run, wait_until  # noqa: E402
+from tsgtest import (TCP_CLOSE_WAIT, Agent, check, log, metrics_text, netns_sysctl, run,  # noqa: E402
+                     wait_until)
 
 LEAK_PORT, TW_PORT, CLIENT_PORT = 18081, 18082, 40001
 METRICS_PORT = 19475
@@ -179,9 +179,8 @@ rules:
 
 
 def metrics(port):
-    body = urllib.request.urlopen("http://127.0.0.1:%d/metrics" % port, timeout=5).read()
     out = {}
-    for line in body.decode().splitlines():
+    for line in metrics_text(port).splitlines():
         if line.startswith("tsguard_capture_") and " " in line:
             out[line.split()[0]] = int(float(line.split()[-1]))
     return out

@@ -19,10 +19,9 @@ Namespaces and processes are removed at the end, also when the test fails.
 import os
 import subprocess
 import sys
-import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from tsgtest import Agent, check, log, run, wait_until  # noqa: E402
+from tsgtest import Agent, check, log, metrics_text, run, wait_until  # noqa: E402
 
 P_HOST, P_OTHER, P_NS, P_BOUND, P_DRY = 18091, 18092, 18093, 18094, 18095
 METRICS = 19391
@@ -89,9 +88,7 @@ def check_destroyed(env, t, rule, server, client, pairs, port, ns=None):
 
 
 def metric(name, labels):
-    body = urllib.request.urlopen("http://127.0.0.1:%d/metrics" % METRICS,
-                                  timeout=5).read().decode()
-    for line in body.splitlines():
+    for line in metrics_text(METRICS).splitlines():
         if line.startswith(name + "{") and all(lb in line for lb in labels):
             return int(float(line.split()[-1]))
     return None

@@ -24,7 +24,7 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from tsgtest import Skip, check, log, run  # noqa: E402
+from tsgtest import Skip, check, log, metrics_text, run  # noqa: E402
 
 METRICS_PORT = 19471
 N = 20           # sockets of each kind, half before tsguard starts, half after
@@ -63,16 +63,12 @@ def ss_counts(ns, port):
 
 
 def tsguard_counts(ns, port):
-    code = ("import urllib.request;"
-            "print(urllib.request.urlopen('http://127.0.0.1:%d/metrics', timeout=5)"
-            ".read().decode())" % port)
-    r = subprocess.run(["ip", "netns", "exec", ns, sys.executable, "-c", code],
-                       capture_output=True, text=True)
+    text = metrics_text(port, ns)
     res = {}
     for m in re.finditer(r'^tsguard_engine_sockets_by_state\{state="(\w+)"\} (\d+)$',
-                         r.stdout, re.M):
+                         text, re.M):
         res[m.group(1)] = int(m.group(2))
-    return res, r.stdout
+    return res, text
 
 
 def compare(ns, port):

@@ -19,7 +19,7 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from tsgtest import check, log, run, wait_until, rules_yaml  # noqa: E402
+from tsgtest import check, log, metrics_text, run, wait_until, rules_yaml  # noqa: E402
 
 N = 5000
 METRICS_PORT = 19465
@@ -33,13 +33,8 @@ def ss_time_wait(ns):
 
 def tracked_time_wait(ns):
     """tsguard's own figure: TIME_WAIT sockets the engine holds (/metrics)."""
-    code = ("import urllib.request;"
-            "print(urllib.request.urlopen('http://127.0.0.1:%d/metrics', timeout=5)"
-            ".read().decode())" % METRICS_PORT)
-    r = subprocess.run(["ip", "netns", "exec", ns, sys.executable, "-c", code],
-                       capture_output=True, text=True)
-    m = re.search(r'^tsguard_engine_sockets_by_state\{state="TIME_WAIT"\} (\d+)$', r.stdout,
-                  re.M)
+    m = re.search(r'^tsguard_engine_sockets_by_state\{state="TIME_WAIT"\} (\d+)$',
+                  metrics_text(METRICS_PORT, ns), re.M)
     return int(m.group(1)) if m else None
 
 

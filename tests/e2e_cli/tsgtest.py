@@ -16,6 +16,7 @@ import sys
 import tempfile
 import time
 import traceback
+import urllib.request
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 AGENT = os.path.join(HERE, "agent.py")
@@ -40,6 +41,19 @@ def check(cond, msg):
 def log(msg):
     sys.stderr.write("# %s\n" % msg)
     sys.stderr.flush()
+
+
+def metrics_text(port, netns=None):
+    """The /metrics page of a tsguard serving it on 127.0.0.1:PORT, from inside
+    network namespace `netns` when given ("" if it cannot be read there)."""
+    if netns is None:
+        return urllib.request.urlopen("http://127.0.0.1:%d/metrics" % port,
+                                      timeout=5).read().decode()
+    code = ("import urllib.request;"
+            "print(urllib.request.urlopen('http://127.0.0.1:%d/metrics', timeout=5)"
+            ".read().decode())" % port)
+    return subprocess.run(["ip", "netns", "exec", netns, sys.executable, "-c", code],
+                          capture_output=True, text=True).stdout
 
 
 def wait_until(pred, timeout, step=0.05):
