@@ -9,15 +9,18 @@
 # The churn is the fast kind (bench/churn.c): clients bound round-robin to
 # 127.0.0.2-251, the server closes first, so no connect searches for a free
 # port. For every case it prints conn/s and the ratio to untraced, the cost of
-# the tracer's BPF programs on inet_sock_set_state per transition (bpf_stats:
-# run_time_ns summed over its programs / transitions run), their recursion
+# the tracer's BPF programs per transition (bpf_stats: run_time_ns summed over
+# its programs / transitions run on inet_sock_set_state), their recursion
 # misses (transitions the kernel skipped), events lost, and the tracer's
 # user-space CPU (utime+stime from /proc/PID/stat over the churn), also per
 # event that crossed to user space. A final table puts each figure next to
 # its target and says MISSED where it is.
 set -euo pipefail
 
-PAT='set_state|inet_sock_set_s' # the tracers' programs on inet_sock_set_state
+# the tracers' programs on inet_sock_set_state, and tsguard's on the ends of
+# timewait sockets (timer_expire_entry, kfree_skb: bpf/tsguard_tw.bpf.h), whose
+# cost is counted in its ns per transition too
+PAT='set_state|inet_sock_set_s|tsg_tw_'
 
 # progs PID: ids of the BPF programs PID holds open and that match PAT
 progs() {

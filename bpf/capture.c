@@ -145,6 +145,12 @@ static int on_event(void *ctx, void *data, size_t size)
 		cap_cgate_ask(c, e->sk_cgroup, e->pid);
 		return 0;
 	}
+	if (e->flags & TSG_BPF_F_TWEND) {
+		cap_info_from_bpf(&ev.info, e->laddr, e->raddr, e->lport, e->rport, e->family);
+		ev.info.netns = e->netns;
+		cap_tw_kernel(c, &ev.info, e->cookie, e->to, e->ts_ns);
+		return 0;
+	}
 	ev.ts_ns = e->ts_ns;
 	ev.sk = e->cookie;
 	ev.from = e->from < TSG_NSTATES ? e->from : TSG_STATE_NONE;
@@ -180,6 +186,8 @@ static int on_event(void *ctx, void *data, size_t size)
 	}
 	cap_owners_apply(c, &ev);
 	cap_info_cgroup(c, &ev.info, e->sk_cgroup);
+	if (ev.to == TSG_ESTABLISHED && c->tw_n)
+		cap_tw_taken_over(c, &ev); /* its 4-tuple's timewait socket is gone */
 	cap_deliver(c, &ev);
 	if (ev.to == TSG_TIME_WAIT)
 		cap_tw_enter(c, &ev);
@@ -296,6 +304,7 @@ int tsg_capture_poll(struct tsg_capture *c, int timeout_ms, tsg_event_fn cb, voi
 	}
 	/* events submitted without a wakeup do not make epoll ready: read them */
 	ring_buffer__consume(c->rb);
+	cap_twend_follow(c);
 	cap_netns_tick(c);
 	cap_cgate_tick(c);
 	check_lost(c);
@@ -373,6 +382,7 @@ static void load_configure(const struct tsg_capture *c, struct tsguard_bpf *s, b
 	bpf_program__set_autoload(s->progs.tsg_send_reset_btf, !classic);
 	bpf_program__set_autoload(s->progs.tsg_set_state_tp, classic);
 	bpf_program__set_autoload(s->progs.tsg_send_reset_tp, classic);
+	cap_twend_configure(s, classic);
 	bpf_map__set_max_entries(s->maps.fb_socks, classic ? c->opts.max_sockets : 1);
 	if (!classic)
 		bpf_map__set_max_entries(s->maps.fb_listen, 1);
@@ -464,6 +474,7 @@ static int load(struct tsg_capture *c, bool classic, struct tsguard_bpf **out)
 		return err;
 	}
 	attach_syscall_exits(s);
+	c->tw_hooks = cap_twend_attach(s);
 	*out = s;
 	return 0;
 }
@@ -612,6 +623,8 @@ void tsg_capture_get_stats(const struct tsg_capture *c, struct tsg_capture_stats
 	st->cgroup_allowed = c->cgate.allowed;
 	st->cgroup_denied = c->cgate.denied;
 	st->cgroup_pending = c->cgate.unresolved + c->cgate.write_failed + c->cgate.nretry;
+	st->tw_kernel_ends = c->tw_kernel_ends;
+	st->tw_taken = c->tw_taken;
 	if (c->verbose)
 		log_debug("capture: %" PRIu64
 			  " transitions handled by the nested-run copy, %" PRIu64

@@ -46,6 +46,8 @@ struct tsg_capture_stats {
 	uint64_t cgroup_allowed, cgroup_denied; /* verdicts written */
 	uint64_t cgroup_pending; /* cgroups left without a verdict (no path, map write failed):
 				  * they pass */
+	uint64_t tw_kernel_ends; /* ends of followed timewait sockets the kernel reported */
+	uint64_t tw_taken;	    /* followed timewait sockets a new connection took over */
 };
 
 /*

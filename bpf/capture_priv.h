@@ -7,6 +7,7 @@
  *   capture_maps.c      the plan -> the kernel filter maps (startup, reload)
  *   capture_owner.c     owners: cgroup id -> path, owners of pre-existing sockets
  *   capture_timewait.c  timewait and request sockets followed until they disappear
+ *   capture_twend.c     the kernel's reports on timewait sockets: loading, attaching
  *   capture_snapshot.c  the startup / reload snapshot (iter/tcp + /proc)
  *   capture_reconcile.c the periodic scan (iter/tcp) and the resync after a loss
  *   capture_netns.c     the network namespaces scanned, and entering them
@@ -37,8 +38,8 @@ struct cap_cgate {
 	size_t nretry;
 	uint64_t next_retry_ns;
 	uint64_t allowed, denied; /* verdicts written */
-	uint64_t unresolved;      /* no path found (gone, or the retry list full): pending */
-	uint64_t write_failed;    /* cg_verdict update failed: pending */
+	uint64_t unresolved;	  /* no path found (gone, or the retry list full): pending */
+	uint64_t write_failed;	  /* cg_verdict update failed: pending */
 };
 
 struct tsg_capture {
@@ -63,6 +64,10 @@ struct tsg_capture {
 	uint64_t next_scan_ns;
 	uint64_t tw_scan_last_ns; /* how long the last scan pass took */
 	uint64_t tw_entered, tw_exited, tw_full;
+	bool tw_hooks;		  /* the kernel reports timewait ends (capture_twend.c) */
+	uint64_t tw_kernel_ends;  /* ends of followed sockets it reported */
+	uint64_t tw_taken;	  /* followed timewait sockets a new connection took over */
+	uint64_t next_tw_pass_ns; /* with tw_hooks: the next scan that lists timewait sockets */
 	uint64_t req_entered, req_exited, req_full;
 
 	/* the reconcile scan and the resync (capture_reconcile.c) */
@@ -234,12 +239,31 @@ void cap_tw_prefetch(const struct tsg_capture *c, const void *rec, int stage);
 void cap_tw_new_gen(struct tsg_capture *c);
 /* Scan pass (generation c->scan_gen): one record; true when it is followed. */
 bool cap_tw_record(struct tsg_capture *c, const struct tsg_bpf_iter_rec *r, uint64_t t);
-/* End of a scan pass: the exits of followed sockets it did not see; how many. */
-size_t cap_tw_finish(struct tsg_capture *c, uint64_t t);
+/* End of a scan pass: the exits of followed sockets it did not see (request
+ * sockets only, unless the pass listed timewait sockets); how many. */
+size_t cap_tw_finish(struct tsg_capture *c, uint64_t t, bool timewait);
 /* The namespaces of the followed sockets (distinct, at most TSG_BPF_NETNS_MAX). */
 size_t cap_tw_namespaces(struct tsg_capture *c, uint32_t *out);
 /* A namespace is gone: its followed sockets end now; how many. */
 size_t cap_tw_forget_netns(struct tsg_capture *c, uint32_t netns);
+/* A TSG_BPF_F_TWEND record: the followed timewait socket of in's 4-tuple
+ * (cookie: the one it inherited, 0 none) is gone (to CLOSE) or in TIME_WAIT. */
+void cap_tw_kernel(struct tsg_capture *c, const struct tsg_sockinfo *in, uint64_t cookie,
+		   uint8_t to, uint64_t ts);
+/* ev's socket (a new connection) has the 4-tuple of a followed timewait
+ * socket: the kernel let it take that one over, which is gone. */
+void cap_tw_taken_over(struct tsg_capture *c, const struct tsg_event *ev);
+
+/* ---- capture_twend.c ---- */
+struct tsguard_bpf;
+/* Before load: the timewait programs load only where the kernel has what they need. */
+void cap_twend_configure(struct tsguard_bpf *s, bool classic);
+/* After load: attaches them; true when both are attached. */
+bool cap_twend_attach(struct tsguard_bpf *s);
+/* tw_follow as what is followed and what the plan wants (each poll). */
+void cap_twend_follow(struct tsg_capture *c);
+/* The iterator leaves timewait sockets out (a scan pass that needs none). */
+void cap_twend_iter_skip(struct tsg_capture *c, bool skip);
 
 /* ---- capture_snapshot.c ---- */
 

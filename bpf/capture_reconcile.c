@@ -58,7 +58,8 @@ struct rc_listener {
 struct rc_pass {
 	uint64_t t;
 	bool resync;
-	uint32_t ns;	       /* the namespace of the records being read */
+	bool tw;     /* timewait sockets listed (always, unless the kernel reports their ends) */
+	uint32_t ns; /* the namespace of the records being read */
 	struct rc_listener *l; /* PASS_LISTENERS_MAX, of namespace ns */
 	size_t nl;
 	struct held h;
@@ -259,7 +260,7 @@ static void rc_record(struct tsg_capture *c, const struct tsg_bpf_iter_rec *r, v
 /* End of the pass: what was not seen is gone; what was missing enters. */
 static size_t rc_finish(struct tsg_capture *c, struct rc_pass *p)
 {
-	size_t gone = cap_tw_finish(c, p->t);
+	size_t gone = cap_tw_finish(c, p->t, p->tw);
 
 	if (!p->resync)
 		return gone;
@@ -289,6 +290,22 @@ static bool rc_needed(const struct tsg_capture *c)
 	return c->resync_pending || c->tw_n || c->req_n || cap_plan_wants(c, TSG_NEW_SYN_RECV);
 }
 
+/* A pass each period, not only each TW_PASS_MS: for request sockets, a
+ * resync, or timewait sockets whose ends the kernel does not report. */
+static bool rc_every_period(const struct tsg_capture *c)
+{
+	return c->resync_pending || c->req_n || cap_plan_wants(c, TSG_NEW_SYN_RECV) ||
+	       (c->tw_n && !c->tw_hooks);
+}
+
+/*
+ * Where the kernel reports the ends of timewait sockets (capture_twend.c),
+ * a pass lists them only this often, for what the kernel does not report:
+ * a timewait socket taken over by a connection whose events do not cross,
+ * one followed under rules the kernel filter no longer passes.
+ */
+#define TW_PASS_MS 10000
+
 static uint64_t rc_period_ns(const struct tsg_capture *c)
 {
 	uint32_t ms = c->opts.tw_scan_ms && c->opts.tw_scan_ms < SCAN_MAX_MS ? c->opts.tw_scan_ms
@@ -306,7 +323,7 @@ static uint64_t rc_period_ns(const struct tsg_capture *c)
  * reported later on a host with many namespaces and sockets
  * (docs/performance.md). A loss still resyncs at once (cap_rc_lost).
  */
-#define SCAN_BUDGET 10
+#define SCAN_BUDGET 40
 
 void cap_rc_schedule(struct tsg_capture *c)
 {
@@ -315,6 +332,8 @@ void cap_rc_schedule(struct tsg_capture *c)
 	if (c->tw_scan_last_ns * SCAN_BUDGET > period)
 		period = c->tw_scan_last_ns * SCAN_BUDGET;
 	c->next_scan_ns = tsg_mono_ns() + period;
+	if (!rc_every_period(c) && c->next_tw_pass_ns > c->next_scan_ns)
+		c->next_scan_ns = c->next_tw_pass_ns;
 }
 
 int cap_rc_timeout(const struct tsg_capture *c, int timeout_ms)
@@ -350,15 +369,20 @@ static void rc_log_resync(const struct tsg_capture *c, const struct rc_pass *p, 
 static int rc_iter(struct tsg_capture *c, struct rc_pass *p, size_t *nns)
 {
 	static uint32_t ns[TSG_BPF_NETNS_MAX];
+	int err;
 
+	cap_twend_iter_skip(c, !p->tw);
 	if (p->resync || cap_plan_wants(c, TSG_NEW_SYN_RECV)) {
 		*nns = (size_t)cap_netns_count(c);
 		if (!*nns)
 			*nns = 1; /* --netns host: ours */
-		return cap_netns_iter(c, NULL, 0, !p->resync, rc_record, p);
+		err = cap_netns_iter(c, NULL, 0, !p->resync, rc_record, p);
+	} else {
+		*nns = cap_tw_namespaces(c, ns);
+		err = cap_netns_iter(c, ns, *nns, true, rc_record, p);
 	}
-	*nns = cap_tw_namespaces(c, ns);
-	return cap_netns_iter(c, ns, *nns, true, rc_record, p);
+	cap_twend_iter_skip(c, false);
+	return err;
 }
 
 /* One pass; a resync when one is pending. */
@@ -378,6 +402,9 @@ static int rc_pass_run(struct tsg_capture *c)
 		}
 	}
 	c->resync_pending = false;
+	p.tw = !c->tw_hooks || p.resync || t0 >= c->next_tw_pass_ns;
+	if (p.tw)
+		c->next_tw_pass_ns = t0 + (uint64_t)TW_PASS_MS * TSG_NSEC_PER_MSEC;
 	cap_tw_new_gen(c);
 	p.t = tsg_mono_ns();
 	err = rc_iter(c, &p, &nns);
@@ -390,9 +417,10 @@ static int rc_pass_run(struct tsg_capture *c)
 			c->resyncs++;
 			rc_log_resync(c, &p, nns, c->tw_scan_last_ns);
 		} else {
-			log_debug("capture: scan pass: %zu records in %zu network namespaces, %zu "
-				  "followed sockets ended, %.2f ms",
-				  p.records, nns, gone, (double)c->tw_scan_last_ns / 1e6);
+			log_debug("capture: scan pass%s: %zu records in %zu network namespaces, "
+				  "%zu followed sockets ended, %.2f ms",
+				  p.tw ? "" : " (no timewait sockets)", p.records, nns, gone,
+				  (double)c->tw_scan_last_ns / 1e6);
 		}
 	}
 	free(p.l);

@@ -254,6 +254,36 @@ bool cap_tw_record(struct tsg_capture *c, const struct tsg_bpf_iter_rec *r, uint
 	return true;
 }
 
+void cap_tw_kernel(struct tsg_capture *c, const struct tsg_sockinfo *in, uint64_t cookie,
+		   uint8_t to, uint64_t ts)
+{
+	struct tw_entry **pp = tw_find_info(c, TSG_BPF_ITER_TIMEWAIT, in), *e = *pp;
+
+	/* not followed, or another socket's timewait on the same 4-tuple (a
+	 * cookie the kernel made before the timewait socket was) */
+	if (!e || (cookie && e->cookie != cookie && !(e->cookie >> 62)))
+		return;
+	if (to == TSG_CLOSE) {
+		c->tw_kernel_ends++;
+		tw_exit(c, pp, ts);
+	} else if (e->state == TSG_FIN_WAIT2) {
+		tw_report(c, e, ts, TSG_TIME_WAIT);
+		e->state = TSG_TIME_WAIT;
+		e->since_ns = ts;
+		c->tw_entered++;
+	}
+}
+
+void cap_tw_taken_over(struct tsg_capture *c, const struct tsg_event *ev)
+{
+	struct tw_entry **pp = tw_find_info(c, TSG_BPF_ITER_TIMEWAIT, &ev->info);
+
+	if (*pp && (*pp)->cookie != ev->sk) {
+		c->tw_taken++;
+		tw_exit(c, pp, ev->ts_ns);
+	}
+}
+
 #define NS_SET (2 * TSG_BPF_NETNS_MAX) /* open addressing, at most half full */
 
 size_t cap_tw_namespaces(struct tsg_capture *c, uint32_t *out)
@@ -277,9 +307,9 @@ size_t cap_tw_namespaces(struct tsg_capture *c, uint32_t *out)
 	return n;
 }
 
-/* Followed sockets of namespace `ns` (any when all) that the scan did not
- * see are gone; how many. */
-static size_t tw_exit_unseen(struct tsg_capture *c, bool all, uint32_t ns, uint64_t t)
+/* Followed sockets of namespace `ns` (any when all), of `kind` (-1: both),
+ * that the scan did not see are gone; how many. */
+static size_t tw_exit_unseen(struct tsg_capture *c, bool all, uint32_t ns, int kind, uint64_t t)
 {
 	size_t n = 0;
 
@@ -287,7 +317,8 @@ static size_t tw_exit_unseen(struct tsg_capture *c, bool all, uint32_t ns, uint6
 		struct tw_entry **pp = &c->tw[b];
 
 		while (*pp) {
-			if ((*pp)->seen == c->scan_gen || (!all && (*pp)->info.netns != ns)) {
+			if ((*pp)->seen == c->scan_gen || (!all && (*pp)->info.netns != ns) ||
+			    (kind >= 0 && (*pp)->kind != kind)) {
 				pp = &(*pp)->next;
 			} else {
 				tw_exit(c, pp, t);
@@ -304,16 +335,16 @@ void cap_tw_new_gen(struct tsg_capture *c)
 	c->tw_seen_n = 0;
 }
 
-size_t cap_tw_finish(struct tsg_capture *c, uint64_t t)
+size_t cap_tw_finish(struct tsg_capture *c, uint64_t t, bool timewait)
 {
 	/* every followed socket seen (the usual pass): no walk of the table */
-	if (c->tw_seen_n == c->tw_n + c->req_n)
+	if (c->tw_seen_n == (timewait ? c->tw_n : 0) + c->req_n)
 		return 0;
-	return tw_exit_unseen(c, true, 0, t);
+	return tw_exit_unseen(c, true, 0, timewait ? -1 : TSG_BPF_ITER_REQUEST, t);
 }
 
 size_t cap_tw_forget_netns(struct tsg_capture *c, uint32_t netns)
 {
 	cap_tw_new_gen(c); /* nothing of that namespace is seen in this generation */
-	return tw_exit_unseen(c, false, netns, tsg_mono_ns());
+	return tw_exit_unseen(c, false, netns, -1, tsg_mono_ns());
 }

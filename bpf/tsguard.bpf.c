@@ -26,6 +26,7 @@ const volatile __u64 wakeup_bytes = 0;
 /* Written by user space at run time. */
 struct tsg_bpf_cfg cfg = {};
 __u32 iter_tw_only = 0; /* iterator: timewait and request sockets only */
+__u32 iter_no_tw = 0;	/* iterator: no timewait sockets (the kernel reports their ends) */
 /* 1: only namespaces in netns_allow pass (the rules name namespaces) */
 __u32 netns_filter = 0;
 /* 1: cgroups whose verdict of generation cg_gen is DENY are dropped (every
@@ -874,6 +875,7 @@ int tsg_send_reset_tp(struct trace_event_raw_tcp_send_reset *ctx)
 }
 
 #include "tsguard_sys.bpf.h"
+#include "tsguard_tw.bpf.h"
 
 #include "tsguard_iter.bpf.h"
 #include "tsguard_act.bpf.h"

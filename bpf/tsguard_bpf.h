@@ -37,6 +37,10 @@
 #define TSG_BPF_F_UPDATE 0x08   /* not a transition: from == to, fields learnt later
 				 * (the local port of a connect, at connect()'s return;
 				 * the owner of an accepted socket, at accept()'s) */
+#define TSG_BPF_F_TWEND 0x20    /* not a transition: the timewait socket of the 4-tuple
+				 * (cookie: the one it inherited) is gone (to CLOSE) or in
+				 * TIME_WAIT now (to TIME_WAIT: an orphan got the peer's FIN);
+				 * bpf/tsguard_tw.bpf.h */
 #define TSG_BPF_F_CGROUP 0x10   /* not a transition: the cgroup gate has no verdict for
 				 * sk_cgroup in generation `pid`; user space writes one
 				 * into cg_verdict (only sk_cgroup, netns, pid are set) */
@@ -76,6 +80,7 @@ enum tsg_bpf_counter {
 	TSG_BPF_C_OTHER_CG,  /* transitions of cgroups the cgroup gate denies (no rule names
 			      * their container or pod) */
 	TSG_BPF_C_CG_ASKED,  /* cgroups the gate asked user space about */
+	TSG_BPF_C_TWEND,     /* timewait ends and FINs sent (TSG_BPF_F_TWEND) */
 	TSG_BPF_C_N
 };
 

@@ -50,6 +50,8 @@ int tsg_iter_tcp(struct bpf_iter__tcp *ctx)
 	if (!skc)
 		return 0;
 	state = skc->skc_state;
+	if (iter_no_tw && state == TSG_BPF_TCP_TIME_WAIT)
+		return 0;
 	if (iter_tw_only && state != TSG_BPF_TCP_TIME_WAIT && state != TSG_BPF_TCP_NEW_SYN_RECV &&
 	    state != TSG_BPF_TCP_LISTEN)
 		return 0;

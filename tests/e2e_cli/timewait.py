@@ -10,7 +10,9 @@ rule on TIME_WAIT by comm:
     client's (the server closed second, so it has none);
   - the count rule fires with the client's comm as key;
   - as the sockets expire (60 s) the count falls and the alert resolves, and
-    tsguard's count follows ss down to 0.
+    tsguard's count follows ss down to 0;
+  - those ends were reported by the kernel (each timewait socket's timer,
+    tsguard_capture_time_wait_kernel_ends_total), not found by a scan.
 """
 import os
 import re
@@ -78,6 +80,17 @@ def test(env, tsguard):
     ts_end = tracked_time_wait(ns)
     log("after expiry: ss 0, tsguard %s" % ts_end)
     check(ts_end == 0, "tsguard still counts %s TIME_WAIT sockets after they expired" % ts_end)
+    # the ends came from the kernel (each socket's timer), not from the scan;
+    # every TIME_WAIT socket followed counts (the metrics scrapes leave some)
+    text = metrics_text(METRICS_PORT, ns)
+    got = {name: int(v) for name, v in re.findall(
+        r'^tsguard_capture_time_wait_(kernel_ends|entered)_total (\d+)$', text, re.M)}
+    log("ends reported by the kernel: %s, TIME_WAIT entered %s, ss saw %d" %
+        (got.get("kernel_ends"), got.get("entered"), ss_n))
+    check("kernel_ends" in got and "entered" in got, "no timewait counters on /metrics")
+    check(ss_n * 0.99 <= got["kernel_ends"] <= got["entered"],
+          "the kernel reported %s ends of %d TIME_WAIT sockets (%s entered)" %
+          (got["kernel_ends"], ss_n, got["entered"]))
     srv.cmd("close", ids=[ls["id"]])
     check(t.stop() == 0, "tsguard did not stop cleanly")
 

@@ -52,7 +52,8 @@ static void fill(struct tsg_metrics_snapshot *s)
 						 .netns_overflow = 1012, .netns_freed = 1013,
 						 .other_netns = 1014, .other_cgroup = 1015,
 						 .cgroup_asked = 1016, .cgroup_allowed = 1017,
-						 .cgroup_denied = 1018, .cgroup_pending = 1019 };
+						 .cgroup_denied = 1018, .cgroup_pending = 1019,
+						 .tw_kernel_ends = 1020, .tw_taken = 1021 };
 	s->engine.events = 2001;
 	s->engine.events_matched = 2002;
 	s->engine.sockets = 2003;
@@ -168,6 +169,8 @@ static const char *const values_lines[] = {
 	"tsguard_capture_cgroup_denied_total 1018",
 	"# TYPE tsguard_capture_cgroup_pending gauge",
 	"tsguard_capture_cgroup_pending 1019",
+	"tsguard_capture_time_wait_kernel_ends_total 1020",
+	"tsguard_capture_time_wait_taken_over_total 1021",
 	"tsguard_engine_rate_coarsened_total 2009",
 	"tsguard_engine_events_total 2001",
 	"tsguard_engine_events_matched_total 2002",

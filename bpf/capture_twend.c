@@ -1,0 +1,100 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * tsguard: the kernel's reports on timewait sockets (bpf/tsguard_tw.bpf.h):
+ * what loading them needs, attaching them, and keeping tw_follow in step
+ * with what user space follows. Without them (the classic tracepoint, a
+ * kernel without tw_timer_handler in /proc/kallsyms or without kfree_skb's
+ * rx_sk) the scan finds the ends of timewait sockets, every second.
+ * docs/kernel.md, "TIME_WAIT and its end".
+ */
+#include "capture_priv.h"
+#include "log.h"
+#include "tsguard.skel.h"
+
+#include <bpf/btf.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+
+/* The address of a kernel symbol (text) from /proc/kallsyms; 0 when it is
+ * not there or addresses are hidden (kptr_restrict). */
+static uint64_t ksym_addr(const char *name)
+{
+	char line[256], sym[128], type;
+	unsigned long long a;
+	uint64_t found = 0;
+	FILE *f = fopen("/proc/kallsyms", "re");
+
+	if (!f)
+		return 0;
+	while (!found && fgets(line, sizeof(line), f))
+		if (sscanf(line, "%llx %c %127s", &a, &type, sym) == 3 && !strcmp(sym, name))
+			found = a;
+	fclose(f);
+	return found;
+}
+
+/* Does tp_btf/kfree_skb pass the receiving socket (rx_sk, Linux 6.12)? */
+static bool kfree_skb_has_rx_sk(void)
+{
+	struct btf *btf = btf__load_vmlinux_btf();
+	const struct btf_type *t;
+	bool yes = false;
+	int id;
+
+	if (!btf)
+		return false;
+	id = btf__find_by_name_kind(btf, "btf_trace_kfree_skb", BTF_KIND_TYPEDEF);
+	if (id > 0 && (t = btf__type_by_id(btf, id)) && (t = btf__type_by_id(btf, t->type)) &&
+	    btf_is_ptr(t) && (t = btf__type_by_id(btf, t->type)) && btf_is_func_proto(t))
+		yes = btf_vlen(t) >= 5; /* the context, skb, location, reason, rx_sk */
+	btf__free(btf);
+	return yes;
+}
+
+void cap_twend_configure(struct tsguard_bpf *s, bool classic)
+{
+	uint64_t fn = classic ? 0 : ksym_addr("tw_timer_handler");
+	bool load = fn && kfree_skb_has_rx_sk();
+
+	s->rodata->tw_timer_fn = fn;
+	bpf_program__set_autoload(s->progs.tsg_tw_expire, load);
+	bpf_program__set_autoload(s->progs.tsg_tw_segment, load);
+}
+
+bool cap_twend_attach(struct tsguard_bpf *s)
+{
+	const char *why = "tw_timer_handler or kfree_skb's rx_sk is not in this kernel";
+
+	if (bpf_program__autoload(s->progs.tsg_tw_expire)) {
+		s->links.tsg_tw_expire = bpf_program__attach(s->progs.tsg_tw_expire);
+		s->links.tsg_tw_segment =
+		    s->links.tsg_tw_expire ? bpf_program__attach(s->progs.tsg_tw_segment) : NULL;
+		if (s->links.tsg_tw_segment)
+			return true;
+		why = strerror(errno);
+		bpf_link__destroy(s->links.tsg_tw_expire);
+		s->links.tsg_tw_expire = NULL;
+	}
+	log_info("capture: timewait ends are not reported by the kernel (%s): the scan finds "
+		 "them, every second",
+		 why);
+	return false;
+}
+
+void cap_twend_follow(struct tsg_capture *c)
+{
+	uint32_t v;
+
+	if (!c->tw_hooks)
+		return;
+	v = c->tw_n > 0 || cap_plan_wants(c, TSG_TIME_WAIT) || cap_plan_wants(c, TSG_FIN_WAIT2);
+	if (c->skel->bss->tw_follow != v)
+		__atomic_store_n(&c->skel->bss->tw_follow, v, __ATOMIC_SEQ_CST);
+}
+
+void cap_twend_iter_skip(struct tsg_capture *c, bool skip)
+{
+	c->skel->bss->iter_no_tw = skip;
+}
