@@ -193,4 +193,14 @@ int64_t tsg_wall_ns(void);
 #define TSG_NSEC_PER_SEC 1000000000ull
 #define TSG_NSEC_PER_MSEC 1000000ull
 
+/* The body of a printf-like wrapper (include <stdarg.h>): runs call with the
+ * va_list ap started after the argument `last`. */
+#define TSG_VA_CALL(last, call)                                                                    \
+	do {                                                                                       \
+		va_list ap;                                                                        \
+		va_start(ap, last);                                                                \
+		call;                                                                              \
+		va_end(ap);                                                                        \
+	} while (0)
+
 #endif
