@@ -210,22 +210,7 @@ static void wake(struct tsg_act_runner *base)
 
 static struct ex_slot *slot_get(struct tsg_exec_runner *r, const char *name)
 {
-	struct ex_slot *s;
-
-	for (s = r->slots; s; s = s->next)
-		if (!strcmp(s->name, name))
-			return s;
-	if (r->nslots >= EX_MAX_SLOTS)
-		return NULL;
-	s = calloc(1, sizeof(*s));
-	if (!s || !(s->name = strdup(name))) {
-		free(s);
-		return NULL;
-	}
-	s->next = r->slots;
-	r->slots = s;
-	r->nslots++;
-	return s;
+	return TSG_ACT_NAMED_GET(struct ex_slot, r->slots, r->nslots, EX_MAX_SLOTS, name);
 }
 
 void tsg_exec_fire(struct tsg_exec_runner *r, struct tsg_act_ctx *c,
