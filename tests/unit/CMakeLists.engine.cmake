@@ -8,9 +8,9 @@ target_link_libraries(test_rate PRIVATE tsg_eval tsg_testutil PkgConfig::CMOCKA)
 add_test(NAME unit.rate COMMAND test_rate)
 
 add_executable(test_eventio ${CMAKE_CURRENT_LIST_DIR}/test_eventio.c)
-target_link_libraries(test_eventio PRIVATE tsg_events PkgConfig::CMOCKA)
+target_link_libraries(test_eventio PRIVATE tsg_events tsg_testhdr PkgConfig::CMOCKA)
 add_test(NAME unit.eventio COMMAND test_eventio)
 
 add_executable(test_sockpack ${CMAKE_CURRENT_LIST_DIR}/test_sockpack.c)
-target_link_libraries(test_sockpack PRIVATE tsg_eval PkgConfig::CMOCKA)
+target_link_libraries(test_sockpack PRIVATE tsg_eval tsg_testhdr PkgConfig::CMOCKA)
 add_test(NAME unit.sockpack COMMAND test_sockpack)

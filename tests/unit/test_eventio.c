@@ -6,6 +6,8 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include "tsg_test_main.h"
+
 #include "container.h"
 #include "eventio.h"
 
@@ -327,17 +329,18 @@ static void test_reader(void **state)
 	fclose(f);
 }
 
-int main(void)
-{
-	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_cli_example_lines), cmocka_unit_test(test_ipv6_and_mapped_peer),
-		cmocka_unit_test(test_ipv6_family_mapped_peer_is_ipv4),
-		cmocka_unit_test(test_norm_family),
-		cmocka_unit_test(test_errors),		  cmocka_unit_test(test_blank_line),
-		cmocka_unit_test(test_read_line_bounded), cmocka_unit_test(test_write_then_read),
-		cmocka_unit_test(test_sk_ids),
-		cmocka_unit_test(test_reader),
-		cmocka_unit_test(test_ident_fields),
-	};
-	return cmocka_run_group_tests(tests, NULL, NULL);
-}
+static const struct CMUnitTest tests[] = {
+    cmocka_unit_test(test_cli_example_lines),
+    cmocka_unit_test(test_ipv6_and_mapped_peer),
+    cmocka_unit_test(test_ipv6_family_mapped_peer_is_ipv4),
+    cmocka_unit_test(test_norm_family),
+    cmocka_unit_test(test_errors),
+    cmocka_unit_test(test_blank_line),
+    cmocka_unit_test(test_read_line_bounded),
+    cmocka_unit_test(test_write_then_read),
+    cmocka_unit_test(test_sk_ids),
+    cmocka_unit_test(test_reader),
+    cmocka_unit_test(test_ident_fields),
+};
+
+TSG_TEST_MAIN(tests)

@@ -13,6 +13,8 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include "tsg_test_main.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -1303,28 +1305,26 @@ static void test_cgroup_gate(void **state)
 	}
 }
 
-int main(void)
-{
-	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_trans_transition_rules),
-	    cmocka_unit_test(test_trans_state_rules),
-	    cmocka_unit_test(test_family),
-	    cmocka_unit_test(test_ports_ranges_exclusions),
-	    cmocka_unit_test(test_lport_zero_at_connect),
-	    cmocka_unit_test(test_cidr_nesting),
-	    cmocka_unit_test(test_cidr_network_address_excluded),
-	    cmocka_unit_test(test_v4_mapped),
-	    cmocka_unit_test(test_comm),
-	    cmocka_unit_test(test_uid_and_cgroup),
-	    cmocka_unit_test(test_lookups_and_dup),
-	    cmocka_unit_test(test_more_than_64_rules),
-	    cmocka_unit_test(test_disabled_rules),
-	    cmocka_unit_test(test_netns_container_pod),
-	    cmocka_unit_test(test_cgroup_gate),
-	    cmocka_unit_test(test_record_all),
-	    cmocka_unit_test(test_explain),
-	    cmocka_unit_test(test_superset_property),
-	    cmocka_unit_test(test_loaded_rules),
-	};
-	return cmocka_run_group_tests(tests, NULL, NULL);
-}
+static const struct CMUnitTest tests[] = {
+    cmocka_unit_test(test_trans_transition_rules),
+    cmocka_unit_test(test_trans_state_rules),
+    cmocka_unit_test(test_family),
+    cmocka_unit_test(test_ports_ranges_exclusions),
+    cmocka_unit_test(test_lport_zero_at_connect),
+    cmocka_unit_test(test_cidr_nesting),
+    cmocka_unit_test(test_cidr_network_address_excluded),
+    cmocka_unit_test(test_v4_mapped),
+    cmocka_unit_test(test_comm),
+    cmocka_unit_test(test_uid_and_cgroup),
+    cmocka_unit_test(test_lookups_and_dup),
+    cmocka_unit_test(test_more_than_64_rules),
+    cmocka_unit_test(test_disabled_rules),
+    cmocka_unit_test(test_netns_container_pod),
+    cmocka_unit_test(test_cgroup_gate),
+    cmocka_unit_test(test_record_all),
+    cmocka_unit_test(test_explain),
+    cmocka_unit_test(test_superset_property),
+    cmocka_unit_test(test_loaded_rules),
+};
+
+TSG_TEST_MAIN(tests)

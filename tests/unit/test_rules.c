@@ -20,6 +20,8 @@
 
 #include <cmocka.h>
 
+#include "tsg_test_main.h"
+
 #include "match.h"
 #include "ruleset.h"
 #include "tsg_test_yaml.h"
@@ -811,26 +813,23 @@ static void err_root_cause_only(void **state)
 	assert_int_equal(failed, 0);
 }
 
-int main(void)
-{
-	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(err_table),
-		T(err_root_cause_only),
-		T(err_duplicate_across_files),
-		T(err_duplicate_action_and_list),
-		T(ok_webhook_url_list),
-		T(err_permissions_as_root),
-		T(err_missing_path),
-		T(err_all_collected),
-		T(err_messages_in_file_order),
-		T(ok_examples),
-		T(ok_digest),
-		T(ok_syslog_override_and_empty),
-		cmocka_unit_test(ok_template_parse),
-		cmocka_unit_test(ok_nearest_word),
-		cmocka_unit_test(ok_severity),
-		cmocka_unit_test(ok_diags),
-	};
+static const struct CMUnitTest tests[] = {
+    cmocka_unit_test(err_table),
+    T(err_root_cause_only),
+    T(err_duplicate_across_files),
+    T(err_duplicate_action_and_list),
+    T(ok_webhook_url_list),
+    T(err_permissions_as_root),
+    T(err_missing_path),
+    T(err_all_collected),
+    T(err_messages_in_file_order),
+    T(ok_examples),
+    T(ok_digest),
+    T(ok_syslog_override_and_empty),
+    cmocka_unit_test(ok_template_parse),
+    cmocka_unit_test(ok_nearest_word),
+    cmocka_unit_test(ok_severity),
+    cmocka_unit_test(ok_diags),
+};
 
-	return cmocka_run_group_tests(tests, NULL, NULL);
-}
+TSG_TEST_MAIN(tests)
