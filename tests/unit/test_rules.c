@@ -339,22 +339,25 @@ static void err_messages_in_file_order(void **state)
 
 /* ---- positive: the examples of docs/rules.md ------------------------------- */
 
+/* The entry called key of the n entries of v (rules or actions); the test fails without one. */
+#define BY_NAME(v, n, what, key)                                                                   \
+	({                                                                                         \
+		size_t i_ = 0;                                                                     \
+		while (i_ < (n) && strcmp((v)[i_].name, (key)))                                    \
+			i_++;                                                                      \
+		if (i_ == (n))                                                                     \
+			fail_msg("no " what " %s", (key));                                         \
+		&(v)[i_];                                                                          \
+	})
+
 static const struct tsg_rule *rule(const struct tsg_ruleset *rs, const char *name)
 {
-	for (size_t i = 0; i < rs->nrules; i++)
-		if (!strcmp(rs->rules[i].name, name))
-			return &rs->rules[i];
-	fail_msg("no rule %s", name);
-	return NULL;
+	return BY_NAME(rs->rules, rs->nrules, "rule", name);
 }
 
 static const struct tsg_action_def *action(const struct tsg_ruleset *rs, const char *name)
 {
-	for (size_t i = 0; i < rs->nactions; i++)
-		if (!strcmp(rs->actions[i].name, name))
-			return &rs->actions[i];
-	fail_msg("no action %s", name);
-	return NULL;
+	return BY_NAME(rs->actions, rs->nactions, "action", name);
 }
 
 static struct tsg_ruleset *load_examples(struct tsg_diags *d)
