@@ -55,6 +55,22 @@ static void print_stats(struct e2e_cap *c)
 
 static struct e2e_sync srv_ready;
 
+/*
+ * Starts the server (comm sname, running sfn(arg)) and, once it is ready, the
+ * client (cname, cfn(arg)); polls c until both have exited, the client within
+ * cli_ms and the server within 10 s. Their pids in *srv and *cli.
+ */
+static void run_pair(struct e2e_cap *c, const char *sname, int (*sfn)(void *), const char *cname,
+		     int (*cfn)(void *), void *arg, int cli_ms, pid_t *srv, pid_t *cli)
+{
+	e2e_sync_init(&srv_ready);
+	*srv = e2e_spawn(sname, sfn, arg);
+	e2e_sync_wait(&srv_ready);
+	*cli = e2e_spawn(cname, cfn, arg);
+	CHECK(e2e_poll_until_exit(c, *cli, cli_ms) == 0, "client failed");
+	CHECK(e2e_poll_until_exit(c, *srv, 10000) == 0, "server failed");
+}
+
 static int attr_server(void *arg)
 {
 	int l4 = e2e_listen(V4, "127.0.0.1", 7001, 128, false);
@@ -122,12 +138,7 @@ static int test_attribution(void)
 				    "  - name: client-side\n"
 				    "    match: {rport: [7001, 7002]}\n"
 				    "    when: {to: ESTABLISHED}\n"));
-	e2e_sync_init(&srv_ready);
-	srv = e2e_spawn("e2e-server", attr_server, NULL);
-	e2e_sync_wait(&srv_ready);
-	cli = e2e_spawn("e2e-client", attr_client, NULL);
-	CHECK(e2e_poll_until_exit(&c, cli, 10000) == 0, "client failed");
-	CHECK(e2e_poll_until_exit(&c, srv, 10000) == 0, "server failed");
+	run_pair(&c, "e2e-server", attr_server, "e2e-client", attr_client, NULL, 10000, &srv, &cli);
 	e2e_poll_for(&c, 200);
 	print_stats(&c);
 
@@ -250,12 +261,7 @@ static int test_timewait(void)
 				    "  - name: fw2-ends\n"
 				    "    match: {rport: 7101}\n"
 				    "    when: {from: FIN_WAIT2}\n"));
-	e2e_sync_init(&srv_ready);
-	srv = e2e_spawn("tw-server", tw_server, NULL);
-	e2e_sync_wait(&srv_ready);
-	cli = e2e_spawn("tw-client", tw_client, NULL);
-	CHECK(e2e_poll_until_exit(&c, cli, 60000) == 0, "client failed");
-	CHECK(e2e_poll_until_exit(&c, srv, 10000) == 0, "server failed");
+	run_pair(&c, "tw-server", tw_server, "tw-client", tw_client, NULL, 60000, &srv, &cli);
 	t_done = e2e_now_ns();
 	e2e_poll_for(&c, 1500);
 	ss_tw = e2e_cmd_number("ss -tanH state time-wait '( dport = :7100 )' | wc -l");
@@ -369,12 +375,7 @@ static void churn(struct e2e_cap *c, int n)
 {
 	pid_t s, k;
 
-	e2e_sync_init(&srv_ready);
-	s = e2e_spawn("churn-server", churn_server, &n);
-	e2e_sync_wait(&srv_ready);
-	k = e2e_spawn("churn-client", churn_client, &n);
-	CHECK(e2e_poll_until_exit(c, k, 30000) == 0, "client failed");
-	CHECK(e2e_poll_until_exit(c, s, 10000) == 0, "server failed");
+	run_pair(c, "churn-server", churn_server, "churn-client", churn_client, &n, 30000, &s, &k);
 	e2e_poll_for(c, 200);
 }
 
