@@ -186,6 +186,24 @@ static int test_attribution(void)
 #define TW_N 5000
 #define TW_RST_N 10
 
+/* Accepts n connections on l, reads each to its end and then closes it (after
+ * the client's FIN: the client ends in TIME_WAIT). 0, or -1 when an accept fails. */
+static int accept_drain(int l, int n)
+{
+	char buf[64];
+
+	for (int i = 0; i < n; i++) {
+		int fd = accept(l, NULL, NULL);
+
+		if (fd < 0)
+			return -1;
+		while (read(fd, buf, sizeof(buf)) > 0)
+			;
+		close(fd);
+	}
+	return 0;
+}
+
 static int tw_server(void *arg)
 {
 	int l = e2e_listen(V4, "127.0.0.1", 7100, 4096, false);
@@ -196,15 +214,8 @@ static int tw_server(void *arg)
 	if (l < 0 || lr < 0)
 		return 10;
 	e2e_sync_post(&srv_ready);
-	for (int i = 0; i < TW_N; i++) {
-		int fd = accept(l, NULL, NULL);
-
-		if (fd < 0)
-			return 11;
-		while (read(fd, buf, sizeof(buf)) > 0)
-			;
-		close(fd); /* after the client's FIN: the client ends in TIME_WAIT */
-	}
+	if (accept_drain(l, TW_N)) /* the clients end in TIME_WAIT */
+		return 11;
 	for (int i = 0; i < TW_RST_N; i++) {
 		struct linger lg = { 1, 0 };
 		int fd = accept(lr, NULL, NULL);
@@ -340,21 +351,11 @@ static int test_timewait(void)
 static int churn_server(void *arg)
 {
 	int n = *(int *)arg, l = e2e_listen(V4, "127.0.0.1", 7200, 1024, false);
-	char buf[64];
 
 	if (l < 0)
 		return 10;
 	e2e_sync_post(&srv_ready);
-	for (int i = 0; i < n; i++) {
-		int fd = accept(l, NULL, NULL);
-
-		if (fd < 0)
-			return 11;
-		while (read(fd, buf, sizeof(buf)) > 0)
-			;
-		close(fd);
-	}
-	return 0;
+	return accept_drain(l, n) ? 11 : 0;
 }
 
 static int churn_client(void *arg)
