@@ -92,24 +92,8 @@ static struct tsg_act_stat *stat_get(struct tsg_actions *acts, const char *name)
 	struct tsg_act_stat *s;
 
 	pthread_mutex_lock(&acts->stats_lock);
-	for (s = acts->stats; s; s = s->next)
-		if (!strcmp(s->name, name))
-			goto out;
-	if (acts->nstats >= TSG_ACT_MAX_STATS) {
-		s = NULL;
-		goto out;
-	}
-	s = calloc(1, sizeof(*s));
-	if (s && !(s->name = strdup(name))) {
-		free(s);
-		s = NULL;
-	}
-	if (s) {
-		s->next = acts->stats;
-		acts->stats = s;
-		acts->nstats++;
-	}
-out:
+	s = TSG_ACT_NAMED_GET(struct tsg_act_stat, acts->stats, acts->nstats, TSG_ACT_MAX_STATS,
+			      name);
 	pthread_mutex_unlock(&acts->stats_lock);
 	return s;
 }
@@ -315,12 +299,9 @@ struct tsg_act_stat *tsg_act_url_stat(struct tsg_act_stat *st, const char *url)
 	for (u = atomic_load(&st->urls); u; u = u->next)
 		if (!strcmp(u->name, url))
 			return u;
-	if (st->nurls >= TSG_ACT_MAX_URL_STATS || !(u = calloc(1, sizeof(*u))))
+	if (st->nurls >= TSG_ACT_MAX_URL_STATS ||
+	    !(u = TSG_ACT_NAMED_NEW(struct tsg_act_stat, name, url)))
 		return NULL;
-	if (!(u->name = strdup(url))) {
-		free(u);
-		return NULL;
-	}
 	u->next = atomic_load(&st->urls);
 	atomic_store(&st->urls, u); /* published whole */
 	st->nurls++;
@@ -364,6 +345,18 @@ void tsg_actions_free(struct tsg_actions *acts)
 	pthread_mutex_destroy(&acts->runner_lock);
 	curl_global_cleanup();
 	free(acts);
+}
+
+void *tsg_act_named_new(size_t size, size_t name_off, const char *name)
+{
+	char *p = calloc(1, size), *copy = p ? strdup(name) : NULL;
+
+	if (!copy) {
+		free(p);
+		return NULL;
+	}
+	memcpy(p + name_off, &copy, sizeof(copy));
+	return p;
 }
 
 void tsg_act_free_vec(char **v)

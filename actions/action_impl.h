@@ -233,4 +233,26 @@ void tsg_webhook_dry(struct tsg_act_ctx *c, const struct tsg_action_def *d, uint
 /* Frees a NULL-terminated vector of strings (argv, envp, headers). */
 void tsg_act_free_vec(char **v);
 
+/* A zeroed object of `size` bytes whose char * at name_off is a copy of name
+ * (the node of a list found by name); NULL on ENOMEM. */
+void *tsg_act_named_new(size_t size, size_t name_off, const char *name);
+#define TSG_ACT_NAMED_NEW(type, field, name)                                                       \
+	((type *)tsg_act_named_new(sizeof(type), offsetof(type, field), (name)))
+
+/* The node called key of the list at head (type: char *name, type *next) that
+ * counts n nodes, added at the front when there is none and n < max; NULL on
+ * ENOMEM or at the bound. */
+#define TSG_ACT_NAMED_GET(type, head, n, max, key)                                                 \
+	({                                                                                         \
+		type *n_ = (head);                                                                 \
+		while (n_ && strcmp(n_->name, (key)))                                              \
+			n_ = n_->next;                                                             \
+		if (!n_ && (n) < (max) && (n_ = TSG_ACT_NAMED_NEW(type, name, (key)))) {           \
+			n_->next = (head);                                                         \
+			(head) = n_;                                                               \
+			(n)++;                                                                     \
+		}                                                                                  \
+		n_;                                                                                \
+	})
+
 #endif

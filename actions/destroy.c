@@ -59,21 +59,7 @@ int tsg_destroy_runner_new(tsg_destroy_fn fn, void *ctx, struct tsg_destroy_runn
 
 static struct dz_action *dz_get(struct tsg_destroy_runner *r, const char *name)
 {
-	struct dz_action *a;
-
-	for (a = r->acts; a; a = a->next)
-		if (!strcmp(a->name, name))
-			return a;
-	if (r->nacts >= DZ_MAX_ACTIONS || !(a = calloc(1, sizeof(*a))))
-		return NULL;
-	if (!(a->name = strdup(name))) {
-		free(a);
-		return NULL;
-	}
-	a->next = r->acts;
-	r->acts = a;
-	r->nacts++;
-	return a;
+	return TSG_ACT_NAMED_GET(struct dz_action, r->acts, r->nacts, DZ_MAX_ACTIONS, name);
 }
 
 /* May one more socket be closed at now_ns? Then it is counted in the window. */

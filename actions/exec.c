@@ -210,22 +210,7 @@ static void wake(struct tsg_act_runner *base)
 
 static struct ex_slot *slot_get(struct tsg_exec_runner *r, const char *name)
 {
-	struct ex_slot *s;
-
-	for (s = r->slots; s; s = s->next)
-		if (!strcmp(s->name, name))
-			return s;
-	if (r->nslots >= EX_MAX_SLOTS)
-		return NULL;
-	s = calloc(1, sizeof(*s));
-	if (!s || !(s->name = strdup(name))) {
-		free(s);
-		return NULL;
-	}
-	s->next = r->slots;
-	r->slots = s;
-	r->nslots++;
-	return s;
+	return TSG_ACT_NAMED_GET(struct ex_slot, r->slots, r->nslots, EX_MAX_SLOTS, name);
 }
 
 void tsg_exec_fire(struct tsg_exec_runner *r, struct tsg_act_ctx *c,
@@ -512,6 +497,16 @@ fail:
 
 /* ---- watching ------------------------------------------------------------ */
 
+/* What a non-blocking read or write that returned n asks for next. */
+enum io_next { IO_MORE, IO_WAIT, IO_END };
+
+static enum io_next io_next(ssize_t n)
+{
+	if (n > 0 || (n < 0 && errno == EINTR))
+		return IO_MORE;
+	return n < 0 && errno == EAGAIN ? IO_WAIT : IO_END;
+}
+
 static void stream_read(struct ex_stream *s)
 {
 	char scratch[4096];
@@ -520,19 +515,16 @@ static void stream_read(struct ex_stream *s)
 		char *dst = s->len < EX_OUT_MAX ? s->buf + s->len : scratch;
 		size_t room = s->len < EX_OUT_MAX ? EX_OUT_MAX - s->len : sizeof(scratch);
 		ssize_t n = read(s->fd, dst, room);
+		enum io_next next = io_next(n);
 
-		if (n > 0) {
-			if (dst == scratch)
-				s->truncated = true;
-			else
-				s->len += (size_t)n;
-			continue;
-		}
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0 && errno == EAGAIN)
+		if (n > 0 && dst == scratch)
+			s->truncated = true;
+		else if (n > 0)
+			s->len += (size_t)n;
+		if (next == IO_WAIT)
 			return;
-		close_fd(&s->fd); /* EOF or error */
+		if (next == IO_END)
+			close_fd(&s->fd); /* EOF or error */
 	}
 }
 
@@ -558,15 +550,14 @@ static void stdin_write(struct ex_child *k)
 
 	while (k->in_fd >= 0 && k->in_off < j->input_len) {
 		ssize_t n = write(k->in_fd, j->input + k->in_off, j->input_len - k->in_off);
+		enum io_next next = io_next(n);
 
-		if (n > 0) {
+		if (n > 0)
 			k->in_off += (size_t)n;
-			continue;
-		}
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0 && errno == EAGAIN)
+		if (next == IO_WAIT)
 			return;
+		if (next == IO_MORE)
+			continue;
 		if (n < 0 && errno == EPIPE) {
 			/* the hook does not read stdin: fine. SIGPIPE is blocked
 			 * in this thread; take the pending one away. */

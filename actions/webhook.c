@@ -299,11 +299,7 @@ static void accept_job(struct tsg_webhook_runner *r, struct wh_job *j, uint64_t 
 		return;
 	}
 	if (!e && dd->nam < WH_MAX_AM) {
-		e = calloc(1, sizeof(*e));
-		if (e && !(e->id = strdup(j->am_id))) {
-			free(e);
-			e = NULL;
-		}
+		e = TSG_ACT_NAMED_NEW(struct am_entry, id, j->am_id);
 		if (e) {
 			e->next = dd->am;
 			dd->am = e;

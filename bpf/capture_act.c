@@ -90,11 +90,10 @@ static uint64_t queue_drops(struct tsg_capture *c, uint64_t cookie, uint32_t dro
 	if (!e) {
 		if (q->n >= QUEUE_BASES_MAX || !(e = calloc(1, sizeof(*e)))) {
 			q->full++;
-			if (!q->full_logged)
-				log_warn("capture: more than %u listening sockets: the drops of "
-					 "the others are reported as 0",
-					 QUEUE_BASES_MAX);
-			q->full_logged = true;
+			log_warn_once(q->full_logged,
+				      "capture: more than %u listening sockets: the drops of "
+				      "the others are reported as 0",
+				      QUEUE_BASES_MAX);
 			return 0;
 		}
 		e->cookie = cookie;

@@ -191,11 +191,10 @@ static void ns_found(struct cap_netns *s, uint32_t ino, const char *path)
 	}
 	if (s->n >= TSG_BPF_NETNS_MAX) {
 		s->overflow++;
-		if (!s->overflow_logged)
-			log_warn("capture: more than %d network namespaces: the others are not "
-				 "scanned (snapshot, TIME_WAIT exits)",
-				 TSG_BPF_NETNS_MAX);
-		s->overflow_logged = true;
+		log_warn_once(s->overflow_logged,
+			      "capture: more than %d network namespaces: the others are not "
+			      "scanned (snapshot, TIME_WAIT exits)",
+			      TSG_BPF_NETNS_MAX);
 		return;
 	}
 	fd = open(path, O_RDONLY | O_CLOEXEC);

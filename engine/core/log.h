@@ -18,5 +18,13 @@ void tsg_log(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3
 #define log_warn(...) tsg_log(LOG_WARNING, __VA_ARGS__)
 #define log_info(...) tsg_log(LOG_INFO, __VA_ARGS__)
 #define log_debug(...) tsg_log(LOG_DEBUG, __VA_ARGS__)
+/* log_warn while the bool lvalue flag is false, and set it: once per flag */
+#define log_warn_once(flag, ...)                                                                   \
+	do {                                                                                       \
+		if (!(flag)) {                                                                     \
+			(flag) = true;                                                             \
+			log_warn(__VA_ARGS__);                                                     \
+		}                                                                                  \
+	} while (0)
 
 #endif

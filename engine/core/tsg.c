@@ -29,11 +29,15 @@ static const char *const state_names[TSG_NSTATES + 1] = {
 	[TSG_NSTATES] = NULL,
 };
 
+/* names[i] of a NULL-terminated table of n names; NULL when i is out of range */
+static const char *name_at(const char *const *names, int n, int i)
+{
+	return i >= 0 && i < n ? names[i] : NULL;
+}
+
 const char *tsg_state_name(int state)
 {
-	if (state < 0 || state >= TSG_NSTATES)
-		return NULL;
-	return state_names[state];
+	return name_at(state_names, TSG_NSTATES, state);
 }
 
 const char *const *tsg_state_words(void)
@@ -59,28 +63,12 @@ int tsg_state_parse(const char *s)
 	return -EINVAL;
 }
 
-static const char *const sfield_names[TSG_SF_N + 1] = {
-	[TSG_SF_COMM] = "comm",
-	[TSG_SF_PID] = "pid",
-	[TSG_SF_UID] = "uid",
-	[TSG_SF_CGROUP] = "cgroup",
-	[TSG_SF_LADDR] = "laddr",
-	[TSG_SF_LPORT] = "lport",
-	[TSG_SF_RADDR] = "raddr",
-	[TSG_SF_RPORT] = "rport",
-	[TSG_SF_FAMILY] = "family",
-	[TSG_SF_NETNS] = "netns",
-	[TSG_SF_NETNS_NAME] = "netns_name",
-	[TSG_SF_CONTAINER] = "container",
-	[TSG_SF_POD] = "pod",
-	[TSG_SF_N] = NULL,
-};
+#define SF_NAME(e, n) [TSG_SF_##e] = #n,
+static const char *const sfield_names[TSG_SF_N + 1] = { TSG_SFIELDS(SF_NAME)[TSG_SF_N] = NULL };
 
 const char *tsg_sfield_name(int f)
 {
-	if (f < 0 || f >= TSG_SF_N)
-		return NULL;
-	return sfield_names[f];
+	return name_at(sfield_names, TSG_SF_N, f);
 }
 
 const char *const *tsg_sfield_words(void)
@@ -96,36 +84,21 @@ int tsg_sfield_parse(const char *s)
 	return -EINVAL;
 }
 
+/* where each field lies in struct tsg_sockinfo */
+#define SF_SPAN(e, m)                                                                              \
+	[TSG_SF_##e] = { offsetof(struct tsg_sockinfo, m), sizeof(((struct tsg_sockinfo *)0)->m) },
+static const struct {
+	uint16_t off, len;
+} sf_span[TSG_SF_N] = { TSG_SFIELDS(SF_SPAN) };
+
 void tsg_sockinfo_copy(struct tsg_sockinfo *dst, const struct tsg_sockinfo *src, uint32_t fields)
 {
 	uint32_t h = src->have & fields;
 
-	if (h & TSG_HAVE(TSG_SF_COMM))
-		memcpy(dst->comm, src->comm, sizeof(dst->comm));
-	if (h & TSG_HAVE(TSG_SF_PID))
-		dst->pid = src->pid;
-	if (h & TSG_HAVE(TSG_SF_UID))
-		dst->uid = src->uid;
-	if (h & TSG_HAVE(TSG_SF_CGROUP))
-		dst->cgroup = src->cgroup;
-	if (h & TSG_HAVE(TSG_SF_LADDR))
-		memcpy(dst->laddr, src->laddr, 16);
-	if (h & TSG_HAVE(TSG_SF_RADDR))
-		memcpy(dst->raddr, src->raddr, 16);
-	if (h & TSG_HAVE(TSG_SF_LPORT))
-		dst->lport = src->lport;
-	if (h & TSG_HAVE(TSG_SF_RPORT))
-		dst->rport = src->rport;
-	if (h & TSG_HAVE(TSG_SF_FAMILY))
-		dst->family = src->family;
-	if (h & TSG_HAVE(TSG_SF_NETNS))
-		dst->netns = src->netns;
-	if (h & TSG_HAVE(TSG_SF_NETNS_NAME))
-		dst->netns_name = src->netns_name;
-	if (h & TSG_HAVE(TSG_SF_CONTAINER))
-		dst->container = src->container;
-	if (h & TSG_HAVE(TSG_SF_POD))
-		dst->pod = src->pod;
+	for (int f = 0; f < TSG_SF_N; f++)
+		if (h & TSG_HAVE(f))
+			memcpy((char *)dst + sf_span[f].off, (const char *)src + sf_span[f].off,
+			       sf_span[f].len);
 	dst->have |= h;
 }
 
@@ -247,18 +220,18 @@ uint64_t tsg_intern_dropped(void)
  * positions (4 bytes a slot) finds a name again. About 16 bytes a name of
  * up to 7 characters at 1M names.
  */
-#define SK_STRING_BIT (1ull << 63)
-#define SK_HASH_BIT (1ull << 62) /* a hashed id: the name was not kept */
-#define SK_NAME_TAG (0x1ea7ull << 40) /* ids of kept names: bit 63, the tag, position */
-#define SK_NAMES_MAX (1u << 22)  /* names kept; then ids are hashes */
+#define SK_STRING_BIT  (1ull << 63)
+#define SK_HASH_BIT    (1ull << 62)	 /* a hashed id: the name was not kept */
+#define SK_NAME_TAG    (0x1ea7ull << 40) /* ids of kept names: bit 63, the tag, position */
+#define SK_NAMES_MAX   (1u << 22)	 /* names kept; then ids are hashes */
 #define SK_CHUNK_SHIFT 20
-#define SK_CHUNK (1u << SK_CHUNK_SHIFT) /* bytes; a name never spans two */
-#define SK_CHUNKS_MAX 4095u             /* positions stay below 2^32 - 1 */
+#define SK_CHUNK       (1u << SK_CHUNK_SHIFT) /* bytes; a name never spans two */
+#define SK_CHUNKS_MAX  4095u		      /* positions stay below 2^32 - 1 */
 
 static struct {
-	char **chunk; /* calloc'ed: the bytes after the last name are 0 */
+	char **chunk;	      /* calloc'ed: the bytes after the last name are 0 */
 	size_t nchunks, used; /* bytes used in the last chunk */
-	uint32_t *slot;       /* open addressing: position + 1, 0: empty */
+	uint32_t *slot;	      /* open addressing: position + 1, 0: empty */
 	size_t cap, n;
 } sk_names;
 
@@ -350,8 +323,7 @@ static bool sk_is_name(uint64_t sk)
 	size_t j;
 
 	if ((sk & (SK_STRING_BIT | SK_HASH_BIT | SK_NAME_TAG)) != (SK_STRING_BIT | SK_NAME_TAG) ||
-	    pos >= (uint64_t)sk_names.nchunks << SK_CHUNK_SHIFT ||
-	    !sk_names.cap)
+	    pos >= (uint64_t)sk_names.nchunks << SK_CHUNK_SHIFT || !sk_names.cap)
 		return false;
 	j = sk_slot(sk_name_at((uint32_t)pos));
 	return sk_names.slot[j] == pos + 1;
@@ -367,7 +339,7 @@ const char *tsg_sk_to_string(uint64_t sk, char *buf, size_t len)
 
 /* ---- addresses ---------------------------------------------------------------- */
 
-static const uint8_t v4mapped_prefix[12] = { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff };
+static const uint8_t v4mapped_prefix[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
 
 int tsg_addr_parse(const char *s, uint8_t out[16], uint8_t *family)
 {
@@ -461,7 +433,8 @@ const char *tsg_duration_format(uint64_t ns, char *buf, size_t len)
 		if (ms % 1000 == 0)
 			snprintf(buf, len, "%" PRIu64 "s", ms / 1000);
 		else if (ms % 100 == 0)
-			snprintf(buf, len, "%" PRIu64 ".%" PRIu64 "s", ms / 1000, (ms % 1000) / 100);
+			snprintf(buf, len, "%" PRIu64 ".%" PRIu64 "s", ms / 1000,
+				 (ms % 1000) / 100);
 		else
 			snprintf(buf, len, "%" PRIu64 ".%03" PRIu64 "s", ms / 1000, ms % 1000);
 	} else if (ms < 3600000) {

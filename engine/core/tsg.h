@@ -46,23 +46,28 @@ int tsg_state_parse(const char *s);
 #define TSG_FAM_IPV4 4
 #define TSG_FAM_IPV6 6
 
-/* Socket attribute fields: used for `have` masks, `by:` keys and templates. */
-enum tsg_sfield {
-	TSG_SF_COMM = 0,
-	TSG_SF_PID,
-	TSG_SF_UID,
-	TSG_SF_CGROUP,
-	TSG_SF_LADDR,
-	TSG_SF_LPORT,
-	TSG_SF_RADDR,
-	TSG_SF_RPORT,
-	TSG_SF_FAMILY,
-	TSG_SF_NETNS,	   /* network namespace inode */
-	TSG_SF_NETNS_NAME, /* its name under /run/netns */
-	TSG_SF_CONTAINER,  /* container id parsed from the cgroup path */
-	TSG_SF_POD,	   /* Kubernetes pod UID parsed from the cgroup path */
-	TSG_SF_N
-};
+/*
+ * Socket attribute fields: used for `have` masks, `by:` keys and templates.
+ * X(ENUM, name): TSG_SF_ENUM, its name, the struct tsg_sockinfo member and
+ * (engine/load) the template field TSG_TF_ENUM all follow from this one list.
+ */
+#define TSG_SFIELDS(X)                                                                             \
+	X(COMM, comm)                                                                              \
+	X(PID, pid)                                                                                \
+	X(UID, uid)                                                                                \
+	X(CGROUP, cgroup)                                                                          \
+	X(LADDR, laddr)                                                                            \
+	X(LPORT, lport)                                                                            \
+	X(RADDR, raddr)                                                                            \
+	X(RPORT, rport)                                                                            \
+	X(FAMILY, family)                                                                          \
+	X(NETNS, netns)		  /* network namespace inode */                                    \
+	X(NETNS_NAME, netns_name) /* its name under /run/netns */                                  \
+	X(CONTAINER, container)	  /* container id parsed from the cgroup path */                   \
+	X(POD, pod)		  /* Kubernetes pod UID parsed from the cgroup path */
+
+#define TSG_SF_ENUM_(e, n) TSG_SF_##e,
+enum tsg_sfield { TSG_SFIELDS(TSG_SF_ENUM_) TSG_SF_N };
 #define TSG_HAVE(f) (1u << (f))
 #define TSG_HAVE_ALL ((1u << TSG_SF_N) - 1)
 /* The namespace and container identity of a socket (version 2). A known
@@ -187,5 +192,15 @@ int64_t tsg_wall_ns(void);
 
 #define TSG_NSEC_PER_SEC 1000000000ull
 #define TSG_NSEC_PER_MSEC 1000000ull
+
+/* The body of a printf-like wrapper (include <stdarg.h>): runs call with the
+ * va_list ap started after the argument `last`. */
+#define TSG_VA_CALL(last, call)                                                                    \
+	do {                                                                                       \
+		va_list ap;                                                                        \
+		va_start(ap, last);                                                                \
+		call;                                                                              \
+		va_end(ap);                                                                        \
+	} while (0)
 
 #endif

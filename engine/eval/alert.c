@@ -197,6 +197,15 @@ const char *tsg_alert_key_string(const struct tsg_alert *a, char *buf, size_t le
 	return buf;
 }
 
+/* a state field: -ENOENT when the alert has none */
+static int state_text(int state, char *buf, size_t len)
+{
+	if (!state)
+		return -ENOENT;
+	snprintf(buf, len, "%s", tsg_state_name(state));
+	return 0;
+}
+
 int tsg_alert_field(const struct tsg_alert *a, int field, const char *label, char *buf,
 		    size_t len)
 {
@@ -225,20 +234,11 @@ int tsg_alert_field(const struct tsg_alert *a, int field, const char *label, cha
 		tsg_format_time(a->wall_ns, buf, len);
 		return 0;
 	case TSG_TF_STATE:
-		if (!a->state)
-			return -ENOENT;
-		snprintf(buf, len, "%s", tsg_state_name(a->state));
-		return 0;
+		return state_text(a->state, buf, len);
 	case TSG_TF_FROM:
-		if (!a->from)
-			return -ENOENT;
-		snprintf(buf, len, "%s", tsg_state_name(a->from));
-		return 0;
+		return state_text(a->from, buf, len);
 	case TSG_TF_TO:
-		if (!a->to)
-			return -ENOENT;
-		snprintf(buf, len, "%s", tsg_state_name(a->to));
-		return 0;
+		return state_text(a->to, buf, len);
 	case TSG_TF_DURATION:
 		if (!a->has_duration)
 			return -ENOENT;

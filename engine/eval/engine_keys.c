@@ -256,12 +256,10 @@ static struct key_ent *key_lookup(struct tsg_engine *e, struct rule_rt *rt, uint
 	if (rt->nkeys >= e->opts.max_keys_per_rule && !key_sweep(e, rt)) {
 		rt->st.keys_dropped++;
 		e->st.keys_dropped++;
-		if (!rt->overflow_logged) {
-			log_warn("rule %s: more than %zu keys; new keys are not tracked "
-				 "(counted in keys_dropped)",
-				 rt->r->name, e->opts.max_keys_per_rule);
-			rt->overflow_logged = true;
-		}
+		log_warn_once(rt->overflow_logged,
+			      "rule %s: more than %zu keys; new keys are not tracked "
+			      "(counted in keys_dropped)",
+			      rt->r->name, e->opts.max_keys_per_rule);
 		return NULL;
 	}
 	if ((rt->nkeys >= rt->nbuckets && key_grow(rt) < 0) || !(ke = key_alloc(e))) {

@@ -191,6 +191,16 @@ static inline const struct port_ent *port_lower(const struct port_ent *v, size_t
 	return v + lo;
 }
 
+/* IDX_FOREACH's part for one port index: the rules of the entries for key */
+#define IDX_PORT_FOREACH_(v, n, key, ri, body)                                               \
+	do {                                                                                 \
+		const struct port_ent *p_ = port_lower((v), (n), (key));                     \
+		for (; p_ < (v) + (n) && p_->port == (key); p_++) {                          \
+			uint32_t ri = p_->rule;                                              \
+			body;                                                                \
+		}                                                                            \
+	} while (0)
+
 /* Calls fn for every rule of l that may match info (each at most once). */
 #define IDX_FOREACH(l, info, ri, body)                                                       \
 	do {                                                                                 \
@@ -200,20 +210,10 @@ static inline const struct port_ent *port_lower(const struct port_ent *v, size_t
 			uint32_t ri = l_->v[k_];                                             \
 			body;                                                                \
 		}                                                                            \
-		if (l_->nrp && (i_->have & TSG_HAVE(TSG_SF_RPORT))) {                        \
-			const struct port_ent *p_ = port_lower(l_->rp, l_->nrp, i_->rport);  \
-			for (; p_ < l_->rp + l_->nrp && p_->port == i_->rport; p_++) {       \
-				uint32_t ri = p_->rule;                                      \
-				body;                                                        \
-			}                                                                    \
-		}                                                                            \
-		if (l_->nlp && (i_->have & TSG_HAVE(TSG_SF_LPORT))) {                        \
-			const struct port_ent *p_ = port_lower(l_->lp, l_->nlp, i_->lport);  \
-			for (; p_ < l_->lp + l_->nlp && p_->port == i_->lport; p_++) {       \
-				uint32_t ri = p_->rule;                                      \
-				body;                                                        \
-			}                                                                    \
-		}                                                                            \
+		if (l_->nrp && (i_->have & TSG_HAVE(TSG_SF_RPORT)))                          \
+			IDX_PORT_FOREACH_(l_->rp, l_->nrp, i_->rport, ri, body);             \
+		if (l_->nlp && (i_->have & TSG_HAVE(TSG_SF_LPORT)))                          \
+			IDX_PORT_FOREACH_(l_->lp, l_->nlp, i_->lport, ri, body);             \
 	} while (0)
 
 /* ---- engine.c: timer heap, notifications, sockets ---------------------- */

@@ -179,19 +179,16 @@ int sock_pack_merge(struct sock_side *side, struct sock_ent *s, const struct tsg
 		rc = -ENOMEM;
 	}
 	/* each address known at once: a later one may move both to the IPv6 pool */
-	if (h & TSG_HAVE(TSG_SF_LADDR)) {
-		h &= ~TSG_HAVE(TSG_SF_LADDR);
-		if (addr_put(v6, s, false, in->laddr) < 0)
+	for (int remote = 0; remote < 2; remote++) {
+		uint32_t bit = TSG_HAVE(remote ? TSG_SF_RADDR : TSG_SF_LADDR);
+
+		if (!(h & bit))
+			continue;
+		h &= ~bit;
+		if (addr_put(v6, s, remote, remote ? in->raddr : in->laddr) < 0)
 			rc = -ENOMEM;
 		else
-			s->have |= TSG_HAVE(TSG_SF_LADDR);
-	}
-	if (h & TSG_HAVE(TSG_SF_RADDR)) {
-		h &= ~TSG_HAVE(TSG_SF_RADDR);
-		if (addr_put(v6, s, true, in->raddr) < 0)
-			rc = -ENOMEM;
-		else
-			s->have |= TSG_HAVE(TSG_SF_RADDR);
+			s->have |= (uint16_t)bit;
 	}
 	if (h & TSG_HAVE(TSG_SF_PID))
 		s->pid = in->pid;

@@ -90,21 +90,13 @@ void tsg_diag_vadd(struct tsg_diags *d, bool error, const char *file, int line, 
 void tsg_diag_error(struct tsg_diags *d, const char *file, int line, int col,
 		    const char *fmt, ...)
 {
-	va_list ap;
-
-	va_start(ap, fmt);
-	tsg_diag_vadd(d, true, file, line, col, fmt, ap);
-	va_end(ap);
+	TSG_VA_CALL(fmt, tsg_diag_vadd(d, true, file, line, col, fmt, ap));
 }
 
 void tsg_diag_warn(struct tsg_diags *d, const char *file, int line, int col,
 		   const char *fmt, ...)
 {
-	va_list ap;
-
-	va_start(ap, fmt);
-	tsg_diag_vadd(d, false, file, line, col, fmt, ap);
-	va_end(ap);
+	TSG_VA_CALL(fmt, tsg_diag_vadd(d, false, file, line, col, fmt, ap));
 }
 
 void tsg_diags_print(const struct tsg_diags *d, FILE *out)

@@ -102,19 +102,13 @@ uint64_t ld_rule_digest(const struct tsg_rule *r, const struct tsg_ruleset *rs)
 		h_u64(&h, m->cgroup.v[i].neg);
 	}
 	digest_ident(&h, m);
-	h_u64(&h, (uint64_t)r->kind);
-	h_u64(&h, r->from);
-	h_u64(&h, r->to);
-	h_u64(&h, r->state);
-	h_u64(&h, r->longer_than_ns);
-	h_u64(&h, r->threshold);
-	h_u64(&h, r->resolve_below);
-	h_u64(&h, r->per_ns);
-	h_u64(&h, r->by);
-	h_u64(&h, r->for_ns);
-	h_u64(&h, r->queue_pct_x100);
-	h_u64(&h, r->cooldown_ns);
-	h_u64(&h, r->nactions);
+	const uint64_t when[] = {
+	    (uint64_t)r->kind, r->from,		 r->to,	     r->state, r->longer_than_ns,
+	    r->threshold,      r->resolve_below, r->per_ns,  r->by,    r->for_ns,
+	    r->queue_pct_x100, r->cooldown_ns,	 r->nactions};
+
+	for (size_t i = 0; i < sizeof(when) / sizeof(when[0]); i++)
+		h_u64(&h, when[i]);
 	for (size_t i = 0; i < r->nactions; i++)
 		h_str(&h, rs->actions[r->actions[i]].name);
 	return h.h;

@@ -40,21 +40,8 @@ const char *tsg_action_type_name(int type)
 	return type >= 0 && type < TSG_ACT_N ? tsg_action_type_names[type] : "?";
 }
 
-static const int sf_tf[TSG_SF_N] = {
-	[TSG_SF_COMM] = TSG_TF_COMM,
-	[TSG_SF_PID] = TSG_TF_PID,
-	[TSG_SF_UID] = TSG_TF_UID,
-	[TSG_SF_CGROUP] = TSG_TF_CGROUP,
-	[TSG_SF_LADDR] = TSG_TF_LADDR,
-	[TSG_SF_LPORT] = TSG_TF_LPORT,
-	[TSG_SF_RADDR] = TSG_TF_RADDR,
-	[TSG_SF_RPORT] = TSG_TF_RPORT,
-	[TSG_SF_FAMILY] = TSG_TF_FAMILY,
-	[TSG_SF_NETNS] = TSG_TF_NETNS,
-	[TSG_SF_NETNS_NAME] = TSG_TF_NETNS_NAME,
-	[TSG_SF_CONTAINER] = TSG_TF_CONTAINER,
-	[TSG_SF_POD] = TSG_TF_POD,
-};
+#define SF_TF(e, n) [TSG_SF_##e] = TSG_TF_##e,
+static const int sf_tf[TSG_SF_N] = { TSG_SFIELDS(SF_TF) };
 
 int tsg_sfield_to_tfield(int sf)
 {

@@ -314,6 +314,37 @@ enum {
 	MK_N
 };
 
+/* the items of match key k into its part of m */
+static int conv_key(struct ld *L, const struct ritems *items, int k, struct tsg_match *m)
+{
+	const char *key = match_keys[k];
+
+	switch (k) {
+	case MK_FAMILY:
+		return conv_family(L, items, &m->family_mask);
+	case MK_LPORT:
+	case MK_RPORT:
+		return CONV_SET(L, items, key, false, conv_port,
+				k == MK_LPORT ? &m->lport : &m->rport);
+	case MK_LADDR:
+	case MK_RADDR:
+		return CONV_SET(L, items, key, false, conv_cidr,
+				k == MK_LADDR ? &m->laddr : &m->raddr);
+	case MK_COMM:
+		return CONV_SET(L, items, key, true, conv_comm, &m->comm);
+	case MK_UID:
+		return CONV_SET(L, items, key, false, conv_uid, &m->uid);
+	case MK_CGROUP:
+		return CONV_SET(L, items, key, false, conv_cgroup, &m->cgroup);
+	case MK_NETNS:
+		return ld_conv_netns(L, items, &m->netns);
+	case MK_CONTAINER:
+	case MK_POD:
+		return ld_conv_ids(L, items, key, k == MK_POD ? &m->pod : &m->container);
+	}
+	return -EINVAL;
+}
+
 int ld_match(struct ld *L, struct ld_file *f, yaml_node_t *n, const char *rule,
 	     struct tsg_match *m)
 {
@@ -338,43 +369,8 @@ int ld_match(struct ld *L, struct ld_file *f, yaml_node_t *n, const char *rule,
 			       match_keys[k]);
 			r1 = -EINVAL;
 		}
-		if (r1 >= 0) {
-			switch (k) {
-			case MK_FAMILY:
-				r1 = conv_family(L, &items, &m->family_mask);
-				break;
-			case MK_LPORT:
-				r1 = CONV_SET(L, &items, "lport", false, conv_port, &m->lport);
-				break;
-			case MK_RPORT:
-				r1 = CONV_SET(L, &items, "rport", false, conv_port, &m->rport);
-				break;
-			case MK_LADDR:
-				r1 = CONV_SET(L, &items, "laddr", false, conv_cidr, &m->laddr);
-				break;
-			case MK_RADDR:
-				r1 = CONV_SET(L, &items, "raddr", false, conv_cidr, &m->raddr);
-				break;
-			case MK_COMM:
-				r1 = CONV_SET(L, &items, "comm", true, conv_comm, &m->comm);
-				break;
-			case MK_UID:
-				r1 = CONV_SET(L, &items, "uid", false, conv_uid, &m->uid);
-				break;
-			case MK_CGROUP:
-				r1 = CONV_SET(L, &items, "cgroup", false, conv_cgroup, &m->cgroup);
-				break;
-			case MK_NETNS:
-				r1 = ld_conv_netns(L, &items, &m->netns);
-				break;
-			case MK_CONTAINER:
-				r1 = ld_conv_ids(L, &items, "container", &m->container);
-				break;
-			case MK_POD:
-				r1 = ld_conv_ids(L, &items, "pod", &m->pod);
-				break;
-			}
-		}
+		if (r1 >= 0)
+			r1 = conv_key(L, &items, k, m);
 		free(items.v);
 		if (r1 == -ENOMEM) {
 			L->oom = true;

@@ -38,11 +38,7 @@ static void ld_vdiag(struct ld *L, bool error, const struct ld_file *f, const ya
 void ld_err(struct ld *L, const struct ld_file *f, const yaml_node_t *n,
 	    const char *fmt, ...)
 {
-	va_list ap;
-
-	va_start(ap, fmt);
-	ld_vdiag(L, true, f, n, fmt, ap);
-	va_end(ap);
+	TSG_VA_CALL(fmt, ld_vdiag(L, true, f, n, fmt, ap));
 }
 
 int ld_each_item(struct ld *L, size_t section, const char *what,
@@ -71,11 +67,7 @@ int ld_each_item(struct ld *L, size_t section, const char *what,
 void ld_warn(struct ld *L, const struct ld_file *f, const yaml_node_t *n,
 	     const char *fmt, ...)
 {
-	va_list ap;
-
-	va_start(ap, fmt);
-	ld_vdiag(L, false, f, n, fmt, ap);
-	va_end(ap);
+	TSG_VA_CALL(fmt, ld_vdiag(L, false, f, n, fmt, ap));
 }
 
 /* Position of byte `off` of a scalar's value, where it can be told (one-line

@@ -7,6 +7,7 @@
  * calls nothing.
  */
 #include "act_test.h"
+#include "tsg_test_main.h"
 
 #define YAML                                                                                       \
 	"actions:\n"                                                                               \
@@ -130,13 +131,10 @@ static void t_dry_run(void **state)
 	t_fix_free(&x);
 }
 
-int main(void)
-{
-	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(t_firing_only_and_rate_limit),
-	    cmocka_unit_test(t_no_capture_fails),
-	    cmocka_unit_test(t_dry_run),
-	};
+static const struct CMUnitTest tests[] = {
+    cmocka_unit_test(t_firing_only_and_rate_limit),
+    cmocka_unit_test(t_no_capture_fails),
+    cmocka_unit_test(t_dry_run),
+};
 
-	return cmocka_run_group_tests(tests, NULL, NULL);
-}
+TSG_TEST_MAIN(tests)

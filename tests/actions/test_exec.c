@@ -2,6 +2,7 @@
 /* exec action: argv without a shell, environment, stdin, timeouts, queueing,
  * output capture, user switch, dry run, reaping. Real hooks (sh scripts). */
 #include "act_test.h"
+#include "tsg_test_main.h"
 
 #include <signal.h>
 #include <sys/wait.h>
@@ -326,17 +327,11 @@ static void test_exec_free_bounded(void **state)
 	t_fix_free(&f);
 }
 
-int main(void)
-{
-	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_exec_no_shell),
-		cmocka_unit_test(test_exec_timeout),
-		cmocka_unit_test(test_exec_queue),
-		cmocka_unit_test(test_exec_output_status),
-		cmocka_unit_test(test_exec_user),
-		cmocka_unit_test(test_exec_dry_run),
-		cmocka_unit_test(test_exec_free_bounded),
-	};
+static const struct CMUnitTest tests[] = {
+    cmocka_unit_test(test_exec_no_shell),     cmocka_unit_test(test_exec_timeout),
+    cmocka_unit_test(test_exec_queue),	      cmocka_unit_test(test_exec_output_status),
+    cmocka_unit_test(test_exec_user),	      cmocka_unit_test(test_exec_dry_run),
+    cmocka_unit_test(test_exec_free_bounded),
+};
 
-	return cmocka_run_group_tests(tests, NULL, NULL);
-}
+TSG_TEST_MAIN(tests)

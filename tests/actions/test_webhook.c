@@ -3,6 +3,7 @@
  * retries with backoff, failures, a server that never answers, queue bound,
  * dry run. */
 #include "act_test.h"
+#include "tsg_test_main.h"
 #include "http_rec.h"
 #include "webhook_impl.h"
 
@@ -465,18 +466,15 @@ static void test_ident_labels_and_key(void **state)
 	tsg_ruleset_free(rs);
 }
 
-int main(void)
-{
-	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_ident_labels_and_key),
-	    cmocka_unit_test(test_webhook_formats),
-	    cmocka_unit_test(test_webhook_retries),
-	    cmocka_unit_test(test_webhook_hang_blocks_nothing),
-	    cmocka_unit_test(test_webhook_queue_and_free),
-	    cmocka_unit_test(test_webhook_dry_run),
-	    cmocka_unit_test(test_webhook_swap),
-	    cmocka_unit_test(test_webhook_am_resend),
-	};
+static const struct CMUnitTest tests[] = {
+    cmocka_unit_test(test_ident_labels_and_key),
+    cmocka_unit_test(test_webhook_formats),
+    cmocka_unit_test(test_webhook_retries),
+    cmocka_unit_test(test_webhook_hang_blocks_nothing),
+    cmocka_unit_test(test_webhook_queue_and_free),
+    cmocka_unit_test(test_webhook_dry_run),
+    cmocka_unit_test(test_webhook_swap),
+    cmocka_unit_test(test_webhook_am_resend),
+};
 
-	return cmocka_run_group_tests(tests, NULL, NULL);
-}
+TSG_TEST_MAIN(tests)

@@ -4,6 +4,7 @@
  * or is down (refused) delays none of the others; each URL has its own
  * queue bound, retries and counters; the dry run prints one POST per URL. */
 #include "act_test.h"
+#include "tsg_test_main.h"
 #include "http_rec.h"
 
 static struct tsg_action_stats t_url_stats(struct tsg_actions *acts, const char *name,
@@ -190,14 +191,11 @@ static void test_urls_dry_run(void **state)
 	rec_stop(s);
 }
 
-int main(void)
-{
-	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_urls_hang),
-	    cmocka_unit_test(test_urls_refused),
-	    cmocka_unit_test(test_urls_queue_per_url),
-	    cmocka_unit_test(test_urls_dry_run),
-	};
+static const struct CMUnitTest tests[] = {
+    cmocka_unit_test(test_urls_hang),
+    cmocka_unit_test(test_urls_refused),
+    cmocka_unit_test(test_urls_queue_per_url),
+    cmocka_unit_test(test_urls_dry_run),
+};
 
-	return cmocka_run_group_tests(tests, NULL, NULL);
-}
+TSG_TEST_MAIN(tests)

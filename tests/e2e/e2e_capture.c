@@ -55,6 +55,22 @@ static void print_stats(struct e2e_cap *c)
 
 static struct e2e_sync srv_ready;
 
+/*
+ * Starts the server (comm sname, running sfn(arg)) and, once it is ready, the
+ * client (cname, cfn(arg)); polls c until both have exited, the client within
+ * cli_ms and the server within 10 s. Their pids in *srv and *cli.
+ */
+static void run_pair(struct e2e_cap *c, const char *sname, int (*sfn)(void *), const char *cname,
+		     int (*cfn)(void *), void *arg, int cli_ms, pid_t *srv, pid_t *cli)
+{
+	e2e_sync_init(&srv_ready);
+	*srv = e2e_spawn(sname, sfn, arg);
+	e2e_sync_wait(&srv_ready);
+	*cli = e2e_spawn(cname, cfn, arg);
+	CHECK(e2e_poll_until_exit(c, *cli, cli_ms) == 0, "client failed");
+	CHECK(e2e_poll_until_exit(c, *srv, 10000) == 0, "server failed");
+}
+
 static int attr_server(void *arg)
 {
 	int l4 = e2e_listen(V4, "127.0.0.1", 7001, 128, false);
@@ -122,12 +138,7 @@ static int test_attribution(void)
 				    "  - name: client-side\n"
 				    "    match: {rport: [7001, 7002]}\n"
 				    "    when: {to: ESTABLISHED}\n"));
-	e2e_sync_init(&srv_ready);
-	srv = e2e_spawn("e2e-server", attr_server, NULL);
-	e2e_sync_wait(&srv_ready);
-	cli = e2e_spawn("e2e-client", attr_client, NULL);
-	CHECK(e2e_poll_until_exit(&c, cli, 10000) == 0, "client failed");
-	CHECK(e2e_poll_until_exit(&c, srv, 10000) == 0, "server failed");
+	run_pair(&c, "e2e-server", attr_server, "e2e-client", attr_client, NULL, 10000, &srv, &cli);
 	e2e_poll_for(&c, 200);
 	print_stats(&c);
 
@@ -175,6 +186,24 @@ static int test_attribution(void)
 #define TW_N 5000
 #define TW_RST_N 10
 
+/* Accepts n connections on l, reads each to its end and then closes it (after
+ * the client's FIN: the client ends in TIME_WAIT). 0, or -1 when an accept fails. */
+static int accept_drain(int l, int n)
+{
+	char buf[64];
+
+	for (int i = 0; i < n; i++) {
+		int fd = accept(l, NULL, NULL);
+
+		if (fd < 0)
+			return -1;
+		while (read(fd, buf, sizeof(buf)) > 0)
+			;
+		close(fd);
+	}
+	return 0;
+}
+
 static int tw_server(void *arg)
 {
 	int l = e2e_listen(V4, "127.0.0.1", 7100, 4096, false);
@@ -185,15 +214,8 @@ static int tw_server(void *arg)
 	if (l < 0 || lr < 0)
 		return 10;
 	e2e_sync_post(&srv_ready);
-	for (int i = 0; i < TW_N; i++) {
-		int fd = accept(l, NULL, NULL);
-
-		if (fd < 0)
-			return 11;
-		while (read(fd, buf, sizeof(buf)) > 0)
-			;
-		close(fd); /* after the client's FIN: the client ends in TIME_WAIT */
-	}
+	if (accept_drain(l, TW_N)) /* the clients end in TIME_WAIT */
+		return 11;
 	for (int i = 0; i < TW_RST_N; i++) {
 		struct linger lg = { 1, 0 };
 		int fd = accept(lr, NULL, NULL);
@@ -250,12 +272,7 @@ static int test_timewait(void)
 				    "  - name: fw2-ends\n"
 				    "    match: {rport: 7101}\n"
 				    "    when: {from: FIN_WAIT2}\n"));
-	e2e_sync_init(&srv_ready);
-	srv = e2e_spawn("tw-server", tw_server, NULL);
-	e2e_sync_wait(&srv_ready);
-	cli = e2e_spawn("tw-client", tw_client, NULL);
-	CHECK(e2e_poll_until_exit(&c, cli, 60000) == 0, "client failed");
-	CHECK(e2e_poll_until_exit(&c, srv, 10000) == 0, "server failed");
+	run_pair(&c, "tw-server", tw_server, "tw-client", tw_client, NULL, 60000, &srv, &cli);
 	t_done = e2e_now_ns();
 	e2e_poll_for(&c, 1500);
 	ss_tw = e2e_cmd_number("ss -tanH state time-wait '( dport = :7100 )' | wc -l");
@@ -334,21 +351,11 @@ static int test_timewait(void)
 static int churn_server(void *arg)
 {
 	int n = *(int *)arg, l = e2e_listen(V4, "127.0.0.1", 7200, 1024, false);
-	char buf[64];
 
 	if (l < 0)
 		return 10;
 	e2e_sync_post(&srv_ready);
-	for (int i = 0; i < n; i++) {
-		int fd = accept(l, NULL, NULL);
-
-		if (fd < 0)
-			return 11;
-		while (read(fd, buf, sizeof(buf)) > 0)
-			;
-		close(fd);
-	}
-	return 0;
+	return accept_drain(l, n) ? 11 : 0;
 }
 
 static int churn_client(void *arg)
@@ -369,12 +376,7 @@ static void churn(struct e2e_cap *c, int n)
 {
 	pid_t s, k;
 
-	e2e_sync_init(&srv_ready);
-	s = e2e_spawn("churn-server", churn_server, &n);
-	e2e_sync_wait(&srv_ready);
-	k = e2e_spawn("churn-client", churn_client, &n);
-	CHECK(e2e_poll_until_exit(c, k, 30000) == 0, "client failed");
-	CHECK(e2e_poll_until_exit(c, s, 10000) == 0, "server failed");
+	run_pair(c, "churn-server", churn_server, "churn-client", churn_client, &n, 30000, &s, &k);
 	e2e_poll_for(c, 200);
 }
 

@@ -13,6 +13,8 @@
 
 #include <cmocka.h>
 
+#include "tsg_test_main.h"
+
 #include "container.h"
 
 #define ID_A "ca978112ca1bbdcafac231b39a23dc4da786eff8147c4e72b9807785afee48bb"
@@ -172,13 +174,10 @@ static void t_sockinfo_set_cgroup(void **state)
 	assert_int_equal(si.have, 0);
 }
 
-int main(void)
-{
-	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(t_layouts),
-	    cmocka_unit_test(t_bad_arguments),
-	    cmocka_unit_test(t_sockinfo_set_cgroup),
-	};
+static const struct CMUnitTest tests[] = {
+    cmocka_unit_test(t_layouts),
+    cmocka_unit_test(t_bad_arguments),
+    cmocka_unit_test(t_sockinfo_set_cgroup),
+};
 
-	return cmocka_run_group_tests(tests, NULL, NULL);
-}
+TSG_TEST_MAIN(tests)

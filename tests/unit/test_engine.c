@@ -7,6 +7,8 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include "tsg_test_main.h"
+
 #include "engine.h"
 #include "ruleset.h"
 #include "tsg_test_yaml.h"
@@ -637,29 +639,27 @@ static void test_foreach_alert_pending_and_firing(void **state)
 	fx_stop(&f);
 }
 
-int main(void)
-{
-	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_time_fires_at_threshold),
-		cmocka_unit_test(test_time_leave_at_threshold_instant),
-		cmocka_unit_test(test_time_no_match_no_alert),
-		cmocka_unit_test(test_count_up_and_down),
-		cmocka_unit_test(test_count_resolve_below),
-		cmocka_unit_test(test_count_for_interrupted_and_held),
-		cmocka_unit_test(test_rate_window_slides),
-		cmocka_unit_test(test_rate_for),
-		cmocka_unit_test(test_cooldown_counts_suppressed),
-		cmocka_unit_test(test_key_limit_counted),
-		cmocka_unit_test(test_socket_limit_counted),
-		cmocka_unit_test(test_reload_keeps_unchanged_state),
-		cmocka_unit_test(test_reload_changed_rule_starts_fresh),
-		cmocka_unit_test(test_snapshot_age_counts_from_since),
-		cmocka_unit_test(test_free_with_armed_timers),
-		cmocka_unit_test(test_time_key_stable_when_port_learnt),
-		cmocka_unit_test(test_resnapshot_joins_new_rules),
-		cmocka_unit_test(test_text_line_has_no_control_chars),
-		cmocka_unit_test(test_sockinfo_copy),
-		cmocka_unit_test(test_foreach_alert_pending_and_firing),
-	};
-	return cmocka_run_group_tests(tests, NULL, NULL);
-}
+static const struct CMUnitTest tests[] = {
+    cmocka_unit_test(test_time_fires_at_threshold),
+    cmocka_unit_test(test_time_leave_at_threshold_instant),
+    cmocka_unit_test(test_time_no_match_no_alert),
+    cmocka_unit_test(test_count_up_and_down),
+    cmocka_unit_test(test_count_resolve_below),
+    cmocka_unit_test(test_count_for_interrupted_and_held),
+    cmocka_unit_test(test_rate_window_slides),
+    cmocka_unit_test(test_rate_for),
+    cmocka_unit_test(test_cooldown_counts_suppressed),
+    cmocka_unit_test(test_key_limit_counted),
+    cmocka_unit_test(test_socket_limit_counted),
+    cmocka_unit_test(test_reload_keeps_unchanged_state),
+    cmocka_unit_test(test_reload_changed_rule_starts_fresh),
+    cmocka_unit_test(test_snapshot_age_counts_from_since),
+    cmocka_unit_test(test_free_with_armed_timers),
+    cmocka_unit_test(test_time_key_stable_when_port_learnt),
+    cmocka_unit_test(test_resnapshot_joins_new_rules),
+    cmocka_unit_test(test_text_line_has_no_control_chars),
+    cmocka_unit_test(test_sockinfo_copy),
+    cmocka_unit_test(test_foreach_alert_pending_and_firing),
+};
+
+TSG_TEST_MAIN(tests)

@@ -6,6 +6,8 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include "tsg_test_main.h"
+
 #include "container.h"
 #include "eventio.h"
 
@@ -19,6 +21,16 @@
 static int parse(const char *line, struct tsg_event *ev, char *err, size_t errlen)
 {
 	return tsg_event_parse_line(line, strlen(line), ev, err, errlen);
+}
+
+/* The family of the event of line, which must parse. */
+static int family_of(const char *line)
+{
+	struct tsg_event ev;
+	char err[256];
+
+	assert_int_equal(parse(line, &ev, err, sizeof(err)), 0);
+	return ev.info.family;
 }
 
 static void test_cli_example_lines(void **state)
@@ -61,20 +73,14 @@ static void test_cli_example_lines(void **state)
 
 static void test_ipv6_and_mapped_peer(void **state)
 {
-	struct tsg_event ev;
-	char err[256];
-
-	assert_int_equal(parse("{\"ts\": 1, \"sk\": \"x\", \"to\": \"LISTEN\", \"laddr\": \"::\", "
-			       "\"raddr\": \"fd00::1\"}",
-			       &ev, err, sizeof(err)),
-			 0);
-	assert_int_equal(ev.info.family, TSG_FAM_IPV6);
+	assert_int_equal(
+	    family_of("{\"ts\": 1, \"sk\": \"x\", \"to\": \"LISTEN\", \"laddr\": \"::\", "
+		      "\"raddr\": \"fd00::1\"}"),
+	    TSG_FAM_IPV6);
 	/* an IPv4 peer of a dual-stack socket is ipv4 */
-	assert_int_equal(parse("{\"ts\": 1, \"sk\": \"x\", \"to\": \"ESTABLISHED\", \"laddr\": "
-			       "\"::ffff:10.0.0.1\", \"raddr\": \"::ffff:10.0.0.2\"}",
-			       &ev, err, sizeof(err)),
-			 0);
-	assert_int_equal(ev.info.family, TSG_FAM_IPV4);
+	assert_int_equal(family_of("{\"ts\": 1, \"sk\": \"x\", \"to\": \"ESTABLISHED\", \"laddr\": "
+				   "\"::ffff:10.0.0.1\", \"raddr\": \"::ffff:10.0.0.2\"}"),
+			 TSG_FAM_IPV4);
 }
 
 /* cli.md: "family": "ipv6" with a v4-mapped peer is IPv4, as live */
@@ -99,17 +105,14 @@ static void test_ipv6_family_mapped_peer_is_ipv4(void **state)
 	free(out);
 	json_decref(o);
 	/* the peer decides: a v4-mapped local address with an IPv6 peer stays ipv6 */
-	assert_int_equal(parse("{\"ts\": 1, \"sk\": \"x\", \"to\": \"ESTABLISHED\", \"family\": "
-			       "\"ipv6\", \"laddr\": \"::ffff:10.0.0.1\", \"raddr\": \"fd00::2\"}",
-			       &ev, err, sizeof(err)),
-			 0);
-	assert_int_equal(ev.info.family, TSG_FAM_IPV6);
+	assert_int_equal(
+	    family_of("{\"ts\": 1, \"sk\": \"x\", \"to\": \"ESTABLISHED\", \"family\": "
+		      "\"ipv6\", \"laddr\": \"::ffff:10.0.0.1\", \"raddr\": \"fd00::2\"}"),
+	    TSG_FAM_IPV6);
 	/* no peer on the line: nothing to decide by */
-	assert_int_equal(parse("{\"ts\": 1, \"sk\": \"x\", \"to\": \"LISTEN\", \"family\": "
-			       "\"ipv6\", \"laddr\": \"::ffff:10.0.0.1\"}",
-			       &ev, err, sizeof(err)),
-			 0);
-	assert_int_equal(ev.info.family, TSG_FAM_IPV6);
+	assert_int_equal(family_of("{\"ts\": 1, \"sk\": \"x\", \"to\": \"LISTEN\", \"family\": "
+				   "\"ipv6\", \"laddr\": \"::ffff:10.0.0.1\"}"),
+			 TSG_FAM_IPV6);
 }
 
 /* the same rule for the capture's conversion (bpf/capture.c info_from_bpf) */
@@ -327,17 +330,18 @@ static void test_reader(void **state)
 	fclose(f);
 }
 
-int main(void)
-{
-	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_cli_example_lines), cmocka_unit_test(test_ipv6_and_mapped_peer),
-		cmocka_unit_test(test_ipv6_family_mapped_peer_is_ipv4),
-		cmocka_unit_test(test_norm_family),
-		cmocka_unit_test(test_errors),		  cmocka_unit_test(test_blank_line),
-		cmocka_unit_test(test_read_line_bounded), cmocka_unit_test(test_write_then_read),
-		cmocka_unit_test(test_sk_ids),
-		cmocka_unit_test(test_reader),
-		cmocka_unit_test(test_ident_fields),
-	};
-	return cmocka_run_group_tests(tests, NULL, NULL);
-}
+static const struct CMUnitTest tests[] = {
+    cmocka_unit_test(test_cli_example_lines),
+    cmocka_unit_test(test_ipv6_and_mapped_peer),
+    cmocka_unit_test(test_ipv6_family_mapped_peer_is_ipv4),
+    cmocka_unit_test(test_norm_family),
+    cmocka_unit_test(test_errors),
+    cmocka_unit_test(test_blank_line),
+    cmocka_unit_test(test_read_line_bounded),
+    cmocka_unit_test(test_write_then_read),
+    cmocka_unit_test(test_sk_ids),
+    cmocka_unit_test(test_reader),
+    cmocka_unit_test(test_ident_fields),
+};
+
+TSG_TEST_MAIN(tests)

@@ -16,6 +16,8 @@
 
 #include <cmocka.h>
 
+#include "tsg_test_main.h"
+
 #include "match.h"
 #include "ruleset.h"
 #include "tsg_test_yaml.h"
@@ -542,26 +544,23 @@ static void t_container_and_pod(void **state)
 	assert_false(match_yaml("{pod: \"!none\"}", &in));
 }
 
-int main(void)
-{
-	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(t_ports),
-	    cmocka_unit_test(t_ports_yaml),
-	    cmocka_unit_test(t_cidr_v4_v6),
-	    cmocka_unit_test(t_cidr_any),
-	    cmocka_unit_test(t_cidr_host_bits),
-	    cmocka_unit_test(t_exclusion_only),
-	    cmocka_unit_test(t_unknown_values),
-	    cmocka_unit_test(t_family),
-	    cmocka_unit_test(t_uid),
-	    cmocka_unit_test(t_comm_exact_and_regex),
-	    cmocka_unit_test(t_regex_cache),
-	    cmocka_unit_test(t_cgroup_prefix),
-	    cmocka_unit_test(t_lists_in_match),
-	    cmocka_unit_test(t_netns_inode_and_host),
-	    cmocka_unit_test(t_netns_name),
-	    cmocka_unit_test(t_container_and_pod),
-	};
+static const struct CMUnitTest tests[] = {
+    cmocka_unit_test(t_ports),
+    cmocka_unit_test(t_ports_yaml),
+    cmocka_unit_test(t_cidr_v4_v6),
+    cmocka_unit_test(t_cidr_any),
+    cmocka_unit_test(t_cidr_host_bits),
+    cmocka_unit_test(t_exclusion_only),
+    cmocka_unit_test(t_unknown_values),
+    cmocka_unit_test(t_family),
+    cmocka_unit_test(t_uid),
+    cmocka_unit_test(t_comm_exact_and_regex),
+    cmocka_unit_test(t_regex_cache),
+    cmocka_unit_test(t_cgroup_prefix),
+    cmocka_unit_test(t_lists_in_match),
+    cmocka_unit_test(t_netns_inode_and_host),
+    cmocka_unit_test(t_netns_name),
+    cmocka_unit_test(t_container_and_pod),
+};
 
-	return cmocka_run_group_tests(tests, NULL, NULL);
-}
+TSG_TEST_MAIN(tests)

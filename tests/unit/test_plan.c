@@ -13,6 +13,8 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include "tsg_test_main.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -92,26 +94,39 @@ static struct tsg_rule *add_trans(struct rsb *b, const char *name, tsg_statemask
 
 #define SM(s) ((tsg_statemask)(1u << (s)))
 
-/* "80, !8080, 8000-8999" */
-static void set_ports(struct tsg_portset *s, const char *spec)
+/* Calls fn for each item of spec ("a, !b"): its text after a '!', and whether it had one. */
+static void each_item(const char *spec, void *set, void (*fn)(void *set, const char *t, bool neg))
 {
 	char *dup = strdup(spec), *save = NULL;
 
-	for (char *t = strtok_r(dup, ", ", &save); t; t = strtok_r(NULL, ", ", &save)) {
-		struct tsg_portrange pr = {0};
-		unsigned lo, hi;
-		if (*t == '!') {
-			pr.neg = true;
-			t++;
-		}
-		if (sscanf(t, "%u-%u", &lo, &hi) != 2)
-			hi = lo = (unsigned)atoi(t);
-		pr.lo = (uint16_t)lo;
-		pr.hi = (uint16_t)hi;
-		s->v = realloc(s->v, sizeof(*s->v) * (s->n + 1));
-		s->v[s->n++] = pr;
-	}
+	for (char *t = strtok_r(dup, ", ", &save); t; t = strtok_r(NULL, ", ", &save))
+		fn(set, t + (*t == '!'), *t == '!');
 	free(dup);
+}
+
+/* appends x to the set s (v, n) */
+#define SET_PUSH(s, x)                                                                             \
+	do {                                                                                       \
+		(s)->v = realloc((s)->v, sizeof(*(s)->v) * ((s)->n + 1));                          \
+		(s)->v[(s)->n++] = (x);                                                            \
+	} while (0)
+
+static void port_item(void *set, const char *t, bool neg)
+{
+	struct tsg_portrange pr = {.neg = neg};
+	unsigned lo, hi;
+
+	if (sscanf(t, "%u-%u", &lo, &hi) != 2)
+		hi = lo = (unsigned)atoi(t);
+	pr.lo = (uint16_t)lo;
+	pr.hi = (uint16_t)hi;
+	SET_PUSH((struct tsg_portset *)set, pr);
+}
+
+/* "80, !8080, 8000-8999" */
+static void set_ports(struct tsg_portset *s, const char *spec)
+{
+	each_item(spec, s, port_item);
 }
 
 static void parse_prefix(const char *t, struct tsg_cidr *c)
@@ -130,64 +145,51 @@ static void parse_prefix(const char *t, struct tsg_cidr *c)
 		c->plen = (uint8_t)(atoi(slash + 1) + (fam == TSG_FAM_IPV4 ? 96 : 0));
 }
 
+static void cidr_item(void *set, const char *t, bool neg)
+{
+	struct tsg_cidr c = {.neg = neg};
+
+	parse_prefix(t, &c);
+	SET_PUSH((struct tsg_cidrset *)set, c);
+}
+
 /* "10.0.0.0/8, !10.1.0.0/16" */
 static void set_cidrs(struct tsg_cidrset *s, const char *spec)
 {
-	char *dup = strdup(spec), *save = NULL;
+	each_item(spec, s, cidr_item);
+}
 
-	for (char *t = strtok_r(dup, ", ", &save); t; t = strtok_r(NULL, ", ", &save)) {
-		struct tsg_cidr c = {0};
-		if (*t == '!') {
-			c.neg = true;
-			t++;
-		}
-		parse_prefix(t, &c);
-		s->v = realloc(s->v, sizeof(*s->v) * (s->n + 1));
-		s->v[s->n++] = c;
+static void comm_item(void *set, const char *t, bool neg)
+{
+	struct tsg_stritem it = {.neg = neg};
+
+	if (!strncmp(t, "re:", 3)) {
+		size_t off;
+		char msg[128];
+		t += 3;
+		assert_int_equal(tsg_regex_new(t, &it.re, &off, msg, sizeof(msg)), 0);
 	}
-	free(dup);
+	it.s = strdup(t);
+	SET_PUSH((struct tsg_strset *)set, it);
 }
 
 /* "curl, !nginx, re:^py" (re: a regex item) */
 static void set_comms(struct tsg_strset *s, const char *spec)
 {
-	char *dup = strdup(spec), *save = NULL;
+	each_item(spec, s, comm_item);
+}
 
-	for (char *t = strtok_r(dup, ", ", &save); t; t = strtok_r(NULL, ", ", &save)) {
-		struct tsg_stritem it = {0};
-		if (*t == '!') {
-			it.neg = true;
-			t++;
-		}
-		if (!strncmp(t, "re:", 3)) {
-			size_t off;
-			char msg[128];
-			t += 3;
-			assert_int_equal(tsg_regex_new(t, &it.re, &off, msg, sizeof(msg)), 0);
-		}
-		it.s = strdup(t);
-		s->v = realloc(s->v, sizeof(*s->v) * (s->n + 1));
-		s->v[s->n++] = it;
-	}
-	free(dup);
+static void uid_item(void *set, const char *t, bool neg)
+{
+	struct tsg_uiditem u = {.neg = neg, .uid = (uint32_t)strtoul(t, NULL, 10)};
+
+	SET_PUSH((struct tsg_uidset *)set, u);
 }
 
 /* "1000, !0" */
 static void set_uids(struct tsg_uidset *s, const char *spec)
 {
-	char *dup = strdup(spec), *save = NULL;
-
-	for (char *t = strtok_r(dup, ", ", &save); t; t = strtok_r(NULL, ", ", &save)) {
-		struct tsg_uiditem u = {0};
-		if (*t == '!') {
-			u.neg = true;
-			t++;
-		}
-		u.uid = (uint32_t)strtoul(t, NULL, 10);
-		s->v = realloc(s->v, sizeof(*s->v) * (s->n + 1));
-		s->v[s->n++] = u;
-	}
-	free(dup);
+	each_item(spec, s, uid_item);
 }
 
 static struct tsg_plan *build(struct rsb *b, bool record_all)
@@ -1303,28 +1305,26 @@ static void test_cgroup_gate(void **state)
 	}
 }
 
-int main(void)
-{
-	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_trans_transition_rules),
-	    cmocka_unit_test(test_trans_state_rules),
-	    cmocka_unit_test(test_family),
-	    cmocka_unit_test(test_ports_ranges_exclusions),
-	    cmocka_unit_test(test_lport_zero_at_connect),
-	    cmocka_unit_test(test_cidr_nesting),
-	    cmocka_unit_test(test_cidr_network_address_excluded),
-	    cmocka_unit_test(test_v4_mapped),
-	    cmocka_unit_test(test_comm),
-	    cmocka_unit_test(test_uid_and_cgroup),
-	    cmocka_unit_test(test_lookups_and_dup),
-	    cmocka_unit_test(test_more_than_64_rules),
-	    cmocka_unit_test(test_disabled_rules),
-	    cmocka_unit_test(test_netns_container_pod),
-	    cmocka_unit_test(test_cgroup_gate),
-	    cmocka_unit_test(test_record_all),
-	    cmocka_unit_test(test_explain),
-	    cmocka_unit_test(test_superset_property),
-	    cmocka_unit_test(test_loaded_rules),
-	};
-	return cmocka_run_group_tests(tests, NULL, NULL);
-}
+static const struct CMUnitTest tests[] = {
+    cmocka_unit_test(test_trans_transition_rules),
+    cmocka_unit_test(test_trans_state_rules),
+    cmocka_unit_test(test_family),
+    cmocka_unit_test(test_ports_ranges_exclusions),
+    cmocka_unit_test(test_lport_zero_at_connect),
+    cmocka_unit_test(test_cidr_nesting),
+    cmocka_unit_test(test_cidr_network_address_excluded),
+    cmocka_unit_test(test_v4_mapped),
+    cmocka_unit_test(test_comm),
+    cmocka_unit_test(test_uid_and_cgroup),
+    cmocka_unit_test(test_lookups_and_dup),
+    cmocka_unit_test(test_more_than_64_rules),
+    cmocka_unit_test(test_disabled_rules),
+    cmocka_unit_test(test_netns_container_pod),
+    cmocka_unit_test(test_cgroup_gate),
+    cmocka_unit_test(test_record_all),
+    cmocka_unit_test(test_explain),
+    cmocka_unit_test(test_superset_property),
+    cmocka_unit_test(test_loaded_rules),
+};
+
+TSG_TEST_MAIN(tests)

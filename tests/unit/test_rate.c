@@ -12,6 +12,8 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include "tsg_test_main.h"
+
 #include "engine.h"
 #include "rate.h"
 #include "ruleset.h"
@@ -450,18 +452,15 @@ static void test_property_random_streams(void **state)
 	}
 }
 
-int main(void)
-{
-	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_event_at_window_edge),
-	    cmocka_unit_test(test_events_in_one_ms),
-	    cmocka_unit_test(test_threshold_zero),
-	    cmocka_unit_test(test_resolves_at_exactly_n),
-	    cmocka_unit_test(test_long_window_coarsens),
-	    cmocka_unit_test(test_memory_independent_of_threshold),
-	    cmocka_unit_test(test_memory_bounded_for_long_windows),
-	    cmocka_unit_test(test_property_random_streams),
-	};
+static const struct CMUnitTest tests[] = {
+    cmocka_unit_test(test_event_at_window_edge),
+    cmocka_unit_test(test_events_in_one_ms),
+    cmocka_unit_test(test_threshold_zero),
+    cmocka_unit_test(test_resolves_at_exactly_n),
+    cmocka_unit_test(test_long_window_coarsens),
+    cmocka_unit_test(test_memory_independent_of_threshold),
+    cmocka_unit_test(test_memory_bounded_for_long_windows),
+    cmocka_unit_test(test_property_random_streams),
+};
 
-	return cmocka_run_group_tests(tests, NULL, NULL);
-}
+TSG_TEST_MAIN(tests)

@@ -20,6 +20,8 @@
 
 #include <cmocka.h>
 
+#include "tsg_test_main.h"
+
 #include "match.h"
 #include "ruleset.h"
 #include "tsg_test_yaml.h"
@@ -337,22 +339,25 @@ static void err_messages_in_file_order(void **state)
 
 /* ---- positive: the examples of docs/rules.md ------------------------------- */
 
+/* The entry called key of the n entries of v (rules or actions); the test fails without one. */
+#define BY_NAME(v, n, what, key)                                                                   \
+	({                                                                                         \
+		size_t i_ = 0;                                                                     \
+		while (i_ < (n) && strcmp((v)[i_].name, (key)))                                    \
+			i_++;                                                                      \
+		if (i_ == (n))                                                                     \
+			fail_msg("no " what " %s", (key));                                         \
+		&(v)[i_];                                                                          \
+	})
+
 static const struct tsg_rule *rule(const struct tsg_ruleset *rs, const char *name)
 {
-	for (size_t i = 0; i < rs->nrules; i++)
-		if (!strcmp(rs->rules[i].name, name))
-			return &rs->rules[i];
-	fail_msg("no rule %s", name);
-	return NULL;
+	return BY_NAME(rs->rules, rs->nrules, "rule", name);
 }
 
 static const struct tsg_action_def *action(const struct tsg_ruleset *rs, const char *name)
 {
-	for (size_t i = 0; i < rs->nactions; i++)
-		if (!strcmp(rs->actions[i].name, name))
-			return &rs->actions[i];
-	fail_msg("no action %s", name);
-	return NULL;
+	return BY_NAME(rs->actions, rs->nactions, "action", name);
 }
 
 static struct tsg_ruleset *load_examples(struct tsg_diags *d)
@@ -811,26 +816,23 @@ static void err_root_cause_only(void **state)
 	assert_int_equal(failed, 0);
 }
 
-int main(void)
-{
-	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(err_table),
-		T(err_root_cause_only),
-		T(err_duplicate_across_files),
-		T(err_duplicate_action_and_list),
-		T(ok_webhook_url_list),
-		T(err_permissions_as_root),
-		T(err_missing_path),
-		T(err_all_collected),
-		T(err_messages_in_file_order),
-		T(ok_examples),
-		T(ok_digest),
-		T(ok_syslog_override_and_empty),
-		cmocka_unit_test(ok_template_parse),
-		cmocka_unit_test(ok_nearest_word),
-		cmocka_unit_test(ok_severity),
-		cmocka_unit_test(ok_diags),
-	};
+static const struct CMUnitTest tests[] = {
+    cmocka_unit_test(err_table),
+    T(err_root_cause_only),
+    T(err_duplicate_across_files),
+    T(err_duplicate_action_and_list),
+    T(ok_webhook_url_list),
+    T(err_permissions_as_root),
+    T(err_missing_path),
+    T(err_all_collected),
+    T(err_messages_in_file_order),
+    T(ok_examples),
+    T(ok_digest),
+    T(ok_syslog_override_and_empty),
+    cmocka_unit_test(ok_template_parse),
+    cmocka_unit_test(ok_nearest_word),
+    cmocka_unit_test(ok_severity),
+    cmocka_unit_test(ok_diags),
+};
 
-	return cmocka_run_group_tests(tests, NULL, NULL);
-}
+TSG_TEST_MAIN(tests)

@@ -13,6 +13,8 @@
 
 #include <cmocka.h>
 
+#include "tsg_test_main.h"
+
 #include "sockpack.h"
 
 static uint32_t rnd(uint32_t *s)
@@ -178,13 +180,10 @@ static void test_pool(void **state)
 	pool_fini(&p);
 }
 
-int main(void)
-{
-	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_pack_matches_copy),
-	    cmocka_unit_test(test_ext_shared),
-	    cmocka_unit_test(test_pool),
-	};
+static const struct CMUnitTest tests[] = {
+    cmocka_unit_test(test_pack_matches_copy),
+    cmocka_unit_test(test_ext_shared),
+    cmocka_unit_test(test_pool),
+};
 
-	return cmocka_run_group_tests(tests, NULL, NULL);
-}
+TSG_TEST_MAIN(tests)
