@@ -262,6 +262,20 @@ static __always_inline __u64 sk_cgroup_id(const struct sock *sk)
 	return sk_cgroup_id_x(sk, false);
 }
 
+/* A zeroed ring buffer record stamped now, or NULL (counted as lost). */
+static __always_inline struct tsg_bpf_event *event_new(struct pcpu *pc)
+{
+	struct tsg_bpf_event *e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
+
+	if (!e) {
+		count_in(pc, TSG_BPF_C_LOST);
+		return NULL;
+	}
+	__builtin_memset(e, 0, sizeof(*e));
+	e->ts_ns = bpf_ktime_get_ns();
+	return e;
+}
+
 #include "tsguard_gate.bpf.h"
 
 /* tp_btf: the socket's cookie, a plain load once the kernel made one, else
@@ -469,6 +483,15 @@ static __always_inline void accept_owner_take(struct sk_state *st, __u64 cookie)
 		__sync_fetch_and_add(&acc_pending, -1);
 }
 
+static __always_inline void event_tuple(struct tsg_bpf_event *e, const struct tuple *t)
+{
+	__builtin_memcpy(e->laddr, t->laddr, 16);
+	__builtin_memcpy(e->raddr, t->raddr, 16);
+	e->lport = t->lport;
+	e->rport = t->rport;
+	e->family = t->family;
+}
+
 static __always_inline void submit(struct tsg_bpf_event *e)
 {
 	if (wakeup_bytes && bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) < wakeup_bytes)
@@ -494,11 +517,7 @@ static __always_inline void send_event(struct sock *sk, const struct sk_state *s
 	e->cgroup_id = st->owner ? st->cgroup_id : 0;
 	e->pid = st->owner ? st->pid : 0;
 	e->uid = suid;
-	__builtin_memcpy(e->laddr, t->laddr, 16);
-	__builtin_memcpy(e->raddr, t->raddr, 16);
-	e->lport = t->lport;
-	e->rport = t->rport;
-	e->family = t->family;
+	event_tuple(e, t);
 	e->from = from;
 	e->to = to;
 	if (st->owner) {

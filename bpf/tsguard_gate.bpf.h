@@ -42,14 +42,10 @@ static __always_inline bool netns_watched(__u32 ino)
 /* Asks user space for the verdict on a cgroup (TSG_BPF_F_CGROUP). */
 static __always_inline void cgroup_ask(__u64 id, __u32 gen, __u32 netns, struct pcpu *pc)
 {
-	struct tsg_bpf_event *e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
+	struct tsg_bpf_event *e = event_new(pc);
 
-	if (!e) {
-		count_in(pc, TSG_BPF_C_LOST);
+	if (!e)
 		return;
-	}
-	__builtin_memset(e, 0, sizeof(*e));
-	e->ts_ns = bpf_ktime_get_ns();
 	e->sk_cgroup = id;
 	e->netns = netns;
 	e->pid = gen;

@@ -31,19 +31,11 @@ static __always_inline void tw_send(const struct tuple *t, __u64 cookie, __u32 n
 
 	if (!cfg.record_all && !(lookup_u64(&lport, &lp) & lookup_u64(&rport, &rp)))
 		return; /* no rule slot wants these ports: not followed */
-	e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
-	if (!e) {
-		count_in(pc, TSG_BPF_C_LOST);
+	e = event_new(pc);
+	if (!e)
 		return;
-	}
-	__builtin_memset(e, 0, sizeof(*e));
-	e->ts_ns = bpf_ktime_get_ns();
 	e->cookie = cookie;
-	__builtin_memcpy(e->laddr, t->laddr, 16);
-	__builtin_memcpy(e->raddr, t->raddr, 16);
-	e->lport = t->lport;
-	e->rport = t->rport;
-	e->family = t->family;
+	event_tuple(e, t);
 	e->from = TSG_BPF_TCP_TIME_WAIT;
 	e->to = to;
 	e->flags = TSG_BPF_F_TWEND;
