@@ -97,8 +97,10 @@ class Agent:
             pass
         c.close()
 
-    def connect(self, port, block=True, lport=0):
+    def connect(self, port, block=True, lport=0, reuse=False):
         s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        if reuse:  # bind a port a TIME_WAIT socket of ours holds
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         if lport:
             s.bind(("127.0.0.1", lport))
         if not block:
@@ -154,7 +156,8 @@ class Agent:
                 ids = list(self.served.get(cmd["id"], []))
             return {"n": len(ids), "ids": ids}
         if op == "connect":
-            i, res = self.connect(cmd["port"], cmd.get("block", True), cmd.get("lport", 0))
+            i, res = self.connect(cmd["port"], cmd.get("block", True), cmd.get("lport", 0),
+                                  cmd.get("reuse", False))
             lport = self.socks[i].getsockname()[1] if i is not None else None
             return {"id": i, "result": res, "lport": lport}
         if op == "refuse":
