@@ -328,6 +328,8 @@ int cap_iter_read_spec(struct tsg_capture *c, int fd, const struct cap_iter_spec
 		n = read(fd, buf + have, sizeof(buf) - have);
 		if (n < 0 && errno == EINTR)
 			continue;
+		if (n < 0 && errno == EAGAIN && sp->stops)
+			break;
 		if (n < 0) {
 			int err = -errno;
 

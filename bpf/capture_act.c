@@ -50,7 +50,8 @@ static void destroy_none(struct tsg_capture *c, const void *rec, void *arg)
 
 int tsg_capture_destroy(struct tsg_capture *c, uint64_t cookie, uint32_t netns)
 {
-	struct cap_iter_spec sp = {c ? c->destroy_link : NULL, 0, destroy_none, NULL, NULL};
+	struct cap_iter_spec sp = {c ? c->destroy_link : NULL, 0, destroy_none, NULL, NULL,
+				   false};
 	int err, res;
 
 	if (!c || !cookie)
@@ -165,7 +166,7 @@ void cap_queue_tick(struct tsg_capture *c)
 	struct cap_queue *q = c->queue;
 	uint64_t t = tsg_mono_ns();
 	struct cap_iter_spec sp = {c->queue_link, sizeof(struct tsg_bpf_queue_rec), queue_rec, &t,
-				   NULL};
+				   NULL, true};
 
 	if (!q || !c->queue_link)
 		return;

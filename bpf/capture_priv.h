@@ -129,6 +129,9 @@ struct cap_iter_spec {
 	void (*fn)(struct tsg_capture *c, const void *rec, void *arg);
 	void *arg;
 	void (*ahead)(const struct tsg_capture *c, const void *rec, int stage);
+	/* the program ends the pass early: it returns 1 (retry) where it has seen
+	 * all it wants, and read() then fails with EAGAIN, the end of the pass */
+	bool stops;
 };
 #define CAP_AHEAD_FAR  16
 #define CAP_AHEAD_NEAR 8

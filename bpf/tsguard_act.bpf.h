@@ -54,8 +54,14 @@ int tsg_iter_queue(struct bpf_iter__tcp *ctx)
 	struct tcp_sock *tp;
 	struct sock *sk;
 
-	if (!skc || skc->skc_state != TSG_BPF_TCP_LISTEN)
+	if (!skc)
 		return 0;
+	/* the listening hash comes first, and holds only listeners: at the
+	 * first other socket every listener was seen. 1 (retry this socket)
+	 * makes read() end the pass with EAGAIN instead of walking the whole
+	 * established hash (cap_iter_spec.stops). */
+	if (skc->skc_state != TSG_BPF_TCP_LISTEN)
+		return 1;
 	tp = bpf_skc_to_tcp_sock(skc);
 	if (!tp)
 		return 0;
