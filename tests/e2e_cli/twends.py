@@ -55,6 +55,29 @@ def equal_to_ss(ns, state, ss_state, want):
     return ss_count(ns, ss_state) == want and by_state.get(state, 0) == want
 
 
+def reach(ns, state, ss_state, n, timeout):
+    """Waits until ss and tsguard both count n sockets in `state`; fails otherwise."""
+    check(wait_until(lambda: equal_to_ss(ns, state, ss_state, n), timeout),
+          "%s: ss %d, tsguard %s, want %d" % (state, ss_count(ns, ss_state),
+                                              gauges(ns)[0].get(state), n))
+
+
+def ends_seen(ns, state, ss_state, counter, what, act):
+    """Runs act(), which ends the N sockets in `state`: tsguard must follow ss to 0
+    within DEADLINE, and the capture counter `counter` grow by N."""
+    _, c0 = gauges(ns)
+    t0 = time.monotonic()
+    act()
+    ok = wait_until(lambda: equal_to_ss(ns, state, ss_state, 0), DEADLINE)
+    by_state, c1 = gauges(ns)
+    log("%s: %s ss %d, tsguard %s after %.2f s; %s %s -> %s" %
+        (what, state, ss_count(ns, ss_state), by_state.get(state), time.monotonic() - t0,
+         counter, c0.get(counter), c1.get(counter)))
+    check(ok, "%s: %s sockets still counted after %.1f s" % (what, state, DEADLINE))
+    check(c1.get(counter, 0) - c0.get(counter, 0) == N,
+          "%s: %s %s -> %s, want +%d" % (what, counter, c0.get(counter), c1.get(counter), N))
+
+
 def test(env, tsguard):
     ns = env.make_netns("net.ipv4.tcp_tw_reuse=1", "net.ipv4.tcp_fin_timeout=60")
     cli, srv = env.agents("twe", "twes")
@@ -74,24 +97,17 @@ def test(env, tsguard):
     ids = [cli.cmd("connect", port=closer["port"], lport=base + i, reuse=True)["id"]
            for i in range(N)]
     cli.cmd("close", ids=ids)
-    check(wait_until(lambda: equal_to_ss(ns, "TIME_WAIT", "time-wait", N), 10),
-          "TIME_WAIT: ss %d, tsguard %s" % (ss_count(ns, "time-wait"),
-                                            gauges(ns)[0].get("TIME_WAIT")))
+    reach(ns, "TIME_WAIT", "time-wait", N, 10)
     time.sleep(1.5)  # the kernel lets a connect reuse a timewait socket 1 s old
-    _, c0 = gauges(ns)
-    t0 = time.monotonic()
-    again = [cli.cmd("connect", port=closer["port"], lport=base + i, reuse=True)
-             for i in range(N)]
-    check(all(a["result"] == "ok" for a in again),
-          "connects from the TIME_WAIT ports: %s" % [a["result"] for a in again])
-    ok = wait_until(lambda: equal_to_ss(ns, "TIME_WAIT", "time-wait", 0), DEADLINE)
-    by_state, c1 = gauges(ns)
-    log("taken over: TIME_WAIT ss %d, tsguard %s after %.2f s; taken_over %s -> %s" %
-        (ss_count(ns, "time-wait"), by_state.get("TIME_WAIT"), time.monotonic() - t0,
-         c0.get("taken_over"), c1.get("taken_over")))
-    check(ok, "TIME_WAIT sockets taken over still counted after %.1f s" % DEADLINE)
-    check(c1.get("taken_over", 0) - c0.get("taken_over", 0) == N,
-          "taken over: %s, want %d" % (c1.get("taken_over"), N))
+    again = []
+
+    def reconnect():
+        again.extend(cli.cmd("connect", port=closer["port"], lport=base + i, reuse=True)
+                     for i in range(N))
+        check(all(a["result"] == "ok" for a in again),
+              "connects from the TIME_WAIT ports: %s" % [a["result"] for a in again])
+
+    ends_seen(ns, "TIME_WAIT", "time-wait", "taken_over", "taken over", reconnect)
     cli.cmd("close", ids=[a["id"] for a in again])
 
     # 2. killed by a reset: orphans in FIN_WAIT2, the server resets its side
@@ -100,21 +116,10 @@ def test(env, tsguard):
     ids = [cli.cmd("connect", port=holder["port"])["id"] for _ in range(N)]
     check(wait_until(lambda: srv.cmd("served", id=holder["id"])["n"] == N, 5), "not accepted")
     cli.cmd("close", ids=ids)  # orphans: FIN_WAIT2 as timewait sockets
-    check(wait_until(lambda: equal_to_ss(ns, "FIN_WAIT2", "fin-wait-2", N), 10),
-          "FIN_WAIT2: ss %d, tsguard %s" % (ss_count(ns, "fin-wait-2"),
-                                            gauges(ns)[0].get("FIN_WAIT2")))
-    _, c0 = gauges(ns)
-    t0 = time.monotonic()
-    srv.cmd("close", ids=srv.cmd("served", id=holder["id"])["ids"], rst=True)
-    ok = wait_until(lambda: equal_to_ss(ns, "FIN_WAIT2", "fin-wait-2", 0), DEADLINE)
-    by_state, c1 = gauges(ns)
-    log("reset: FIN_WAIT2 ss %d, tsguard %s after %.2f s; kernel_ends %s -> %s" %
-        (ss_count(ns, "fin-wait-2"), by_state.get("FIN_WAIT2"), time.monotonic() - t0,
-         c0.get("kernel_ends"), c1.get("kernel_ends")))
-    check(ok, "FIN_WAIT2 sockets reset still counted after %.1f s" % DEADLINE)
-    check(c1.get("kernel_ends", 0) - c0.get("kernel_ends", 0) == N,
-          "ends reported by the kernel: %s -> %s, want +%d" %
-          (c0.get("kernel_ends"), c1.get("kernel_ends"), N))
+    reach(ns, "FIN_WAIT2", "fin-wait-2", N, 10)
+    ends_seen(ns, "FIN_WAIT2", "fin-wait-2", "kernel_ends", "reset",
+              lambda: srv.cmd("close", ids=srv.cmd("served", id=holder["id"])["ids"],
+                              rst=True))
 
 
 if __name__ == "__main__":
