@@ -463,7 +463,7 @@ int cap_netns_iter(struct tsg_capture *c, const uint32_t *only, size_t nonly, bo
 {
 	struct iter_rec_arg a = {fn, arg};
 	struct cap_iter_spec sp = {c->iter_link, sizeof(struct tsg_bpf_iter_rec), iter_rec, &a,
-				   cap_tw_prefetch, false};
+				   cap_tw_prefetch, true};
 
 	c->skel->bss->iter_tw_only = tw_only;
 	return cap_netns_iter_spec(c, only, nonly, &sp);

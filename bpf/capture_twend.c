@@ -97,4 +97,5 @@ void cap_twend_follow(struct tsg_capture *c)
 void cap_twend_iter_skip(struct tsg_capture *c, bool skip)
 {
 	c->skel->bss->iter_no_tw = skip;
+	c->skel->bss->iter_req_ns = 0; /* a new pass: no namespace read yet */
 }

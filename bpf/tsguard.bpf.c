@@ -27,6 +27,10 @@ const volatile __u64 wakeup_bytes = 0;
 struct tsg_bpf_cfg cfg = {};
 __u32 iter_tw_only = 0; /* iterator: timewait and request sockets only */
 __u32 iter_no_tw = 0;	/* iterator: no timewait sockets (the kernel reports their ends) */
+/* iterator, light pass without timewait sockets: the namespace being read
+ * (0: none yet, reset by user space) and its request sockets not seen yet */
+__u32 iter_req_ns = 0;
+__s64 iter_req_left = 0;
 /* 1: only namespaces in netns_allow pass (the rules name namespaces) */
 __u32 netns_filter = 0;
 /* 1: cgroups whose verdict of generation cg_gen is DENY are dropped (every

@@ -32,6 +32,36 @@ static __always_inline void iter_owner(struct sock *sk, struct tsg_bpf_iter_rec 
 	__builtin_memcpy(r->comm, st->comm, TSG_BPF_COMM_LEN);
 }
 
+/*
+ * The light pass without timewait sockets looks for request sockets only,
+ * and their listeners. The listening hash comes first: the listeners' qlen
+ * (their request sockets) says how many the namespace holds. Once that many
+ * were seen, at the next socket of the established hash, the rest of the
+ * walk would find nothing more: true then (the pass ends). A request made
+ * after its listener was read is found by the next pass.
+ */
+static __always_inline bool iter_requests_done(struct sock_common *skc, __u8 state)
+{
+	__u32 ns = skc->skc_net.net->ns.inum;
+	struct tcp_sock *tp;
+
+	if (ns != iter_req_ns) {
+		iter_req_ns = ns;
+		iter_req_left = 0;
+	}
+	if (state == TSG_BPF_TCP_LISTEN) {
+		tp = bpf_skc_to_tcp_sock(skc);
+		if (tp)
+			iter_req_left += tp->inet_conn.icsk_accept_queue.qlen.counter;
+		return false;
+	}
+	if (state == TSG_BPF_TCP_NEW_SYN_RECV) {
+		iter_req_left--;
+		return false;
+	}
+	return iter_req_left <= 0;
+}
+
 /* Every TCP socket as `ss -tan` shows it; iter_tw_only: the light scan,
  * timewait and request sockets, and listeners (the owners of requests).
  * ctx->sk_common is a BTF pointer: its fields are plain loads (the
@@ -50,6 +80,8 @@ int tsg_iter_tcp(struct bpf_iter__tcp *ctx)
 	if (!skc)
 		return 0;
 	state = skc->skc_state;
+	if (iter_no_tw && iter_tw_only && iter_requests_done(skc, state))
+		return 1; /* read() ends the pass with EAGAIN (cap_iter_spec.stops) */
 	if (iter_no_tw && state == TSG_BPF_TCP_TIME_WAIT)
 		return 0;
 	if (iter_tw_only && state != TSG_BPF_TCP_TIME_WAIT && state != TSG_BPF_TCP_NEW_SYN_RECV &&

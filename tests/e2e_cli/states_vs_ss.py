@@ -24,7 +24,7 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from tsgtest import Skip, check, log, metrics_text, run  # noqa: E402
+from tsgtest import Skip, check, drop_final_acks, log, metrics_text, run  # noqa: E402
 
 METRICS_PORT = 19471
 N = 20           # sockets of each kind, half before tsguard starts, half after
@@ -123,14 +123,7 @@ def test(env, tsguard):
         ports[mode] = ls["port"]
         if mode != "half":
             srv.cmd("serve", id=ls["id"], mode=mode)
-    nft = ["ip", "netns", "exec", ns, "nft"]
-    subprocess.run(nft + ["add", "table", "inet", "tsgt"], check=True)
-    env.cleanups.append(lambda: subprocess.run(nft + ["delete", "table", "inet", "tsgt"]))
-    subprocess.run(nft + ["add", "chain", "inet", "tsgt", "out",
-                          "{ type filter hook output priority 0; }"], check=True)
-    subprocess.run(nft + ["add", "rule", "inet", "tsgt", "out", "tcp", "dport",
-                          str(ports["half"]), "tcp flags & (syn|ack) == ack", "drop"],
-                   check=True)
+    drop_final_acks(env, ns, ports["half"])
 
     make_sockets(env, cli, srv, ports, N // 2)
     time.sleep(0.3)  # let the orphans reach FIN_WAIT2

@@ -75,6 +75,22 @@ def rules_yaml(*rules):
         for name, comm, when in rules)
 
 
+def drop_final_acks(env, ns, port):
+    """An nftables table in namespace ns that drops the client's final ACK of
+    handshakes to `port`: the server's side stays half-open (request sockets,
+    NEW_SYN_RECV; ss says SYN-RECV). Removed at cleanup; returns a function
+    that removes it earlier (the handshakes then complete)."""
+    nft = ["ip", "netns", "exec", ns, "nft"]
+    subprocess.run(nft + ["add", "table", "inet", "tsgt"], check=True)
+    env.cleanups.append(lambda: subprocess.run(nft + ["delete", "table", "inet", "tsgt"],
+                                               capture_output=True))
+    subprocess.run(nft + ["add", "chain", "inet", "tsgt", "out",
+                          "{ type filter hook output priority 0; }"], check=True)
+    subprocess.run(nft + ["add", "rule", "inet", "tsgt", "out", "tcp", "dport", str(port),
+                          "tcp flags & (syn|ack) == ack", "drop"], check=True)
+    return lambda: subprocess.run(nft + ["delete", "table", "inet", "tsgt"], check=True)
+
+
 def netns_sysctl(ns, setting):
     """sysctl -w `setting` ("name=value") inside network namespace ns."""
     subprocess.run(["ip", "netns", "exec", ns, "sysctl", "-qw", setting], check=True)
