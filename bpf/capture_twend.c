@@ -89,6 +89,10 @@ void cap_twend_follow(struct tsg_capture *c)
 
 	if (!c->tw_hooks)
 		return;
+	/* also before the first is followed: an orphan's timewait socket may get
+	 * the peer's FIN before the poll that follows its entry. A timewait
+	 * socket has no cgroup, so the cgroup gate does not hold these reports
+	 * back: those of sockets nobody follows cross and are dropped here. */
 	v = c->tw_n > 0 || cap_plan_wants(c, TSG_TIME_WAIT) || cap_plan_wants(c, TSG_FIN_WAIT2);
 	if (c->skel->bss->tw_follow != v)
 		__atomic_store_n(&c->skel->bss->tw_follow, v, __ATOMIC_SEQ_CST);

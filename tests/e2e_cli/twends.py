@@ -55,16 +55,25 @@ def equal_to_ss(ns, state, ss_state, want):
     return ss_count(ns, ss_state) == want and by_state.get(state, 0) == want
 
 
-def reach(ns, state, ss_state, n, timeout):
-    """Waits until ss and tsguard both count n sockets in `state`; fails otherwise."""
-    check(wait_until(lambda: equal_to_ss(ns, state, ss_state, n), timeout),
-          "%s: ss %d, tsguard %s, want %d" % (state, ss_count(ns, ss_state),
-                                              gauges(ns)[0].get(state), n))
+def reach(ns, state, ss_state, least, timeout):
+    """Waits until ss counts N sockets in `state` (at least `least` once a second
+    has passed) and tsguard as many; how many, or a failure."""
+    t0 = time.monotonic()
+
+    def settled():
+        n = ss_count(ns, ss_state)
+        want = N if time.monotonic() - t0 < 1 else max(least, min(n, N))
+        return n == want and equal_to_ss(ns, state, ss_state, n) and n
+
+    n = wait_until(settled, timeout)
+    check(n, "%s: ss %d, tsguard %s, want %d (at least %d)" %
+          (state, ss_count(ns, ss_state), gauges(ns)[0].get(state), N, least))
+    return n
 
 
-def ends_seen(ns, state, ss_state, counter, what, act):
-    """Runs act(), which ends the N sockets in `state`: tsguard must follow ss to 0
-    within DEADLINE, and the capture counter `counter` grow by N."""
+def ends_seen(ns, state, ss_state, counter, what, act, n):
+    """Runs act(), which ends the n sockets in `state`: tsguard must follow ss to 0
+    within DEADLINE, and the capture counter `counter` grow by n."""
     _, c0 = gauges(ns)
     t0 = time.monotonic()
     act()
@@ -74,8 +83,8 @@ def ends_seen(ns, state, ss_state, counter, what, act):
         (what, state, ss_count(ns, ss_state), by_state.get(state), time.monotonic() - t0,
          counter, c0.get(counter), c1.get(counter)))
     check(ok, "%s: %s sockets still counted after %.1f s" % (what, state, DEADLINE))
-    check(c1.get(counter, 0) - c0.get(counter, 0) == N,
-          "%s: %s %s -> %s, want +%d" % (what, counter, c0.get(counter), c1.get(counter), N))
+    check(c1.get(counter, 0) - c0.get(counter, 0) == n,
+          "%s: %s %s -> %s, want +%d" % (what, counter, c0.get(counter), c1.get(counter), n))
 
 
 def test(env, tsguard):
@@ -97,7 +106,9 @@ def test(env, tsguard):
     ids = [cli.cmd("connect", port=closer["port"], lport=base + i, reuse=True)["id"]
            for i in range(N)]
     cli.cmd("close", ids=ids)
-    reach(ns, "TIME_WAIT", "time-wait", N, 10)
+    # now and then one of the loopback connections does not end in TIME_WAIT
+    # (ss agrees with tsguard): at least N - 2 do
+    n = reach(ns, "TIME_WAIT", "time-wait", N - 2, 10)
     time.sleep(1.5)  # the kernel lets a connect reuse a timewait socket 1 s old
     again = []
 
@@ -107,7 +118,7 @@ def test(env, tsguard):
         check(all(a["result"] == "ok" for a in again),
               "connects from the TIME_WAIT ports: %s" % [a["result"] for a in again])
 
-    ends_seen(ns, "TIME_WAIT", "time-wait", "taken_over", "taken over", reconnect)
+    ends_seen(ns, "TIME_WAIT", "time-wait", "taken_over", "taken over", reconnect, n)
     cli.cmd("close", ids=[a["id"] for a in again])
 
     # 2. killed by a reset: orphans in FIN_WAIT2, the server resets its side
@@ -116,10 +127,10 @@ def test(env, tsguard):
     ids = [cli.cmd("connect", port=holder["port"])["id"] for _ in range(N)]
     check(wait_until(lambda: srv.cmd("served", id=holder["id"])["n"] == N, 5), "not accepted")
     cli.cmd("close", ids=ids)  # orphans: FIN_WAIT2 as timewait sockets
-    reach(ns, "FIN_WAIT2", "fin-wait-2", N, 10)
+    n = reach(ns, "FIN_WAIT2", "fin-wait-2", N - 2, 10)
     ends_seen(ns, "FIN_WAIT2", "fin-wait-2", "kernel_ends", "reset",
               lambda: srv.cmd("close", ids=srv.cmd("served", id=holder["id"])["ids"],
-                              rst=True))
+                              rst=True), n)
 
 
 if __name__ == "__main__":
