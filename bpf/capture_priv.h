@@ -64,10 +64,10 @@ struct tsg_capture {
 	uint64_t next_scan_ns;
 	uint64_t tw_scan_last_ns; /* how long the last scan pass took */
 	uint64_t tw_entered, tw_exited, tw_full;
-	bool tw_hooks;		  /* the kernel reports timewait ends (capture_twend.c) */
+	bool tw_hooks;		  /* timewait programs attached (capture_twend.c) */
 	uint64_t tw_kernel_ends;  /* ends of followed sockets it reported */
 	uint64_t tw_taken;	  /* followed timewait sockets a new connection took over */
-	uint64_t next_tw_pass_ns; /* with tw_hooks: the next scan that lists timewait sockets */
+	uint64_t next_tw_pass_ns; /* reported ends: the next scan that lists timewait sockets */
 	uint64_t req_entered, req_exited, req_full;
 
 	/* the reconcile scan and the resync (capture_reconcile.c) */
@@ -263,6 +263,8 @@ struct tsguard_bpf;
 void cap_twend_configure(struct tsguard_bpf *s, bool classic);
 /* After load: attaches them; true when both are attached. */
 bool cap_twend_attach(struct tsguard_bpf *s);
+/* The kernel reports timewait ends: attached, and the timer's function known. */
+bool cap_twend_active(const struct tsg_capture *c);
 /* tw_follow as what is followed and what the plan wants (each poll). */
 void cap_twend_follow(struct tsg_capture *c);
 /* The iterator leaves timewait sockets out (a scan pass that needs none). */

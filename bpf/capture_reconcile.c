@@ -295,7 +295,7 @@ static bool rc_needed(const struct tsg_capture *c)
 static bool rc_every_period(const struct tsg_capture *c)
 {
 	return c->resync_pending || c->req_n || cap_plan_wants(c, TSG_NEW_SYN_RECV) ||
-	       (c->tw_n && !c->tw_hooks);
+	       (c->tw_n && !cap_twend_active(c));
 }
 
 /*
@@ -402,7 +402,7 @@ static int rc_pass_run(struct tsg_capture *c)
 		}
 	}
 	c->resync_pending = false;
-	p.tw = !c->tw_hooks || p.resync || t0 >= c->next_tw_pass_ns;
+	p.tw = !cap_twend_active(c) || p.resync || t0 >= c->next_tw_pass_ns;
 	if (p.tw)
 		c->next_tw_pass_ns = t0 + (uint64_t)TW_PASS_MS * TSG_NSEC_PER_MSEC;
 	cap_tw_new_gen(c);

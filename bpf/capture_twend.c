@@ -3,8 +3,10 @@
  * tsguard: the kernel's reports on timewait sockets (bpf/tsguard_tw.bpf.h):
  * what loading them needs, attaching them, and keeping tw_follow in step
  * with what user space follows. Without them (the classic tracepoint, a
- * kernel without tw_timer_handler in /proc/kallsyms or without kfree_skb's
- * rx_sk) the scan finds the ends of timewait sockets, every second.
+ * kernel without kfree_skb's rx_sk), and until they know the function of a
+ * timewait socket's timer (learnt from the first timewait socket they or
+ * the iterator meet), the scan finds the ends of timewait sockets, every
+ * second.
  * docs/kernel.md, "TIME_WAIT and its end".
  */
 #include "capture_priv.h"
@@ -13,27 +15,7 @@
 
 #include <bpf/btf.h>
 #include <errno.h>
-#include <inttypes.h>
-#include <stdio.h>
 #include <string.h>
-
-/* The address of a kernel symbol (text) from /proc/kallsyms; 0 when it is
- * not there or addresses are hidden (kptr_restrict). */
-static uint64_t ksym_addr(const char *name)
-{
-	char line[256], sym[128], type;
-	unsigned long long a;
-	uint64_t found = 0;
-	FILE *f = fopen("/proc/kallsyms", "re");
-
-	if (!f)
-		return 0;
-	while (!found && fgets(line, sizeof(line), f))
-		if (sscanf(line, "%llx %c %127s", &a, &type, sym) == 3 && !strcmp(sym, name))
-			found = a;
-	fclose(f);
-	return found;
-}
 
 /* Does tp_btf/kfree_skb pass the receiving socket (rx_sk, Linux 6.12)? */
 static bool kfree_skb_has_rx_sk(void)
@@ -55,17 +37,15 @@ static bool kfree_skb_has_rx_sk(void)
 
 void cap_twend_configure(struct tsguard_bpf *s, bool classic)
 {
-	uint64_t fn = classic ? 0 : ksym_addr("tw_timer_handler");
-	bool load = fn && kfree_skb_has_rx_sk();
+	bool load = !classic && kfree_skb_has_rx_sk();
 
-	s->rodata->tw_timer_fn = fn;
 	bpf_program__set_autoload(s->progs.tsg_tw_expire, load);
 	bpf_program__set_autoload(s->progs.tsg_tw_segment, load);
 }
 
 bool cap_twend_attach(struct tsguard_bpf *s)
 {
-	const char *why = "tw_timer_handler or kfree_skb's rx_sk is not in this kernel";
+	const char *why = "kfree_skb has no rx_sk in this kernel, or the classic tracepoint";
 
 	if (bpf_program__autoload(s->progs.tsg_tw_expire)) {
 		s->links.tsg_tw_expire = bpf_program__attach(s->progs.tsg_tw_expire);
@@ -81,6 +61,11 @@ bool cap_twend_attach(struct tsguard_bpf *s)
 		 "them, every second",
 		 why);
 	return false;
+}
+
+bool cap_twend_active(const struct tsg_capture *c)
+{
+	return c->tw_hooks && __atomic_load_n(&c->skel->bss->tw_timer_fn, __ATOMIC_RELAXED);
 }
 
 void cap_twend_follow(struct tsg_capture *c)

@@ -95,6 +95,8 @@ int tsg_iter_tcp(struct bpf_iter__tcp *ctx)
 		 * as before where the helper does not know the socket's protocol,
 		 * e.g. IPv6 built as a module) */
 		tw = bpf_skc_to_tcp_timewait_sock(skc);
+		if (tw)
+			tw_learn(tw);
 		state = tw ? tw->tw_sk.tw_substate
 			   : BPF_CORE_READ((struct inet_timewait_sock *)skc, tw_substate);
 	} else if (state == TSG_BPF_TCP_NEW_SYN_RECV) {

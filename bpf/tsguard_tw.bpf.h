@@ -4,8 +4,8 @@
  * timewait socket, which no state tracepoint reports (docs/kernel.md,
  * "TIME_WAIT and its end"):
  *   - tp_btf/timer_expire_entry: the socket's timer (tw_timer, whose
- *     function is tw_timer_handler: tw_timer_fn, from /proc/kallsyms) fires
- *     and kills it: the end of its TIME_WAIT, or of an orphan's FIN_WAIT2;
+ *     function is tw_timer_handler: tw_timer_fn) fires and kills it: the
+ *     end of its TIME_WAIT, or of an orphan's FIN_WAIT2;
  *   - tp_btf/kfree_skb: the segment a timewait socket has just taken is
  *     dropped at the end of tcp_v4_rcv / tcp_v6_rcv (rx_sk is the socket):
  *     a FIN that moved an orphan from FIN_WAIT2 to TIME_WAIT, or a reset
@@ -17,9 +17,18 @@
  * was followed under other rules), less often.
  */
 
-/* set by user space: the address of tw_timer_handler (0: unknown, the
- * timer program is not loaded) */
-const volatile __u64 tw_timer_fn = 0;
+/* the function of a timewait socket's timer (tw_timer_handler), learnt
+ * from the first timewait socket a program meets (tw_learn: this one, the
+ * iterator); 0 until then, and the timer program reports nothing (user
+ * space scans every second meanwhile: capture_twend.c). Reading
+ * /proc/kallsyms instead costs about 100 ms at every start. */
+__u64 tw_timer_fn = 0;
+
+static __always_inline void tw_learn(const struct tcp_timewait_sock *tw)
+{
+	if (!tw_timer_fn)
+		tw_timer_fn = (__u64)tw->tw_sk.tw_timer.function;
+}
 /* 1 while user space follows timewait sockets */
 __u32 tw_follow = 0;
 
@@ -51,7 +60,7 @@ int BPF_PROG(tsg_tw_expire, struct timer_list *timer, unsigned long baseclk)
 	struct tuple t = {};
 	__u32 ns;
 
-	if (!tw_follow || (__u64)timer->function != tw_timer_fn)
+	if (!tw_follow || !tw_timer_fn || (__u64)timer->function != tw_timer_fn)
 		return 0;
 	/* tw_timer is a field of the timewait socket (sock_common first) */
 	skc = (const void *)((unsigned long)timer -
@@ -73,10 +82,13 @@ int BPF_PROG(tsg_tw_segment, struct sk_buff *skb, void *location, enum skb_drop_
 	struct tuple t = {};
 	__u32 ns, to;
 
-	if (!tw_follow || !rx_sk || rx_sk->__sk_common.skc_state != TSG_BPF_TCP_TIME_WAIT)
+	if (!rx_sk || rx_sk->__sk_common.skc_state != TSG_BPF_TCP_TIME_WAIT)
 		return 0;
 	tw = bpf_skc_to_tcp_timewait_sock(rx_sk);
 	if (!tw)
+		return 0;
+	tw_learn(tw);
+	if (!tw_follow)
 		return 0;
 	skc = &tw->tw_sk.__tw_common;
 	if (!skc->skc_nulls_node.pprev)
