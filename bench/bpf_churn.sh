@@ -34,16 +34,20 @@ print(p['id'] if re.search(r'$PAT', p.get('name','')) else '')"
 	done | sort -u | tr '\n' ' '
 }
 
-# pstats IDS...: "run_time_ns_sum run_cnt_max recursion_misses_sum"
+# pstats IDS...: "run_time_ns_sum transitions recursion_misses_sum": the time of
+# all of them; transitions: the most runs of a program on inet_sock_set_state
+# (the timewait programs run on other events, counted in the time only)
 pstats() {
 	local id
 	for id in "$@"; do bpftool prog show id "$id" -j; echo; done | python3 -c '
-import json, sys
+import json, re, sys
 t = c = m = 0
 for line in sys.stdin:
     if line.strip():
         p = json.loads(line)
-        t += p.get("run_time_ns", 0); c = max(c, p.get("run_cnt", 0))
+        t += p.get("run_time_ns", 0)
+        if re.search(r"set_state|inet_sock_set_s", p.get("name", "")):
+            c = max(c, p.get("run_cnt", 0))
         m += p.get("recursion_misses", 0)
 print(t, c, m)'
 }
