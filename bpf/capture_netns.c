@@ -406,6 +406,8 @@ static int iter_one(struct tsg_capture *c, const struct cap_ns *ns, const struct
 {
 	int fd, err;
 
+	if (cap_twend_ns_begin(c, ns->ino))
+		return 0;
 	fd = ns_iter_fd(c, ns, sp->link);
 	if (fd == -ENOTSUP)
 		return 0; /* no helper (logged at start): ours only */

@@ -68,6 +68,7 @@ struct tsg_capture {
 	uint64_t tw_kernel_ends;  /* ends of followed sockets it reported */
 	uint64_t tw_taken;	  /* followed timewait sockets a new connection took over */
 	uint64_t next_tw_pass_ns; /* reported ends: the next scan that lists timewait sockets */
+	uint64_t next_lis_learn_ns; /* the next light pass that learns the listeners again */
 	uint64_t req_entered, req_exited, req_full;
 
 	/* the reconcile scan and the resync (capture_reconcile.c) */
@@ -269,6 +270,9 @@ bool cap_twend_active(const struct tsg_capture *c);
 void cap_twend_follow(struct tsg_capture *c);
 /* The iterator leaves timewait sockets out (a scan pass that needs none). */
 void cap_twend_iter_skip(struct tsg_capture *c, bool skip);
+/* Before a namespace's iter/tcp walk: where the light pass may end
+ * (bpf/tsguard_listen.bpf.h); true: the light pass can skip it. */
+bool cap_twend_ns_begin(struct tsg_capture *c, uint32_t ino);
 
 /* ---- capture_snapshot.c ---- */
 

@@ -83,8 +83,35 @@ void cap_twend_follow(struct tsg_capture *c)
 		__atomic_store_n(&c->skel->bss->tw_follow, v, __ATOMIC_SEQ_CST);
 }
 
+/* How often a light pass walks on past the listeners it knows of, learning
+ * their count again (bpf/tsguard_listen.bpf.h). */
+#define LIS_LEARN_MS 10000
+
 void cap_twend_iter_skip(struct tsg_capture *c, bool skip)
 {
+	uint64_t t = tsg_mono_ns();
+	bool stop = skip && t < c->next_lis_learn_ns;
+
+	if (skip && !stop)
+		c->next_lis_learn_ns = t + (uint64_t)LIS_LEARN_MS * TSG_NSEC_PER_MSEC;
 	c->skel->bss->iter_no_tw = skip;
+	c->skel->bss->iter_lis_stop = stop;
 	c->skel->bss->iter_req_ns = 0; /* a new pass: no namespace read yet */
+}
+
+bool cap_twend_ns_begin(struct tsg_capture *c, uint32_t ino)
+{
+	struct tsguard_bpf__bss *b = c->skel->bss;
+	struct tsg_bpf_ns_lis v;
+
+	if (bpf_map__lookup_elem(c->skel->maps.ns_lis, &ino, sizeof(ino), &v, sizeof(v), 0))
+		memset(&v, 0, sizeof(v));
+	b->iter_lis_gen0 = v.gen;
+	b->iter_req_ns = ino;
+	b->iter_req_left = 0;
+	b->iter_lis_seen = 0;
+	b->iter_lis_done = 0;
+	/* the light pass: a namespace known to hold no listener holds no
+	 * request socket either */
+	return b->iter_lis_stop && v.known && v.known_gen == v.gen && !v.count;
 }

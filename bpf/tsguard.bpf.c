@@ -281,6 +281,7 @@ static __always_inline struct tsg_bpf_event *event_new(struct pcpu *pc)
 }
 
 #include "tsguard_gate.bpf.h"
+#include "tsguard_listen.bpf.h"
 
 /* tp_btf: the socket's cookie, a plain load once the kernel made one, else
  * the helper (which makes it); taken only when needed (lazily) */
@@ -673,6 +674,7 @@ static __always_inline int handle_btf(struct sock *sk, int oldstate, int newstat
 		return 0;
 	/* a plain load, no helper call: sk is a BTF pointer */
 	ns = sk->__sk_common.skc_net.net->ns.inum;
+	listen_change(ns, oldstate, newstate);
 	gate = gate_of(sk, ns, pc, true);
 	if (gate != TSG_BPF_C_N) {
 		/* a socket that crossed before a reload (or a verdict) unwatched
@@ -775,6 +777,7 @@ int tsg_set_state_tp(struct trace_event_raw_inet_sock_set_state *ctx)
 	if (ctx->protocol != IPPROTO_TCP)
 		return 0;
 	ns = sk_netns(&sk->__sk_common);
+	listen_change(ns, oldstate, newstate);
 	st = bpf_map_lookup_elem(&fb_socks, &key);
 	gate = gate_of(sk, ns, pcpu(), false);
 	if (gate != TSG_BPF_C_N && !(st && st->sent)) {

@@ -112,6 +112,14 @@ struct tsg_bpf_cfg {
  * 1 for a namespace some rule names. */
 #define TSG_BPF_NETNS_MAX 4096
 
+/* ns_lis: the listeners of each network namespace (tsguard_listen.bpf.h) */
+struct tsg_bpf_ns_lis {
+	__u64 gen;	 /* listeners came or went this many times */
+	__u64 known_gen; /* the gen `count` was learnt at */
+	__u32 count;	 /* the namespace's listeners at known_gen */
+	__u32 known;	 /* count was learnt */
+};
+
 /* cg_verdict: the cgroup gate's verdicts, by the socket's own cgroup id,
  * consulted only while cg_filter (.bss) is 1. A verdict of another
  * generation than cg_gen (.bss) is stale: the cgroup passes and is asked

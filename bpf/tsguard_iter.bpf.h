@@ -34,11 +34,18 @@ static __always_inline void iter_owner(struct sock *sk, struct tsg_bpf_iter_rec 
 
 /*
  * The light pass without timewait sockets looks for request sockets only,
- * and their listeners. The listening hash comes first: the listeners' qlen
- * (their request sockets) says how many the namespace holds. Once that many
- * were seen, at the next socket of the established hash, the rest of the
- * walk would find nothing more: true then (the pass ends). A request made
- * after its listener was read is found by the next pass.
+ * and their listeners. The listening hash comes first: each listener's qlen
+ * less its young (request sockets whose first SYN-ACK timeout, 1 s, has not
+ * come yet) says how many requests of the namespace are older than that.
+ * Once that many were seen, at the next socket of the established hash, the
+ * rest of the walk would find no such one: true then (the pass ends).
+ * Young requests met on the way are listed too; the others are found by a
+ * later pass if they last: a handshake that completes within the second
+ * (a request on a busy server at any moment) makes no pass walk the whole
+ * hash looking for it. A request made after its listener was read is found
+ * by the next pass. Where the
+ * namespace's listeners are known (tsguard_listen.bpf.h) and none has a
+ * request, the pass ends at the last of them.
  */
 static __always_inline bool iter_requests_done(struct sock_common *skc, __u8 state)
 {
@@ -48,15 +55,28 @@ static __always_inline bool iter_requests_done(struct sock_common *skc, __u8 sta
 	if (ns != iter_req_ns) {
 		iter_req_ns = ns;
 		iter_req_left = 0;
+		iter_lis_seen = 0;
+		iter_lis_done = 0;
 	}
 	if (state == TSG_BPF_TCP_LISTEN) {
 		tp = bpf_skc_to_tcp_sock(skc);
-		if (tp)
-			iter_req_left += tp->inet_conn.icsk_accept_queue.qlen.counter;
-		return false;
+		if (tp) {
+			const struct request_sock_queue *q = &tp->inet_conn.icsk_accept_queue;
+			int old = q->qlen.counter - q->young.counter;
+
+			iter_req_left += old > 0 ? old : 0;
+		}
+		iter_lis_seen++;
+		/* the last listener known and no request: the pass ends here (this
+		 * listener's record goes too; it would name no request's owner) */
+		return iter_req_left <= 0 && iter_lis_last(ns);
 	}
+	iter_lis_learn(ns); /* the established hash: every listener was seen */
 	if (state == TSG_BPF_TCP_NEW_SYN_RECV) {
-		iter_req_left--;
+		struct request_sock *req = (struct request_sock *)skc;
+
+		if (BPF_CORE_READ_BITFIELD_PROBED(req, num_timeout))
+			iter_req_left--;
 		return false;
 	}
 	return iter_req_left <= 0;
@@ -77,8 +97,12 @@ int tsg_iter_tcp(struct bpf_iter__tcp *ctx)
 	struct tcp_sock *tp;
 	__u8 state;
 
-	if (!skc)
+	if (!skc) {
+		/* the end of the walk (not of a pass that stopped early) */
+		if (iter_no_tw && iter_tw_only && iter_req_ns)
+			iter_lis_learn(iter_req_ns);
 		return 0;
+	}
 	state = skc->skc_state;
 	if (iter_no_tw && iter_tw_only && iter_requests_done(skc, state))
 		return 1; /* read() ends the pass with EAGAIN (cap_iter_spec.stops) */
