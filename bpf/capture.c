@@ -30,7 +30,8 @@ _Static_assert(sizeof(struct tsg_bpf_iter_rec) == 104, "tsg_bpf_iter_rec layout"
 _Static_assert(TSG_BPF_NSTATES == TSG_NSTATES, "state count");
 _Static_assert(TSG_BPF_COMM_LEN == TSG_COMM_LEN, "comm length");
 
-/* Wakeup batching (see tsguard.bpf.c wakeup_bytes). */
+/* Wakeup batching (see tsguard.bpf.c wakeup_events): the reader is woken
+ * when about this much waits, split between the CPUs. */
 #define WAKEUP_BYTES (64u << 10)
 #define BATCH_MS     10
 #define LOST_LOG_NS  TSG_NSEC_PER_SEC
@@ -277,7 +278,7 @@ int tsg_capture_timeout(const struct tsg_capture *c, int timeout_ms)
 {
 	timeout_ms = cap_rc_timeout(c, timeout_ms);
 	timeout_ms = cap_queue_timeout(c, timeout_ms);
-	if (c->skel->rodata->wakeup_bytes && (timeout_ms < 0 || timeout_ms > BATCH_MS))
+	if (c->skel->rodata->wakeup_events && (timeout_ms < 0 || timeout_ms > BATCH_MS))
 		timeout_ms = BATCH_MS;
 	return timeout_ms;
 }
@@ -376,8 +377,12 @@ static void load_configure(const struct tsg_capture *c, struct tsguard_bpf *s, b
 		s->rodata->netns_ino = c->self_netns;
 	/* batch wakeups: the reader is woken when WAKEUP_BYTES wait, and polls
 	 * every BATCH_MS anyway (TSG_CAPTURE_WAKEUP_EVERY=1: wake on each event) */
-	if (!getenv("TSG_CAPTURE_WAKEUP_EVERY"))
-		s->rodata->wakeup_bytes = WAKEUP_BYTES;
+	if (!getenv("TSG_CAPTURE_WAKEUP_EVERY")) {
+		int ncpu = libbpf_num_possible_cpus();
+		uint32_t n = WAKEUP_BYTES / sizeof(struct tsg_bpf_event) / (ncpu > 0 ? ncpu : 1);
+
+		s->rodata->wakeup_events = n ? n : 1;
+	}
 	bpf_map__set_max_entries(s->maps.events, cap_pow2_at_least(c->opts.ringbuf_bytes, 4096));
 	bpf_program__set_autoload(s->progs.tsg_set_state_btf, !classic);
 	bpf_program__set_autoload(s->progs.tsg_set_state_btf2, !classic);

@@ -19,9 +19,11 @@ char LICENSE[] SEC("license") = "Dual MIT/GPL";
 
 /* Set before load. */
 const volatile __u32 netns_ino = 0; /* only this network namespace; 0: all */
-/* Wake the reader only when this much is waiting (0: on every event); the
- * reader also polls on its own at least every few milliseconds. */
-const volatile __u64 wakeup_bytes = 0;
+/* Wake the reader only at every this many-th record a CPU submits (0: at
+ * every one); the reader also polls on its own every few milliseconds. A
+ * per-CPU count, not the ring's fill (bpf_ringbuf_query): that reads the
+ * positions the reader and the other CPUs write, a cache miss per event. */
+const volatile __u32 wakeup_events = 0;
 
 /* Written by user space at run time. */
 struct tsg_bpf_cfg cfg = {};
@@ -115,6 +117,7 @@ struct pcpu {
 	__u64 sk[4]; /* dedup: the transitions copy A handled: socket address, */
 	__u8 st[4];  /* and its from << 4 | to */
 	__u32 pos;
+	__u32 unwoken; /* records submitted without a wakeup (wakeup_events) */
 };
 
 struct {
@@ -178,21 +181,6 @@ struct {
 	__type(value, struct sk_state);
 } scratch SEC(".maps");
 
-/*
- * Connects reported without their local port (CLOSE->SYN_SENT runs before
- * inet_hash_connect chooses it), by thread: connect()'s return reads it.
- */
-struct conn_pend {
-	__u64 sk; /* the socket's address: read at sys_exit_connect, same syscall */
-	__u64 cookie;
-};
-
-struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 16384);
-	__type(key, __u64); /* pid_tgid */
-	__type(value, struct conn_pend);
-} conn_pend SEC(".maps");
 
 /*
  * Owners named by accept() (the process now holding the socket), by socket
@@ -438,12 +426,20 @@ static __always_inline void event_tuple(struct tsg_bpf_event *e, const struct tu
 	e->family = t->family;
 }
 
+static __always_inline void submit_pc(struct tsg_bpf_event *e, struct pcpu *pc)
+{
+	if (wakeup_events && pc && ++pc->unwoken < wakeup_events) {
+		bpf_ringbuf_submit(e, BPF_RB_NO_WAKEUP);
+		return;
+	}
+	if (pc)
+		pc->unwoken = 0;
+	bpf_ringbuf_submit(e, 0);
+}
+
 static __always_inline void submit(struct tsg_bpf_event *e)
 {
-	if (wakeup_bytes && bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) < wakeup_bytes)
-		bpf_ringbuf_submit(e, BPF_RB_NO_WAKEUP);
-	else
-		bpf_ringbuf_submit(e, 0);
+	submit_pc(e, pcpu());
 }
 
 static __always_inline void send_event(struct sock *sk, const struct sk_state *st,
@@ -476,15 +472,8 @@ static __always_inline void send_event(struct sock *sk, const struct sk_state *s
 	e->netns = netns;
 	e->pad2 = 0;
 	e->sk_cgroup = sk_cgroup_id_x(sk, !(flags & TSG_BPF_F_FALLBACK));
-	submit(e);
+	submit_pc(e, pc);
 	count_in(pc, TSG_BPF_C_SENT);
-	if (from == TSG_BPF_TCP_CLOSE && to == TSG_BPF_TCP_SYN_SENT && !t->lport) {
-		/* connect(): the port follows at the syscall's return */
-		struct conn_pend p = { .sk = (__u64)sk, .cookie = cookie };
-		__u64 id = bpf_get_current_pid_tgid();
-
-		bpf_map_update_elem(&conn_pend, &id, &p, BPF_ANY);
-	}
 }
 
 /* ->CLOSE runs after inet_put_port(): skc_num is 0 then, inet_sport (the
