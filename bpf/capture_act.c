@@ -50,8 +50,7 @@ static void destroy_none(struct tsg_capture *c, const void *rec, void *arg)
 
 int tsg_capture_destroy(struct tsg_capture *c, uint64_t cookie, uint32_t netns)
 {
-	struct cap_iter_spec sp = {c ? c->destroy_link : NULL, 0, destroy_none, NULL, NULL,
-				   false};
+	struct cap_iter_spec sp = {.link = c ? c->destroy_link : NULL, .fn = destroy_none};
 	int err, res;
 
 	if (!c || !cookie)
@@ -165,8 +164,11 @@ void cap_queue_tick(struct tsg_capture *c)
 {
 	struct cap_queue *q = c->queue;
 	uint64_t t = tsg_mono_ns();
-	struct cap_iter_spec sp = {c->queue_link, sizeof(struct tsg_bpf_queue_rec), queue_rec, &t,
-				   NULL, true};
+	struct cap_iter_spec sp = {.link = c->queue_link,
+				   .rec_size = sizeof(struct tsg_bpf_queue_rec),
+				   .fn = queue_rec,
+				   .arg = &t,
+				   .stops = true};
 
 	if (!q || !c->queue_link)
 		return;
@@ -178,9 +180,13 @@ void cap_queue_tick(struct tsg_capture *c)
 	}
 	if (t < q->next_ns)
 		return;
+	sp.tail = &c->skel->bss->queue_last;
+	sp.tail_ok = &c->skel->bss->queue_last_ok;
 	q->next_ns = t + QUEUE_EVERY_NS;
 	q->pass++;
+	cap_twend_lis_stop(c, true);
 	(void)cap_netns_iter_spec(c, NULL, 0, &sp);
+	cap_twend_lis_stop(c, false);
 	queue_sweep(q, false);
 	q->primed = true;
 }

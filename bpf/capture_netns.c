@@ -417,8 +417,14 @@ static int iter_one(struct tsg_capture *c, const struct cap_ns *ns, const struct
 			 ns->ino, strerror(-fd));
 		return fd;
 	}
+	if (sp->tail_ok)
+		*sp->tail_ok = 0;
 	err = cap_iter_read_spec(c, fd, sp);
 	close(fd);
+	if (!err && sp->tail_ok && *sp->tail_ok) {
+		*sp->tail_ok = 0;
+		sp->fn(c, sp->tail, sp->arg);
+	}
 	return err;
 }
 
@@ -464,8 +470,12 @@ int cap_netns_iter(struct tsg_capture *c, const uint32_t *only, size_t nonly, bo
 		   cap_iter_fn fn, void *arg)
 {
 	struct iter_rec_arg a = {fn, arg};
-	struct cap_iter_spec sp = {c->iter_link, sizeof(struct tsg_bpf_iter_rec), iter_rec, &a,
-				   cap_tw_prefetch, true};
+	struct cap_iter_spec sp = {.link = c->iter_link,
+				   .rec_size = sizeof(struct tsg_bpf_iter_rec),
+				   .fn = iter_rec,
+				   .arg = &a,
+				   .ahead = cap_tw_prefetch,
+				   .stops = true};
 
 	c->skel->bss->iter_tw_only = tw_only;
 	return cap_netns_iter_spec(c, only, nonly, &sp);

@@ -133,6 +133,11 @@ struct cap_iter_spec {
 	/* the program ends the pass early: it returns 1 (retry) where it has seen
 	 * all it wants, and read() then fails with EAGAIN, the end of the pass */
 	bool stops;
+	/* a record the program leaves in its global data when it stops at a
+	 * socket it wants (read() drops that socket's output), *tail_ok set:
+	 * taken after each namespace's walk (NULL: none) */
+	const void *tail;
+	uint32_t *tail_ok;
 };
 #define CAP_AHEAD_FAR  16
 #define CAP_AHEAD_NEAR 8
@@ -270,6 +275,9 @@ bool cap_twend_active(const struct tsg_capture *c);
 void cap_twend_follow(struct tsg_capture *c);
 /* The iterator leaves timewait sockets out (a scan pass that needs none). */
 void cap_twend_iter_skip(struct tsg_capture *c, bool skip);
+/* A pass that may end at each namespace's last listener begins (true) or
+ * ends (false) (bpf/tsguard_listen.bpf.h). */
+void cap_twend_lis_stop(struct tsg_capture *c, bool may);
 /* Before a namespace's iter/tcp walk: where the light pass may end
  * (bpf/tsguard_listen.bpf.h); true: the light pass can skip it. */
 bool cap_twend_ns_begin(struct tsg_capture *c, uint32_t ino);

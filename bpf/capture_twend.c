@@ -87,15 +87,20 @@ void cap_twend_follow(struct tsg_capture *c)
  * their count again (bpf/tsguard_listen.bpf.h). */
 #define LIS_LEARN_MS 10000
 
-void cap_twend_iter_skip(struct tsg_capture *c, bool skip)
+void cap_twend_lis_stop(struct tsg_capture *c, bool may)
 {
 	uint64_t t = tsg_mono_ns();
-	bool stop = skip && t < c->next_lis_learn_ns;
+	bool stop = may && t < c->next_lis_learn_ns;
 
-	if (skip && !stop)
+	if (may && !stop)
 		c->next_lis_learn_ns = t + (uint64_t)LIS_LEARN_MS * TSG_NSEC_PER_MSEC;
-	c->skel->bss->iter_no_tw = skip;
 	c->skel->bss->iter_lis_stop = stop;
+}
+
+void cap_twend_iter_skip(struct tsg_capture *c, bool skip)
+{
+	cap_twend_lis_stop(c, skip);
+	c->skel->bss->iter_no_tw = skip;
 	c->skel->bss->iter_req_ns = 0; /* a new pass: no namespace read yet */
 }
 

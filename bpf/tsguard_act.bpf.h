@@ -45,6 +45,12 @@ int tsg_iter_destroy(struct bpf_iter__tcp *ctx)
 	return 0;
 }
 
+/* The record of the listener the pass ended at (tsg_iter_queue): read()
+ * drops the output of the socket a program stops at, so it is left here,
+ * and user space takes it after the namespace's walk (cap_iter_spec.tail). */
+struct tsg_bpf_queue_rec queue_last = {};
+__u32 queue_last_ok = 0;
+
 SEC("iter/tcp")
 int tsg_iter_queue(struct bpf_iter__tcp *ctx)
 {
@@ -53,15 +59,26 @@ int tsg_iter_queue(struct bpf_iter__tcp *ctx)
 	struct tuple t = {};
 	struct tcp_sock *tp;
 	struct sock *sk;
+	bool last;
 
-	if (!skc)
+	if (!skc) {
+		/* the end of the walk: every listener was seen */
+		if (iter_req_ns)
+			iter_lis_learn(iter_req_ns);
 		return 0;
+	}
 	/* the listening hash comes first, and holds only listeners: at the
 	 * first other socket every listener was seen. 1 (retry this socket)
 	 * makes read() end the pass with EAGAIN instead of walking the whole
-	 * established hash (cap_iter_spec.stops). */
-	if (skc->skc_state != TSG_BPF_TCP_LISTEN)
+	 * established hash (cap_iter_spec.stops). Where the namespace's
+	 * listeners are known (tsguard_listen.bpf.h), it ends at the last. */
+	if (skc->skc_state != TSG_BPF_TCP_LISTEN) {
+		if (iter_req_ns)
+			iter_lis_learn(iter_req_ns);
 		return 1;
+	}
+	iter_lis_seen++;
+	last = iter_req_ns && iter_lis_last(iter_req_ns);
 	tp = bpf_skc_to_tcp_sock(skc);
 	if (!tp)
 		return 0;
@@ -86,6 +103,11 @@ int tsg_iter_queue(struct bpf_iter__tcp *ctx)
 			r.pid = st->pid;
 			__builtin_memcpy(r.comm, st->comm, TSG_BPF_COMM_LEN);
 		}
+	}
+	if (last) {
+		queue_last = r;
+		queue_last_ok = 1;
+		return 1;
 	}
 	bpf_seq_write(ctx->meta->seq, &r, sizeof(r));
 	return 0;

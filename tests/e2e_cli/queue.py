@@ -10,7 +10,10 @@ kernel drops the rest), a rule {state: LISTEN, queue_above: 50%, for: 1s}:
      sk_drops, which counts the same drops as TcpExtListenDrops);
   2. a second listener on another port, also full, but no rule names it: no
      alert for it;
-  3. the listener then accepts everything: the alert resolves.
+  3. the listener then accepts everything: the alert resolves;
+  4. a listener made then, when the passes know how many listeners the
+     namespace holds and end at the last (bpf/tsguard_listen.bpf.h), fills:
+     its own rule fires all the same.
 """
 import os
 import subprocess
@@ -19,7 +22,7 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from tsgtest import check, log, run, wait_until  # noqa: E402
 
-PORT, OTHER = 18101, 18102
+PORT, OTHER, LATE = 18101, 18102, 18103
 N = 20
 
 RULES = """
@@ -27,7 +30,10 @@ rules:
   - name: accept-queue
     match: {lport: %d}
     when: {state: LISTEN, queue_above: 50%%, for: 1s}
-""" % PORT
+  - name: late-queue
+    match: {lport: %d}
+    when: {state: LISTEN, queue_above: 50%%, for: 1s}
+""" % (PORT, LATE)
 
 
 def ss_listen(port):
@@ -72,6 +78,15 @@ def test(env, tsguard):
           (ss_listen(PORT),))
     log("resolved: queue %s drops %s" % (res[0].get("queue"), res[0].get("drops")))
     env.soft(res[0].get("queue", 99) <= 4, "resolved with queue %s" % res[0].get("queue"))
+    # a new listener: the namespace's listener count changes under the passes
+    srv.cmd("listen", port=LATE, backlog=8)
+    for _ in range(N):
+        cli.cmd("connect", port=LATE, block=False)
+    check(wait_until(lambda: ss_listen(LATE) == (9, 8), 5),
+          "the late accept queue did not fill: ss -ltn says %s" % (ss_listen(LATE),))
+    late = t.wait_alerts(rule="late-queue", status="firing", timeout=6)
+    check(late, "no firing alert for the late listener's full queue: " + t.stderr()[-2000:])
+    env.soft(late[0].get("lport") == LATE, "the late alert's lport is %s" % late[0].get("lport"))
     check(t.stop() == 0, "tsguard exited %s: %s" % (t.rc, t.stderr()[-2000:]))
 
 
