@@ -208,8 +208,19 @@ static int arrays_write(struct tsguard_bpf *s, const struct tsg_plan *w, const s
 	return err;
 }
 
+/* Every port has the bits of port 0: no rule names a port (a look-up of a
+ * 512 KiB array, a cache miss at a random port, saved per transition). */
+static bool ports_uniform(const uint64_t *bits)
+{
+	for (size_t i = 1; i < NPORTS; i++)
+		if (bits[i] != bits[0])
+			return false;
+	return true;
+}
+
 /* The maps of a plan the kernel need not look up (TSG_BPF_SKIP_*): a trie
- * holding only ::/0 (the plan always has it), an empty comm or uid map. */
+ * holding only ::/0 (the plan always has it), an empty comm or uid map, a
+ * port array whose entries are all the same. */
 static uint32_t plan_skips(const struct tsg_plan *p)
 {
 	uint32_t skip = 0;
@@ -222,6 +233,10 @@ static uint32_t plan_skips(const struct tsg_plan *p)
 		skip |= TSG_BPF_SKIP_COMM;
 	if (!p->nuid)
 		skip |= TSG_BPF_SKIP_UID;
+	if (ports_uniform(p->lport))
+		skip |= TSG_BPF_SKIP_LPORT;
+	if (ports_uniform(p->rport))
+		skip |= TSG_BPF_SKIP_RPORT;
 	return skip;
 }
 
@@ -238,6 +253,10 @@ static void skips_write(struct tsguard_bpf *s, const struct tsg_plan *w, const s
 		s->bss->cfg.laddr_all = w->laddr[0].bits | (old ? old->laddr[0].bits : 0);
 	if (skip & TSG_BPF_SKIP_RADDR)
 		s->bss->cfg.raddr_all = w->raddr[0].bits | (old ? old->raddr[0].bits : 0);
+	if (skip & TSG_BPF_SKIP_LPORT)
+		s->bss->cfg.lport_all = w->lport[0] | (old ? old->lport[0] : 0);
+	if (skip & TSG_BPF_SKIP_RPORT)
+		s->bss->cfg.rport_all = w->rport[0] | (old ? old->rport[0] : 0);
 	__atomic_store_n(&s->bss->cfg.skip, skip, __ATOMIC_SEQ_CST);
 }
 

@@ -232,6 +232,18 @@ static __always_inline __u64 lookup_u64(void *map, const void *key)
 	return v ? *v : 0;
 }
 
+/* The slots the ports pass: a look-up of each port array, unless no rule
+ * names a port of that side (cfg.skip, TSG_BPF_SKIP_LPORT / _RPORT). */
+static __always_inline __u64 port_bits(__u32 lp, __u32 rp)
+{
+	__u32 skip = cfg.skip;
+	__u64 b = skip & TSG_BPF_SKIP_LPORT ? cfg.lport_all : lookup_u64(&lport, &lp);
+
+	if (!b)
+		return 0;
+	return b & (skip & TSG_BPF_SKIP_RPORT ? cfg.rport_all : lookup_u64(&rport, &rp));
+}
+
 static __always_inline __u32 sk_netns(const struct sock_common *skc)
 {
 	return BPF_CORE_READ(skc, skc_net.net, ns.inum);
@@ -308,10 +320,7 @@ static __always_inline __u64 attr_bits(const struct tuple *t, struct sk_state *s
 	b = lookup_u64(&family, &i);
 	if (!b)
 		return 0;
-	i = t->lport;
-	b &= lookup_u64(&lport, &i);
-	i = t->rport;
-	b &= lookup_u64(&rport, &i);
+	b &= port_bits(t->lport, t->rport);
 	if (!b)
 		return 0;
 	skip = cfg.skip; /* maps that hold nothing to look up (no rule names one) */
@@ -616,7 +625,7 @@ static __always_inline bool fresh_unwanted(struct sock *sk, int oldstate, int ne
 		return false;
 	if (!lp && oldstate != TSG_BPF_TCP_CLOSE)
 		lp = released_lport(sk); /* ->CLOSE: as process() */
-	return !(lookup_u64(&lport, &lp) & lookup_u64(&rport, &rp));
+	return !port_bits(lp, rp);
 }
 
 /* slot 0: copy A and the classic tracepoint; slot 1: copy B, which runs

@@ -95,6 +95,8 @@ struct tsg_bpf_lpm_key {
 #define TSG_BPF_SKIP_RADDR 0x2 /* the raddr trie holds ::/0 only: raddr_all */
 #define TSG_BPF_SKIP_COMM 0x4  /* the comm map is empty: comm_default for every comm */
 #define TSG_BPF_SKIP_UID 0x8   /* the uid map is empty: uid_default for every uid */
+#define TSG_BPF_SKIP_LPORT 0x10 /* every local port has the same bits: lport_all */
+#define TSG_BPF_SKIP_RPORT 0x20 /* every remote port has the same bits: rport_all */
 
 /* Settings written by user space (in .bss, read with READ_ONCE). */
 struct tsg_bpf_cfg {
@@ -106,6 +108,8 @@ struct tsg_bpf_cfg {
 	__u64 raddr_all;    /* with TSG_BPF_SKIP_RADDR: the bits of every remote address */
 	__u32 skip;         /* TSG_BPF_SKIP_*; set only while it holds (capture_maps.c) */
 	__u32 pad;
+	__u64 lport_all;    /* with TSG_BPF_SKIP_LPORT: the bits of every local port */
+	__u64 rport_all;    /* with TSG_BPF_SKIP_RPORT: the bits of every remote port */
 };
 
 /* netns_allow: consulted only while netns_filter (.bss) is 1; the value is

@@ -38,7 +38,7 @@ static __always_inline void tw_send(const struct tuple *t, __u64 cookie, __u32 n
 	__u32 lp = t->lport, rp = t->rport;
 	struct tsg_bpf_event *e;
 
-	if (!cfg.record_all && !(lookup_u64(&lport, &lp) & lookup_u64(&rport, &rp)))
+	if (!cfg.record_all && !port_bits(lp, rp))
 		return; /* no rule slot wants these ports: not followed */
 	e = event_new(pc);
 	if (!e)
