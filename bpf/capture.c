@@ -391,6 +391,7 @@ static void load_configure(const struct tsg_capture *c, struct tsguard_bpf *s, b
 	bpf_program__set_autoload(s->progs.tsg_send_reset_tp, classic);
 	cap_twend_configure(s, classic);
 	bpf_map__set_max_entries(s->maps.fb_socks, classic ? c->opts.max_sockets : 1);
+	s->rodata->fallback = classic;
 	if (!classic)
 		bpf_map__set_max_entries(s->maps.fb_listen, 1);
 }

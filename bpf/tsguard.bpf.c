@@ -19,6 +19,7 @@ char LICENSE[] SEC("license") = "Dual MIT/GPL";
 
 /* Set before load. */
 const volatile __u32 netns_ino = 0; /* only this network namespace; 0: all */
+const volatile __u32 fallback = 0;  /* the classic tracepoint (fb_socks) is in use */
 /* Wake the reader only at every this many-th record a CPU submits (0: at
  * every one); the reader also polls on its own every few milliseconds. A
  * per-CPU count, not the ring's fill (bpf_ringbuf_query): that reads the

@@ -135,7 +135,7 @@ int tsg_connect_exit(struct trace_event_raw_sys_exit *ctx)
 	if (!sk || BPF_CORE_READ(sk, __sk_common.skc_state) != TSG_BPF_TCP_SYN_SENT)
 		return 0;
 	key = (__u64)sk;
-	st = bpf_map_lookup_elem(&fb_socks, &key);
+	st = fallback ? bpf_map_lookup_elem(&fb_socks, &key) : NULL;
 	if (st) {
 		cookie = st->cookie;
 	} else {
@@ -180,7 +180,7 @@ static __always_inline int accept_exit(long ret)
 	if (!sk || !netns_watched(sk_netns(&sk->__sk_common)))
 		return 0;
 	o.pid = bpf_get_current_pid_tgid() >> 32;
-	st = bpf_map_lookup_elem(&fb_socks, &key);
+	st = fallback ? bpf_map_lookup_elem(&fb_socks, &key) : NULL;
 	if (st) {
 		cookie = st->cookie;
 	} else {
