@@ -1,6 +1,6 @@
 #!/bin/bash
 # Loopback connection churn with and without tracers, all cases in one run.
-#   bench/bpf_churn.sh [BUILD_DIR] [CONNECTIONS]
+#   [ROUNDS=2] bench/bpf_churn.sh [BUILD_DIR] [CONNECTIONS]
 # Needs root, a build with tsguard and tsg_bpf_churn (bench/CMakeLists.txt),
 # bpftool, bpftrace (the counting floor) and, if installed, /usr/sbin/tcpstates
 # (libbpf-tools). Each case runs in its own network namespace (unshare -n),
@@ -10,7 +10,9 @@
 # 127.0.0.2-251, the server closes first, so no connect searches for a free
 # port. For every case it prints conn/s and the ratio to untraced, the cost of
 # the tracer's BPF programs per transition (bpf_stats: run_time_ns summed over
-# its programs / transitions run on inet_sock_set_state), their recursion
+# its programs / transitions run on inet_sock_set_state; "sys ns": tsguard's
+# programs at the return of connect() and accept(), also per transition, not
+# in ns/trans nor in its target), their recursion
 # misses (transitions the kernel skipped), events lost, and the tracer's
 # user-space CPU (utime+stime from /proc/PID/stat over the churn), also per
 # event that crossed to user space. A final table puts each figure next to
@@ -19,8 +21,10 @@ set -euo pipefail
 
 # the tracers' programs on inet_sock_set_state, and tsguard's on the ends of
 # timewait sockets (timer_expire_entry, kfree_skb: bpf/tsguard_tw.bpf.h), whose
-# cost is counted in its ns per transition too
-PAT='set_state|inet_sock_set_s|tsg_tw_'
+# cost is counted in its ns per transition too; and tsguard's at the return of
+# connect() and accept() (bpf/tsguard_sys.bpf.h), shown in a column of their
+# own (per transition too): they run on syscalls, not on transitions
+PAT='set_state|inet_sock_set_s|tsg_tw_|_exit$'
 
 # progs PID: ids of the BPF programs PID holds open and that match PAT
 progs() {
@@ -34,22 +38,26 @@ print(p['id'] if re.search(r'$PAT', p.get('name','')) else '')"
 	done | sort -u | tr '\n' ' '
 }
 
-# pstats IDS...: "run_time_ns_sum transitions recursion_misses_sum": the time of
-# all of them; transitions: the most runs of a program on inet_sock_set_state
-# (the timewait programs run on other events, counted in the time only)
+# pstats IDS...: "run_time_ns_sum transitions recursion_misses_sum sys_ns": the
+# time of all but the syscall programs; transitions: the most runs of a program
+# on inet_sock_set_state (the timewait programs run on other events, counted in
+# the time only); sys_ns: the time of the syscall programs
 pstats() {
 	local id
 	for id in "$@"; do bpftool prog show id "$id" -j; echo; done | python3 -c '
 import json, re, sys
-t = c = m = 0
+t = c = m = y = 0
 for line in sys.stdin:
     if line.strip():
         p = json.loads(line)
+        if re.search(r"_exit$", p.get("name", "")):
+            y += p.get("run_time_ns", 0)
+            continue
         t += p.get("run_time_ns", 0)
         if re.search(r"set_state|inet_sock_set_s", p.get("name", "")):
             c = max(c, p.get("run_cnt", 0))
         m += p.get("recursion_misses", 0)
-print(t, c, m)'
+print(t, c, m, y)'
 }
 
 cputicks() { sed 's/.*) //' /proc/"$1"/stat | awk '{print $12 + $13}'; }
@@ -82,13 +90,14 @@ if [ "${1:-}" = --inner ]; then
 		kill -INT "$tp"; wait "$tp" || true
 		tp=
 		echo "$s0 $s1 $c0 $c1" | awk -v hz="$(getconf CLK_TCK)" \
-			'{print $4-$1, $5-$2, $6-$3, ($8-$7)/hz}' > "$TMP/$name.stats"
+			'{print $5-$1, $6-$2, $7-$3, ($10-$9)/hz, $8-$4}' > "$TMP/$name.stats"
 	fi
 	exit 0
 fi
 
 BUILD=${1:-build}
 N=${2:-200000}
+ROUNDS=${ROUNDS:-2}
 CHURN=$(cd "$BUILD" && pwd)/bench/tsg_bpf_churn
 TSG=$(cd "$BUILD" && pwd)/tsguard
 HERE=$(cd "$(dirname "$0")/.." && pwd)
@@ -133,30 +142,34 @@ sed 's/^    when:/    match: {container: 0123456789ab0123456789ab0123456789ab012
 
 run() { unshare -n "$SELF" --inner "$@"; }
 cases="none floor nomatch every cgate shipped"
-run none
-run floor bpftrace -e 'tracepoint:sock:inet_sock_set_state { @n = count(); }'
-run nomatch "$TSG" -r "$TMP/nomatch"
-run every "$TSG" -r "$TMP/every"
-run cgate "$TSG" -r "$TMP/cgate"
-run shipped "$TSG" -r "$TMP/shipped" -o json
-if [ -x /usr/sbin/tcpstates ]; then
-	run tcpstates /usr/sbin/tcpstates
-	cases="$cases tcpstates"
-fi
+[ -x /usr/sbin/tcpstates ] && cases="$cases tcpstates"
+# ROUNDS rounds, each running every case once, one after the other: this
+# VM's speed drifts by 10-20 % within minutes, so each case gets its share
+# of every period, ratios are taken within a round, and the spread of
+# ns/transition over the rounds is printed
+for r in $(seq "$ROUNDS"); do
+	run "none.$r"
+	run "floor.$r" bpftrace -e 'tracepoint:sock:inet_sock_set_state { @n = count(); }'
+	run "nomatch.$r" "$TSG" -r "$TMP/nomatch"
+	run "every.$r" "$TSG" -r "$TMP/every"
+	run "cgate.$r" "$TSG" -r "$TMP/cgate"
+	run "shipped.$r" "$TSG" -r "$TMP/shipped" -o json
+	[ -x /usr/sbin/tcpstates ] && run "tcpstates.$r" /usr/sbin/tcpstates
+done
 
 rate() { awk '{print $6}' "$TMP/$1.out"; }
-# crossed NAME: events the tracer took in user space; lost NAME
+# crossed NAME.R: events the tracer took in user space; lost NAME.R
 crossed() {
 	case $1 in
-	floor) echo 0 ;;
-	tcpstates) grep -c . "$TMP/$1.tracer" || true ;;
+	floor.*) echo 0 ;;
+	tcpstates.*) grep -c . "$TMP/$1.tracer" || true ;;
 	*) grep -h 'stopping:' "$TMP/$1.tracer" | sed 's/.* \([0-9]*\) sent.*/\1/' || echo - ;;
 	esac
 }
 lost() {
 	case $1 in
-	floor) echo - ;;
-	tcpstates) grep -ho 'lost [0-9]* events' "$TMP/$1.tracer" |
+	floor.*) echo - ;;
+	tcpstates.*) grep -ho 'lost [0-9]* events' "$TMP/$1.tracer" |
 		awk '{s += $2} END {print s + 0}' || true ;;
 	*) grep -h 'stopping:' "$TMP/$1.tracer" | sed 's/.* \([0-9]*\) lost.*/\1/' || echo - ;;
 	esac
@@ -173,25 +186,54 @@ label() {
 	esac
 }
 
-base=$(rate none)
+# per round, one line per case: conn/s, ratio to that round's untraced,
+# then (traced cases) run_time_ns, transitions, misses, cpu s, sys ns,
+# crossed, lost
+for r in $(seq "$ROUNDS"); do
+	echo "untraced churn, round $r: $(cat "$TMP/none.$r.out") ($N connections, 250 client addresses)"
+	for c in $cases; do
+		a=$(rate "$c.$r")
+		b=$(rate "none.$r")
+		if [ "$c" = none ]; then
+			echo "$c $a 1"
+		else
+			echo "$c $a $(awk -v a="$a" -v b="$b" 'BEGIN {print a / b}') $(cat "$TMP/$c.$r.stats")" \
+				"$(crossed "$c.$r") $(lost "$c.$r")"
+		fi
+	done > "$TMP/round.$r"
+done
 declare -A R NS CPU PER LOST
-echo "untraced churn: $(cat "$TMP/none.out") ($N connections, 250 client addresses)"
-printf '%-45s %8s %6s %9s %7s %9s %8s %7s %9s\n' "tracer" "conn/s" "ratio" \
-	"ns/trans" "misses" "crossed" "lost" "cpu s" "cpu/ev us"
+printf '%-45s %8s %6s %9s %11s %7s %7s %9s %8s %7s %9s\n' "tracer" "conn/s" "ratio" \
+	"ns/trans" "(rounds)" "sys ns" "misses" "crossed" "lost" "cpu s" "cpu/ev us"
 for c in $cases; do
-	R[$c]=$(awk -v a="$(rate "$c")" -v b="$base" 'BEGIN {printf "%.3f", a / b}')
+	# means over the rounds; ns/transition: all time / all transitions,
+	# and the lowest and highest round
+	read -r rate ratio ns lo hi sys miss x lost cpu per < <(awk -v c="$c" '$1 == c {
+		n++; rate += $2; ratio += $3
+		if (NF > 3) {
+			t += $4; k += $5; miss += $6; cpu += $7; sys += $8; x += $9
+			lost = ($10 == "-") ? "-" : lost + $10
+			v = $5 ? $4 / $5 : 0
+			if (lo == "" || v < lo) lo = v
+			if (hi == "" || v > hi) hi = v
+		}
+	} END {
+		if (!k) { printf "%.0f %.3f - - - - - - - - -\n", rate / n, ratio / n; exit }
+		printf "%.0f %.3f %.0f %.0f %.0f %.0f %d %d %s %.2f %s\n", rate / n, ratio / n,
+			k ? t / k : 0, lo, hi, k ? sys / k : 0, miss, x, lost, cpu,
+			x ? sprintf("%.3f", cpu * 1e6 / x) : "-"
+	}' "$TMP"/round.*)
+	R[$c]=$ratio
 	if [ "$c" = none ]; then
-		printf '%-45s %8s %6s\n' "$(label none)" "$base" "${R[$c]}"
+		printf '%-45s %8s %6s\n' "$(label none)" "$rate" "$ratio"
 		continue
 	fi
-	read -r rt cnt miss cpu < "$TMP/$c.stats"
-	NS[$c]=$(awk -v t="$rt" -v n="$cnt" 'BEGIN {printf "%.0f", n ? t / n : 0}')
-	x=$(crossed "$c")
-	LOST[$c]=$(lost "$c")
+	NS[$c]=$ns
+	LOST[$c]=$lost
 	CPU[$c]=$cpu
-	PER[$c]=$(awk -v s="$cpu" -v n="$x" 'BEGIN {if (n) printf "%.3f", s * 1e6 / n; else print "-"}')
-	printf '%-45s %8s %6s %9s %7s %9s %8s %7s %9s\n' "$(label "$c")" "$(rate "$c")" \
-		"${R[$c]}" "${NS[$c]}" "$miss" "$x" "${LOST[$c]}" "$cpu" "${PER[$c]}"
+	PER[$c]=$per
+	printf '%-45s %8s %6s %9s %11s %7s %7s %9s %8s %7s %9s\n' "$(label "$c")" "$rate" "$ratio" \
+		"$ns" "$lo-$hi" "$sys" "$miss" "$x" "$lost" "$cpu" "$per"
 done
 
 # target LABEL VALUE OP LIMIT: one line of the final table
