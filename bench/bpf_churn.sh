@@ -79,6 +79,7 @@ if [ "${1:-}" = --inner ]; then
 		done
 		[ -n "$ids" ] || { echo "$name: tracer did not attach" >&2; exit 1; }
 		sleep 1 # let it finish starting (snapshot, first drain)
+		ids=$(progs "$tp") # all of them now (some attach after the first)
 		# shellcheck disable=SC2086
 		s0=$(pstats $ids); c0=$(cputicks "$tp")
 	fi
