@@ -113,7 +113,6 @@ trap 'sysctl -qw kernel.bpf_stats_enabled="$stats_was"; rm -rf "$TMP"' EXIT INT 
 sysctl -qw kernel.bpf_stats_enabled=1
 export TMP CHURN N
 
-STATES="ESTABLISHED SYN_SENT SYN_RECV FIN_WAIT1 FIN_WAIT2 TIME_WAIT CLOSE CLOSE_WAIT LAST_ACK LISTEN CLOSING"
 mkdir "$TMP/nomatch" "$TMP/every" "$TMP/shipped" "$TMP/cgate"
 cp "$HERE"/rules/*.yaml "$TMP/shipped/"
 chmod 755 "$TMP" "$TMP"/nomatch "$TMP"/every "$TMP"/shipped "$TMP"/cgate
@@ -123,18 +122,7 @@ rules:
     match: {rport: 443}
     when: {from: SYN_SENT, to: CLOSE}
 Y
-# count rules on every state and rate rules from every state: every
-# transition crosses to user space; no threshold is ever reached
-{
-	echo "rules:"
-	for s in $STATES; do
-		[ "$s" = CLOSE ] && continue
-		echo "  - name: many-$(echo "$s" | tr 'A-Z_' 'a-z-')"
-		echo "    when: {state: $s, count_above: 100000000, by: comm}"
-	done
-	echo "  - name: fast-leaves"
-	echo "    when: {from: [$(echo "$STATES" | tr ' ' ',')], rate_above: 1000000000, per: 1s, by: comm}"
-} > "$TMP/every/r.yaml"
+bash "$HERE/bench/every_rules.sh" > "$TMP/every/r.yaml"
 
 # the every-transition rules, each only in a container the churn is not in:
 # the cgroup gate keeps all of it in the kernel (docs/kernel.md)

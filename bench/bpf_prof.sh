@@ -58,17 +58,7 @@ if [ -z "$RULES" ]; then
 	RULES=$OUT/rules
 	mkdir "$RULES"
 	chmod 755 "$RULES"
-	STATES="ESTABLISHED SYN_SENT SYN_RECV FIN_WAIT1 FIN_WAIT2 TIME_WAIT CLOSE CLOSE_WAIT LAST_ACK LISTEN CLOSING"
-	{
-		echo "rules:"
-		for s in $STATES; do
-			[ "$s" = CLOSE ] && continue
-			echo "  - name: many-$(echo "$s" | tr 'A-Z_' 'a-z-')"
-			echo "    when: {state: $s, count_above: 100000000, by: comm}"
-		done
-		echo "  - name: fast-leaves"
-		echo "    when: {from: [$(echo "$STATES" | tr ' ' ',')], rate_above: 1000000000, per: 1s, by: comm}"
-	} > "$RULES/r.yaml"
+	bash "$HERE/bench/every_rules.sh" > "$RULES/r.yaml"
 fi
 
 unshare -n "$HERE/bench/bpf_prof.sh" --inner "$B/tsguard" "$RULES" "$N" "$B/bench/tsg_bpf_churn" \
