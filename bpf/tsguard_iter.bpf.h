@@ -34,16 +34,11 @@ static __always_inline void iter_owner(struct sock *sk, struct tsg_bpf_iter_rec 
 
 /*
  * The light pass without timewait sockets looks for request sockets only,
- * and their listeners. The listening hash comes first: each listener's qlen
- * less its young (request sockets whose first SYN-ACK timeout, 1 s, has not
- * come yet) says how many requests of the namespace are older than that.
- * Once that many were seen, at the next socket of the established hash, the
- * rest of the walk would find no such one: true then (the pass ends).
- * Young requests met on the way are listed too; the others are found by a
- * later pass if they last: a handshake that completes within the second
- * (a request on a busy server at any moment) makes no pass walk the whole
- * hash looking for it. A request made after its listener was read is found
- * by the next pass. Where the
+ * and their listeners. The listening hash comes first: the listeners' qlen
+ * (their request sockets) says how many the namespace holds. Once that many
+ * were seen, at the next socket of the established hash, the rest of the
+ * walk would find nothing more: true then (the pass ends). A request made
+ * after its listener was read is found by the next pass. Where the
  * namespace's listeners are known (tsguard_listen.bpf.h) and none has a
  * request, the pass ends at the last of them.
  */
@@ -60,12 +55,8 @@ static __always_inline bool iter_requests_done(struct sock_common *skc, __u8 sta
 	}
 	if (state == TSG_BPF_TCP_LISTEN) {
 		tp = bpf_skc_to_tcp_sock(skc);
-		if (tp) {
-			const struct request_sock_queue *q = &tp->inet_conn.icsk_accept_queue;
-			int old = q->qlen.counter - q->young.counter;
-
-			iter_req_left += old > 0 ? old : 0;
-		}
+		if (tp)
+			iter_req_left += tp->inet_conn.icsk_accept_queue.qlen.counter;
 		iter_lis_seen++;
 		/* the last listener known and no request: the pass ends here (this
 		 * listener's record goes too; it would name no request's owner) */
@@ -73,10 +64,7 @@ static __always_inline bool iter_requests_done(struct sock_common *skc, __u8 sta
 	}
 	iter_lis_learn(ns); /* the established hash: every listener was seen */
 	if (state == TSG_BPF_TCP_NEW_SYN_RECV) {
-		struct request_sock *req = (struct request_sock *)skc;
-
-		if (BPF_CORE_READ_BITFIELD_PROBED(req, num_timeout))
-			iter_req_left--;
+		iter_req_left--;
 		return false;
 	}
 	return iter_req_left <= 0;
