@@ -447,11 +447,6 @@ static __always_inline void submit_pc(struct tsg_bpf_event *e, struct pcpu *pc)
 	bpf_ringbuf_submit(e, 0);
 }
 
-static __always_inline void submit(struct tsg_bpf_event *e)
-{
-	submit_pc(e, pcpu());
-}
-
 static __always_inline void send_event(struct sock *sk, const struct sk_state *st,
 				       const struct tuple *t, struct pcpu *pc, __u64 now,
 				       __u64 since, __u64 cookie, __u32 suid, __u32 from, __u32 to,

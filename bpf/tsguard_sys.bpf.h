@@ -84,23 +84,16 @@ static __always_inline int stor_peek(const struct sock *sk, struct sk_state *out
  * fills what else it learnt and submits. NULL: the ring buffer is full.
  */
 static __always_inline struct tsg_bpf_event *update_event(struct sock *sk, __u64 cookie,
-							  const struct tuple *t, __u8 state)
+							  const struct tuple *t, __u8 state,
+							  struct pcpu *pc)
 {
-	struct tsg_bpf_event *e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
+	struct tsg_bpf_event *e = event_new(pc);
 
-	if (!e) {
-		count(TSG_BPF_C_LOST);
+	if (!e)
 		return NULL;
-	}
-	__builtin_memset(e, 0, sizeof(*e));
-	e->ts_ns = bpf_ktime_get_ns();
 	e->cookie = cookie;
 	e->uid = BPF_CORE_READ(sk, sk_uid.val);
-	__builtin_memcpy(e->laddr, t->laddr, 16);
-	__builtin_memcpy(e->raddr, t->raddr, 16);
-	e->lport = t->lport;
-	e->rport = t->rport;
-	e->family = t->family;
+	event_tuple(e, t);
 	e->from = e->to = state;
 	e->flags = TSG_BPF_F_UPDATE;
 	e->netns = sk_netns(&sk->__sk_common);
@@ -124,6 +117,7 @@ int tsg_connect_exit(struct trace_event_raw_sys_exit *ctx)
 	struct pt_regs *regs;
 	struct sk_state *st, peek;
 	struct tsg_bpf_event *e;
+	struct pcpu *pc;
 	struct tuple t = {};
 	struct sock *sk;
 	__u64 key, cookie;
@@ -149,11 +143,12 @@ int tsg_connect_exit(struct trace_event_raw_sys_exit *ctx)
 	read_tuple(&sk->__sk_common, &t);
 	if (!t.lport)
 		return 0;
-	e = update_event(sk, cookie, &t, TSG_BPF_TCP_SYN_SENT);
+	pc = pcpu();
+	e = update_event(sk, cookie, &t, TSG_BPF_TCP_SYN_SENT, pc);
 	if (!e)
 		return 0;
-	submit(e);
-	count(TSG_BPF_C_UPDATE);
+	submit_pc(e, pc);
+	count_in(pc, TSG_BPF_C_UPDATE);
 	return 0;
 }
 
@@ -174,6 +169,7 @@ static __always_inline int accept_exit(long ret)
 	struct sk_state *st, peek;
 	struct acc_owner o = {};
 	struct tsg_bpf_event *e;
+	struct pcpu *pc;
 	struct tuple t = {};
 	bool known = true;
 
@@ -212,15 +208,16 @@ static __always_inline int accept_exit(long ret)
 	if (known && !st->sent)
 		return 0;
 	read_tuple(&sk->__sk_common, &t);
-	e = update_event(sk, cookie, &t, BPF_CORE_READ(sk, __sk_common.skc_state));
+	pc = pcpu();
+	e = update_event(sk, cookie, &t, BPF_CORE_READ(sk, __sk_common.skc_state), pc);
 	if (!e)
 		return 0;
 	e->pid = o.pid;
 	e->cgroup_id = o.cgroup_id;
 	__builtin_memcpy(e->comm, o.comm, TSG_BPF_COMM_LEN);
 	e->flags |= TSG_BPF_F_OWNER;
-	submit(e);
-	count(TSG_BPF_C_UPDATE);
+	submit_pc(e, pc);
+	count_in(pc, TSG_BPF_C_UPDATE);
 	return 0;
 }
 

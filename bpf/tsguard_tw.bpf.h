@@ -49,7 +49,7 @@ static __always_inline void tw_send(const struct tuple *t, __u64 cookie, __u32 n
 	e->to = to;
 	e->flags = TSG_BPF_F_TWEND;
 	e->netns = netns;
-	submit(e);
+	submit_pc(e, pc);
 	count_in(pc, TSG_BPF_C_TWEND);
 }
 
