@@ -24,18 +24,9 @@ for b in "$A" "$B"; do
 done
 CHURN=$B/bench/tsg_bpf_churn
 [ -x "$CHURN" ] || { echo "build tsg_bpf_churn in $B first" >&2; exit 1; }
-TMP=$(mktemp -d /tmp/tsg-ab-XXXXXX)
-stats_was=$(sysctl -n kernel.bpf_stats_enabled)
-trap 'sysctl -qw kernel.bpf_stats_enabled="$stats_was"; rm -rf "$TMP"' EXIT INT TERM
-sysctl -qw kernel.bpf_stats_enabled=1
-chmod 755 "$TMP"
-RULES=${4:-}
-if [ -z "$RULES" ]; then
-	RULES=$TMP/rules
-	mkdir "$RULES"
-	chmod 755 "$RULES"
-	bash "$HERE/bench/every_rules.sh" > "$RULES/r.yaml"
-fi
+. "$HERE/bench/bench_lib.sh"
+bench_stats_tmp tsg-ab
+bench_rules "${4:-}"
 export TMP CHURN N
 
 printf '%-5s %-2s %8s %9s %7s %7s %13s  %s\n' round "" conn/s ns/trans "sys ns" "cpu s" "passes ms" build

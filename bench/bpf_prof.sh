@@ -48,18 +48,10 @@ for t in perf bpftool python3; do
 done
 [ -x "$B/tsguard" ] && [ -x "$B/bench/tsg_bpf_churn" ] && [ -x "$B/bench/tsg_jit_lines" ] ||
 	{ echo "build tsguard, tsg_bpf_churn and tsg_jit_lines first" >&2; exit 1; }
-OUT=$(mktemp -d /tmp/tsg-prof-XXXXXX)
-stats_was=$(sysctl -n kernel.bpf_stats_enabled)
-trap 'sysctl -qw kernel.bpf_stats_enabled="$stats_was"; rm -rf "$OUT"' EXIT INT TERM
-sysctl -qw kernel.bpf_stats_enabled=1
-chmod 755 "$OUT"
-RULES=${3:-}
-if [ -z "$RULES" ]; then
-	RULES=$OUT/rules
-	mkdir "$RULES"
-	chmod 755 "$RULES"
-	bash "$HERE/bench/every_rules.sh" > "$RULES/r.yaml"
-fi
+. "$HERE/bench/bench_lib.sh"
+bench_stats_tmp tsg-prof
+OUT=$TMP
+bench_rules "${3:-}"
 
 unshare -n "$HERE/bench/bpf_prof.sh" --inner "$B/tsguard" "$RULES" "$N" "$B/bench/tsg_bpf_churn" \
 	"$B/bench/tsg_jit_lines" "$OUT"
